@@ -1,0 +1,48 @@
+# Plugboard: `make run` starts the platform, `make test` runs every test.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/plugboard/plugboard/app.Version=$(VERSION)
+BIN     := bin/plugboard
+
+.PHONY: run test build lint fmt tidy migrate services bench clean
+
+## run: start PostgreSQL and Redis if needed, then `plugboard serve` on :8080
+run: services build
+	$(BIN) serve
+
+## test: every test, against real PostgreSQL and Redis
+test: services
+	$(GO) test -count=1 -timeout 15m ./...
+
+## build: the binary at bin/plugboard
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/plugboard
+
+## lint: go vet and staticcheck
+lint:
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck ) ./...
+
+## fmt: gofmt every file
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## tidy: go mod tidy
+tidy:
+	$(GO) mod tidy
+
+## migrate: apply pending migrations to PLUGBOARD_DATABASE_URL
+migrate: services build
+	$(BIN) migrate up
+
+## services: start PostgreSQL and Redis when they are not running
+services:
+	@.ci/services
+
+## bench: Go benchmarks
+bench: services
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,320 @@
+// Package app is Plugboard's composition root: it turns a config.Config into
+// running parts (Postgres through gorm, Redis, the asynq client, worker and
+// scheduler, the stores and services of marketplace and webhooks, the HTTP
+// server) and owns start-up and graceful shutdown. Only cmd and tests import
+// app; its subpackages fault and page are shared helpers every package may
+// import.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	gormlogger "gorm.io/gorm/logger"
+
+	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/migrations"
+	"github.com/plugboard/plugboard/web"
+)
+
+// Version is set at build time with -ldflags "-X github.com/plugboard/plugboard/app.Version=…".
+var Version = "dev"
+
+// Roles say which parts of the platform a process runs.
+type Roles struct {
+	HTTP      bool // the API, OAuth endpoints and UI
+	Worker    bool // the asynq server processing tasks
+	Scheduler bool // the asynq scheduler enqueuing periodic jobs
+}
+
+// AllRoles is what `plugboard serve` runs.
+var AllRoles = Roles{HTTP: true, Worker: true, Scheduler: true}
+
+// App is a built platform, ready to Run.
+type App struct {
+	Config config.Config
+	Log    *slog.Logger
+	Roles  Roles
+
+	DB       *gorm.DB
+	SQL      *sql.DB
+	Redis    redis.UniversalClient
+	Queue    *asynq.Client
+	Registry *prometheus.Registry
+	Web      *web.Server
+
+	worker    *asynq.Server
+	mux       *asynq.ServeMux
+	scheduler *asynq.Scheduler
+	listener  net.Listener
+	ready     chan struct{}
+	closeOnce sync.Once
+}
+
+// New builds every part the roles need; nothing runs until Run.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) (*App, error) {
+	a := &App{Config: cfg, Log: log, Roles: roles, ready: make(chan struct{})}
+
+	// =========================================================================
+	// Secrets
+
+	if err := a.Config.EnsureSecretKey(); err != nil {
+		return nil, err
+	}
+
+	// =========================================================================
+	// Postgres
+
+	if cfg.AutoMigrate {
+		if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("preparing database: %w", err)
+		}
+	}
+	db, err := gorm.Open(postgres.Open(cfg.DatabaseURL), &gorm.Config{
+		Logger:                 gormlogger.Discard,
+		SkipDefaultTransaction: true,
+		TranslateError:         false,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", config.MaskURL(cfg.DatabaseURL), err)
+	}
+	a.DB = db
+	if a.SQL, err = db.DB(); err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	a.SQL.SetMaxOpenConns(cfg.DatabaseMaxConns)
+	a.SQL.SetMaxIdleConns(cfg.DatabaseMaxConns)
+	a.SQL.SetConnMaxLifetime(30 * time.Minute)
+	a.SQL.SetConnMaxIdleTime(5 * time.Minute)
+	if cfg.AutoMigrate {
+		n, err := migrations.Up(ctx, a.SQL)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		if n > 0 {
+			log.Info("applied migrations", "count", n)
+		}
+	}
+
+	// =========================================================================
+	// Redis and asynq
+
+	ropt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("PLUGBOARD_REDIS_URL: %w", err)
+	}
+	a.Redis = redis.NewClient(ropt)
+	a.Queue = asynq.NewClientFromRedisClient(a.Redis)
+	a.mux = asynq.NewServeMux()
+	if roles.Worker {
+		a.worker = asynq.NewServerFromRedisClient(a.Redis, asynq.Config{
+			Concurrency:     cfg.WorkerConcurrency,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			Logger:          asynqLogger{log.With("component", "worker")},
+			LogLevel:        asynq.WarnLevel,
+			Queues:          map[string]int{"critical": 6, "default": 3, "low": 1},
+		})
+	}
+	if roles.Scheduler {
+		// The scheduler closes its connection on shutdown, so it gets its own.
+		sopt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("PLUGBOARD_REDIS_URL: %w", err)
+		}
+		a.scheduler = asynq.NewScheduler(sopt, &asynq.SchedulerOpts{
+			Logger:   asynqLogger{log.With("component", "scheduler")},
+			LogLevel: asynq.WarnLevel,
+		})
+	}
+
+	// =========================================================================
+	// Metrics
+
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// =========================================================================
+	// Services
+
+	services, err := a.buildServices()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+
+	// =========================================================================
+	// HTTP
+
+	if roles.HTTP {
+		a.Web = web.New(web.Options{
+			Logger:    log,
+			Env:       cfg.Env,
+			BaseURL:   cfg.BaseURL,
+			BodyLimit: cfg.BodyLimitBytes(),
+			Version:   Version,
+			Registry:  a.Registry,
+			Checks: []web.Check{
+				{Name: "postgres", Ping: a.SQL.PingContext},
+				{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
+			},
+			Queues: asynqmon.New(asynqmon.Options{
+				RootPath:     "/admin/queues",
+				RedisConnOpt: redisConnOpt{a.Redis},
+				ReadOnly:     false,
+			}),
+			Services: services,
+		})
+	}
+	return a, nil
+}
+
+// buildServices wires the domain services; later issues fill it in.
+func (a *App) buildServices() (web.Services, error) {
+	return web.Services{}, nil
+}
+
+// Listen binds the HTTP address; Run calls it when it was not called before.
+// Tests call it with ":0" in the config and read Addr.
+func (a *App) Listen() error {
+	if !a.Roles.HTTP || a.listener != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", a.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("PLUGBOARD_HTTP_ADDR: listening on %s: %w", a.Config.HTTPAddr, err)
+	}
+	a.listener = l
+	return nil
+}
+
+// UseListener makes the HTTP server serve on l (tests pass one on port 0).
+func (a *App) UseListener(l net.Listener) { a.listener = l }
+
+// Addr is the address the HTTP server listens on, once Listen has run.
+func (a *App) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Ready is closed once every role has started.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// Run starts the roles and blocks until ctx is cancelled or a part fails,
+// then shuts down gracefully: HTTP stops accepting and drains, the worker
+// lets in-flight tasks finish (or hands them back to the queue after
+// ShutdownTimeout), the scheduler stops, connections close.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	if err := a.Listen(); err != nil {
+		return err
+	}
+	errc := make(chan error, 3)
+
+	var httpSrv *http.Server
+	if a.Roles.HTTP {
+		httpSrv = &http.Server{
+			Handler:           a.Web,
+			ReadTimeout:       a.Config.ReadTimeout,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      a.Config.WriteTimeout,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			a.Log.Info("http listening", "addr", a.Addr(), "url", a.Config.BaseURL)
+			if err := httpSrv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http server: %w", err)
+			}
+		}()
+	}
+	if a.worker != nil {
+		if err := a.worker.Start(a.mux); err != nil {
+			return fmt.Errorf("starting worker: %w", err)
+		}
+		a.Log.Info("worker started", "concurrency", a.Config.WorkerConcurrency)
+	}
+	if a.scheduler != nil {
+		if err := a.scheduler.Start(); err != nil {
+			return fmt.Errorf("starting scheduler: %w", err)
+		}
+		a.Log.Info("scheduler started")
+	}
+	close(a.ready)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.Log.Info("shutting down")
+	case runErr = <-errc:
+		a.Log.Error("shutting down after failure", "err", runErr)
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	if httpSrv != nil {
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			_ = httpSrv.Close()
+			runErr = errors.Join(runErr, fmt.Errorf("draining http: %w", err))
+		}
+	}
+	if a.scheduler != nil {
+		a.scheduler.Shutdown()
+	}
+	if a.worker != nil {
+		a.worker.Shutdown()
+	}
+	a.Log.Info("stopped")
+	return runErr
+}
+
+// Close releases connections; Run calls it on the way out.
+func (a *App) Close() {
+	a.closeOnce.Do(func() {
+		if a.Queue != nil {
+			_ = a.Queue.Close()
+		}
+		if a.Redis != nil {
+			_ = a.Redis.Close()
+		}
+		if a.SQL != nil {
+			_ = a.SQL.Close()
+		}
+		if a.listener != nil && !a.Roles.HTTP {
+			_ = a.listener.Close()
+		}
+	})
+}
+
+// redisConnOpt hands an existing client to code that wants a RedisConnOpt.
+type redisConnOpt struct{ c redis.UniversalClient }
+
+func (o redisConnOpt) MakeRedisClient() any { return o.c }
+
+// asynqLogger sends asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.l.Debug(fmt.Sprint(args...)) }
+func (l asynqLogger) Info(args ...any)  { l.l.Info(fmt.Sprint(args...)) }
+func (l asynqLogger) Warn(args ...any)  { l.l.Warn(fmt.Sprint(args...)) }
+func (l asynqLogger) Error(args ...any) { l.l.Error(fmt.Sprint(args...)) }
+func (l asynqLogger) Fatal(args ...any) { l.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/plugboard/plugboard/app/testenv"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "plugboard-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "plugboard")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building plugboard: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// plugboard runs the binary with env added to a clean environment.
+func plugboard(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + cmd.Dir}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+func testEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"PLUGBOARD_ENV":           "test",
+		"PLUGBOARD_DATABASE_URL":  testenv.DB(t),
+		"PLUGBOARD_REDIS_URL":     testenv.Redis(t),
+		"PLUGBOARD_SECRET_KEY":    "test-secret-key-0123456789abcdef0123456789",
+		"PLUGBOARD_PASSWORD_COST": "4",
+	}
+}
+
+func TestBadConfigExitsWithOneLine(t *testing.T) {
+	cmd := plugboard(t, map[string]string{"PLUGBOARD_HTTP_ADDR": "nonsense"}, "serve")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil {
+		t.Fatal("serve accepted PLUGBOARD_HTTP_ADDR=nonsense")
+	}
+	out := strings.TrimSpace(stderr.String())
+	if strings.Count(out, "\n") != 0 || !strings.Contains(out, "PLUGBOARD_HTTP_ADDR") {
+		t.Errorf("stderr %q: want one line naming PLUGBOARD_HTTP_ADDR", out)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"migrate", "--help"}, {"worker", "--help"}, {"api", "--help"}, {"version"}} {
+		out, err := plugboard(t, nil, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+		if !strings.Contains(string(out), "plugboard") {
+			t.Errorf("%v printed %q", args, out)
+		}
+	}
+	if err := plugboard(t, nil, "frobnicate").Run(); err == nil {
+		t.Error("unknown command exited 0")
+	}
+}
+
+func TestMigrateCommands(t *testing.T) {
+	env := testEnv(t)
+	env["PLUGBOARD_DATABASE_URL"] = strings.Replace(env["PLUGBOARD_DATABASE_URL"], "plugboard_test_", "plugboard_fresh_", 1)
+	t.Cleanup(func() {
+		exec.Command("psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "DROP DATABASE IF EXISTS "+filepath.Base(strings.Split(env["PLUGBOARD_DATABASE_URL"], "?")[0])+" WITH (FORCE)").Run()
+	})
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"migrate", "up"}, "applied"},
+		{[]string{"migrate", "status"}, "applied 20"},
+		{[]string{"migrate", "down"}, "rolled back"},
+		{[]string{"migrate", "status"}, "pending"},
+		{[]string{"migrate", "up"}, "applied 1 migration"},
+	}
+	for _, s := range steps {
+		out, err := plugboard(t, env, s.args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), s.want) {
+			t.Fatalf("%v: %v\n%s\nwant %q", s.args, err, out, s.want)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServeExitsZeroOnSIGTERM(t *testing.T) {
+	env := testEnv(t)
+	addr := freePort(t)
+	env["PLUGBOARD_HTTP_ADDR"] = addr
+	cmd := plugboard(t, env, "serve")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err == nil && res.StatusCode == 200 {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("serve never became ready:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Load while the signal arrives: every answered request must be whole.
+	stop := make(chan struct{})
+	failures := make(chan string, 1000)
+	for range 8 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := http.Get("http://" + addr + "/healthz")
+				if err != nil {
+					continue // refused once the listener closed: never accepted
+				}
+				if res.StatusCode != 200 {
+					failures <- res.Status
+				}
+				res.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	close(stop)
+	if err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM:\n%s", err, logs.String())
+	}
+	close(failures)
+	for f := range failures {
+		t.Errorf("request during shutdown: %s", f)
+	}
+	if !strings.Contains(logs.String(), "stopped") {
+		t.Errorf("logs lack the shutdown line:\n%s", logs.String())
+	}
+}

@@ -1,0 +1,285 @@
+// Package config holds Plugboard's typed configuration: defaults that run on a
+// developer machine, then PLUGBOARD_* environment variables, then Validate.
+//
+// It imports nothing of Plugboard; app reads it once at start-up and passes
+// values down. Nothing else reads the environment.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments Plugboard knows.
+const (
+	EnvDevelopment = "development"
+	EnvTest        = "test"
+	EnvProduction  = "production"
+)
+
+// Secret is a string that never prints itself.
+type Secret string
+
+// String masks the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "********"
+}
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config is every setting Plugboard reads. The `env` tag names the variable,
+// `default` its value when unset, `help` what it expects.
+type Config struct {
+	Env      string `env:"PLUGBOARD_ENV" default:"development" help:"one of development, test, production"`
+	HTTPAddr string `env:"PLUGBOARD_HTTP_ADDR" default:":8080" help:"a listen address such as :8080 or 127.0.0.1:8080"`
+	BaseURL  string `env:"PLUGBOARD_BASE_URL" default:"" help:"the public URL of this server, such as https://plugboard.example.com (default http://localhost plus the HTTP port)"`
+
+	DatabaseURL      string `env:"PLUGBOARD_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/plugboard?sslmode=disable" help:"a postgres:// URL"`
+	DatabaseMaxConns int    `env:"PLUGBOARD_DATABASE_MAX_CONNS" default:"20" help:"a whole number from 1 to 1000"`
+	AutoMigrate      bool   `env:"PLUGBOARD_AUTO_MIGRATE" default:"" help:"true or false (default: true in development)"`
+
+	RedisURL string `env:"PLUGBOARD_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"a redis:// URL"`
+
+	SecretKey     Secret `env:"PLUGBOARD_SECRET_KEY" default:"" help:"at least 32 characters of random text (required in production)"`
+	SecretKeyFile string `env:"PLUGBOARD_SECRET_KEY_FILE" default:".plugboard/secret-key" help:"a file path; in development the key is generated there when PLUGBOARD_SECRET_KEY is unset"`
+
+	LogLevel  string `env:"PLUGBOARD_LOG_LEVEL" default:"info" help:"one of debug, info, warn, error"`
+	LogFormat string `env:"PLUGBOARD_LOG_FORMAT" default:"text" help:"text or json"`
+
+	ReadTimeout     time.Duration `env:"PLUGBOARD_HTTP_READ_TIMEOUT" default:"15s" help:"a duration such as 15s"`
+	WriteTimeout    time.Duration `env:"PLUGBOARD_HTTP_WRITE_TIMEOUT" default:"30s" help:"a duration such as 30s"`
+	ShutdownTimeout time.Duration `env:"PLUGBOARD_SHUTDOWN_TIMEOUT" default:"20s" help:"a duration such as 20s"`
+	BodyLimit       string        `env:"PLUGBOARD_HTTP_BODY_LIMIT" default:"1M" help:"a size such as 512K or 1M"`
+
+	WorkerConcurrency int `env:"PLUGBOARD_WORKER_CONCURRENCY" default:"20" help:"a whole number from 1 to 10000"`
+
+	SessionTTL time.Duration `env:"PLUGBOARD_SESSION_TTL" default:"336h" help:"a duration such as 336h"`
+	TokenTTL   time.Duration `env:"PLUGBOARD_TOKEN_TTL" default:"1h" help:"a duration such as 1h (lifetime of the JWT from POST /api/0/auth/)"`
+
+	// PasswordCost is the bcrypt cost; tests lower it.
+	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`
+}
+
+// Load builds a Config from defaults and the variables lookup returns
+// (os.LookupEnv in the binary, a map in tests), then validates it.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		raw, ok := lookup(name)
+		if !ok || raw == "" {
+			raw = f.Tag.Get("default")
+		}
+		if raw == "" {
+			continue
+		}
+		if err := setField(v.Field(i), raw); err != nil {
+			return c, fmt.Errorf("%s: expected %s, got %q", name, f.Tag.Get("help"), raw)
+		}
+	}
+	if _, ok := lookup("PLUGBOARD_AUTO_MIGRATE"); !ok {
+		c.AutoMigrate = c.Env != EnvProduction
+	}
+	if c.BaseURL == "" {
+		port := "8080"
+		if _, p, err := net.SplitHostPort(c.HTTPAddr); err == nil && p != "" {
+			port = p
+		}
+		c.BaseURL = "http://localhost:" + port
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	return c, c.Validate()
+}
+
+func setField(f reflect.Value, raw string) error {
+	switch f.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return errors.New("bad duration")
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(raw)
+	case reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(n))
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported kind %s", f.Kind())
+	}
+	return nil
+}
+
+// Validate checks every value and names the first bad variable.
+func (c Config) Validate() error {
+	bad := func(field, got string) error {
+		f, _ := reflect.TypeOf(c).FieldByName(field)
+		return fmt.Errorf("%s: expected %s, got %q", f.Tag.Get("env"), f.Tag.Get("help"), got)
+	}
+	switch c.Env {
+	case EnvDevelopment, EnvTest, EnvProduction:
+	default:
+		return bad("Env", c.Env)
+	}
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
+		return bad("HTTPAddr", c.HTTPAddr)
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("BaseURL", c.BaseURL)
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+		return bad("DatabaseURL", MaskURL(c.DatabaseURL))
+	}
+	if c.DatabaseMaxConns < 1 || c.DatabaseMaxConns > 1000 {
+		return bad("DatabaseMaxConns", strconv.Itoa(c.DatabaseMaxConns))
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return bad("RedisURL", MaskURL(c.RedisURL))
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < 32 {
+		return bad("SecretKey", c.SecretKey.String())
+	}
+	if c.Env == EnvProduction && c.SecretKey == "" {
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY: required in production: expected at least 32 characters of random text")
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		return bad("LogLevel", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return bad("LogFormat", c.LogFormat)
+	}
+	if _, err := ParseSize(c.BodyLimit); err != nil {
+		return bad("BodyLimit", c.BodyLimit)
+	}
+	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 10000 {
+		return bad("WorkerConcurrency", strconv.Itoa(c.WorkerConcurrency))
+	}
+	if c.PasswordCost < 4 || c.PasswordCost > 15 {
+		return bad("PasswordCost", strconv.Itoa(c.PasswordCost))
+	}
+	return nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// SlogLevel returns the configured log level.
+func (c Config) SlogLevel() (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(c.LogLevel))
+	return l, err
+}
+
+// BodyLimitBytes returns the body limit in bytes.
+func (c Config) BodyLimitBytes() int64 {
+	n, _ := ParseSize(c.BodyLimit)
+	return n
+}
+
+// ParseSize reads sizes such as 512, 64K, 1M, 2G.
+func ParseSize(s string) (int64, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			mult, s = m, strings.TrimSuffix(s, suffix)
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// String prints the configuration with secrets and URL passwords masked.
+func (c Config) String() string {
+	var b strings.Builder
+	v := reflect.ValueOf(c)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		val := fmt.Sprint(v.Field(i).Interface())
+		if strings.HasSuffix(f.Name, "URL") {
+			val = MaskURL(val)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", f.Tag.Get("env"), val)
+	}
+	return b.String()
+}
+
+// MaskURL hides the password of a URL.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// EnsureSecretKey fills SecretKey in development and test: it reads the key
+// file, or generates a key and writes it there. Production must set the key.
+func (c *Config) EnsureSecretKey() error {
+	if c.SecretKey != "" {
+		return nil
+	}
+	if c.Env == EnvProduction {
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY: required in production")
+	}
+	if b, err := os.ReadFile(c.SecretKeyFile); err == nil {
+		key := strings.TrimSpace(string(b))
+		if len(key) < 32 {
+			return fmt.Errorf("PLUGBOARD_SECRET_KEY_FILE: %s holds fewer than 32 characters", c.SecretKeyFile)
+		}
+		c.SecretKey = Secret(key)
+		return nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return fmt.Errorf("generating secret key: %w", err)
+	}
+	key := base64.RawURLEncoding.EncodeToString(buf)
+	if err := os.MkdirAll(filepath.Dir(c.SecretKeyFile), 0o700); err != nil {
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY_FILE: %w", err)
+	}
+	if err := os.WriteFile(c.SecretKeyFile, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY_FILE: %w", err)
+	}
+	c.SecretKey = Secret(key)
+	return nil
+}

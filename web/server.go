@@ -1,0 +1,177 @@
+// Package web is Plugboard's HTTP layer: the echo server and its middleware,
+// the JSON API under /api/0, the OAuth endpoints, the HTML UI and the OpenAPI
+// document. Handlers decode, call a marketplace or webhooks service, and
+// encode; every error is rendered by one handler (errors.go).
+//
+// web imports marketplace, webhooks, config and the app/fault and app/page
+// helpers; only app imports web.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Check reports whether a dependency answers; readiness runs each.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
+}
+
+// Options are the server's dependencies, built by app.
+type Options struct {
+	Logger    *slog.Logger
+	Env       string
+	BaseURL   string
+	BodyLimit int64
+	Version   string
+	Checks    []Check
+	Registry  *prometheus.Registry
+	// Queues is the asynq monitoring UI, mounted at /admin/queues.
+	Queues http.Handler
+	Services
+}
+
+// Server is the HTTP handler of the platform.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	e    *echo.Echo
+}
+
+// New builds the echo server with its middleware and routes.
+func New(opts Options) *Server {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{opts: opts, log: opts.Logger, e: e}
+	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
+
+	// Paths under /api/0/ end with a slash; one without it is answered the same.
+	e.Pre(middleware.AddTrailingSlashWithConfig(middleware.TrailingSlashConfig{
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return !strings.HasPrefix(p, "/api/0/") || strings.HasSuffix(p, ".json")
+		},
+	}))
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: func() string { return uuid.NewString() },
+		RequestIDHandler: func(c echo.Context, id string) {
+			c.Set(ctxRequestID, id)
+		},
+	}))
+	e.Use(s.accessLog())
+	if opts.Registry != nil {
+		e.Use(newHTTPMetrics(opts.Registry).middleware)
+	}
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "requestId", requestID(c), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	if opts.BodyLimit > 0 {
+		e.Use(bodyLimit(opts.BodyLimit))
+	}
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
+
+// Echo exposes the router to tests that list routes.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+const ctxRequestID = "requestId"
+
+func requestID(c echo.Context) string {
+	if id, ok := c.Get(ctxRequestID).(string); ok {
+		return id
+	}
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// accessLog writes one structured line per request.
+func (s *Server) accessLog() echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURI: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true, LogError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= 500 {
+				level = slog.LevelError
+			}
+			if v.URI == "/healthz" || v.URI == "/readyz" || v.URI == "/metrics" {
+				level = slog.LevelDebug
+			}
+			s.log.LogAttrs(c.Request().Context(), level, "request",
+				slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency), slog.String("requestId", v.RequestID), slog.String("ip", v.RemoteIP))
+			return nil
+		},
+	})
+}
+
+// bodyLimit refuses bodies over n bytes with 413, both when Content-Length
+// says so and when the body turns out longer while read.
+func bodyLimit(n int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > n {
+				return errTooLarge
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, n)
+			return next(c)
+		}
+	}
+}
+
+var errTooLarge = echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The request body is larger than this server accepts.")
+
+// healthz answers while the process runs.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 when every dependency answers within a second, else 503
+// with a problem document naming what is down.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
+	defer cancel()
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(s.opts.Checks))
+	for _, ch := range s.opts.Checks {
+		go func() { results <- result{ch.Name, ch.Ping(ctx)} }()
+	}
+	status := map[string]string{}
+	var down []string
+	for range s.opts.Checks {
+		r := <-results
+		if r.err != nil {
+			status[r.name] = "down"
+			down = append(down, r.name)
+			s.log.Warn("readiness check failed", "check", r.name, "err", r.err)
+		} else {
+			status[r.name] = "ok"
+		}
+	}
+	if len(down) > 0 {
+		sortStrings(down)
+		return &problemError{status: http.StatusServiceUnavailable, code: "not_ready",
+			detail: "Not ready: " + strings.Join(down, ", ") + " unreachable.", extra: map[string]any{"checks": status}}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": status})
+}

@@ -1,0 +1,212 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/labstack/echo/v4"
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
+)
+
+func newTestServer(t *testing.T, checks ...Check) *Server {
+	t.Helper()
+	return New(Options{
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Env:       "test",
+		BaseURL:   "http://plugboard.test",
+		BodyLimit: 64,
+		Checks:    checks,
+	})
+}
+
+func do(t *testing.T, h http.Handler, method, path, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	res := rec.Result()
+	var doc map[string]any
+	if b, _ := io.ReadAll(res.Body); len(b) > 0 {
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %s", method, path, b)
+		}
+	}
+	return res, doc
+}
+
+type widget struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+	Tags  []struct {
+		Label string `json:"label"`
+	} `json:"tags"`
+}
+
+func TestProblemDocuments(t *testing.T) {
+	s := newTestServer(t)
+	s.e.POST("/api/0/widgets/", func(c echo.Context) error {
+		var w widget
+		if err := bindJSON(c, &w); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusCreated, w)
+	})
+	s.e.GET("/api/0/boom/", func(c echo.Context) error {
+		return errors.New("pq: password authentication failed for user secret")
+	})
+	s.e.GET("/api/0/panic/", func(c echo.Context) error { panic("kaboom") })
+	s.e.GET("/api/0/taken/", func(c echo.Context) error {
+		return &fault.Error{Kind: fault.KindConflict, Code: "slug_taken", Message: "That slug is taken.", Fields: map[string]string{"slug": "is already taken"}}
+	})
+
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+		fields                   map[string]any
+	}{
+		{"unknown field", "POST", "/api/0/widgets/", `{"name":"a","colour":"red"}`, 400, "invalid_input", map[string]any{"colour": "is not a known field"}},
+		{"wrong type", "POST", "/api/0/widgets/", `{"name":"a","count":"three"}`, 400, "invalid_input", map[string]any{"count": "must be an integer, not string"}},
+		{"nested wrong type", "POST", "/api/0/widgets/", `{"tags":[{"label":7}]}`, 400, "invalid_input", map[string]any{"tags.label": "must be a string, not number"}},
+		{"malformed", "POST", "/api/0/widgets/", `{"name":`, 400, "malformed_json", nil},
+		{"empty body", "POST", "/api/0/widgets/", ``, 400, "malformed_json", nil},
+		{"two values", "POST", "/api/0/widgets/", `{} {}`, 400, "malformed_json", nil},
+		{"too large", "POST", "/api/0/widgets/", `{"name":"` + strings.Repeat("x", 100) + `"}`, 413, "body_too_large", nil},
+		{"no route", "GET", "/api/0/nothing/", ``, 404, "not_found", nil},
+		{"wrong method", "DELETE", "/healthz", ``, 405, "method_not_allowed", nil},
+		{"internal", "GET", "/api/0/boom/", ``, 500, "internal_error", nil},
+		{"panic", "GET", "/api/0/panic/", ``, 500, "internal_error", nil},
+		{"domain conflict", "GET", "/api/0/taken/", ``, 409, "slug_taken", map[string]any{"slug": "is already taken"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, doc := do(t, s, tt.method, tt.path, tt.body)
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %v", res.StatusCode, tt.status, doc)
+			}
+			if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("content type %q", ct)
+			}
+			if doc["code"] != tt.code || doc["status"] != float64(tt.status) || doc["title"] == "" || doc["type"] == "" {
+				t.Errorf("problem %v, want code %s", doc, tt.code)
+			}
+			rid := res.Header.Get("X-Request-Id")
+			if rid == "" || doc["requestId"] != rid {
+				t.Errorf("requestId %v, header %q", doc["requestId"], rid)
+			}
+			var gotFields map[string]any
+			if f, ok := doc["fields"].(map[string]any); ok {
+				gotFields = f
+			}
+			if diff := cmp.Diff(tt.fields, gotFields); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+			if tt.status == 500 && (strings.Contains(doc["detail"].(string), "password") || strings.Contains(doc["detail"].(string), "kaboom")) {
+				t.Errorf("internal error leaked: %v", doc["detail"])
+			}
+		})
+	}
+}
+
+func TestRequestIDIsEchoed(t *testing.T) {
+	s := newTestServer(t)
+	req := httptest.NewRequest("GET", "/healthz", nil)
+	req.Header.Set("X-Request-ID", "abc-123")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if got := rec.Header().Get("X-Request-Id"); got != "abc-123" {
+		t.Errorf("X-Request-Id %q, want abc-123", got)
+	}
+}
+
+func TestTrailingSlashOptional(t *testing.T) {
+	s := newTestServer(t)
+	s.e.GET("/api/0/things/", func(c echo.Context) error { return c.JSON(200, map[string]string{}) })
+	for _, p := range []string{"/api/0/things/", "/api/0/things", "/api/0/things?limit=3"} {
+		if res, _ := do(t, s, "GET", p, ""); res.StatusCode != 200 {
+			t.Errorf("GET %s: %d", p, res.StatusCode)
+		}
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	var redisDown bool
+	s := newTestServer(t,
+		Check{"postgres", func(context.Context) error { return nil }},
+		Check{"redis", func(context.Context) error {
+			if redisDown {
+				return errors.New("dial tcp: connection refused")
+			}
+			return nil
+		}},
+	)
+	res, doc := do(t, s, "GET", "/readyz", "")
+	if res.StatusCode != 200 || doc["status"] != "ok" {
+		t.Fatalf("ready: %d %v", res.StatusCode, doc)
+	}
+	redisDown = true
+	res, doc = do(t, s, "GET", "/readyz", "")
+	if res.StatusCode != 503 || doc["code"] != "not_ready" || !strings.Contains(doc["detail"].(string), "redis") {
+		t.Fatalf("not ready: %d %v", res.StatusCode, doc)
+	}
+	if checks := doc["checks"].(map[string]any); checks["redis"] != "down" || checks["postgres"] != "ok" {
+		t.Errorf("checks %v", checks)
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	for _, c := range []page.Cursor{{ID: 1}, {Value: "2026-01-02T03:04:05.123456Z", ID: 99, Prev: true}, {Value: "name with spaces, \"quotes\"", ID: 7}} {
+		got, err := page.Decode(c.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(c, *got); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+	for _, bad := range []string{"%%%", "bm90IGpzb24", page.Cursor{ID: 0}.Encode()} {
+		if _, err := page.Decode(bad); !errors.Is(err, page.ErrBadCursor) {
+			t.Errorf("Decode(%q) = %v, want ErrBadCursor", bad, err)
+		}
+	}
+}
+
+func TestLinkHeader(t *testing.T) {
+	base, _ := url.Parse("http://plugboard.test/api/0/apps/?query=x&cursor=old")
+	next := &page.Cursor{Value: "b", ID: 2}
+	got := linkHeader(base, nil, next, false, true)
+	want := `<http://plugboard.test/api/0/apps/?query=x>; rel="previous"; results="false"; cursor="", ` +
+		`<http://plugboard.test/api/0/apps/?cursor=` + next.Encode() + `&query=x>; rel="next"; results="true"; cursor="` + next.Encode() + `"`
+	if got != want {
+		t.Errorf("Link:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestPageRequestValidation(t *testing.T) {
+	s := newTestServer(t)
+	s.e.GET("/api/0/things/", func(c echo.Context) error {
+		r, err := pageRequest(c)
+		if err != nil {
+			return err
+		}
+		return c.JSON(200, map[string]int{"size": r.Size()})
+	})
+	for q, status := range map[string]int{"": 200, "?limit=5": 200, "?limit=0": 400, "?limit=101": 400, "?limit=x": 400, "?cursor=zzz": 400} {
+		if res, doc := do(t, s, "GET", "/api/0/things/"+q, ""); res.StatusCode != status {
+			t.Errorf("%s: %d, want %d (%v)", q, res.StatusCode, status, doc)
+		}
+	}
+}
