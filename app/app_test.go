@@ -165,4 +165,3 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Error("server still answers after shutdown")
 	}
 }
-

@@ -32,7 +32,6 @@ type Platform struct {
 // Option changes the configuration before start.
 type Option func(*config.Config)
 
-
 // Config returns a test configuration on a fresh database and Redis space.
 func Config(t testing.TB, opts ...Option) config.Config {
 	t.Helper()
