@@ -27,8 +27,10 @@ import (
 	gormlogger "gorm.io/gorm/logger"
 
 	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/marketplace"
 	"github.com/plugboard/plugboard/migrations"
 	"github.com/plugboard/plugboard/web"
+	"github.com/plugboard/plugboard/webhooks"
 )
 
 // Version is set at build time with -ldflags "-X github.com/plugboard/plugboard/app.Version=…".
@@ -56,6 +58,8 @@ type App struct {
 	Queue    *asynq.Client
 	Registry *prometheus.Registry
 	Web      *web.Server
+
+	Marketplace *marketplace.Service
 
 	worker    *asynq.Server
 	mux       *asynq.ServeMux
@@ -186,9 +190,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 	return a, nil
 }
 
-// buildServices wires the domain services; later issues fill it in.
+// buildServices wires the domain services.
 func (a *App) buildServices() (web.Services, error) {
-	return web.Services{}, nil
+	catalog := webhooks.NewCatalog(a.DB)
+	market, err := marketplace.New(a.DB, catalog, marketplace.Options{
+		SecretKey:    a.Config.SecretKey.Reveal(),
+		Issuer:       a.Config.BaseURL,
+		TokenTTL:     a.Config.TokenTTL,
+		SessionTTL:   a.Config.SessionTTL,
+		PasswordCost: a.Config.PasswordCost,
+		Logger:       a.Log,
+	})
+	if err != nil {
+		return web.Services{}, err
+	}
+	a.Marketplace = market
+	return web.Services{Marketplace: market, Catalog: catalog}, nil
 }
 
 // Listen binds the HTTP address; Run calls it when it was not called before.

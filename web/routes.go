@@ -3,12 +3,18 @@ package web
 import (
 	"net/http"
 
+	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/webhooks"
+
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Services are the domain services handlers call.
-type Services struct{}
+type Services struct {
+	Marketplace *marketplace.Service
+	Catalog     *webhooks.Catalog
+}
 
 // routes is the one map of every path the server answers.
 func (s *Server) routes() {
@@ -21,6 +27,46 @@ func (s *Server) routes() {
 	if s.opts.Queues != nil {
 		e.Any("/admin/queues*", echo.WrapHandler(s.opts.Queues), s.queuesGuard)
 	}
+	s.e.IPExtractor = echo.ExtractIPDirect()
+
+	api := e.Group("/api/0", s.authenticate)
+	api.GET("/openapi.json", s.openapi)
+	api.GET("/scopes/", s.listScopes)
+	api.GET("/event-types/", s.listEventTypes)
+
+	api.POST("/users/", s.signUp)
+	api.GET("/users/me/", s.me)
+	api.POST("/auth/", s.signIn)
+	api.DELETE("/auth/", s.signOut)
+	api.GET("/api-tokens/", s.listAPITokens)
+	api.POST("/api-tokens/", s.createAPIToken)
+	api.DELETE("/api-tokens/:token_id/", s.deleteAPIToken)
+
+	api.GET("/organizations/", s.listOrgs)
+	api.POST("/organizations/", s.createOrg)
+	api.GET("/organizations/:org/", s.getOrg)
+	api.PUT("/organizations/:org/", s.updateOrg)
+	api.DELETE("/organizations/:org/", s.deleteOrg)
+	api.GET("/organizations/:org/members/", s.listMembers)
+	api.POST("/organizations/:org/members/", s.addMember)
+	api.PUT("/organizations/:org/members/:member_id/", s.updateMember)
+	api.DELETE("/organizations/:org/members/:member_id/", s.removeMember)
+	api.GET("/organizations/:org/apps/", s.listOrgApps)
+	api.POST("/organizations/:org/apps/", s.createApp)
+	api.GET("/organizations/:org/audit-logs/", s.listAuditLogs)
+
+	api.GET("/apps/", s.directory)
+	api.GET("/apps/:app_slug/", s.getApp)
+	api.PUT("/apps/:app_slug/", s.updateApp)
+	api.DELETE("/apps/:app_slug/", s.deleteApp)
+	api.POST("/apps/:app_slug/publish-requests/", s.submitApp)
+	api.POST("/apps/:app_slug/rotate-secret/", s.rotateSecret)
+	api.POST("/apps/:app_slug/rotate-webhook-secret/", s.rotateWebhookSecret)
+	api.GET("/apps/:app_slug/plans/", s.listPlans)
+	api.POST("/apps/:app_slug/plans/", s.createPlan)
+	api.PUT("/apps/:app_slug/plans/:plan_slug/", s.updatePlan)
+	api.DELETE("/apps/:app_slug/plans/:plan_slug/", s.deletePlan)
+
 	e.GET("/", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"name": "Plugboard", "version": s.opts.Version, "api": "/api/0/"})
 	})

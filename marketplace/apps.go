@@ -1,0 +1,503 @@
+package marketplace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
+	"github.com/plugboard/plugboard/app/secret"
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+// Categories the directory knows.
+var Categories = []string{
+	"alerting", "analytics", "ci-cd", "communication", "data", "deployment", "developer-tools",
+	"issue-tracking", "monitoring", "notifications", "project-management", "security", "source-control", "other",
+}
+
+// WebhookSecretPrefix starts every webhook signing secret (Standard Webhooks).
+const WebhookSecretPrefix = "whsec_"
+
+// WebhookSecretOverlap is how long a rotated-out webhook secret keeps signing.
+const WebhookSecretOverlap = 24 * time.Hour
+
+// AppFields are the settable attributes of an app; nil means "not given".
+type AppFields struct {
+	Name          *string
+	Slug          *string
+	Kind          *string
+	Author        *string
+	Overview      *string
+	Categories    *[]string
+	Scopes        *[]string
+	Events        *[]string
+	WebhookURL    *string
+	RedirectURL   *string
+	VerifyInstall *bool
+	SyncURL       *string
+	LogoURL       *string
+}
+
+// AppView is an app as one actor may see it.
+type AppView struct {
+	App
+	// Private is true for the owner organization's members and operators:
+	// they see URLs and credentials' ids, others the public listing.
+	Private bool
+	// Role is the actor's role in the owner organization, if any.
+	Role string
+}
+
+// CreatedApp carries the credentials shown once, at creation.
+type CreatedApp struct {
+	AppView
+	ClientSecret  string
+	WebhookSecret string
+}
+
+func checkURL(f fault.Fields, field, raw string, required bool) {
+	if raw == "" {
+		f.Check(required, field, "is required")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || len(raw) > 2000 {
+		f.Add(field, "must be an absolute http or https URL without credentials or fragment")
+	}
+}
+
+// apply validates fields and copies them onto app; creating says whether
+// absent required fields are errors.
+func (s *Service) apply(ctx context.Context, f fault.Fields, app *App, in AppFields, creating bool) error {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return strings.TrimSpace(*p)
+	}
+	if in.Name != nil || creating {
+		app.Name = str(in.Name)
+		f.Check(app.Name == "", "name", "is required")
+		f.Check(len(app.Name) > 80, "name", "must be at most 80 characters")
+	}
+	if in.Slug != nil {
+		app.Slug = str(in.Slug)
+		checkSlug(f, "slug", app.Slug)
+	} else if creating {
+		app.Slug = Slugify(app.Name)
+		if app.Name != "" {
+			checkSlug(f, "name", app.Slug)
+		}
+	}
+	if in.Kind != nil {
+		if !creating && *in.Kind != app.Kind {
+			f.Add("kind", "cannot change after creation")
+		}
+		app.Kind = *in.Kind
+	} else if creating {
+		app.Kind = KindPublic
+	}
+	f.Check(app.Kind != KindPublic && app.Kind != KindInternal, "kind", "must be public or internal")
+	if in.Author != nil {
+		app.Author = str(in.Author)
+		f.Check(len(app.Author) > 100, "author", "must be at most 100 characters")
+	}
+	if in.Overview != nil {
+		app.Overview = *in.Overview
+		f.Check(len(app.Overview) > 20000, "overview", "must be at most 20000 characters")
+	}
+	if in.Categories != nil {
+		app.Categories = dedupe(*in.Categories)
+		for _, c := range app.Categories {
+			f.Check(!slices.Contains(Categories, c), "categories", fmt.Sprintf("%q is not a category; known: %s", c, strings.Join(Categories, ", ")))
+		}
+	}
+	if in.Scopes != nil {
+		app.Scopes = dedupe(*in.Scopes)
+	}
+	if in.Events != nil {
+		app.Events = dedupe(*in.Events)
+	}
+	if in.Scopes != nil || in.Events != nil {
+		if err := s.checkScopesAndEvents(ctx, f, app.Scopes, app.Events); err != nil {
+			return err
+		}
+	}
+	for _, u := range []struct {
+		field string
+		in    *string
+		out   *string
+	}{{"webhookUrl", in.WebhookURL, &app.WebhookURL}, {"redirectUrl", in.RedirectURL, &app.RedirectURL},
+		{"syncUrl", in.SyncURL, &app.SyncURL}, {"logoUrl", in.LogoURL, &app.LogoURL}} {
+		if u.in != nil {
+			*u.out = str(u.in)
+			checkURL(f, u.field, *u.out, false)
+		}
+	}
+	if in.VerifyInstall != nil {
+		app.VerifyInstall = *in.VerifyInstall
+	}
+	f.Check(len(app.Events) > 0 && app.WebhookURL == "", "webhookUrl", "is required to receive events")
+	return nil
+}
+
+func dedupe(in []string) Strings {
+	out := Strings{}
+	for _, v := range in {
+		v = strings.TrimSpace(v)
+		if v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// checkScopesAndEvents: every scope is in the catalogue, every event exists
+// and is allowed by the scopes.
+func (s *Service) checkScopesAndEvents(ctx context.Context, f fault.Fields, scopes, events []string) error {
+	known, err := s.Scopes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		if !slices.ContainsFunc(known, func(k Scope) bool { return k.Name == sc }) {
+			f.Add("scopes", fmt.Sprintf("%q is not a known scope; see GET /api/0/scopes/", sc))
+		}
+	}
+	types, err := s.catalog.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ev := range events {
+		i := slices.IndexFunc(types, func(t webhooks.EventType) bool { return t.Name == ev })
+		switch {
+		case i < 0:
+			f.Add("events", fmt.Sprintf("%q is not a known event type; see GET /api/0/event-types/", ev))
+		case types[i].Scope != "" && !slices.Contains(scopes, types[i].Scope):
+			f.Add("events", fmt.Sprintf("%q needs the %s scope", ev, types[i].Scope))
+		}
+	}
+	return nil
+}
+
+// CreateApp registers an app owned by organization ref; admins and owners.
+func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFields) (*CreatedApp, error) {
+	var out *CreatedApp
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
+		if err != nil {
+			return err
+		}
+		app := App{OrganizationID: acc.Org.ID, Status: StatusDraft, Categories: Strings{}, Scopes: Strings{}, Events: Strings{}}
+		f := fault.Fields{}
+		if err := s.apply(ctx, f, &app, in, true); err != nil {
+			return err
+		}
+		if err := f.Err(); err != nil {
+			return err
+		}
+		if app.Author == "" {
+			app.Author = acc.Org.Name
+		}
+		clientSecret := secret.Token("pbcs_", 32)
+		webhookSecret := WebhookSecretPrefix + secret.Token("", 24)
+		app.ClientID = secret.HexToken(16)
+		app.ClientSecretHash = secret.Hash(clientSecret)
+		app.WebhookSecret = s.box.Seal(webhookSecret)
+		app.CreatedBy = &a.User.ID
+		app.CreatedAt, app.UpdatedAt = s.now(), s.now()
+		if err := tx.Omit("Organization", "Plans").Create(&app).Error; err != nil {
+			return dbErr(err, "app", "slug")
+		}
+		app.Organization = &acc.Org
+		out = &CreatedApp{AppView: AppView{App: app, Private: true, Role: acc.Role}, ClientSecret: clientSecret, WebhookSecret: webhookSecret}
+		return s.audit(tx, a, &acc.Org.ID, "app.create", "app", idStr(app.ID), app.Slug, JSON{"kind": app.Kind})
+	})
+	return out, err
+}
+
+// view loads app ref as the actor may see it; hidden apps are not found.
+func (s *Service) view(ctx context.Context, db *gorm.DB, a Actor, ref string, lock bool) (*AppView, error) {
+	q := byRef(db.WithContext(ctx), "apps", ref).Preload("Organization")
+	if lock {
+		q = q.Clauses(lockForUpdate)
+	}
+	var app App
+	if err := q.First(&app).Error; err != nil {
+		return nil, dbErr(err, "app", "")
+	}
+	v := &AppView{App: app}
+	if a.User != nil {
+		var m Membership
+		err := db.WithContext(ctx).Where("organization_id = ? AND user_id = ?", app.OrganizationID, a.User.ID).First(&m).Error
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, fmt.Errorf("finding membership: %w", err)
+		}
+		v.Role = m.Role
+	}
+	v.Private = v.Role != "" || a.IsOperator()
+	listed := app.Kind == KindPublic && app.Status == StatusPublished
+	if !listed && !v.Private {
+		return nil, fault.NotFound("app")
+	}
+	return v, nil
+}
+
+// manage loads app ref for a change by an admin of its owner organization.
+func (s *Service) manage(ctx context.Context, tx *gorm.DB, a Actor, ref string) (*AppView, error) {
+	if err := requireUser(a); err != nil {
+		return nil, err
+	}
+	v, err := s.view(ctx, tx, a, ref, true)
+	if err != nil {
+		return nil, err
+	}
+	if v.Role == "" {
+		if a.IsOperator() {
+			return nil, fault.Forbidden("not_owner", "Only the owner organization's admins change this app; operators review it with status.")
+		}
+		return nil, fault.NotFound("app")
+	}
+	if roleRank[v.Role] < roleRank[RoleAdmin] {
+		return nil, fault.Forbidden("insufficient_role", "Changing an app needs the admin role in its organization.")
+	}
+	return v, nil
+}
+
+// GetApp returns one app as the actor may see it, with its plans.
+func (s *Service) GetApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
+	v, err := s.view(ctx, s.db, a, ref, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.WithContext(ctx).Where("app_id = ?", v.ID).Order("price, id").Find(&v.Plans).Error; err != nil {
+		return nil, fmt.Errorf("loading plans: %w", err)
+	}
+	return v, nil
+}
+
+// AppUpdate is a PUT: fields, and for operators a review decision.
+type AppUpdate struct {
+	AppFields
+	Status       *string
+	StatusReason *string
+}
+
+// UpdateApp changes an app. Owners' admins change its fields; operators set
+// status to published or rejected (with a reason) on a submitted app.
+func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) (*AppView, error) {
+	var out *AppView
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if u.Status != nil {
+			return s.review(ctx, tx, a, ref, *u.Status, u.StatusReason, u.AppFields, &out)
+		}
+		if u.StatusReason != nil {
+			return fault.Field("statusReason", "goes with status")
+		}
+		v, err := s.manage(ctx, tx, a, ref)
+		if err != nil {
+			return err
+		}
+		f := fault.Fields{}
+		if err := s.apply(ctx, f, &v.App, u.AppFields, false); err != nil {
+			return err
+		}
+		if err := f.Err(); err != nil {
+			return err
+		}
+		v.UpdatedAt = s.now()
+		if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
+			return dbErr(err, "app", "slug")
+		}
+		out = v
+		return s.audit(tx, a, &v.OrganizationID, "app.update", "app", idStr(v.ID), v.Slug, changed(u.AppFields))
+	})
+	return out, err
+}
+
+// changed lists which fields an update set, for the audit log.
+func changed(in AppFields) JSON {
+	var names []string
+	for name, set := range map[string]bool{"name": in.Name != nil, "slug": in.Slug != nil, "author": in.Author != nil,
+		"overview": in.Overview != nil, "categories": in.Categories != nil, "scopes": in.Scopes != nil, "events": in.Events != nil,
+		"webhookUrl": in.WebhookURL != nil, "redirectUrl": in.RedirectURL != nil, "verifyInstall": in.VerifyInstall != nil,
+		"syncUrl": in.SyncURL != nil, "logoUrl": in.LogoURL != nil} {
+		if set {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return JSON{"fields": names}
+}
+
+func (s *Service) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status string, reason *string, other AppFields, out **AppView) error {
+	if err := requireUser(a); err != nil {
+		return err
+	}
+	if !a.IsOperator() {
+		if _, err := s.view(ctx, tx, a, ref, false); err != nil {
+			return err
+		}
+		return fault.Forbidden("operator_only", "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
+	}
+	if other != (AppFields{}) {
+		return fault.Field("status", "is changed on its own, without other fields")
+	}
+	v, err := s.view(ctx, tx, a, ref, true)
+	if err != nil {
+		return err
+	}
+	f := fault.Fields{}
+	f.Check(status != StatusPublished && status != StatusRejected, "status", "must be published or rejected")
+	f.Check(status == StatusRejected && (reason == nil || strings.TrimSpace(*reason) == ""), "statusReason", "is required to reject an app")
+	if err := f.Err(); err != nil {
+		return err
+	}
+	if v.Kind != KindPublic {
+		return fault.Conflict("not_public", "Internal apps are never published.")
+	}
+	allowed := map[string][]string{StatusPublished: {StatusSubmitted}, StatusRejected: {StatusSubmitted, StatusPublished}}
+	if !slices.Contains(allowed[status], v.Status) {
+		return fault.Conflict("invalid_transition", fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
+	}
+	v.Status, v.StatusReason, v.UpdatedAt = status, "", s.now()
+	if reason != nil {
+		v.StatusReason = strings.TrimSpace(*reason)
+	}
+	if status == StatusPublished {
+		v.PublishedAt = ptr(s.now())
+	}
+	if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
+		return fmt.Errorf("saving review: %w", err)
+	}
+	*out = v
+	return s.audit(tx, a, &v.OrganizationID, "app."+map[string]string{StatusPublished: "publish", StatusRejected: "reject"}[status],
+		"app", idStr(v.ID), v.Slug, JSON{"reason": v.StatusReason})
+}
+
+// SubmitApp asks operators to review a public app; it must be complete.
+func (s *Service) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
+	var out *AppView
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, ref)
+		if err != nil {
+			return err
+		}
+		if v.Kind != KindPublic {
+			return fault.Conflict("not_public", "Internal apps are installed in their organization and never reviewed.")
+		}
+		if v.Status != StatusDraft && v.Status != StatusRejected {
+			return fault.Conflict("invalid_transition", fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
+		}
+		f := fault.Fields{}
+		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
+		f.Check(strings.TrimSpace(v.Overview) == "", "overview", "is required before review: the marketplace shows it")
+		f.Check(len(v.Scopes) == 0, "scopes", "needs at least one scope before review")
+		if err := f.Err(); err != nil {
+			return err
+		}
+		v.Status, v.StatusReason, v.SubmittedAt, v.UpdatedAt = StatusSubmitted, "", ptr(s.now()), s.now()
+		if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
+			return fmt.Errorf("submitting app: %w", err)
+		}
+		out = v
+		return s.audit(tx, a, &v.OrganizationID, "app.submit", "app", idStr(v.ID), v.Slug, nil)
+	})
+	return out, err
+}
+
+// DeleteApp removes an app and its plans.
+func (s *Service) DeleteApp(ctx context.Context, a Actor, ref string) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, ref)
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(&App{}, v.ID).Error; err != nil {
+			return fmt.Errorf("deleting app: %w", err)
+		}
+		return s.audit(tx, a, &v.OrganizationID, "app.delete", "app", idStr(v.ID), v.Slug, nil)
+	})
+}
+
+// RotateClientSecret issues a new client secret; the old one stops working.
+func (s *Service) RotateClientSecret(ctx context.Context, a Actor, ref string) (string, error) {
+	clientSecret := secret.Token("pbcs_", 32)
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, ref)
+		if err != nil {
+			return err
+		}
+		if err := tx.Model(&App{}).Where("id = ?", v.ID).Updates(map[string]any{
+			"client_secret_hash": secret.Hash(clientSecret), "updated_at": s.now()}).Error; err != nil {
+			return fmt.Errorf("rotating client secret: %w", err)
+		}
+		return s.audit(tx, a, &v.OrganizationID, "app.rotate_secret", "app", idStr(v.ID), v.Slug, nil)
+	})
+	if err != nil {
+		return "", err
+	}
+	return clientSecret, nil
+}
+
+// RotateWebhookSecret issues a new signing secret; the old one keeps signing
+// beside it for WebhookSecretOverlap.
+func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) (string, time.Time, error) {
+	fresh := WebhookSecretPrefix + secret.Token("", 24)
+	until := s.now().Add(WebhookSecretOverlap)
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, ref)
+		if err != nil {
+			return err
+		}
+		if err := tx.Model(&App{}).Where("id = ?", v.ID).Updates(map[string]any{
+			"previous_webhook_secret": v.WebhookSecret, "previous_secret_expires_at": until,
+			"webhook_secret": s.box.Seal(fresh), "updated_at": s.now()}).Error; err != nil {
+			return fmt.Errorf("rotating webhook secret: %w", err)
+		}
+		return s.audit(tx, a, &v.OrganizationID, "app.rotate_webhook_secret", "app", idStr(v.ID), v.Slug, JSON{"previousValidUntil": until})
+	})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return fresh, until, nil
+}
+
+// WebhookSecrets returns the secrets that sign an app's webhooks now: the
+// current one first, then the previous one while its overlap lasts.
+func (s *Service) WebhookSecrets(app *App) ([]string, error) {
+	cur, err := s.box.Open(app.WebhookSecret)
+	if err != nil {
+		return nil, fmt.Errorf("opening webhook secret of %s: %w", app.Slug, err)
+	}
+	out := []string{cur}
+	if len(app.PreviousWebhookSecret) > 0 && app.PreviousSecretExpiresAt != nil && app.PreviousSecretExpiresAt.After(s.now()) {
+		if prev, err := s.box.Open(app.PreviousWebhookSecret); err == nil {
+			out = append(out, prev)
+		}
+	}
+	return out, nil
+}
+
+// ListOrgApps returns the apps an organization owns; any member may read.
+func (s *Service) ListOrgApps(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[AppView], error) {
+	acc, err := s.access(ctx, s.db, a, ref, RoleMember)
+	if err != nil {
+		return page.Page[AppView]{}, err
+	}
+	var rows []App
+	q := s.db.WithContext(ctx).Preload("Organization").Where("organization_id = ?", acc.Org.ID)
+	if err := page.Query(q, "id", page.Sort{Column: "id"}, r).Find(&rows).Error; err != nil {
+		return page.Page[AppView]{}, fmt.Errorf("listing apps: %w", err)
+	}
+	p := page.Finish(rows, r, func(a App) (string, int64) { return "", a.ID })
+	return page.Map(p, func(app App) AppView { return AppView{App: app, Private: true, Role: acc.Role} }), nil
+}

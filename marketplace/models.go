@@ -1,0 +1,213 @@
+package marketplace
+
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Roles a member holds in an organization, weakest first.
+const (
+	RoleMember = "member"
+	RoleAdmin  = "admin"
+	RoleOwner  = "owner"
+)
+
+var roleRank = map[string]int{RoleMember: 1, RoleAdmin: 2, RoleOwner: 3}
+
+// App kinds and statuses.
+const (
+	KindPublic   = "public"
+	KindInternal = "internal"
+
+	StatusDraft     = "draft"
+	StatusSubmitted = "submitted"
+	StatusPublished = "published"
+	StatusRejected  = "rejected"
+)
+
+// User is a person who signs in.
+type User struct {
+	ID           int64
+	Email        string
+	Name         string
+	PasswordHash string
+	IsOperator   bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Session is a signed-in browser or JWT holder.
+type Session struct {
+	ID        int64
+	UserID    int64
+	TokenHash []byte
+	IP        string
+	UserAgent string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// APIToken is a personal token; the token itself is shown once.
+type APIToken struct {
+	ID          int64
+	UserID      int64
+	Name        string
+	TokenHash   []byte
+	TokenSuffix string
+	CreatedAt   time.Time
+	LastUsedAt  *time.Time
+	ExpiresAt   *time.Time
+}
+
+// Organization groups members, owns apps and installs them.
+type Organization struct {
+	ID        int64
+	Slug      string
+	Name      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Membership is a user's role in an organization.
+type Membership struct {
+	ID             int64
+	OrganizationID int64
+	UserID         int64
+	Role           string
+	CreatedAt      time.Time
+	User           *User `gorm:"foreignKey:UserID"`
+}
+
+// Member is a membership with its user, as the API shows it.
+type Member = Membership
+
+// App is a partner's integration.
+type App struct {
+	ID                      int64
+	OrganizationID          int64
+	Slug                    string
+	Name                    string
+	Kind                    string
+	Status                  string
+	StatusReason            string
+	Author                  string
+	Overview                string
+	Categories              Strings `gorm:"type:jsonb"`
+	Scopes                  Strings `gorm:"type:jsonb"`
+	Events                  Strings `gorm:"type:jsonb"`
+	WebhookURL              string
+	RedirectURL             string
+	VerifyInstall           bool
+	SyncURL                 string
+	LogoURL                 string
+	ClientID                string
+	ClientSecretHash        []byte
+	WebhookSecret           []byte
+	PreviousWebhookSecret   []byte
+	PreviousSecretExpiresAt *time.Time
+	InstallsCount           int
+	CreatedBy               *int64
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+	SubmittedAt             *time.Time
+	PublishedAt             *time.Time
+
+	Organization *Organization `gorm:"foreignKey:OrganizationID"`
+	Plans        []Plan        `gorm:"foreignKey:AppID"`
+}
+
+// Plan is one way to pay for an app.
+type Plan struct {
+	ID          int64
+	AppID       int64
+	Slug        string
+	Name        string
+	Description string
+	Price       string // decimal, two places: "9.00"
+	Currency    string
+	Interval    string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// IsFree reports whether the plan costs nothing.
+func (p Plan) IsFree() bool { return p.Price == "" || p.Price == "0" || p.Price == "0.00" }
+
+// AuditEntry records who did what to which resource.
+type AuditEntry struct {
+	ID             int64
+	OrganizationID *int64
+	ActorType      string
+	ActorID        string
+	ActorLabel     string
+	Action         string
+	TargetType     string
+	TargetID       string
+	TargetLabel    string
+	IP             string
+	Data           JSON `gorm:"type:jsonb"`
+	CreatedAt      time.Time
+}
+
+// TableName keeps gorm on the migration's table name.
+func (AuditEntry) TableName() string { return "audit_logs" }
+
+// Strings is a list stored as a JSON array.
+type Strings []string
+
+// Value implements driver.Valuer.
+func (s Strings) Value() (driver.Value, error) {
+	if s == nil {
+		s = Strings{}
+	}
+	b, err := json.Marshal([]string(s))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (s *Strings) Scan(v any) error {
+	var b []byte
+	switch x := v.(type) {
+	case []byte:
+		b = x
+	case string:
+		b = []byte(x)
+	case nil:
+		*s = Strings{}
+		return nil
+	default:
+		return fmt.Errorf("scanning %T into Strings", v)
+	}
+	return json.Unmarshal(b, (*[]string)(s))
+}
+
+// JSON is an object stored as jsonb.
+type JSON map[string]any
+
+// Value implements driver.Valuer.
+func (j JSON) Value() (driver.Value, error) {
+	if j == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(map[string]any(j))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (j *JSON) Scan(v any) error {
+	var b []byte
+	switch x := v.(type) {
+	case []byte:
+		b = x
+	case string:
+		b = []byte(x)
+	case nil:
+		*j = JSON{}
+		return nil
+	default:
+		return fmt.Errorf("scanning %T into JSON", v)
+	}
+	return json.Unmarshal(b, (*map[string]any)(j))
+}

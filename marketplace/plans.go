@@ -1,0 +1,176 @@
+package marketplace
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
+)
+
+// PlanFields are a plan's settable attributes; nil means "not given".
+type PlanFields struct {
+	Name        *string
+	Slug        *string
+	Description *string
+	Price       *string
+	Currency    *string
+	Interval    *string
+}
+
+var (
+	priceRe    = regexp.MustCompile(`^(0|[1-9][0-9]{0,8})(\.[0-9]{1,2})?$`)
+	currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+func applyPlan(f fault.Fields, p *Plan, in PlanFields, creating bool) {
+	if in.Name != nil || creating {
+		if in.Name != nil {
+			p.Name = strings.TrimSpace(*in.Name)
+		}
+		f.Check(p.Name == "" || len(p.Name) > 60, "name", "must be 1 to 60 characters")
+	}
+	if in.Slug != nil {
+		p.Slug = *in.Slug
+		checkSlug(f, "slug", p.Slug)
+	} else if creating {
+		p.Slug = Slugify(p.Name)
+		if p.Name != "" {
+			checkSlug(f, "name", p.Slug)
+		}
+	}
+	if in.Description != nil {
+		p.Description = strings.TrimSpace(*in.Description)
+		f.Check(len(p.Description) > 2000, "description", "must be at most 2000 characters")
+	}
+	if in.Price != nil {
+		p.Price = strings.TrimSpace(*in.Price)
+		f.Check(!priceRe.MatchString(p.Price), "price", `must be a decimal string such as "9.00" or "0" for free`)
+	} else if creating {
+		p.Price = "0"
+	}
+	if in.Currency != nil {
+		p.Currency = *in.Currency
+		f.Check(!currencyRe.MatchString(p.Currency), "currency", "must be a three-letter ISO 4217 code such as USD")
+	} else if creating {
+		p.Currency = "USD"
+	}
+	if in.Interval != nil {
+		p.Interval = *in.Interval
+		f.Check(p.Interval != "month" && p.Interval != "year", "interval", "must be month or year")
+	} else if creating {
+		p.Interval = "month"
+	}
+}
+
+// normalizePrice writes prices with two decimals, as the database returns them.
+func normalizePrice(p *Plan) {
+	if !strings.Contains(p.Price, ".") {
+		p.Price += ".00"
+	} else if i := strings.Index(p.Price, "."); len(p.Price)-i == 2 {
+		p.Price += "0"
+	}
+}
+
+// ListPlans returns an app's plans, cheapest first.
+func (s *Service) ListPlans(ctx context.Context, a Actor, appRef string) ([]Plan, error) {
+	v, err := s.view(ctx, s.db, a, appRef, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []Plan
+	if err := s.db.WithContext(ctx).Where("app_id = ?", v.ID).Order("price, id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("listing plans: %w", err)
+	}
+	return out, nil
+}
+
+// CreatePlan adds a plan to an app; admins of its organization.
+func (s *Service) CreatePlan(ctx context.Context, a Actor, appRef string, in PlanFields) (*Plan, error) {
+	var out Plan
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, appRef)
+		if err != nil {
+			return err
+		}
+		f := fault.Fields{}
+		out = Plan{AppID: v.ID, CreatedAt: s.now(), UpdatedAt: s.now()}
+		applyPlan(f, &out, in, true)
+		if err := f.Err(); err != nil {
+			return err
+		}
+		normalizePrice(&out)
+		if err := tx.Create(&out).Error; err != nil {
+			return dbErr(err, "plan", "slug")
+		}
+		return s.audit(tx, a, &v.OrganizationID, "plan.create", "plan", idStr(out.ID), v.Slug+"/"+out.Slug, JSON{"price": out.Price, "currency": out.Currency})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func planBySlug(ctx context.Context, tx *gorm.DB, appID int64, ref string) (*Plan, error) {
+	var p Plan
+	if err := byRef(tx.WithContext(ctx).Where("app_id = ?", appID), "plans", ref).First(&p).Error; err != nil {
+		return nil, dbErr(err, "plan", "")
+	}
+	return &p, nil
+}
+
+// UpdatePlan changes a plan.
+func (s *Service) UpdatePlan(ctx context.Context, a Actor, appRef, planRef string, in PlanFields) (*Plan, error) {
+	var out *Plan
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, appRef)
+		if err != nil {
+			return err
+		}
+		p, err := planBySlug(ctx, tx, v.ID, planRef)
+		if err != nil {
+			return err
+		}
+		f := fault.Fields{}
+		applyPlan(f, p, in, false)
+		if err := f.Err(); err != nil {
+			return err
+		}
+		normalizePrice(p)
+		p.UpdatedAt = s.now()
+		if err := tx.Save(p).Error; err != nil {
+			return dbErr(err, "plan", "slug")
+		}
+		out = p
+		return s.audit(tx, a, &v.OrganizationID, "plan.update", "plan", idStr(p.ID), v.Slug+"/"+p.Slug, nil)
+	})
+	return out, err
+}
+
+// DeletePlan removes a plan; an app with plans keeps at least one.
+func (s *Service) DeletePlan(ctx context.Context, a Actor, appRef, planRef string) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, appRef)
+		if err != nil {
+			return err
+		}
+		p, err := planBySlug(ctx, tx, v.ID, planRef)
+		if err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.Model(&Plan{}).Where("app_id = ?", v.ID).Count(&n).Error; err != nil {
+			return fmt.Errorf("counting plans: %w", err)
+		}
+		if n <= 1 {
+			return fault.Conflict("last_plan", "An app with plans keeps at least one; add another plan first.")
+		}
+		if err := tx.Delete(&Plan{}, p.ID).Error; err != nil {
+			return fmt.Errorf("deleting plan: %w", err)
+		}
+		return s.audit(tx, a, &v.OrganizationID, "plan.delete", "plan", idStr(p.ID), v.Slug+"/"+p.Slug, nil)
+	})
+}

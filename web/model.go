@@ -1,0 +1,215 @@
+package web
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+// Wire types: camelCase attributes, ids as strings, and named converters
+// from the domain types.
+
+func id(n int64) string { return strconv.FormatInt(n, 10) }
+
+type userJSON struct {
+	ID          string    `json:"id"`
+	Email       string    `json:"email"`
+	Name        string    `json:"name"`
+	IsOperator  bool      `json:"isOperator"`
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+func toUserJSON(u *marketplace.User) userJSON {
+	return userJSON{ID: id(u.ID), Email: u.Email, Name: u.Name, IsOperator: u.IsOperator, DateCreated: u.CreatedAt}
+}
+
+type apiTokenJSON struct {
+	ID                  string     `json:"id"`
+	Name                string     `json:"name"`
+	TokenLastCharacters string     `json:"tokenLastCharacters"`
+	DateCreated         time.Time  `json:"dateCreated"`
+	DateLastUsed        *time.Time `json:"dateLastUsed"`
+	ExpiresAt           *time.Time `json:"expiresAt"`
+	Token               string     `json:"token,omitempty"`
+}
+
+func toAPITokenJSON(t marketplace.APIToken) apiTokenJSON {
+	return apiTokenJSON{ID: id(t.ID), Name: t.Name, TokenLastCharacters: t.TokenSuffix, DateCreated: t.CreatedAt,
+		DateLastUsed: t.LastUsedAt, ExpiresAt: t.ExpiresAt}
+}
+
+type orgJSON struct {
+	ID          string    `json:"id"`
+	Slug        string    `json:"slug"`
+	Name        string    `json:"name"`
+	Role        string    `json:"role,omitempty"`
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+func toOrgJSON(o marketplace.OrgAccess) orgJSON {
+	return orgJSON{ID: id(o.Org.ID), Slug: o.Org.Slug, Name: o.Org.Name, Role: o.Role, DateCreated: o.Org.CreatedAt}
+}
+
+type orgRefJSON struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+type memberUserJSON struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+type memberJSON struct {
+	ID          string         `json:"id"`
+	Role        string         `json:"role"`
+	User        memberUserJSON `json:"user"`
+	DateCreated time.Time      `json:"dateCreated"`
+}
+
+func toMemberJSON(m marketplace.Member) memberJSON {
+	out := memberJSON{ID: id(m.ID), Role: m.Role, DateCreated: m.CreatedAt}
+	if m.User != nil {
+		out.User = memberUserJSON{ID: id(m.User.ID), Email: m.User.Email, Name: m.User.Name}
+	}
+	return out
+}
+
+type planJSON struct {
+	ID          string    `json:"id"`
+	Slug        string    `json:"slug"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Price       string    `json:"price"`
+	Currency    string    `json:"currency"`
+	Interval    string    `json:"interval"`
+	IsFree      bool      `json:"isFree"`
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+func toPlanJSON(p marketplace.Plan) planJSON {
+	return planJSON{ID: id(p.ID), Slug: p.Slug, Name: p.Name, Description: p.Description, Price: p.Price,
+		Currency: p.Currency, Interval: p.Interval, IsFree: p.IsFree(), DateCreated: p.CreatedAt}
+}
+
+type appJSON struct {
+	ID            string      `json:"id"`
+	Slug          string      `json:"slug"`
+	Name          string      `json:"name"`
+	Kind          string      `json:"kind"`
+	Status        string      `json:"status"`
+	Author        string      `json:"author"`
+	Overview      string      `json:"overview"`
+	Categories    []string    `json:"categories"`
+	Scopes        []string    `json:"scopes"`
+	Events        []string    `json:"events"`
+	LogoURL       string      `json:"logoUrl"`
+	Installs      int         `json:"installs"`
+	Organization  orgRefJSON  `json:"organization"`
+	DateCreated   time.Time   `json:"dateCreated"`
+	DateUpdated   time.Time   `json:"dateUpdated"`
+	DatePublished *time.Time  `json:"datePublished"`
+	Plans         *[]planJSON `json:"plans,omitempty"`
+
+	// Shown to the owner organization and operators only.
+	StatusReason  *string `json:"statusReason,omitempty"`
+	ClientID      *string `json:"clientId,omitempty"`
+	WebhookURL    *string `json:"webhookUrl,omitempty"`
+	RedirectURL   *string `json:"redirectUrl,omitempty"`
+	SyncURL       *string `json:"syncUrl,omitempty"`
+	VerifyInstall *bool   `json:"verifyInstall,omitempty"`
+
+	// Shown once, in the response that creates or rotates them.
+	ClientSecret  string `json:"clientSecret,omitempty"`
+	WebhookSecret string `json:"webhookSecret,omitempty"`
+}
+
+func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
+	a := v.App
+	out := appJSON{ID: id(a.ID), Slug: a.Slug, Name: a.Name, Kind: a.Kind, Status: a.Status, Author: a.Author,
+		Overview: a.Overview, Categories: orEmpty(a.Categories), Scopes: orEmpty(a.Scopes), Events: orEmpty(a.Events),
+		LogoURL: a.LogoURL, Installs: a.InstallsCount, DateCreated: a.CreatedAt, DateUpdated: a.UpdatedAt, DatePublished: a.PublishedAt}
+	if a.Organization != nil {
+		out.Organization = orgRefJSON{ID: id(a.Organization.ID), Slug: a.Organization.Slug, Name: a.Organization.Name}
+	}
+	if withPlans {
+		plans := make([]planJSON, len(a.Plans))
+		for i, p := range a.Plans {
+			plans[i] = toPlanJSON(p)
+		}
+		out.Plans = &plans
+	}
+	if v.Private {
+		out.StatusReason, out.ClientID = &a.StatusReason, &a.ClientID
+		out.WebhookURL, out.RedirectURL, out.SyncURL, out.VerifyInstall = &a.WebhookURL, &a.RedirectURL, &a.SyncURL, &a.VerifyInstall
+	}
+	return out
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+type scopeJSON struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Builtin     bool   `json:"builtin"`
+}
+
+type eventTypeJSON struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Resource    string    `json:"resource"`
+	Scope       string    `json:"scope"`
+	Description string    `json:"description"`
+	Schema      any       `json:"schema"`
+	Builtin     bool      `json:"builtin"`
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+func toEventTypeJSON(t webhooks.EventType) eventTypeJSON {
+	out := eventTypeJSON{ID: id(t.ID), Name: t.Name, Resource: t.Resource, Scope: t.Scope, Description: t.Description,
+		Builtin: t.Builtin, DateCreated: t.CreatedAt}
+	if len(t.Schema) > 0 {
+		_ = unmarshal(t.Schema, &out.Schema)
+	}
+	return out
+}
+
+type auditActorJSON struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type auditTargetJSON struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type auditJSON struct {
+	ID          string          `json:"id"`
+	Action      string          `json:"action"`
+	Actor       auditActorJSON  `json:"actor"`
+	Target      auditTargetJSON `json:"target"`
+	IPAddress   string          `json:"ipAddress"`
+	Data        map[string]any  `json:"data"`
+	DateCreated time.Time       `json:"dateCreated"`
+}
+
+func toAuditJSON(e marketplace.AuditEntry) auditJSON {
+	data := map[string]any(e.Data)
+	if data == nil {
+		data = map[string]any{}
+	}
+	return auditJSON{ID: id(e.ID), Action: e.Action, Actor: auditActorJSON{e.ActorType, e.ActorID, e.ActorLabel},
+		Target: auditTargetJSON{e.TargetType, e.TargetID, e.TargetLabel}, IPAddress: e.IP, Data: data, DateCreated: e.CreatedAt}
+}
