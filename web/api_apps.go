@@ -215,6 +215,9 @@ func (s *Server) listScopes(c echo.Context) error {
 }
 
 func (s *Server) listEventTypes(c echo.Context) error {
+	if !actor(c).SignedIn() {
+		return errNotSignedIn
+	}
 	types, err := s.opts.Catalog.List(c.Request().Context())
 	if err != nil {
 		return err

@@ -74,6 +74,12 @@ func Start(t testing.TB, opts ...Option) *Platform {
 // platform does not shut down cleanly.
 func StartRoles(t testing.TB, roles app.Roles, cfg config.Config) *Platform {
 	t.Helper()
+	return StartLogged(t, roles, cfg, Logger(t))
+}
+
+// StartLogged is StartRoles with the platform's logs sent to log.
+func StartLogged(t testing.TB, roles app.Roles, cfg config.Config, log *slog.Logger) *Platform {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("apptest: listen: %v", err)
@@ -81,7 +87,7 @@ func StartRoles(t testing.TB, roles app.Roles, cfg config.Config) *Platform {
 	cfg.HTTPAddr = l.Addr().String()
 	cfg.BaseURL = "http://" + l.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, Logger(t), roles)
+	a, err := app.New(ctx, cfg, log, roles)
 	if err != nil {
 		cancel()
 		l.Close()

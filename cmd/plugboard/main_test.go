@@ -179,3 +179,68 @@ func TestServeExitsZeroOnSIGTERM(t *testing.T) {
 		t.Errorf("logs lack the shutdown line:\n%s", logs.String())
 	}
 }
+
+func TestUsersCreateMakesAnOperator(t *testing.T) {
+	env := testEnv(t)
+	out, err := plugboard(t, env, "users", "create", "--email", "root@example.com", "--password", "correct horse battery", "--operator").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "created operator root@example.com") {
+		t.Fatalf("users create: %v\n%s", err, out)
+	}
+	out, err = plugboard(t, env, "users", "create", "--email", "root@example.com", "--password", "correct horse battery").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already taken") {
+		t.Errorf("duplicate users create: %v\n%s", err, out)
+	}
+	out, err = plugboard(t, env, "users", "create", "--email", "x@example.com", "--password", "short").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "password") {
+		t.Errorf("short password: %v\n%s", err, out)
+	}
+}
+
+// startServe runs `plugboard serve` until the test ends and returns its URL.
+func startServe(t *testing.T, env map[string]string) string {
+	t.Helper()
+	addr := freePort(t)
+	env["PLUGBOARD_HTTP_ADDR"] = addr
+	cmd := plugboard(t, env, "serve")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err == nil && res.StatusCode == 200 {
+			res.Body.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never became ready:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestDocsWalkthroughRuns(t *testing.T) {
+	env := testEnv(t)
+	base := startServe(t, env)
+	script, _ := filepath.Abs("../../docs/walkthrough.sh")
+	cmd := exec.Command("bash", script)
+	cmd.Env = append(os.Environ(), "BASE="+base, "PLUGBOARD="+binary, "RUN=42")
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("walkthrough failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{"organization: pager-co-42", "app: pager-bot-42", "submitted", "created operator", "published"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("walkthrough output lacks %q:\n%s", want, out)
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); lines[len(lines)-1] != "pager-bot-42" {
+		t.Errorf("the directory did not find the app; output:\n%s", out)
+	}
+}

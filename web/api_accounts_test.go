@@ -1,0 +1,121 @@
+package web_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/plugboard/plugboard/app/apptest"
+)
+
+func TestSignUpSignInSignOut(t *testing.T) {
+	p := apptest.Start(t)
+	anon := newClient(t, p, "")
+
+	var u map[string]any
+	anon.do("POST", "/api/0/users/", map[string]string{"email": "Ada@Example.com", "name": "Ada", "password": "correct horse battery"}).ok(t, 201, &u)
+	if u["id"] == "" || u["email"] != "Ada@Example.com" || u["isOperator"] != false {
+		t.Errorf("user %v", u)
+	}
+	// Emails are unique whatever their case.
+	f := anon.do("POST", "/api/0/users/", map[string]string{"email": "ada@example.COM", "password": "another password"}).problem(t, 409, "email_taken")
+	if f["email"] == nil {
+		t.Errorf("fields %v", f)
+	}
+	for _, bad := range []map[string]string{{"email": "nope", "password": "correct horse"}, {"email": "b@example.com", "password": "short"}, {"password": "correct horse"}} {
+		anon.do("POST", "/api/0/users/", bad).problem(t, 400, "invalid_input")
+	}
+
+	anon.do("POST", "/api/0/auth/", map[string]string{"email": "ada@example.com", "password": "wrong password"}).problem(t, 401, "invalid_credentials")
+	anon.do("POST", "/api/0/auth/", map[string]string{"email": "nobody@example.com", "password": "wrong password"}).problem(t, 401, "invalid_credentials")
+	anon.do("GET", "/api/0/users/me/", nil).problem(t, 401, "not_authenticated")
+
+	// The JWT works as a Bearer token; the cookie works for the UI.
+	c := signIn(t, p, "ada@example.com")
+	var me map[string]any
+	c.do("GET", "/api/0/users/me/", nil).ok(t, 200, &me)
+	if me["email"] != "Ada@Example.com" {
+		t.Errorf("me %v", me)
+	}
+	cookieOnly := *c
+	cookieOnly.token = ""
+	cookieOnly.do("GET", "/api/0/users/me/", nil).ok(t, 200, nil)
+	if len(c.http.Jar.Cookies(mustURL(p.URL))) == 0 {
+		t.Fatal("sign-in set no cookie")
+	}
+
+	// Signing out ends the session: the JWT and the cookie stop working.
+	jwt := c.token
+	c.do("DELETE", "/api/0/auth/", nil).ok(t, 204, nil)
+	c.do("GET", "/api/0/users/me/", nil).problem(t, 401, "invalid_token")
+	stale := newClient(t, p, jwt)
+	stale.do("GET", "/api/0/users/me/", nil).problem(t, 401, "invalid_token")
+	cookieOnly.do("GET", "/api/0/users/me/", nil).problem(t, 401, "not_authenticated")
+
+	newClient(t, p, "garbage").do("GET", "/api/0/users/me/", nil).problem(t, 401, "invalid_token")
+	newClient(t, p, "a.b.c").do("GET", "/api/0/users/me/", nil).problem(t, 401, "invalid_token")
+}
+
+func TestAPITokens(t *testing.T) {
+	p := apptest.Start(t)
+	c := signUp(t, p, "tok@example.com")
+	var tok map[string]any
+	res := c.do("POST", "/api/0/api-tokens/", map[string]any{"name": "ci"}).ok(t, 201, &tok)
+	secret, _ := tok["token"].(string)
+	if !strings.HasPrefix(secret, "pbu_") || tok["tokenLastCharacters"] != secret[len(secret)-4:] {
+		t.Fatalf("token %v", tok)
+	}
+	_ = res
+	// Shown once: the list never carries it.
+	list := c.do("GET", "/api/0/api-tokens/", nil).ok(t, 200, nil)
+	if strings.Contains(string(list.Body), secret) || !strings.Contains(string(list.Body), `"name":"ci"`) {
+		t.Errorf("list %s", list.Body)
+	}
+	withToken := newClient(t, p, secret)
+	withToken.do("GET", "/api/0/users/me/", nil).ok(t, 200, nil)
+	// Stored hashed.
+	var row struct{ TokenHash []byte }
+	p.App.DB.Raw("SELECT token_hash FROM api_tokens").Scan(&row)
+	if strings.Contains(string(row.TokenHash), secret) || len(row.TokenHash) != 32 {
+		t.Errorf("stored token %q", row.TokenHash)
+	}
+	c.do("POST", "/api/0/api-tokens/", map[string]any{"name": ""}).problem(t, 400, "invalid_input")
+	c.do("POST", "/api/0/api-tokens/", map[string]any{"name": "old", "expiresAt": time.Now().Add(-time.Hour)}).problem(t, 400, "invalid_input")
+
+	other := signUp(t, p, "other@example.com")
+	other.do("DELETE", "/api/0/api-tokens/"+tok["id"].(string)+"/", nil).problem(t, 404, "not_found")
+	withToken.do("GET", "/api/0/users/me/", nil).ok(t, 200, nil)
+
+	c.do("DELETE", "/api/0/api-tokens/"+tok["id"].(string)+"/", nil).ok(t, 204, nil)
+	withToken.do("GET", "/api/0/users/me/", nil).problem(t, 401, "invalid_token")
+	newClient(t, p, "").do("GET", "/api/0/api-tokens/", nil).problem(t, 401, "not_authenticated")
+}
+
+func TestCookieWritesNeedOurOrigin(t *testing.T) {
+	p := apptest.Start(t)
+	c := signUp(t, p, "csrf@example.com")
+	c.token = "" // cookie only
+	req, _ := http.NewRequest("POST", p.URL+"/api/0/organizations/", strings.NewReader(`{"name":"Evil"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://evil.example")
+	res, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 403 {
+		t.Errorf("cross-origin cookie POST: %d, want 403", res.StatusCode)
+	}
+	if n := count(t, p, "organizations"); n != 0 {
+		t.Errorf("cross-origin POST created %d organizations", n)
+	}
+	req, _ = http.NewRequest("POST", p.URL+"/api/0/organizations/", strings.NewReader(`{"name":"Good"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", p.URL)
+	res, _ = c.http.Do(req)
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Errorf("same-origin cookie POST: %d, want 201", res.StatusCode)
+	}
+}

@@ -1,0 +1,152 @@
+package web_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/plugboard/plugboard/app/apptest"
+)
+
+// TestEveryRouteAllowsAndDenies drives each /api/0 route with a caller who
+// may use it and one who may not, and fails when a route has no case.
+func TestEveryRouteAllowsAndDenies(t *testing.T) {
+	p := apptest.Start(t)
+	owner := signUp(t, p, "owner@acme.example")
+	member := signUp(t, p, "member@acme.example")
+	outsider := signUp(t, p, "outsider@example.com")
+	spare := signUp(t, p, "spare@acme.example")
+	anon := newClient(t, p, "")
+	signer := newClient(t, p, "") // its cookie jar receives a session
+
+	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Doomed"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/organizations/acme/members/", map[string]string{"email": "member@acme.example"}).ok(t, 201, nil)
+	var spareMember map[string]any
+	owner.do("POST", "/api/0/organizations/acme/members/", map[string]string{"email": "spare@acme.example"}).ok(t, 201, &spareMember)
+	owner.do("POST", "/api/0/organizations/acme/apps/", publicApp("Acme App")).ok(t, 201, nil)
+	owner.do("POST", "/api/0/organizations/acme/apps/", publicApp("Doomed App")).ok(t, 201, nil)
+	owner.do("POST", "/api/0/apps/acme-app/plans/", map[string]any{"name": "Pro", "price": "5"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/apps/acme-app/plans/", map[string]any{"name": "Old"}).ok(t, 201, nil)
+	var tok map[string]any
+	spare.do("POST", "/api/0/api-tokens/", map[string]any{"name": "x"}).ok(t, 201, &tok)
+	mid := spareMember["id"].(string)
+
+	type call struct {
+		c      *client
+		path   string
+		body   any
+		status int
+	}
+	cases := []struct {
+		route   string // METHOD template, as registered
+		denied  *call  // nil for public routes
+		allowed call
+	}{
+		{"GET /api/0/openapi.json", nil, call{anon, "/api/0/openapi.json", nil, 200}},
+		{"GET /api/0/scopes/", nil, call{anon, "/api/0/scopes/", nil, 200}},
+		{"GET /api/0/event-types/", &call{anon, "/api/0/event-types/", nil, 401}, call{outsider, "/api/0/event-types/", nil, 200}},
+		{"POST /api/0/users/", nil, call{anon, "/api/0/users/", map[string]string{"email": "new@example.com", "password": "long enough"}, 201}},
+		{"GET /api/0/users/me/", &call{anon, "/api/0/users/me/", nil, 401}, call{member, "/api/0/users/me/", nil, 200}},
+		{"POST /api/0/auth/", &call{signer, "/api/0/auth/", map[string]string{"email": "member@acme.example", "password": "wrong guess!"}, 401},
+			call{signer, "/api/0/auth/", map[string]string{"email": "member@acme.example", "password": "correct horse battery"}, 200}},
+		{"GET /api/0/api-tokens/", &call{anon, "/api/0/api-tokens/", nil, 401}, call{spare, "/api/0/api-tokens/", nil, 200}},
+		{"POST /api/0/api-tokens/", &call{anon, "/api/0/api-tokens/", map[string]any{"name": "y"}, 401}, call{spare, "/api/0/api-tokens/", map[string]any{"name": "y"}, 201}},
+		{"DELETE /api/0/api-tokens/:token_id/", &call{outsider, "/api/0/api-tokens/" + tok["id"].(string) + "/", nil, 404},
+			call{spare, "/api/0/api-tokens/" + tok["id"].(string) + "/", nil, 204}},
+		{"GET /api/0/organizations/", &call{anon, "/api/0/organizations/", nil, 401}, call{member, "/api/0/organizations/", nil, 200}},
+		{"POST /api/0/organizations/", &call{anon, "/api/0/organizations/", map[string]string{"name": "Anon Org"}, 401},
+			call{outsider, "/api/0/organizations/", map[string]string{"name": "Outside Org"}, 201}},
+		{"GET /api/0/organizations/:org/", &call{outsider, "/api/0/organizations/acme/", nil, 404}, call{member, "/api/0/organizations/acme/", nil, 200}},
+		{"PUT /api/0/organizations/:org/", &call{member, "/api/0/organizations/acme/", map[string]string{"name": "Hacked"}, 403},
+			call{owner, "/api/0/organizations/acme/", map[string]string{"name": "Acme Inc"}, 200}},
+		{"DELETE /api/0/organizations/:org/", &call{outsider, "/api/0/organizations/doomed/", nil, 404}, call{owner, "/api/0/organizations/doomed/", nil, 204}},
+		{"GET /api/0/organizations/:org/members/", &call{outsider, "/api/0/organizations/acme/members/", nil, 404}, call{member, "/api/0/organizations/acme/members/", nil, 200}},
+		{"POST /api/0/organizations/:org/members/", &call{member, "/api/0/organizations/acme/members/", map[string]string{"email": "outsider@example.com"}, 403},
+			call{owner, "/api/0/organizations/acme/members/", map[string]string{"email": "new@example.com"}, 201}},
+		{"PUT /api/0/organizations/:org/members/:member_id/", &call{member, "/api/0/organizations/acme/members/" + mid + "/", map[string]string{"role": "admin"}, 403},
+			call{owner, "/api/0/organizations/acme/members/" + mid + "/", map[string]string{"role": "admin"}, 200}},
+		{"DELETE /api/0/organizations/:org/members/:member_id/", &call{member, "/api/0/organizations/acme/members/" + mid + "/", nil, 403},
+			call{owner, "/api/0/organizations/acme/members/" + mid + "/", nil, 204}},
+		{"GET /api/0/organizations/:org/apps/", &call{outsider, "/api/0/organizations/acme/apps/", nil, 404}, call{member, "/api/0/organizations/acme/apps/", nil, 200}},
+		{"POST /api/0/organizations/:org/apps/", &call{member, "/api/0/organizations/acme/apps/", publicApp("Member App"), 403},
+			call{owner, "/api/0/organizations/acme/apps/", publicApp("Owner App"), 201}},
+		{"GET /api/0/organizations/:org/audit-logs/", &call{member, "/api/0/organizations/acme/audit-logs/", nil, 403},
+			call{owner, "/api/0/organizations/acme/audit-logs/", nil, 200}},
+		{"GET /api/0/apps/", nil, call{anon, "/api/0/apps/", nil, 200}},
+		{"GET /api/0/apps/:app_slug/", &call{outsider, "/api/0/apps/acme-app/", nil, 404}, call{member, "/api/0/apps/acme-app/", nil, 200}},
+		{"PUT /api/0/apps/:app_slug/", &call{member, "/api/0/apps/acme-app/", map[string]any{"name": "Mine"}, 403},
+			call{owner, "/api/0/apps/acme-app/", map[string]any{"author": "Acme"}, 200}},
+		{"DELETE /api/0/apps/:app_slug/", &call{member, "/api/0/apps/doomed-app/", nil, 403}, call{owner, "/api/0/apps/doomed-app/", nil, 204}},
+		{"POST /api/0/apps/:app_slug/rotate-secret/", &call{outsider, "/api/0/apps/acme-app/rotate-secret/", nil, 404},
+			call{owner, "/api/0/apps/acme-app/rotate-secret/", nil, 200}},
+		{"POST /api/0/apps/:app_slug/rotate-webhook-secret/", &call{member, "/api/0/apps/acme-app/rotate-webhook-secret/", nil, 403},
+			call{owner, "/api/0/apps/acme-app/rotate-webhook-secret/", nil, 200}},
+		{"GET /api/0/apps/:app_slug/plans/", &call{outsider, "/api/0/apps/acme-app/plans/", nil, 404}, call{member, "/api/0/apps/acme-app/plans/", nil, 200}},
+		{"POST /api/0/apps/:app_slug/plans/", &call{member, "/api/0/apps/acme-app/plans/", map[string]any{"name": "Cheap"}, 403},
+			call{owner, "/api/0/apps/acme-app/plans/", map[string]any{"name": "Team"}, 201}},
+		{"PUT /api/0/apps/:app_slug/plans/:plan_slug/", &call{member, "/api/0/apps/acme-app/plans/pro/", map[string]any{"price": "0"}, 403},
+			call{owner, "/api/0/apps/acme-app/plans/pro/", map[string]any{"price": "6"}, 200}},
+		{"DELETE /api/0/apps/:app_slug/plans/:plan_slug/", &call{member, "/api/0/apps/acme-app/plans/old/", nil, 403},
+			call{owner, "/api/0/apps/acme-app/plans/old/", nil, 204}},
+		{"POST /api/0/apps/:app_slug/publish-requests/", &call{member, "/api/0/apps/acme-app/publish-requests/", nil, 403},
+			call{owner, "/api/0/apps/acme-app/publish-requests/", nil, 201}},
+		{"DELETE /api/0/auth/", &call{anon, "/api/0/auth/", nil, 401}, call{member, "/api/0/auth/", nil, 204}},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		method := strings.Fields(tc.route)[0]
+		covered[tc.route] = true
+		t.Run(tc.route, func(t *testing.T) {
+			if tc.denied != nil {
+				res := tc.denied.c.do(method, tc.denied.path, tc.denied.body)
+				res.problem(t, tc.denied.status, "")
+			}
+			tc.allowed.c.do(method, tc.allowed.path, tc.allowed.body).ok(t, tc.allowed.status, nil)
+		})
+	}
+	for _, r := range p.App.Web.Echo().Routes() {
+		if !strings.HasPrefix(r.Path, "/api/0/") || strings.HasPrefix(r.Method, "echo_") {
+			continue
+		}
+		if key := r.Method + " " + r.Path; !covered[key] {
+			t.Errorf("route %s has no authorization case", key)
+		}
+	}
+}
+
+var segmentRe = regexp.MustCompile(`^([a-z]+(-[a-z]+)*|:[a-z]+(_[a-z]+)*|openapi\.json)$`)
+
+// TestRoutesFollowTheAPIRules checks the Sentry rules the route table must
+// keep: no PATCH, plural hyphenated lower-case collections, snake_case
+// parameters, at most three levels of nesting, trailing slashes.
+func TestRoutesFollowTheAPIRules(t *testing.T) {
+	p := apptest.Start(t)
+	for _, r := range p.App.Web.Echo().Routes() {
+		if !strings.HasPrefix(r.Path, "/api/0/") || strings.HasPrefix(r.Method, "echo_") {
+			continue
+		}
+		if r.Method == "PATCH" {
+			t.Errorf("%s %s uses PATCH", r.Method, r.Path)
+		}
+		if !strings.HasSuffix(r.Path, "/") && !strings.HasSuffix(r.Path, ".json") {
+			t.Errorf("%s lacks the trailing slash", r.Path)
+		}
+		segs := strings.Split(strings.Trim(strings.TrimPrefix(r.Path, "/api/0/"), "/"), "/")
+		collections := 0
+		for i, s := range segs {
+			if !segmentRe.MatchString(s) {
+				t.Errorf("%s: segment %q is not lower-case-hyphenated or :snake_case", r.Path, s)
+			}
+			if !strings.HasPrefix(s, ":") {
+				collections++
+				if i == 0 && !strings.HasSuffix(s, "s") && s != "auth" && s != "openapi.json" {
+					t.Errorf("%s: collection %q is not plural", r.Path, s)
+				}
+			}
+		}
+		if collections > 3 {
+			t.Errorf("%s nests %d levels", r.Path, collections)
+		}
+	}
+}
