@@ -279,7 +279,7 @@ func TestDirectory(t *testing.T) {
 	}{
 		{anon, "", "alpha-alerts bravo-builds charlie-chat"},
 		{stranger, "", "alpha-alerts bravo-builds charlie-chat"},
-		{partner, "", "alpha-alerts bravo-builds charlie-chat draft-thing"}, // its own unpublished public app
+		{partner, "", "alpha-alerts bravo-builds charlie-chat draft-thing"},   // its own unpublished public app
 		{anon, "?sortBy=-installs", "bravo-builds alpha-alerts charlie-chat"}, // ties: newest first
 		{anon, "?sortBy=-dateCreated", "bravo-builds alpha-alerts charlie-chat"},
 		{anon, "?category=alerting", "alpha-alerts"},
