@@ -193,12 +193,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 // buildServices wires the domain services.
 func (a *App) buildServices() (web.Services, error) {
 	catalog := webhooks.NewCatalog(a.DB)
-	market, err := marketplace.New(a.DB, catalog, marketplace.Options{
+	market, err := marketplace.New(a.DB, catalog, webhooks.NewOutbox(), marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
 		TokenTTL:     a.Config.TokenTTL,
 		SessionTTL:   a.Config.SessionTTL,
 		PasswordCost: a.Config.PasswordCost,
+		GrantTTL:     a.Config.GrantTTL,
 		Logger:       a.Log,
 	})
 	if err != nil {

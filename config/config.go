@@ -71,6 +71,8 @@ type Config struct {
 	SessionTTL time.Duration `env:"PLUGBOARD_SESSION_TTL" default:"336h" help:"a duration such as 336h"`
 	TokenTTL   time.Duration `env:"PLUGBOARD_TOKEN_TTL" default:"1h" help:"a duration such as 1h (lifetime of the JWT from POST /api/0/auth/)"`
 
+	GrantTTL time.Duration `env:"PLUGBOARD_GRANT_TTL" default:"10m" help:"a duration such as 10m (how long an install code may be exchanged)"`
+
 	// PasswordCost is the bcrypt cost; tests lower it.
 	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`
 }

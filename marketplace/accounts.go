@@ -140,10 +140,21 @@ var errBadToken = fault.Unauthorized("invalid_token", "The token is invalid, exp
 // AuthenticateBearer resolves an Authorization: Bearer value: a personal API
 // token (pbu_…) or a sign-in JWT.
 func (s *Service) AuthenticateBearer(ctx context.Context, token string) (Actor, error) {
-	if strings.HasPrefix(token, PrefixAPIToken) {
+	switch {
+	case strings.HasPrefix(token, PrefixAPIToken):
 		return s.authenticateAPIToken(ctx, token)
-	}
-	if strings.Count(token, ".") == 2 {
+	case strings.HasPrefix(token, PrefixAccess):
+		return s.authenticateInstallationToken(ctx, token)
+	case strings.Count(token, ".") == 2:
+		// A user's sign-in JWT names the platform as issuer; an app's names
+		// its client id.
+		claims := jwt.MapClaims{}
+		if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+			return Actor{}, errBadToken
+		}
+		if iss, _ := claims["iss"].(string); iss != "" && iss != s.opts.Issuer {
+			return s.authenticateAppJWT(ctx, token, iss)
+		}
 		return s.authenticateJWT(ctx, token)
 	}
 	return Actor{}, errBadToken

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
@@ -44,6 +46,7 @@ type AppFields struct {
 	VerifyInstall *bool
 	SyncURL       *string
 	LogoURL       *string
+	PublicKey     *string // PEM, RSA or Ed25519: verifies JWTs the app signs
 }
 
 // AppView is an app as one actor may see it.
@@ -61,6 +64,10 @@ type CreatedApp struct {
 	AppView
 	ClientSecret  string
 	WebhookSecret string
+	// For internal integrations: the installation in the owner organization
+	// and its access token (no expiry until rotated or revoked).
+	Installation *Installation
+	Token        string
 }
 
 func checkURL(f fault.Fields, field, raw string, required bool) {
@@ -145,6 +152,14 @@ func (s *Service) apply(ctx context.Context, f fault.Fields, app *App, in AppFie
 	if in.VerifyInstall != nil {
 		app.VerifyInstall = *in.VerifyInstall
 	}
+	if in.PublicKey != nil {
+		app.PublicKey = strings.TrimSpace(*in.PublicKey)
+		if app.PublicKey != "" {
+			_, rsaErr := jwt.ParseRSAPublicKeyFromPEM([]byte(app.PublicKey))
+			_, edErr := jwt.ParseEdPublicKeyFromPEM([]byte(app.PublicKey))
+			f.Check(rsaErr != nil && edErr != nil, "publicKey", "must be a PEM-encoded RSA or Ed25519 public key")
+		}
+	}
 	f.Check(len(app.Events) > 0 && app.WebhookURL == "", "webhookUrl", "is required to receive events")
 	return nil
 }
@@ -211,6 +226,7 @@ func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFiel
 		webhookSecret := WebhookSecretPrefix + secret.Token("", 24)
 		app.ClientID = secret.HexToken(16)
 		app.ClientSecretHash = secret.Hash(clientSecret)
+		app.ClientSecretSealed = s.box.Seal(clientSecret)
 		app.WebhookSecret = s.box.Seal(webhookSecret)
 		app.CreatedBy = &a.User.ID
 		app.CreatedAt, app.UpdatedAt = s.now(), s.now()
@@ -219,7 +235,13 @@ func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFiel
 		}
 		app.Organization = &acc.Org
 		out = &CreatedApp{AppView: AppView{App: app, Private: true, Role: acc.Role}, ClientSecret: clientSecret, WebhookSecret: webhookSecret}
-		return s.audit(tx, a, &acc.Org.ID, "app.create", "app", idStr(app.ID), app.Slug, JSON{"kind": app.Kind})
+		if err := s.audit(tx, a, &acc.Org.ID, "app.create", "app", idStr(app.ID), app.Slug, JSON{"kind": app.Kind}); err != nil {
+			return err
+		}
+		if app.Kind == KindInternal {
+			return s.installInternal(ctx, tx, a, acc.Org, &app, out)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -421,6 +443,14 @@ func (s *Service) DeleteApp(ctx context.Context, a Actor, ref string) error {
 		if err != nil {
 			return err
 		}
+		var live int64
+		if err := tx.Model(&Installation{}).Where("app_id = ? AND organization_id <> ? AND status IN ?", v.ID, v.OrganizationID,
+			[]string{InstallPending, InstallInstalled}).Count(&live).Error; err != nil {
+			return fmt.Errorf("counting installations: %w", err)
+		}
+		if live > 0 {
+			return fault.Conflict("has_installations", fmt.Sprintf("%d organizations still have the app installed; they must uninstall it first.", live))
+		}
 		if err := tx.Delete(&App{}, v.ID).Error; err != nil {
 			return fmt.Errorf("deleting app: %w", err)
 		}
@@ -428,24 +458,84 @@ func (s *Service) DeleteApp(ctx context.Context, a Actor, ref string) error {
 	})
 }
 
+// RotatedSecret is a new client secret and, for an internal integration, a
+// new access token (the old ones stop working at once).
+type RotatedSecret struct {
+	ClientSecret string
+	Token        string
+}
+
 // RotateClientSecret issues a new client secret; the old one stops working.
-func (s *Service) RotateClientSecret(ctx context.Context, a Actor, ref string) (string, error) {
-	clientSecret := secret.Token("pbcs_", 32)
+// For internal integrations it also replaces the installation's token.
+func (s *Service) RotateClientSecret(ctx context.Context, a Actor, ref string) (*RotatedSecret, error) {
+	out := &RotatedSecret{ClientSecret: secret.Token("pbcs_", 32)}
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
 			return err
 		}
 		if err := tx.Model(&App{}).Where("id = ?", v.ID).Updates(map[string]any{
-			"client_secret_hash": secret.Hash(clientSecret), "updated_at": s.now()}).Error; err != nil {
+			"client_secret_hash": secret.Hash(out.ClientSecret), "client_secret_sealed": s.box.Seal(out.ClientSecret),
+			"updated_at": s.now()}).Error; err != nil {
 			return fmt.Errorf("rotating client secret: %w", err)
+		}
+		if v.Kind == KindInternal {
+			var inst Installation
+			err := tx.Preload("App").Where("app_id = ? AND status = ?", v.ID, InstallInstalled).First(&inst).Error
+			if err == nil {
+				if err := tx.Model(&Token{}).Where("installation_id = ? AND revoked_at IS NULL", inst.ID).Update("revoked_at", s.now()).Error; err != nil {
+					return fmt.Errorf("revoking internal token: %w", err)
+				}
+				set, err := s.issueInternal(ctx, tx, &inst)
+				if err != nil {
+					return err
+				}
+				out.Token = set
+			} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("finding internal installation: %w", err)
+			}
 		}
 		return s.audit(tx, a, &v.OrganizationID, "app.rotate_secret", "app", idStr(v.ID), v.Slug, nil)
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return clientSecret, nil
+	return out, nil
+}
+
+// installInternal installs an internal integration into its own organization
+// and issues its token: no review, no redirect, no code.
+func (s *Service) installInternal(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, out *CreatedApp) error {
+	inst := Installation{UUID: uuid.NewString(), AppID: app.ID, OrganizationID: org.ID, Status: InstallInstalled, SyncState: InSync,
+		Scopes: app.Scopes, CreatedAt: s.now(), UpdatedAt: s.now(), VerifiedAt: ptr(s.now()), InstalledBy: &a.User.ID,
+		App: app, Organization: &org}
+	if err := tx.Omit("App", "Organization", "Plan").Create(&inst).Error; err != nil {
+		return fmt.Errorf("installing internal integration: %w", err)
+	}
+	if err := tx.Model(&App{}).Where("id = ?", app.ID).UpdateColumn("installs_count", 1).Error; err != nil {
+		return fmt.Errorf("counting install: %w", err)
+	}
+	app.InstallsCount, out.App.InstallsCount = 1, 1
+	token, err := s.issueInternal(ctx, tx, &inst)
+	if err != nil {
+		return err
+	}
+	if err := s.lifecycle(ctx, tx, &inst, EventInstallationCreated, nil); err != nil {
+		return err
+	}
+	out.Installation, out.Token = &inst, token
+	return s.audit(tx, a, &org.ID, "installation.create", "installation", inst.UUID, app.Slug, JSON{"status": inst.Status, "internal": true})
+}
+
+// issueInternal issues a non-expiring access token for an internal integration.
+func (s *Service) issueInternal(ctx context.Context, tx *gorm.DB, inst *Installation) (string, error) {
+	access := secret.Token(PrefixAccess, 32)
+	t := Token{InstallationID: inst.ID, Family: uuid.NewString(), Kind: "access", TokenHash: secret.Hash(access),
+		Scopes: inst.Scopes, CreatedAt: s.now()}
+	if err := tx.WithContext(ctx).Create(&t).Error; err != nil {
+		return "", fmt.Errorf("issuing internal token: %w", err)
+	}
+	return access, nil
 }
 
 // RotateWebhookSecret issues a new signing secret; the old one keeps signing

@@ -11,6 +11,7 @@ package marketplace
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,22 +36,32 @@ type Options struct {
 	TokenTTL     time.Duration
 	SessionTTL   time.Duration
 	PasswordCost int
+	GrantTTL     time.Duration // how long an install code may be exchanged
+	AccessTTL    time.Duration // how long an installation access token lasts
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
 
 // Service is the marketplace's behaviour over its store.
 type Service struct {
-	db      *gorm.DB
-	opts    Options
-	log     *slog.Logger
-	box     *secret.Box
-	jwtKey  []byte
-	catalog *webhooks.Catalog
+	db       *gorm.DB
+	opts     Options
+	log      *slog.Logger
+	box      *secret.Box
+	jwtKey   []byte
+	stateKey ed25519.PrivateKey
+	catalog  *webhooks.Catalog
+	outbox   *webhooks.Outbox
 }
 
 // New returns a service on db.
-func New(db *gorm.DB, catalog *webhooks.Catalog, opts Options) (*Service, error) {
+func New(db *gorm.DB, catalog *webhooks.Catalog, outbox *webhooks.Outbox, opts Options) (*Service, error) {
+	if opts.GrantTTL == 0 {
+		opts.GrantTTL = 10 * time.Minute
+	}
+	if opts.AccessTTL == 0 {
+		opts.AccessTTL = 8 * time.Hour
+	}
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 	}
@@ -61,16 +72,25 @@ func New(db *gorm.DB, catalog *webhooks.Catalog, opts Options) (*Service, error)
 	if err != nil {
 		return nil, fmt.Errorf("creating secret box: %w", err)
 	}
-	return &Service{db: db, opts: opts, log: opts.Logger, box: box, catalog: catalog,
-		jwtKey: secret.Derive(opts.SecretKey, "jwt")}, nil
+	return &Service{db: db, opts: opts, log: opts.Logger, box: box, catalog: catalog, outbox: outbox,
+		jwtKey:   secret.Derive(opts.SecretKey, "jwt"),
+		stateKey: ed25519.NewKeyFromSeed(secret.Derive(opts.SecretKey, "install-state"))}, nil
 }
 
-// Actor is whoever makes a request.
+// Actor is whoever makes a request: a user, an app authenticated as itself,
+// or an installation's token.
 type Actor struct {
 	User *User
 	IP   string
 	// SessionID is set when the user signed in with a session or its JWT.
 	SessionID int64
+	// App is set when an app authenticates as itself (client credentials or
+	// a JWT it signed).
+	App *App
+	// Installation is set for an installation's access token, with the
+	// token's scopes.
+	Installation *Installation
+	Scopes       []string
 }
 
 // Anonymous is an actor nobody signed in as.
@@ -84,8 +104,12 @@ func (a Actor) IsOperator() bool { return a.User != nil && a.User.IsOperator }
 
 func (s *Service) now() time.Time { return s.opts.Now() }
 
-// requireUser fails with 401 unless a user is signed in.
+// requireUser fails unless a user makes the request: 401 for nobody, 403
+// for apps and installations, which have routes of their own.
 func requireUser(a Actor) error {
+	if a.App != nil || a.Installation != nil {
+		return fault.Forbidden("users_only", "This route is for users; app and installation credentials cannot use it.")
+	}
 	if a.User == nil {
 		return fault.Unauthorized("not_authenticated", "Sign in, or send an API token as Authorization: Bearer.")
 	}
@@ -149,8 +173,16 @@ func byRef(q *gorm.DB, table, ref string) *gorm.DB {
 func (s *Service) audit(tx *gorm.DB, a Actor, orgID *int64, action, targetType, targetID, targetLabel string, data JSON) error {
 	e := AuditEntry{OrganizationID: orgID, ActorType: "system", Action: action, TargetType: targetType,
 		TargetID: targetID, TargetLabel: targetLabel, IP: a.IP, Data: data, CreatedAt: s.now()}
-	if a.User != nil {
+	switch {
+	case a.User != nil:
 		e.ActorType, e.ActorID, e.ActorLabel = "user", strconv.FormatInt(a.User.ID, 10), a.User.Email
+	case a.Installation != nil:
+		e.ActorType, e.ActorID, e.ActorLabel = "installation", a.Installation.UUID, ""
+		if a.Installation.App != nil {
+			e.ActorLabel = a.Installation.App.Slug
+		}
+	case a.App != nil:
+		e.ActorType, e.ActorID, e.ActorLabel = "app", strconv.FormatInt(a.App.ID, 10), a.App.Slug
 	}
 	if err := tx.Create(&e).Error; err != nil {
 		return fmt.Errorf("recording audit entry %s: %w", action, err)

@@ -108,6 +108,8 @@ type App struct {
 	PreviousWebhookSecret   []byte
 	PreviousSecretExpiresAt *time.Time
 	InstallsCount           int
+	ClientSecretSealed      []byte
+	PublicKey               string
 	CreatedBy               *int64
 	CreatedAt               time.Time
 	UpdatedAt               time.Time
@@ -210,4 +212,73 @@ func (j *JSON) Scan(v any) error {
 		return fmt.Errorf("scanning %T into JSON", v)
 	}
 	return json.Unmarshal(b, (*map[string]any)(j))
+}
+
+// Installation statuses and sync states.
+const (
+	InstallPending   = "pending"
+	InstallInstalled = "installed"
+	InstallDeleted   = "deleted"
+	InstallFailed    = "failed"
+
+	InSync    = "in_sync"
+	OutOfSync = "out_of_sync"
+)
+
+// Installation is an app installed into an organization.
+type Installation struct {
+	ID             int64
+	UUID           string
+	AppID          int64
+	OrganizationID int64
+	PlanID         *int64
+	Status         string
+	StatusReason   string
+	SyncState      string
+	SyncReason     string
+	SyncCheckedAt  *time.Time
+	Scopes         Strings `gorm:"type:jsonb"`
+	ExternalID     string
+	ConfigURL      string
+	InstalledBy    *int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	VerifiedAt     *time.Time
+	DeletedAt      *time.Time
+
+	App          *App          `gorm:"foreignKey:AppID"`
+	Organization *Organization `gorm:"foreignKey:OrganizationID"`
+	Plan         *Plan         `gorm:"foreignKey:PlanID"`
+}
+
+// Live reports whether the installation is pending or installed.
+func (i *Installation) Live() bool { return i.Status == InstallPending || i.Status == InstallInstalled }
+
+// Grant is a single-use authorization code.
+type Grant struct {
+	ID                  int64
+	InstallationID      int64
+	CodeHash            []byte
+	RedirectURI         string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	UsedAt              *time.Time
+	RevokedAt           *time.Time
+}
+
+// Token is an installation's access or refresh token, stored hashed.
+type Token struct {
+	ID             int64
+	InstallationID int64
+	GrantID        *int64
+	Family         string
+	Kind           string
+	TokenHash      []byte
+	Scopes         Strings `gorm:"type:jsonb"`
+	CreatedAt      time.Time
+	ExpiresAt      *time.Time
+	UsedAt         *time.Time
+	RevokedAt      *time.Time
 }

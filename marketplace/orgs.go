@@ -108,7 +108,7 @@ func (s *Service) ListOrganizations(ctx context.Context, a Actor, r page.Request
 
 // GetOrganization returns one organization the actor belongs to.
 func (s *Service) GetOrganization(ctx context.Context, a Actor, ref string) (*OrgAccess, error) {
-	return s.access(ctx, s.db, a, ref, RoleMember)
+	return s.platformAccess(ctx, a, ref, "org:read")
 }
 
 // OrganizationUpdate holds the fields PUT may change.
@@ -165,7 +165,7 @@ func (s *Service) DeleteOrganization(ctx context.Context, a Actor, ref string) e
 
 // ListMembers returns the organization's members; any member may read.
 func (s *Service) ListMembers(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[Member], error) {
-	acc, err := s.access(ctx, s.db, a, ref, RoleMember)
+	acc, err := s.platformAccess(ctx, a, ref, "member:read")
 	if err != nil {
 		return page.Page[Member]{}, err
 	}

@@ -23,12 +23,13 @@ type appRequest struct {
 	VerifyInstall *bool     `json:"verifyInstall"`
 	SyncURL       *string   `json:"syncUrl"`
 	LogoURL       *string   `json:"logoUrl"`
+	PublicKey     *string   `json:"publicKey"`
 }
 
 func toAppFields(in appRequest) marketplace.AppFields {
 	return marketplace.AppFields{Name: in.Name, Slug: in.Slug, Kind: in.Kind, Author: in.Author, Overview: in.Overview,
 		Categories: in.Categories, Scopes: in.Scopes, Events: in.Events, WebhookURL: in.WebhookURL, RedirectURL: in.RedirectURL,
-		VerifyInstall: in.VerifyInstall, SyncURL: in.SyncURL, LogoURL: in.LogoURL}
+		VerifyInstall: in.VerifyInstall, SyncURL: in.SyncURL, LogoURL: in.LogoURL, PublicKey: in.PublicKey}
 }
 
 type appUpdateRequest struct {
@@ -82,6 +83,10 @@ func (s *Server) createApp(c echo.Context) error {
 	}
 	out := toAppJSON(app.AppView, false)
 	out.ClientSecret, out.WebhookSecret = app.ClientSecret, app.WebhookSecret
+	if app.Installation != nil {
+		inst := toInstallationJSON(app.Installation)
+		out.Installation, out.Token = &inst, app.Token
+	}
 	return created(c, "/api/0/apps/"+app.Slug+"/", out)
 }
 
@@ -123,14 +128,15 @@ func (s *Server) submitApp(c echo.Context) error {
 
 type clientSecretJSON struct {
 	ClientSecret string `json:"clientSecret"`
+	Token        string `json:"token,omitempty"`
 }
 
 func (s *Server) rotateSecret(c echo.Context) error {
-	secret, err := s.opts.Marketplace.RotateClientSecret(c.Request().Context(), actor(c), c.Param("app_slug"))
+	rotated, err := s.opts.Marketplace.RotateClientSecret(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, clientSecretJSON{ClientSecret: secret})
+	return c.JSON(http.StatusOK, clientSecretJSON{ClientSecret: rotated.ClientSecret, Token: rotated.Token})
 }
 
 type webhookSecretJSON struct {

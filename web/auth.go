@@ -25,10 +25,17 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		ctx := r.Context()
 		actor := marketplace.Anonymous
-		if h := r.Header.Get("Authorization"); h != "" {
+		if id, secret, ok := r.BasicAuth(); ok {
+			// An app authenticating as itself with its client credentials.
+			a, err := s.opts.Marketplace.AuthenticateApp(ctx, id, secret)
+			if err != nil {
+				return err
+			}
+			actor = a
+		} else if h := r.Header.Get("Authorization"); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {
-				return fault.Unauthorized("invalid_authorization", "Send credentials as Authorization: Bearer <token>.")
+				return fault.Unauthorized("invalid_authorization", "Send credentials as Authorization: Bearer <token>, or Basic with an app's client id and secret.")
 			}
 			a, err := s.opts.Marketplace.AuthenticateBearer(ctx, strings.TrimSpace(token))
 			if err != nil {

@@ -123,9 +123,14 @@ type appJSON struct {
 	SyncURL       *string `json:"syncUrl,omitempty"`
 	VerifyInstall *bool   `json:"verifyInstall,omitempty"`
 
+	PublicKey *string `json:"publicKey,omitempty"`
+
 	// Shown once, in the response that creates or rotates them.
 	ClientSecret  string `json:"clientSecret,omitempty"`
 	WebhookSecret string `json:"webhookSecret,omitempty"`
+	// Internal integrations: their installation and its token, at creation.
+	Installation *installationJSON `json:"installation,omitempty"`
+	Token        string            `json:"token,omitempty"`
 }
 
 func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
@@ -146,6 +151,7 @@ func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
 	if v.Private {
 		out.StatusReason, out.ClientID = &a.StatusReason, &a.ClientID
 		out.WebhookURL, out.RedirectURL, out.SyncURL, out.VerifyInstall = &a.WebhookURL, &a.RedirectURL, &a.SyncURL, &a.VerifyInstall
+		out.PublicKey = &a.PublicKey
 	}
 	return out
 }
@@ -212,4 +218,54 @@ func toAuditJSON(e marketplace.AuditEntry) auditJSON {
 	}
 	return auditJSON{ID: id(e.ID), Action: e.Action, Actor: auditActorJSON{e.ActorType, e.ActorID, e.ActorLabel},
 		Target: auditTargetJSON{e.TargetType, e.TargetID, e.TargetLabel}, IPAddress: e.IP, Data: data, DateCreated: e.CreatedAt}
+}
+
+type appRefJSON struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+type installationJSON struct {
+	UUID          string       `json:"uuid"`
+	App           appRefJSON   `json:"app"`
+	Organization  orgRefJSON   `json:"organization"`
+	Status        string       `json:"status"`
+	StatusReason  string       `json:"statusReason"`
+	SyncState     string       `json:"syncState"`
+	SyncReason    string       `json:"syncReason"`
+	SyncCheckedAt *time.Time   `json:"syncCheckedAt"`
+	Plan          *planRefJSON `json:"plan"`
+	Scopes        []string     `json:"scopes"`
+	ExternalID    string       `json:"externalId"`
+	ConfigURL     string       `json:"configUrl"`
+	DateCreated   time.Time    `json:"dateCreated"`
+	DateUpdated   time.Time    `json:"dateUpdated"`
+	DateVerified  *time.Time   `json:"dateVerified"`
+	DateDeleted   *time.Time   `json:"dateDeleted"`
+	RedirectURL   string       `json:"redirectUrl,omitempty"`
+}
+
+type planRefJSON struct {
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	Price    string `json:"price"`
+	Currency string `json:"currency"`
+	Interval string `json:"interval"`
+}
+
+func toInstallationJSON(i *marketplace.Installation) installationJSON {
+	out := installationJSON{UUID: i.UUID, Status: i.Status, StatusReason: i.StatusReason, SyncState: i.SyncState,
+		SyncReason: i.SyncReason, SyncCheckedAt: i.SyncCheckedAt, Scopes: orEmpty(i.Scopes), ExternalID: i.ExternalID,
+		ConfigURL: i.ConfigURL, DateCreated: i.CreatedAt, DateUpdated: i.UpdatedAt, DateVerified: i.VerifiedAt, DateDeleted: i.DeletedAt}
+	if i.App != nil {
+		out.App = appRefJSON{ID: id(i.App.ID), Slug: i.App.Slug, Name: i.App.Name}
+	}
+	if i.Organization != nil {
+		out.Organization = orgRefJSON{ID: id(i.Organization.ID), Slug: i.Organization.Slug, Name: i.Organization.Name}
+	}
+	if i.Plan != nil {
+		out.Plan = &planRefJSON{Slug: i.Plan.Slug, Name: i.Plan.Name, Price: i.Plan.Price, Currency: i.Plan.Currency, Interval: i.Plan.Interval}
+	}
+	return out
 }

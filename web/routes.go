@@ -66,6 +66,24 @@ func (s *Server) routes() {
 	api.POST("/apps/:app_slug/plans/", s.createPlan)
 	api.PUT("/apps/:app_slug/plans/:plan_slug/", s.updatePlan)
 	api.DELETE("/apps/:app_slug/plans/:plan_slug/", s.deletePlan)
+	api.GET("/apps/:app_slug/installations/", s.listAppInstallations)
+
+	api.GET("/organizations/:org/installations/", s.listOrgInstallations)
+	api.POST("/organizations/:org/installations/", s.install)
+	api.GET("/installations/:uuid/", s.getInstallation)
+	api.PUT("/installations/:uuid/", s.updateInstallation)
+	api.DELETE("/installations/:uuid/", s.uninstall)
+	api.POST("/installations/:uuid/authorizations/", s.authorizeInstallation)
+
+	// OAuth 2.0: RFC 6749, 7636 (PKCE), 7009 (revocation), 8414 (metadata).
+	e.POST("/oauth/token", s.token)
+	e.POST("/oauth/revoke", s.revoke)
+	e.GET("/.well-known/oauth-authorization-server", s.metadata)
+	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/oauth/authorize", s.authorize, s.authenticate)
+	e.POST("/oauth/authorize", s.decide, s.authenticate)
+	e.GET("/login", s.loginForm, s.authenticate)
+	e.POST("/login", s.login, s.authenticate)
 
 	e.GET("/", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"name": "Plugboard", "version": s.opts.Version, "api": "/api/0/"})

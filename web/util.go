@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"time"
 )
 
 func marshal(v any) ([]byte, error) {
@@ -16,3 +17,5 @@ func marshal(v any) ([]byte, error) {
 }
 
 func unmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+var timeNow = time.Now

@@ -1,0 +1,215 @@
+package marketplace
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
+)
+
+// AuthorizeRequest is GET /oauth/authorize's query.
+type AuthorizeRequest struct {
+	ResponseType        string
+	ClientID            string
+	RedirectURI         string
+	Scope               string
+	State               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+}
+
+// AuthorizeError is an authorize failure. Redirect is false when the client
+// or redirect URI cannot be trusted: the error is shown, never redirected.
+type AuthorizeError struct {
+	Redirect    bool
+	Code        string
+	Description string
+	RedirectURI string // the app's registered URI, when Redirect
+}
+
+func (e *AuthorizeError) Error() string { return e.Code + ": " + e.Description }
+
+// Consent is what the consent page shows.
+type Consent struct {
+	App         *App
+	Plans       []Plan
+	Orgs        []OrgAccess // where the user may install (admin or owner)
+	RedirectURI string
+	Scopes      []Scope
+}
+
+var challengeRe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// PrepareAuthorize validates an authorize request for a signed-in user.
+func (s *Service) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeRequest) (*Consent, error) {
+	if r.ClientID == "" {
+		return nil, &AuthorizeError{false, "invalid_request", "client_id is required.", ""}
+	}
+	var app App
+	err := s.db.WithContext(ctx).Preload("Organization").Where("client_id = ?", r.ClientID).First(&app).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, &AuthorizeError{false, "invalid_client", "No app has this client_id.", ""}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding client: %w", err)
+	}
+	if app.RedirectURL == "" || (r.RedirectURI != "" && r.RedirectURI != app.RedirectURL) {
+		return nil, &AuthorizeError{false, "invalid_request", "redirect_uri does not match the app's registered redirect URL.", ""}
+	}
+	fail := func(code, desc string) error { return &AuthorizeError{true, code, desc, app.RedirectURL} }
+	if app.Kind != KindPublic {
+		return nil, fail("unauthorized_client", "Internal integrations are not installed through OAuth.")
+	}
+	if r.ResponseType != "code" {
+		return nil, fail("unsupported_response_type", "response_type must be code.")
+	}
+	if r.CodeChallenge != "" || r.CodeChallengeMethod != "" {
+		if r.CodeChallengeMethod != "S256" {
+			return nil, fail("invalid_request", "code_challenge_method must be S256.")
+		}
+		if !challengeRe.MatchString(r.CodeChallenge) {
+			return nil, fail("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier.")
+		}
+	}
+	for _, sc := range strings.Fields(r.Scope) {
+		if !slices.Contains(app.Scopes, sc) {
+			return nil, fail("invalid_scope", fmt.Sprintf("The app was registered without the %s scope.", sc))
+		}
+	}
+	if err := requireUser(a); err != nil {
+		return nil, err
+	}
+	c := &Consent{App: &app, RedirectURI: app.RedirectURL}
+	if err := s.db.WithContext(ctx).Where("app_id = ?", app.ID).Order("price, id").Find(&c.Plans).Error; err != nil {
+		return nil, fmt.Errorf("loading plans: %w", err)
+	}
+	type row struct {
+		Organization
+		Role string
+	}
+	var rows []row
+	if err := s.db.WithContext(ctx).Table("organizations").Select("organizations.*, memberships.role").
+		Joins("JOIN memberships ON memberships.organization_id = organizations.id").
+		Where("memberships.user_id = ? AND memberships.role IN ?", a.User.ID, []string{RoleOwner, RoleAdmin}).
+		Order("organizations.slug").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("listing organizations: %w", err)
+	}
+	for _, r := range rows {
+		if app.Status == StatusPublished || r.ID == app.OrganizationID {
+			c.Orgs = append(c.Orgs, OrgAccess{Org: r.Organization, Role: r.Role})
+		}
+	}
+	all, err := s.Scopes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range all {
+		if slices.Contains(app.Scopes, sc.Name) {
+			c.Scopes = append(c.Scopes, sc)
+		}
+	}
+	if app.Status != StatusPublished && len(c.Orgs) == 0 {
+		return nil, fail("unauthorized_client", "The app is not published.")
+	}
+	return c, nil
+}
+
+// Approval is the consent form's answer.
+type Approval struct {
+	AuthorizeRequest
+	Org  string
+	Plan string
+}
+
+// Approve installs the app into the chosen organization (or, when it is
+// installed already, issues a fresh code for that installation) and returns
+// the URL to redirect the browser to.
+func (s *Service) Approve(ctx context.Context, a Actor, ap Approval) (string, error) {
+	consent, err := s.PrepareAuthorize(ctx, a, ap.AuthorizeRequest)
+	if err != nil {
+		return "", err
+	}
+	var code string
+	var inst *Installation
+	var orgSlug string
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		acc, err := s.access(ctx, tx, a, ap.Org, RoleAdmin)
+		if err != nil {
+			return fault.Field("org", "choose an organization where you are an admin")
+		}
+		orgSlug = acc.Org.Slug
+		g := grantOptions{RedirectURI: ap.RedirectURI, CodeChallenge: ap.CodeChallenge, CodeChallengeMethod: ap.CodeChallengeMethod}
+		app, plan, err := s.installable(ctx, tx, a, acc.Org, idStr(consent.App.ID), ap.Plan)
+		if err != nil {
+			return err
+		}
+		res, err := s.install(ctx, tx, a, acc.Org, app, plan, g)
+		var dup *AlreadyInstalledError
+		if errors.As(err, &dup) {
+			inst = dup.Installation
+			code, _, err = s.newGrant(ctx, tx, inst.ID, g)
+			if err != nil {
+				return err
+			}
+			return s.audit(tx, a, &acc.Org.ID, "installation.reauthorize", "installation", inst.UUID, app.Slug, nil)
+		}
+		if err != nil {
+			return err
+		}
+		inst, code = res.Installation, res.Code
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return AuthorizeRedirect(consent.RedirectURI, map[string]string{"code": code, "state": ap.State,
+		"installationId": inst.UUID, "orgSlug": orgSlug}), nil
+}
+
+// Deny returns the redirect that tells the client the user said no.
+func (s *Service) Deny(ctx context.Context, a Actor, r AuthorizeRequest) (string, error) {
+	consent, err := s.PrepareAuthorize(ctx, a, r)
+	if err != nil {
+		return "", err
+	}
+	return AuthorizeRedirect(consent.RedirectURI, map[string]string{"error": "access_denied",
+		"error_description": "The user denied the request.", "state": r.State}), nil
+}
+
+// AuthorizeRedirect adds params (empty ones left out) to a redirect URI.
+func AuthorizeRedirect(redirectURI string, params map[string]string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return redirectURI
+	}
+	q := u.Query()
+	for k, v := range params {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// CSRFToken is the token forms of a signed-in session carry.
+func (s *Service) CSRFToken(a Actor) string {
+	m := hmac.New(sha256.New, s.jwtKey)
+	fmt.Fprintf(m, "csrf:%d", a.SessionID)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckCSRF reports whether token is the session's CSRF token.
+func (s *Service) CheckCSRF(a Actor, token string) bool {
+	return a.SessionID != 0 && hmac.Equal([]byte(token), []byte(s.CSRFToken(a)))
+}

@@ -1,0 +1,348 @@
+package marketplace
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/secret"
+)
+
+// OAuthError is an RFC 6749 error: web renders it as {error,
+// error_description} on the OAuth endpoints and as a problem document on
+// the JSON API.
+type OAuthError struct {
+	Code        string // invalid_grant, invalid_client, …
+	Description string
+	Status      int
+}
+
+func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }
+
+func invalidGrant(desc string) error  { return &OAuthError{"invalid_grant", desc, 400} }
+func invalidClient(desc string) error { return &OAuthError{"invalid_client", desc, 401} }
+
+// StateKeyID names the key that signs install states.
+func (s *Service) StateKeyID() string {
+	h := sha256.Sum256(s.stateKey.Public().(ed25519.PublicKey))
+	return base64.RawURLEncoding.EncodeToString(h[:8])
+}
+
+// JWKS is the JSON Web Key Set partners verify install states with.
+func (s *Service) JWKS() map[string]any {
+	pub := s.stateKey.Public().(ed25519.PublicKey)
+	return map[string]any{"keys": []map[string]any{{
+		"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": s.StateKeyID(),
+		"x": base64.RawURLEncoding.EncodeToString(pub),
+	}}}
+}
+
+// PublicStateKey is the key install states verify with.
+func (s *Service) PublicStateKey() crypto.PublicKey { return s.stateKey.Public() }
+
+// AuthenticateClient checks an app's client id and secret.
+func (s *Service) AuthenticateClient(ctx context.Context, clientID, clientSecret string) (*App, error) {
+	if clientID == "" || clientSecret == "" {
+		return nil, invalidClient("Client authentication failed: send client_id and client_secret (HTTP Basic or form).")
+	}
+	var app App
+	err := s.db.WithContext(ctx).Where("client_id = ?", clientID).First(&app).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, invalidClient("Client authentication failed.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding client: %w", err)
+	}
+	if subtle.ConstantTimeCompare(app.ClientSecretHash, secret.Hash(clientSecret)) != 1 {
+		return nil, invalidClient("Client authentication failed.")
+	}
+	return &app, nil
+}
+
+// TokenSet is what a token request returns.
+type TokenSet struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresAt    time.Time
+	Scopes       []string
+	Installation *Installation
+}
+
+// ExpiresIn is the access token's lifetime in seconds.
+func (t *TokenSet) ExpiresIn(now time.Time) int64 { return int64(t.ExpiresAt.Sub(now).Seconds()) }
+
+// TokenRequest is an authorization_code or refresh_token grant.
+type TokenRequest struct {
+	GrantType    string
+	Code         string
+	RedirectURI  string
+	CodeVerifier string
+	RefreshToken string
+	// InstallationUUID, when set (the Sentry-style route), must match.
+	InstallationUUID string
+}
+
+// Token runs a token request for an authenticated app.
+func (s *Service) Token(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
+	switch r.GrantType {
+	case "authorization_code":
+		return s.exchangeCode(ctx, app, r)
+	case "refresh_token":
+		return s.refresh(ctx, app, r)
+	case "":
+		return nil, &OAuthError{"invalid_request", "grant_type is required.", 400}
+	}
+	return nil, &OAuthError{"unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported; use authorization_code or refresh_token.", r.GrantType), 400}
+}
+
+func (s *Service) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
+	if r.Code == "" {
+		return nil, &OAuthError{"invalid_request", "code is required.", 400}
+	}
+	var out *TokenSet
+	var reused bool
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var g Grant
+		err := tx.Clauses(lockForUpdate).Where("code_hash = ?", secret.Hash(r.Code)).First(&g).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return invalidGrant("The code is unknown.")
+		}
+		if err != nil {
+			return fmt.Errorf("finding grant: %w", err)
+		}
+		var inst Installation
+		if err := tx.Preload("App").Preload("Organization").Preload("Plan").First(&inst, g.InstallationID).Error; err != nil {
+			return fmt.Errorf("loading installation: %w", err)
+		}
+		switch {
+		case inst.AppID != app.ID:
+			return invalidGrant("The code was issued to another client.")
+		case r.InstallationUUID != "" && r.InstallationUUID != inst.UUID:
+			return invalidGrant("The code belongs to another installation.")
+		case g.UsedAt != nil:
+			// A second use: someone else may hold the code. Revoke what it gave.
+			if err := tx.Model(&Token{}).Where("grant_id = ? AND revoked_at IS NULL", g.ID).Update("revoked_at", s.now()).Error; err != nil {
+				return fmt.Errorf("revoking tokens of a reused code: %w", err)
+			}
+			reused = true
+			return nil
+		case g.RevokedAt != nil || !inst.Live():
+			return invalidGrant("The code was revoked.")
+		case !g.ExpiresAt.After(s.now()):
+			return invalidGrant("The code expired; ask for a new one.")
+		}
+		if g.RedirectURI != "" && r.RedirectURI != g.RedirectURI {
+			return invalidGrant("redirect_uri does not match the one the code was issued for.")
+		}
+		if g.RedirectURI == "" && r.RedirectURI != "" && r.RedirectURI != inst.App.RedirectURL {
+			return invalidGrant("redirect_uri does not match the app's registered redirect URL.")
+		}
+		if g.CodeChallenge != "" {
+			sum := sha256.Sum256([]byte(r.CodeVerifier))
+			if r.CodeVerifier == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != g.CodeChallenge {
+				return invalidGrant("code_verifier does not match the code_challenge.")
+			}
+		}
+		if err := tx.Model(&Grant{}).Where("id = ?", g.ID).Update("used_at", s.now()).Error; err != nil {
+			return fmt.Errorf("using grant: %w", err)
+		}
+		out, err = s.issue(ctx, tx, &inst, &g.ID, uuid.NewString(), true)
+		if err != nil {
+			return err
+		}
+		if inst.SyncState == OutOfSync && inst.SyncReason == "token_never_exchanged" {
+			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(map[string]any{
+				"sync_state": InSync, "sync_reason": "", "sync_checked_at": s.now()}).Error; err != nil {
+				return fmt.Errorf("marking installation in sync: %w", err)
+			}
+		}
+		return s.audit(tx, Actor{App: app}, &inst.OrganizationID, "installation.token_exchange", "installation", inst.UUID, app.Slug, nil)
+	})
+	if reused {
+		return nil, invalidGrant("The code was already used; the tokens issued from it are revoked.")
+	}
+	return out, err
+}
+
+// issue creates an access token (and a refresh token) in family.
+func (s *Service) issue(ctx context.Context, tx *gorm.DB, inst *Installation, grantID *int64, family string, refresh bool) (*TokenSet, error) {
+	access := secret.Token(PrefixAccess, 32)
+	exp := s.now().Add(s.opts.AccessTTL)
+	toks := []Token{{InstallationID: inst.ID, GrantID: grantID, Family: family, Kind: "access", TokenHash: secret.Hash(access),
+		Scopes: inst.Scopes, CreatedAt: s.now(), ExpiresAt: &exp}}
+	set := &TokenSet{AccessToken: access, ExpiresAt: exp, Scopes: inst.Scopes, Installation: inst}
+	if refresh {
+		set.RefreshToken = secret.Token(PrefixRefresh, 32)
+		toks = append(toks, Token{InstallationID: inst.ID, GrantID: grantID, Family: family, Kind: "refresh",
+			TokenHash: secret.Hash(set.RefreshToken), Scopes: inst.Scopes, CreatedAt: s.now()})
+	}
+	if err := tx.WithContext(ctx).Create(&toks).Error; err != nil {
+		return nil, fmt.Errorf("issuing tokens: %w", err)
+	}
+	return set, nil
+}
+
+func (s *Service) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
+	if r.RefreshToken == "" {
+		return nil, &OAuthError{"invalid_request", "refresh_token is required.", 400}
+	}
+	var out *TokenSet
+	var reused bool
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var old Token
+		err := tx.Clauses(lockForUpdate).Where("token_hash = ? AND kind = 'refresh'", secret.Hash(r.RefreshToken)).First(&old).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return invalidGrant("The refresh token is unknown.")
+		}
+		if err != nil {
+			return fmt.Errorf("finding refresh token: %w", err)
+		}
+		var inst Installation
+		if err := tx.Preload("App").Preload("Organization").Preload("Plan").First(&inst, old.InstallationID).Error; err != nil {
+			return fmt.Errorf("loading installation: %w", err)
+		}
+		switch {
+		case inst.AppID != app.ID:
+			return invalidGrant("The refresh token was issued to another client.")
+		case r.InstallationUUID != "" && r.InstallationUUID != inst.UUID:
+			return invalidGrant("The refresh token belongs to another installation.")
+		case old.UsedAt != nil:
+			// Reuse of a rotated refresh token: revoke the whole family.
+			if err := tx.Model(&Token{}).Where("family = ? AND revoked_at IS NULL", old.Family).Update("revoked_at", s.now()).Error; err != nil {
+				return fmt.Errorf("revoking token family: %w", err)
+			}
+			reused = true
+			return nil
+		case old.RevokedAt != nil || !inst.Live():
+			return invalidGrant("The refresh token was revoked.")
+		}
+		if err := tx.Model(&Token{}).Where("id = ?", old.ID).Update("used_at", s.now()).Error; err != nil {
+			return fmt.Errorf("rotating refresh token: %w", err)
+		}
+		out, err = s.issue(ctx, tx, &inst, old.GrantID, old.Family, true)
+		return err
+	})
+	if reused {
+		return nil, invalidGrant("The refresh token was already used; every token of its family is revoked.")
+	}
+	return out, err
+}
+
+// Revoke revokes an app's token (RFC 7009): a refresh token takes its whole
+// family with it. Unknown tokens are not an error.
+func (s *Service) Revoke(ctx context.Context, app *App, token string) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var t Token
+		err := tx.Where("token_hash = ?", secret.Hash(token)).First(&t).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("finding token: %w", err)
+		}
+		var inst Installation
+		if err := tx.First(&inst, t.InstallationID).Error; err != nil {
+			return fmt.Errorf("loading installation: %w", err)
+		}
+		if inst.AppID != app.ID {
+			return nil // not this client's token: say nothing
+		}
+		q := tx.Model(&Token{}).Where("revoked_at IS NULL")
+		if t.Kind == "refresh" {
+			q = q.Where("family = ?", t.Family)
+		} else {
+			q = q.Where("id = ?", t.ID)
+		}
+		if err := q.Update("revoked_at", s.now()).Error; err != nil {
+			return fmt.Errorf("revoking token: %w", err)
+		}
+		return nil
+	})
+}
+
+// authenticateInstallationToken resolves a pbi_ access token.
+func (s *Service) authenticateInstallationToken(ctx context.Context, token string) (Actor, error) {
+	var t Token
+	err := s.db.WithContext(ctx).Where("token_hash = ? AND kind = 'access'", secret.Hash(token)).First(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Actor{}, errBadToken
+	}
+	if err != nil {
+		return Actor{}, fmt.Errorf("finding token: %w", err)
+	}
+	if t.RevokedAt != nil || (t.ExpiresAt != nil && !t.ExpiresAt.After(s.now())) {
+		return Actor{}, errBadToken
+	}
+	var inst Installation
+	if err := s.db.WithContext(ctx).Preload("App").First(&inst, t.InstallationID).Error; err != nil {
+		return Actor{}, fmt.Errorf("loading installation: %w", err)
+	}
+	if !inst.Live() {
+		return Actor{}, errBadToken
+	}
+	return Actor{Installation: &inst, Scopes: t.Scopes}, nil
+}
+
+// AuthenticateApp resolves an app authenticating as itself with HTTP Basic
+// client credentials.
+func (s *Service) AuthenticateApp(ctx context.Context, clientID, clientSecret string) (Actor, error) {
+	app, err := s.AuthenticateClient(ctx, clientID, clientSecret)
+	if err != nil {
+		return Actor{}, fault.Unauthorized("invalid_client", "The client id or secret is wrong.")
+	}
+	return Actor{App: app}, nil
+}
+
+// authenticateAppJWT resolves a short JWT an app signed: iss is its client
+// id; HS256 with its client secret, or RS256/EdDSA with its registered
+// public key; at most ten minutes long.
+func (s *Service) authenticateAppJWT(ctx context.Context, raw string, clientID string) (Actor, error) {
+	var app App
+	if err := s.db.WithContext(ctx).Where("client_id = ?", clientID).First(&app).Error; err != nil {
+		return Actor{}, errBadToken
+	}
+	claims := jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		switch t.Method.Alg() {
+		case "HS256":
+			if len(app.ClientSecretSealed) == 0 {
+				return nil, errors.New("no client secret on file")
+			}
+			sec, err := s.box.Open(app.ClientSecretSealed)
+			return []byte(sec), err
+		case "RS256", "EdDSA":
+			if app.PublicKey == "" {
+				return nil, errors.New("no public key registered")
+			}
+			if t.Method.Alg() == "RS256" {
+				return jwt.ParseRSAPublicKeyFromPEM([]byte(app.PublicKey))
+			}
+			return jwt.ParseEdPublicKeyFromPEM([]byte(app.PublicKey))
+		}
+		return nil, errors.New("unsupported algorithm")
+	}, jwt.WithValidMethods([]string{"HS256", "RS256", "EdDSA"}), jwt.WithIssuer(clientID), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithTimeFunc(s.now), jwt.WithLeeway(30*time.Second))
+	if err != nil {
+		return Actor{}, errBadToken
+	}
+	if claims.IssuedAt != nil && claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute {
+		return Actor{}, fault.Unauthorized("invalid_token", "App JWTs may last at most ten minutes.")
+	}
+	return Actor{App: &app}, nil
+}
+
+// ScopeString joins scopes as OAuth does.
+func ScopeString(scopes []string) string { return strings.Join(slices.Clone(scopes), " ") }

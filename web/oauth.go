@@ -1,0 +1,259 @@
+package web
+
+import (
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/marketplace"
+)
+
+// oauthJSON writes an RFC 6749 error response.
+func oauthError(c echo.Context, err error) error {
+	var oe *marketplace.OAuthError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	if oe.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="plugboard"`)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// clientCredentials reads HTTP Basic or form client authentication.
+func clientCredentials(c echo.Context) (string, string) {
+	if id, secret, ok := c.Request().BasicAuth(); ok {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+		return id, secret
+	}
+	return c.FormValue("client_id"), c.FormValue("client_secret")
+}
+
+// token is POST /oauth/token (RFC 6749 §4.1.3, §6; RFC 7636).
+func (s *Server) token(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, secret := clientCredentials(c)
+	app, err := s.opts.Marketplace.AuthenticateClient(ctx, id, secret)
+	if err != nil {
+		return oauthError(c, err)
+	}
+	set, err := s.opts.Marketplace.Token(ctx, app, marketplace.TokenRequest{
+		GrantType: c.FormValue("grant_type"), Code: c.FormValue("code"), RedirectURI: c.FormValue("redirect_uri"),
+		CodeVerifier: c.FormValue("code_verifier"), RefreshToken: c.FormValue("refresh_token")})
+	if err != nil {
+		return oauthError(c, err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]any{
+		"access_token": set.AccessToken, "token_type": "bearer", "expires_in": int64(set.ExpiresAt.Sub(timeNow()).Seconds()),
+		"refresh_token": set.RefreshToken, "scope": marketplace.ScopeString(set.Scopes), "installation_id": set.Installation.UUID,
+	})
+}
+
+// revoke is POST /oauth/revoke (RFC 7009): 200 whether or not the token was known.
+func (s *Server) revoke(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, secret := clientCredentials(c)
+	app, err := s.opts.Marketplace.AuthenticateClient(ctx, id, secret)
+	if err != nil {
+		return oauthError(c, err)
+	}
+	tok := c.FormValue("token")
+	if tok == "" {
+		return oauthError(c, &marketplace.OAuthError{Code: "invalid_request", Description: "token is required.", Status: 400})
+	}
+	if err := s.opts.Marketplace.Revoke(ctx, app, tok); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusOK)
+}
+
+// metadata is GET /.well-known/oauth-authorization-server (RFC 8414).
+func (s *Server) metadata(c echo.Context) error {
+	scopes, err := s.opts.Marketplace.Scopes(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = sc.Name
+	}
+	b := s.opts.BaseURL
+	return c.JSON(http.StatusOK, map[string]any{
+		"issuer": b, "authorization_endpoint": b + "/oauth/authorize", "token_endpoint": b + "/oauth/token",
+		"revocation_endpoint": b + "/oauth/revoke", "jwks_uri": b + "/.well-known/jwks.json",
+		"response_types_supported": []string{"code"}, "grant_types_supported": []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":           []string{"S256"},
+		"token_endpoint_auth_methods_supported":      []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"scopes_supported":                           names,
+	})
+}
+
+func (s *Server) jwks(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.opts.Marketplace.JWKS())
+}
+
+func authorizeRequest(c echo.Context) marketplace.AuthorizeRequest {
+	return marketplace.AuthorizeRequest{ResponseType: c.FormValue("response_type"), ClientID: c.FormValue("client_id"),
+		RedirectURI: c.FormValue("redirect_uri"), Scope: c.FormValue("scope"), State: c.FormValue("state"),
+		CodeChallenge: c.FormValue("code_challenge"), CodeChallengeMethod: c.FormValue("code_challenge_method")}
+}
+
+// authorizeFailure shows an untrusted failure, or redirects a trusted one.
+func (s *Server) authorizeFailure(c echo.Context, r marketplace.AuthorizeRequest, err error) error {
+	var ae *marketplace.AuthorizeError
+	if errors.As(err, &ae) {
+		if !ae.Redirect {
+			return s.renderErrorPage(c, Problem{Status: http.StatusBadRequest, Title: "This link cannot be used", Code: ae.Code,
+				Detail: ae.Description, RequestID: requestID(c)})
+		}
+		return c.Redirect(http.StatusFound, marketplace.AuthorizeRedirect(ae.RedirectURI, map[string]string{
+			"error": ae.Code, "error_description": ae.Description, "state": r.State}))
+	}
+	return err
+}
+
+// authorize is GET /oauth/authorize: the consent page.
+func (s *Server) authorize(c echo.Context) error {
+	a := actor(c)
+	r := authorizeRequest(c)
+	if !a.SignedIn() {
+		// Validate the client first so a bad link never reaches sign-in.
+		if _, err := s.opts.Marketplace.PrepareAuthorize(c.Request().Context(), a, r); err != nil {
+			if _, ok := fault.As(err); !ok {
+				return s.authorizeFailure(c, r, err)
+			}
+		}
+		return c.Redirect(http.StatusFound, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+	}
+	consent, err := s.opts.Marketplace.PrepareAuthorize(c.Request().Context(), a, r)
+	if err != nil {
+		return s.authorizeFailure(c, r, err)
+	}
+	return s.renderConsent(c, consent, r, "")
+}
+
+// decide is POST /oauth/authorize: the consent form's answer.
+func (s *Server) decide(c echo.Context) error {
+	a := actor(c)
+	r := authorizeRequest(c)
+	if !a.SignedIn() {
+		return c.Redirect(http.StatusFound, "/login")
+	}
+	if !s.opts.Marketplace.CheckCSRF(a, c.FormValue("csrf")) {
+		return fault.Forbidden("csrf", "The form expired; go back and try again.")
+	}
+	ctx := c.Request().Context()
+	if c.FormValue("decision") != "approve" {
+		to, err := s.opts.Marketplace.Deny(ctx, a, r)
+		if err != nil {
+			return s.authorizeFailure(c, r, err)
+		}
+		return c.Redirect(http.StatusFound, to)
+	}
+	to, err := s.opts.Marketplace.Approve(ctx, a, marketplace.Approval{AuthorizeRequest: r, Org: c.FormValue("org"), Plan: c.FormValue("plan")})
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindInvalid {
+		consent, cerr := s.opts.Marketplace.PrepareAuthorize(ctx, a, r)
+		if cerr != nil {
+			return s.authorizeFailure(c, r, cerr)
+		}
+		msg := fe.Message
+		for _, v := range fe.Fields {
+			msg = v
+		}
+		return s.renderConsent(c, consent, r, msg)
+	}
+	if err != nil {
+		return s.authorizeFailure(c, r, err)
+	}
+	return c.Redirect(http.StatusFound, to)
+}
+
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Install {{.App.Name}} · Plugboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1f2328}
+fieldset{border:1px solid #d0d7de;border-radius:8px;margin:1rem 0;padding:1rem}legend{font-weight:600}
+.err{color:#b42318}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #d0d7de;cursor:pointer}
+button.primary{background:#1f6feb;color:#fff;border-color:#1f6feb}</style></head>
+<body><h1>Install {{.App.Name}}</h1>
+<p>{{.App.Name}} by {{.App.Author}} asks to be installed into one of your organizations.</p>
+{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="/oauth/authorize">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
+<fieldset><legend>It will be able to</legend><ul>{{range .Scopes}}<li>{{.Description}} <small>({{.Name}})</small></li>{{else}}<li>Receive notifications about its installation</li>{{end}}</ul></fieldset>
+<fieldset><legend><label for="org">Organization</label></legend>
+{{if .Orgs}}<select id="org" name="org">{{range .Orgs}}<option value="{{.Org.Slug}}">{{.Org.Name}}</option>{{end}}</select>
+{{else}}<p class="err">You are not an admin of any organization that may install this app.</p>{{end}}</fieldset>
+{{if .Plans}}<fieldset><legend>Plan</legend>{{range $i, $p := .Plans}}
+<label><input type="radio" name="plan" value="{{$p.Slug}}" {{if eq $i 0}}checked{{end}}> {{$p.Name}} — {{if $p.IsFree}}free{{else}}{{$p.Price}} {{$p.Currency}} / {{$p.Interval}}{{end}}</label><br>{{end}}</fieldset>{{end}}
+<p><button class="primary" name="decision" value="approve" {{if not .Orgs}}disabled{{end}}>Approve and install</button>
+<button name="decision" value="deny">Deny</button></p>
+<p><small>You will be sent to {{.RedirectHost}} to finish setting up.</small></p>
+</form></body></html>`))
+
+func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r marketplace.AuthorizeRequest, msg string) error {
+	redirectHost := consent.RedirectURI
+	if u, err := url.Parse(consent.RedirectURI); err == nil {
+		redirectHost = u.Host
+	}
+	hidden := map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
+		"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod,
+		"csrf": s.opts.Marketplace.CSRFToken(actor(c))}
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().Header().Set("X-Frame-Options", "DENY")
+	status := http.StatusOK
+	if msg != "" {
+		status = http.StatusBadRequest
+	}
+	c.Response().WriteHeader(status)
+	return consentPage.Execute(c.Response(), map[string]any{"App": consent.App, "Scopes": consent.Scopes, "Orgs": consent.Orgs,
+		"Plans": consent.Plans, "Hidden": hidden, "Error": msg, "RedirectHost": redirectHost})
+}
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in · Plugboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}label{display:block;margin:.75rem 0 .25rem}
+input{font:inherit;width:100%;padding:.4rem;box-sizing:border-box}.err{color:#b42318}button{font:inherit;margin-top:1rem;padding:.5rem 1rem}</style></head>
+<body><h1>Sign in to Plugboard</h1>{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="/login"><input type="hidden" name="next" value="{{.Next}}">
+<label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required value="{{.Email}}">
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button></form></body></html>`))
+
+// safeNext keeps post-sign-in redirects on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (s *Server) loginForm(c echo.Context) error {
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	return loginPage.Execute(c.Response(), map[string]string{"Next": safeNext(c.QueryParam("next"))})
+}
+
+func (s *Server) login(c echo.Context) error {
+	next := safeNext(c.FormValue("next"))
+	res, err := s.opts.Marketplace.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+	if _, ok := fault.As(err); ok {
+		c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+		c.Response().WriteHeader(http.StatusUnauthorized)
+		return loginPage.Execute(c.Response(), map[string]string{"Next": next, "Email": c.FormValue("email"), "Error": "The email or password is wrong."})
+	}
+	if err != nil {
+		return err
+	}
+	s.setSessionCookie(c, res.SessionToken, res.SessionEnds)
+	return c.Redirect(http.StatusSeeOther, next)
+}
