@@ -567,4 +567,3 @@ func (s *Service) platformAccess(ctx context.Context, a Actor, ref, scope string
 	}
 	return &OrgAccess{Org: org}, nil
 }
-
