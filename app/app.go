@@ -60,6 +60,7 @@ type App struct {
 	Web      *web.Server
 
 	Marketplace *marketplace.Service
+	Dispatcher  *webhooks.Dispatcher
 
 	worker    *asynq.Server
 	mux       *asynq.ServeMux
@@ -133,7 +134,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			Logger:          asynqLogger{log.With("component", "worker")},
 			LogLevel:        asynq.WarnLevel,
-			Queues:          map[string]int{"critical": 6, "default": 3, "low": 1},
+			Queues:          map[string]int{"critical": 6, webhooks.QueueName: 5, "default": 3, "low": 1},
 		})
 	}
 	if roles.Scheduler {
@@ -193,7 +194,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 // buildServices wires the domain services.
 func (a *App) buildServices() (web.Services, error) {
 	catalog := webhooks.NewCatalog(a.DB)
-	market, err := marketplace.New(a.DB, catalog, webhooks.NewOutbox(), marketplace.Options{
+	outbox := webhooks.NewOutbox(a.Queue, webhooks.Options{
+		RetrySchedule:      a.Config.RetrySchedule(),
+		Timeout:            a.Config.WebhookTimeout,
+		AllowPrivate:       a.Config.WebhookAllowPrivate,
+		Retention:          a.Config.WebhookRetention,
+		DisableAfter:       a.Config.WebhookDisableAfter,
+		DefaultRateLimit:   a.Config.WebhookRateLimit,
+		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
+		RelayGrace:         a.Config.RelayGrace,
+		Version:            Version,
+	}, a.Log.With("component", "webhooks"))
+	metrics := webhooks.NewMetrics(a.Registry, a.DB, asynq.NewInspectorFromRedisClient(a.Redis))
+	a.Dispatcher = webhooks.NewDispatcher(a.DB, a.Redis, outbox, metrics, a.Log.With("component", "dispatcher"))
+	a.Dispatcher.Register(a.mux)
+	if a.scheduler != nil {
+		if err := webhooks.Schedule(a.scheduler, a.Config.RelayInterval); err != nil {
+			return web.Services{}, err
+		}
+	}
+	market, err := marketplace.New(a.DB, catalog, outbox, marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
 		TokenTTL:     a.Config.TokenTTL,
@@ -205,6 +225,8 @@ func (a *App) buildServices() (web.Services, error) {
 	if err != nil {
 		return web.Services{}, err
 	}
+	outbox.SetDirectory(market)
+	market.SetDispatcher(a.Dispatcher)
 	a.Marketplace = market
 	return web.Services{Marketplace: market, Catalog: catalog}, nil
 }

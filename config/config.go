@@ -73,6 +73,16 @@ type Config struct {
 
 	GrantTTL time.Duration `env:"PLUGBOARD_GRANT_TTL" default:"10m" help:"a duration such as 10m (how long an install code may be exchanged)"`
 
+	WebhookRetrySchedule string        `env:"PLUGBOARD_WEBHOOKS_RETRY_SCHEDULE" default:"0s,5s,5m,30m,2h,5h,10h,10h" help:"comma-separated durations such as 5s,5m,30m (the delay before each attempt)"`
+	WebhookTimeout       time.Duration `env:"PLUGBOARD_WEBHOOKS_TIMEOUT" default:"15s" help:"a duration such as 15s"`
+	WebhookAllowPrivate  bool          `env:"PLUGBOARD_WEBHOOKS_ALLOW_PRIVATE" default:"" help:"true or false (default: true outside production): deliver to loopback and private addresses"`
+	WebhookRetention     time.Duration `env:"PLUGBOARD_WEBHOOKS_RETENTION" default:"720h" help:"a duration such as 720h (how long attempts are kept)"`
+	WebhookDisableAfter  time.Duration `env:"PLUGBOARD_WEBHOOKS_DISABLE_AFTER" default:"72h" help:"a duration such as 72h (an endpoint failing everything this long is disabled)"`
+	WebhookRateLimit     int           `env:"PLUGBOARD_WEBHOOKS_RATE_LIMIT" default:"50" help:"deliveries per second per app, a whole number from 1 to 100000"`
+	WebhookMaxInFlight   int           `env:"PLUGBOARD_WEBHOOKS_MAX_IN_FLIGHT" default:"10" help:"concurrent requests per app, a whole number from 1 to 10000"`
+	RelayInterval        time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_INTERVAL" default:"10s" help:"a duration such as 10s (how often the relay looks for due deliveries)"`
+	RelayGrace           time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_GRACE" default:"30s" help:"a duration such as 30s (how long a due delivery waits before the relay enqueues it again)"`
+
 	// PasswordCost is the bcrypt cost; tests lower it.
 	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`
 }
@@ -99,6 +109,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if _, ok := lookup("PLUGBOARD_AUTO_MIGRATE"); !ok {
 		c.AutoMigrate = c.Env != EnvProduction
+	}
+	if _, ok := lookup("PLUGBOARD_WEBHOOKS_ALLOW_PRIVATE"); !ok {
+		c.WebhookAllowPrivate = c.Env != EnvProduction
 	}
 	if c.BaseURL == "" {
 		port := "8080"
@@ -185,6 +198,15 @@ func (c Config) Validate() error {
 	}
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 10000 {
 		return bad("WorkerConcurrency", strconv.Itoa(c.WorkerConcurrency))
+	}
+	if _, err := webhookSchedule(c.WebhookRetrySchedule); err != nil {
+		return bad("WebhookRetrySchedule", c.WebhookRetrySchedule)
+	}
+	if c.WebhookRateLimit < 1 || c.WebhookRateLimit > 100000 {
+		return bad("WebhookRateLimit", strconv.Itoa(c.WebhookRateLimit))
+	}
+	if c.WebhookMaxInFlight < 1 || c.WebhookMaxInFlight > 10000 {
+		return bad("WebhookMaxInFlight", strconv.Itoa(c.WebhookMaxInFlight))
 	}
 	if c.PasswordCost < 4 || c.PasswordCost > 15 {
 		return bad("PasswordCost", strconv.Itoa(c.PasswordCost))
@@ -284,4 +306,25 @@ func (c *Config) EnsureSecretKey() error {
 	}
 	c.SecretKey = Secret(key)
 	return nil
+}
+
+// RetrySchedule returns the parsed webhook retry schedule.
+func (c Config) RetrySchedule() []time.Duration {
+	d, _ := webhookSchedule(c.WebhookRetrySchedule)
+	return d
+}
+
+func webhookSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("bad duration %q", part)
+		}
+		out = append(out, d)
+	}
+	if len(out) > 0 && out[0] != 0 {
+		out = append([]time.Duration{0}, out...)
+	}
+	return out, nil
 }

@@ -145,6 +145,8 @@ func (s *Service) AuthenticateBearer(ctx context.Context, token string) (Actor, 
 		return s.authenticateAPIToken(ctx, token)
 	case strings.HasPrefix(token, PrefixAccess):
 		return s.authenticateInstallationToken(ctx, token)
+	case strings.HasPrefix(token, PrefixService):
+		return s.authenticateServiceToken(ctx, token)
 	case strings.Count(token, ".") == 2:
 		// A user's sign-in JWT names the platform as issuer; an app's names
 		// its client id.

@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -57,6 +58,11 @@ type AppView struct {
 	Private bool
 	// Role is the actor's role in the owner organization, if any.
 	Role string
+	// The endpoint's health and limits, for private views.
+	WebhookStatus       string
+	WebhookStatusReason string
+	WebhookRateLimit    int
+	WebhookMaxInFlight  int
 }
 
 // CreatedApp carries the credentials shown once, at creation.
@@ -223,7 +229,7 @@ func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFiel
 			app.Author = acc.Org.Name
 		}
 		clientSecret := secret.Token("pbcs_", 32)
-		webhookSecret := WebhookSecretPrefix + secret.Token("", 24)
+		webhookSecret := newWebhookSecret()
 		app.ClientID = secret.HexToken(16)
 		app.ClientSecretHash = secret.Hash(clientSecret)
 		app.ClientSecretSealed = s.box.Seal(clientSecret)
@@ -303,6 +309,9 @@ func (s *Service) GetApp(ctx context.Context, a Actor, ref string) (*AppView, er
 	if err := s.db.WithContext(ctx).Where("app_id = ?", v.ID).Order("price, id").Find(&v.Plans).Error; err != nil {
 		return nil, fmt.Errorf("loading plans: %w", err)
 	}
+	if err := s.loadEndpoint(ctx, v); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -311,11 +320,22 @@ type AppUpdate struct {
 	AppFields
 	Status       *string
 	StatusReason *string
+	// The endpoint: "enabled" re-enables it and replays what was paused.
+	WebhookStatus      *string
+	WebhookRateLimit   *int
+	WebhookMaxInFlight *int
 }
 
 // UpdateApp changes an app. Owners' admins change its fields; operators set
 // status to published or rejected (with a reason) on a submitted app.
 func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) (*AppView, error) {
+	f := fault.Fields{}
+	f.Check(u.WebhookStatus != nil && *u.WebhookStatus != "enabled" && *u.WebhookStatus != "disabled", "webhookStatus", "must be enabled or disabled")
+	f.Check(u.WebhookRateLimit != nil && (*u.WebhookRateLimit < 1 || *u.WebhookRateLimit > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
+	f.Check(u.WebhookMaxInFlight != nil && (*u.WebhookMaxInFlight < 1 || *u.WebhookMaxInFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
 	var out *AppView
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if u.Status != nil {
@@ -323,6 +343,11 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		}
 		if u.StatusReason != nil {
 			return fault.Field("statusReason", "goes with status")
+		}
+		if u.AppFields == (AppFields{}) && (u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil) {
+			v, err := s.manage(ctx, tx, a, ref)
+			out = v
+			return err
 		}
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
@@ -340,9 +365,24 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 			return dbErr(err, "app", "slug")
 		}
 		out = v
-		return s.audit(tx, a, &v.OrganizationID, "app.update", "app", idStr(v.ID), v.Slug, changed(u.AppFields))
+		data := changed(u.AppFields)
+		if u.WebhookStatus != nil {
+			data["webhookStatus"] = *u.WebhookStatus
+		}
+		return s.audit(tx, a, &v.OrganizationID, "app.update", "app", idStr(v.ID), v.Slug, data)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if out.Role != "" {
+		if err := s.endpointFields(ctx, a, out, u); err != nil {
+			return nil, err
+		}
+		if err := s.loadEndpoint(ctx, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // changed lists which fields an update set, for the audit log.
@@ -541,7 +581,7 @@ func (s *Service) issueInternal(ctx context.Context, tx *gorm.DB, inst *Installa
 // RotateWebhookSecret issues a new signing secret; the old one keeps signing
 // beside it for WebhookSecretOverlap.
 func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) (string, time.Time, error) {
-	fresh := WebhookSecretPrefix + secret.Token("", 24)
+	fresh := newWebhookSecret()
 	until := s.now().Add(WebhookSecretOverlap)
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, ref)
@@ -590,4 +630,10 @@ func (s *Service) ListOrgApps(ctx context.Context, a Actor, ref string, r page.R
 	}
 	p := page.Finish(rows, r, func(a App) (string, int64) { return "", a.ID })
 	return page.Map(p, func(app App) AppView { return AppView{App: app, Private: true, Role: acc.Role} }), nil
+}
+
+// newWebhookSecret makes a Standard Webhooks secret: whsec_ and 24 random
+// bytes in standard base64, which every Standard Webhooks library decodes.
+func newWebhookSecret() string {
+	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(secret.Bytes(24))
 }

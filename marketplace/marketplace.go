@@ -50,8 +50,9 @@ type Service struct {
 	box      *secret.Box
 	jwtKey   []byte
 	stateKey ed25519.PrivateKey
-	catalog  *webhooks.Catalog
-	outbox   *webhooks.Outbox
+	catalog    *webhooks.Catalog
+	outbox     *webhooks.Outbox
+	dispatcher *webhooks.Dispatcher
 }
 
 // New returns a service on db.
@@ -91,6 +92,8 @@ type Actor struct {
 	// token's scopes.
 	Installation *Installation
 	Scopes       []string
+	// Service is set for a host service token.
+	Service *ServiceToken
 }
 
 // Anonymous is an actor nobody signed in as.
@@ -107,7 +110,7 @@ func (s *Service) now() time.Time { return s.opts.Now() }
 // requireUser fails unless a user makes the request: 401 for nobody, 403
 // for apps and installations, which have routes of their own.
 func requireUser(a Actor) error {
-	if a.App != nil || a.Installation != nil {
+	if a.App != nil || a.Installation != nil || a.Service != nil {
 		return fault.Forbidden("users_only", "This route is for users; app and installation credentials cannot use it.")
 	}
 	if a.User == nil {
@@ -116,9 +119,10 @@ func requireUser(a Actor) error {
 	return nil
 }
 
-// tx runs fn in a transaction.
+// tx runs fn in a transaction; webhooks published in it are enqueued after
+// it commits.
 func (s *Service) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.db.WithContext(ctx).Transaction(fn)
+	return s.outbox.Transaction(ctx, s.db, fn)
 }
 
 // dbErr turns database errors into domain errors: no rows → not found (of
@@ -183,6 +187,8 @@ func (s *Service) audit(tx *gorm.DB, a Actor, orgID *int64, action, targetType, 
 		}
 	case a.App != nil:
 		e.ActorType, e.ActorID, e.ActorLabel = "app", strconv.FormatInt(a.App.ID, 10), a.App.Slug
+	case a.Service != nil:
+		e.ActorType, e.ActorID, e.ActorLabel = "system", "service:"+strconv.FormatInt(a.Service.ID, 10), a.Service.Name
 	}
 	if err := tx.Create(&e).Error; err != nil {
 		return fmt.Errorf("recording audit entry %s: %w", action, err)

@@ -34,8 +34,11 @@ func toAppFields(in appRequest) marketplace.AppFields {
 
 type appUpdateRequest struct {
 	appRequest
-	Status       *string `json:"status"`
-	StatusReason *string `json:"statusReason"`
+	Status             *string `json:"status"`
+	StatusReason       *string `json:"statusReason"`
+	WebhookStatus      *string `json:"webhookStatus"`
+	WebhookRateLimit   *int    `json:"webhookRateLimit"`
+	WebhookMaxInFlight *int    `json:"webhookMaxInFlight"`
 }
 
 func (s *Server) directory(c echo.Context) error {
@@ -104,7 +107,8 @@ func (s *Server) updateApp(c echo.Context) error {
 		return err
 	}
 	v, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.AppUpdate{
-		AppFields: toAppFields(in.appRequest), Status: in.Status, StatusReason: in.StatusReason})
+		AppFields: toAppFields(in.appRequest), Status: in.Status, StatusReason: in.StatusReason,
+		WebhookStatus: in.WebhookStatus, WebhookRateLimit: in.WebhookRateLimit, WebhookMaxInFlight: in.WebhookMaxInFlight})
 	if err != nil {
 		return err
 	}

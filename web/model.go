@@ -125,6 +125,12 @@ type appJSON struct {
 
 	PublicKey *string `json:"publicKey,omitempty"`
 
+	// The endpoint's health and limits, for the owner organization.
+	WebhookStatus       string `json:"webhookStatus,omitempty"`
+	WebhookStatusReason string `json:"webhookStatusReason,omitempty"`
+	WebhookRateLimit    int    `json:"webhookRateLimit,omitempty"`
+	WebhookMaxInFlight  int    `json:"webhookMaxInFlight,omitempty"`
+
 	// Shown once, in the response that creates or rotates them.
 	ClientSecret  string `json:"clientSecret,omitempty"`
 	WebhookSecret string `json:"webhookSecret,omitempty"`
@@ -152,6 +158,8 @@ func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
 		out.StatusReason, out.ClientID = &a.StatusReason, &a.ClientID
 		out.WebhookURL, out.RedirectURL, out.SyncURL, out.VerifyInstall = &a.WebhookURL, &a.RedirectURL, &a.SyncURL, &a.VerifyInstall
 		out.PublicKey = &a.PublicKey
+		out.WebhookStatus, out.WebhookStatusReason = v.WebhookStatus, v.WebhookStatusReason
+		out.WebhookRateLimit, out.WebhookMaxInFlight = v.WebhookRateLimit, v.WebhookMaxInFlight
 	}
 	return out
 }

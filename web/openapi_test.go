@@ -102,6 +102,11 @@ func validateOpenAPI(t testing.TB, req *http.Request, reqBody []byte, res *http.
 	}
 	r := req.Clone(req.Context())
 	r.URL.Path, r.URL.RawPath = p, ""
+	// A client's transport may add credentials to a copy of req; the
+	// response carries the request as it was sent.
+	if sent := res.Request; sent != nil && sent != req && sent.Method == req.Method && sent.URL != nil && sent.URL.Path == req.URL.Path {
+		r.Header = sent.Header.Clone()
+	}
 	if len(reqBody) > 0 {
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(reqBody)), int64(len(reqBody))
 	} else {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 )
 
@@ -17,11 +20,12 @@ type Event struct {
 	OrganizationID int64
 	Type           string
 	Data           json.RawMessage `gorm:"type:jsonb"`
-	// InstallationID targets a lifecycle event at one installation; zero for
+	// InstallationID targets a lifecycle event at one installation; nil for
 	// events fanned out to every subscribed installation.
-	InstallationID *int64
-	CreatedBy      string
-	CreatedAt      time.Time
+	InstallationID  *int64
+	CreatedBy       string
+	DeliveriesCount int
+	CreatedAt       time.Time
 }
 
 // NewEvent is the input of Publish.
@@ -29,30 +33,235 @@ type NewEvent struct {
 	OrganizationID int64
 	Type           string
 	Data           any
-	InstallationID int64 // for lifecycle events: only this installation receives it
-	CreatedBy      string
+	InstallationID int64 // lifecycle events: only this installation receives it
+	// AppID sends the event to one app without an installation (webhook.test).
+	AppID     int64
+	CreatedBy string
 }
 
-// Outbox writes events inside the caller's transaction, so an event exists
-// exactly when what caused it does.
-type Outbox struct{}
+// Recipient is an installation that receives an event.
+type Recipient struct {
+	AppID            int64
+	InstallationID   int64
+	InstallationUUID string
+}
 
-// NewOutbox returns the outbox.
-func NewOutbox() *Outbox { return &Outbox{} }
+// Directory is what webhooks asks the marketplace: who receives an event,
+// and where an app's endpoint is. app wires it.
+type Directory interface {
+	// Recipients lists the live installations in orgID whose app subscribes
+	// to eventType and holds scope; or, when installationID is set, that
+	// installation alone if its app has a webhook URL.
+	Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]Recipient, error)
+	// Endpoint returns where and how to deliver an app's webhooks.
+	Endpoint(ctx context.Context, appID int64) (*Endpoint, error)
+	// EndpointChanged is told when the dispatcher disables an endpoint (or
+	// it is re-enabled), for the audit log.
+	EndpointChanged(ctx context.Context, appID int64, status, reason string)
+}
 
-// Publish records ev in tx.
+// Endpoint is an app's webhook destination.
+type Endpoint struct {
+	AppID   int64
+	Slug    string
+	URL     string
+	Secrets []string // current first; the previous one while it overlaps
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliverySucceeded = "succeeded"
+	DeliveryFailed    = "failed"
+	DeliveryPaused    = "paused"
+)
+
+// Delivery is one event sent to one installation, with every try.
+type Delivery struct {
+	ID               int64
+	UUID             string
+	EventID          int64
+	AppID            int64
+	InstallationID   *int64
+	InstallationUUID *string
+	OrganizationID   int64
+	EventType        string
+	Status           string
+	Attempts         int
+	MaxAttempts      int
+	NextAttemptAt    *time.Time
+	ClaimedUntil     *time.Time
+	EnqueuedAt       *time.Time
+	LastAttemptAt    *time.Time
+	LastStatusCode   *int
+	LastErrorClass   string
+	CreatedAt        time.Time
+	CompletedAt      *time.Time
+}
+
+// ref is what the queue needs of a delivery.
+type ref struct {
+	ID    int64
+	AppID int64
+}
+
+const collectorKey = "webhooks:collector"
+
+type collector struct{ refs []ref }
+
+// Outbox writes events and their deliveries inside the caller's transaction
+// (so they exist exactly when what caused them does) and enqueues the
+// deliveries once the transaction commits.
+type Outbox struct {
+	dir   Directory
+	queue *asynq.Client
+	opts  Options
+	log   *slog.Logger
+}
+
+// NewOutbox returns an outbox; SetDirectory must be called before Publish.
+func NewOutbox(queue *asynq.Client, opts Options, log *slog.Logger) *Outbox {
+	opts.defaults()
+	return &Outbox{queue: queue, opts: opts, log: log}
+}
+
+// SetDirectory wires the marketplace in (it is built after the outbox).
+func (o *Outbox) SetDirectory(d Directory) { o.dir = d }
+
+// Transaction runs fn in a transaction on db and enqueues the deliveries it
+// published once it commits. Postgres stays the truth: if the enqueue
+// fails, the relay sends them.
+func (o *Outbox) Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	c := &collector{}
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Session: Set alone returns an instance whose statement chained
+		// calls would share.
+		return fn(tx.Set(collectorKey, c).Session(&gorm.Session{}))
+	})
+	if err != nil {
+		return err
+	}
+	if len(c.refs) > 0 {
+		o.enqueue(context.WithoutCancel(ctx), c.refs, 0)
+	}
+	return nil
+}
+
+// Publish records ev and one delivery per recipient in tx. Inside
+// Transaction the deliveries are enqueued after commit.
 func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event, error) {
 	data, err := json.Marshal(ev.Data)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
 	}
-	e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data,
-		CreatedBy: ev.CreatedBy, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy, CreatedAt: now}
 	if ev.InstallationID != 0 {
 		e.InstallationID = &ev.InstallationID
 	}
-	if err := tx.WithContext(ctx).Create(e).Error; err != nil {
+	if err := tx.WithContext(ctx).Omit("DeliveriesCount").Create(e).Error; err != nil {
 		return nil, fmt.Errorf("publishing %s: %w", ev.Type, err)
 	}
+	var recipients []Recipient
+	if ev.AppID != 0 {
+		recipients = []Recipient{{AppID: ev.AppID}}
+	} else {
+		var scope string
+		if err := tx.WithContext(ctx).Model(&EventType{}).Where("name = ?", ev.Type).Pluck("scope", &scope).Error; err != nil {
+			return nil, fmt.Errorf("finding %s's scope: %w", ev.Type, err)
+		}
+		recipients, err = o.dir.Recipients(ctx, tx, ev.OrganizationID, ev.Type, scope, ev.InstallationID)
+		if err != nil {
+			return nil, fmt.Errorf("finding recipients of %s: %w", ev.Type, err)
+		}
+	}
+	if len(recipients) == 0 {
+		return e, nil
+	}
+	apps := map[int64]bool{}
+	for _, r := range recipients {
+		apps[r.AppID] = true
+	}
+	ids := make([]int64, 0, len(apps))
+	for id := range apps {
+		ids = append(ids, id)
+	}
+	var disabled []int64
+	if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id IN ? AND status = 'disabled'", ids).Pluck("app_id", &disabled).Error; err != nil {
+		return nil, fmt.Errorf("reading endpoint status: %w", err)
+	}
+	paused := map[int64]bool{}
+	for _, id := range disabled {
+		paused[id] = true
+	}
+	rows := make([]Delivery, len(recipients))
+	for i, r := range recipients {
+		d := Delivery{UUID: uuid.NewString(), EventID: e.ID, AppID: r.AppID, OrganizationID: ev.OrganizationID, EventType: ev.Type,
+			Status: DeliveryPending, MaxAttempts: len(o.opts.RetrySchedule), NextAttemptAt: &now, EnqueuedAt: &now, CreatedAt: now}
+		if r.InstallationID != 0 {
+			d.InstallationID, d.InstallationUUID = &r.InstallationID, &r.InstallationUUID
+		}
+		if paused[r.AppID] {
+			d.Status, d.NextAttemptAt = DeliveryPaused, nil
+		}
+		rows[i] = d
+	}
+	if err := tx.WithContext(ctx).CreateInBatches(&rows, 500).Error; err != nil {
+		return nil, fmt.Errorf("creating deliveries of %s: %w", ev.Type, err)
+	}
+	if err := tx.WithContext(ctx).Model(&Event{}).Where("id = ?", e.ID).Update("deliveries_count", len(rows)).Error; err != nil {
+		return nil, fmt.Errorf("counting deliveries: %w", err)
+	}
+	e.DeliveriesCount = len(rows)
+	if v, ok := tx.Get(collectorKey); ok {
+		c := v.(*collector)
+		for _, d := range rows {
+			if d.Status == DeliveryPending {
+				c.refs = append(c.refs, ref{ID: d.ID, AppID: d.AppID})
+			}
+		}
+	}
 	return e, nil
+}
+
+// TypeDeliver is the asynq task that delivers a batch of one app's deliveries.
+const TypeDeliver = "webhooks:deliver"
+
+// QueueName is the asynq queue deliveries run on.
+const QueueName = "webhooks"
+
+type deliverPayload struct {
+	AppID int64   `json:"a"`
+	IDs   []int64 `json:"d"`
+}
+
+// enqueue puts refs on the queue in batches per app, after delay. Task ids
+// derive from the delivery ids and attempt, so a second enqueue is a no-op.
+func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
+	byApp := map[int64][]int64{}
+	for _, r := range refs {
+		byApp[r.AppID] = append(byApp[r.AppID], r.ID)
+	}
+	for app, ids := range byApp {
+		for start := 0; start < len(ids); start += o.opts.BatchSize {
+			end := min(start+o.opts.BatchSize, len(ids))
+			if err := o.enqueueBatch(ctx, app, ids[start:end], delay, "n"); err != nil {
+				o.log.Warn("enqueueing deliveries failed; the relay will send them", "app", app, "count", end-start, "err", err)
+			}
+		}
+	}
+}
+
+func (o *Outbox) enqueueBatch(ctx context.Context, appID int64, ids []int64, delay time.Duration, tag string) error {
+	payload, _ := json.Marshal(deliverPayload{AppID: appID, IDs: ids})
+	id := "dlv:" + tag + ":" + strconv.FormatInt(ids[0], 10) + ":" + strconv.Itoa(len(ids))
+	opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID(id), asynq.MaxRetry(20), asynq.Timeout(o.opts.Timeout*2 + 30*time.Second)}
+	if delay > 0 {
+		opts = append(opts, asynq.ProcessIn(delay))
+	}
+	_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, opts...))
+	if err == asynq.ErrTaskIDConflict || err == asynq.ErrDuplicateTask {
+		return nil
+	}
+	return err
 }

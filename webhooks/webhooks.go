@@ -8,11 +8,22 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
 )
 
 // EventType is one entry of the event catalogue.
@@ -55,4 +66,118 @@ func (c *Catalog) Scopes(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+var (
+	eventNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$`)
+	scopeRe     = regexp.MustCompile(`^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$`)
+)
+
+// NewEventType is the input of Create.
+type NewEventType struct {
+	Name        string
+	Resource    string
+	Scope       string
+	Description string
+	Schema      json.RawMessage
+}
+
+// Create adds an event type to the catalogue.
+func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*EventType, error) {
+	f := fault.Fields{}
+	f.Check(!eventNameRe.MatchString(n.Name), "name", "must look like resource.action, lower-case: issue.created")
+	if n.Resource == "" && eventNameRe.MatchString(n.Name) {
+		n.Resource = strings.SplitN(n.Name, ".", 2)[0]
+	}
+	f.Check(n.Resource != "" && !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(n.Resource), "resource", "must be lower-case letters, digits and underscores")
+	f.Check(n.Scope == "", "scope", "is required: the scope an app needs to receive the event, such as issue:read")
+	f.Check(n.Scope != "" && !scopeRe.MatchString(n.Scope), "scope", "must look like resource:read")
+	f.Check(len(n.Description) > 1000, "description", "must be at most 1000 characters")
+	if len(n.Schema) > 0 && string(n.Schema) != "null" {
+		if _, err := compileSchema(n.Schema); err != nil {
+			f.Add("schema", "is not a valid JSON Schema: "+err.Error())
+		}
+	} else {
+		n.Schema = nil
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	et := &EventType{Name: n.Name, Resource: n.Resource, Scope: n.Scope, Description: n.Description, Schema: n.Schema, CreatedAt: time.Now().UTC()}
+	if err := tx.WithContext(ctx).Create(et).Error; err != nil {
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) && pg.Code == "23505" {
+			return nil, &fault.Error{Kind: fault.KindConflict, Code: "name_taken", Message: "That event type exists.", Fields: map[string]string{"name": "is already taken"}}
+		}
+		return nil, fmt.Errorf("creating event type: %w", err)
+	}
+	return et, nil
+}
+
+// Get returns one event type.
+func (c *Catalog) Get(ctx context.Context, name string) (*EventType, error) {
+	var et EventType
+	err := c.db.WithContext(ctx).Where("name = ?", name).Take(&et).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fault.NotFound("event type")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding event type: %w", err)
+	}
+	return &et, nil
+}
+
+func compileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	comp := jsonschema.NewCompiler()
+	comp.DefaultDraft(jsonschema.Draft2020)
+	if err := comp.AddResource("event.json", doc); err != nil {
+		return nil, err
+	}
+	return comp.Compile("event.json")
+}
+
+// ValidateData checks data against the event type's schema; the error names
+// the failing path.
+func (et *EventType) ValidateData(data json.RawMessage) error {
+	if len(et.Schema) == 0 {
+		return nil
+	}
+	sch, err := compileSchema(et.Schema)
+	if err != nil {
+		return fmt.Errorf("compiling schema of %s: %w", et.Name, err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return fault.Field("data", "is not JSON")
+	}
+	var ve *jsonschema.ValidationError
+	if err := sch.Validate(inst); errors.As(err, &ve) {
+		fields := map[string]string{}
+		for _, leaf := range leaves(ve) {
+			path := "data"
+			for _, p := range leaf.InstanceLocation {
+				path += "." + p
+			}
+			fields[path] = leaf.ErrorKind.LocalizedString(printer)
+		}
+		return fault.Invalid("schema_mismatch", fmt.Sprintf("data does not match the %s schema.", et.Name), fields)
+	}
+	return nil
+}
+
+var printer = message.NewPrinter(language.English)
+
+func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(e.Causes) == 0 {
+		return []*jsonschema.ValidationError{e}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range e.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
 }

@@ -1,0 +1,57 @@
+package marketplace
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+// Recipients implements webhooks.Directory: the live installations of orgID
+// whose app has a webhook URL, subscribes to eventType and holds scope; for
+// lifecycle events, the one installation they concern.
+func (s *Service) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
+	var out []webhooks.Recipient
+	q := tx.WithContext(ctx).Table("installations i").Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid").
+		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ? AND a.webhook_url <> ''", orgID)
+	if installationID != 0 {
+		q = q.Where("i.id = ?", installationID)
+	} else {
+		q = q.Where("i.status = ? AND a.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
+		if scope != "" {
+			q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
+		}
+	}
+	if err := q.Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("finding recipients: %w", err)
+	}
+	return out, nil
+}
+
+// Endpoint implements webhooks.Directory.
+func (s *Service) Endpoint(ctx context.Context, appID int64) (*webhooks.Endpoint, error) {
+	var app App
+	if err := s.db.WithContext(ctx).First(&app, appID).Error; err != nil {
+		return nil, dbErr(err, "app", "")
+	}
+	secrets, err := s.WebhookSecrets(&app)
+	if err != nil {
+		return nil, err
+	}
+	return &webhooks.Endpoint{AppID: app.ID, Slug: app.Slug, URL: app.WebhookURL, Secrets: secrets}, nil
+}
+
+// EndpointChanged implements webhooks.Directory: the change goes in the
+// owner organization's audit log, by the system.
+func (s *Service) EndpointChanged(ctx context.Context, appID int64, status, reason string) {
+	var app App
+	if err := s.db.WithContext(ctx).First(&app, appID).Error; err != nil {
+		return
+	}
+	action := "app.webhook_" + status
+	if err := s.audit(s.db.WithContext(ctx), Actor{}, &app.OrganizationID, action, "app", idStr(app.ID), app.Slug, JSON{"reason": reason}); err != nil {
+		s.log.Error("recording endpoint change", "app", app.Slug, "err", err)
+	}
+}

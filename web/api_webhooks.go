@@ -1,0 +1,318 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+type deliveryJSON struct {
+	ID              string        `json:"id"`
+	EventType       string        `json:"eventType"`
+	Status          string        `json:"status"`
+	Installation    *string       `json:"installation"`
+	Attempts        int           `json:"attempts"`
+	MaxAttempts     int           `json:"maxAttempts"`
+	LastStatusCode  *int          `json:"lastStatusCode"`
+	LastErrorClass  string        `json:"lastErrorClass"`
+	DateCreated     time.Time     `json:"dateCreated"`
+	DateLastAttempt *time.Time    `json:"dateLastAttempt"`
+	DateNextAttempt *time.Time    `json:"dateNextAttempt"`
+	DateCompleted   *time.Time    `json:"dateCompleted"`
+	Payload         any           `json:"payload,omitempty"`
+	AttemptsDetail  []attemptJSON `json:"attemptsDetail,omitempty"`
+}
+
+type attemptJSON struct {
+	ID              string            `json:"id"`
+	Number          int               `json:"number"`
+	URL             string            `json:"url"`
+	RequestHeaders  map[string]string `json:"requestHeaders"`
+	ResponseStatus  *int              `json:"responseStatus"`
+	ResponseHeaders map[string]string `json:"responseHeaders"`
+	ResponseBody    string            `json:"responseBody"`
+	DurationMs      float64           `json:"durationMs"`
+	ErrorClass      string            `json:"errorClass"`
+	ErrorMessage    string            `json:"errorMessage"`
+	DateCreated     time.Time         `json:"dateCreated"`
+}
+
+func toDeliveryJSON(d webhooks.Delivery) deliveryJSON {
+	out := deliveryJSON{ID: d.UUID, EventType: d.EventType, Status: d.Status, Installation: d.InstallationUUID, Attempts: d.Attempts,
+		MaxAttempts: d.MaxAttempts, LastStatusCode: d.LastStatusCode, LastErrorClass: d.LastErrorClass, DateCreated: d.CreatedAt,
+		DateLastAttempt: d.LastAttemptAt, DateCompleted: d.CompletedAt}
+	if d.Status == webhooks.DeliveryPending {
+		out.DateNextAttempt = d.NextAttemptAt
+	}
+	return out
+}
+
+func toAttemptJSON(a webhooks.Attempt) attemptJSON {
+	out := attemptJSON{ID: id(a.ID), Number: a.Number, URL: a.URL, ResponseStatus: a.ResponseStatus, ResponseBody: a.ResponseBody,
+		DurationMs: float64(a.DurationUS) / 1000, ErrorClass: a.ErrorClass, ErrorMessage: a.ErrorMessage, DateCreated: a.CreatedAt,
+		RequestHeaders: map[string]string{}, ResponseHeaders: map[string]string{}}
+	_ = json.Unmarshal(a.RequestHeaders, &out.RequestHeaders)
+	if len(a.ResponseHeaders) > 0 {
+		_ = json.Unmarshal(a.ResponseHeaders, &out.ResponseHeaders)
+	}
+	return out
+}
+
+// timeParam reads an RFC 3339 time from the query string.
+func timeParam(c echo.Context, name string) (*time.Time, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return nil, fault.Field(name, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z")
+	}
+	return &t, nil
+}
+
+func (s *Server) listDeliveries(c echo.Context) error {
+	r, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	since, err := timeParam(c, "since")
+	if err != nil {
+		return err
+	}
+	until, err := timeParam(c, "until")
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Marketplace.ListDeliveries(c.Request().Context(), actor(c), c.Param("app_slug"), webhooks.DeliveryQuery{
+		Status: c.QueryParam("status"), EventType: c.QueryParam("eventType"), InstallationUUID: c.QueryParam("installation"), Since: since, Until: until}, r)
+	if err != nil {
+		return err
+	}
+	return writePage(s, c, p, toDeliveryJSON)
+}
+
+func (s *Server) getDelivery(c echo.Context) error {
+	d, err := s.opts.Marketplace.GetDelivery(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("delivery_id"))
+	if err != nil {
+		return err
+	}
+	out := toDeliveryJSON(d.Delivery)
+	var payload any
+	_ = json.Unmarshal(d.Payload, &payload)
+	out.Payload = payload
+	out.AttemptsDetail = make([]attemptJSON, len(d.Attempts))
+	for i, a := range d.Attempts {
+		out.AttemptsDetail[i] = toAttemptJSON(a)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type redeliveryRequest struct {
+	Deliveries []string   `json:"deliveries"`
+	Status     string     `json:"status"`
+	Since      *time.Time `json:"since"`
+	Until      *time.Time `json:"until"`
+}
+
+func (s *Server) redeliver(c echo.Context) error {
+	var in redeliveryRequest
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	res, err := s.opts.Marketplace.Redeliver(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.RedeliveryRequest{
+		Deliveries: in.Deliveries, Status: in.Status, Since: in.Since, Until: in.Until})
+	if err != nil {
+		return err
+	}
+	status := http.StatusAccepted
+	return c.JSON(status, map[string]any{"count": res.Count, "background": res.Background})
+}
+
+func (s *Server) testEvent(c echo.Context) error {
+	d, err := s.opts.Marketplace.SendTestEvent(c.Request().Context(), actor(c), c.Param("app_slug"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toDeliveryJSON(*d))
+}
+
+type bucketJSON struct {
+	Start        time.Time      `json:"start"`
+	Attempts     int            `json:"attempts"`
+	Succeeded    int            `json:"succeeded"`
+	Failed       int            `json:"failed"`
+	SuccessRate  float64        `json:"successRate"`
+	LatencyP50   float64        `json:"latencyP50Ms"`
+	LatencyP95   float64        `json:"latencyP95Ms"`
+	LatencyP99   float64        `json:"latencyP99Ms"`
+	ErrorClasses map[string]int `json:"errorClasses"`
+}
+
+func (s *Server) stats(c echo.Context) error {
+	now := timeNow().UTC()
+	since, err := timeParam(c, "since")
+	if err != nil {
+		return err
+	}
+	until, err := timeParam(c, "until")
+	if err != nil {
+		return err
+	}
+	res := time.Hour
+	if v := c.QueryParam("resolution"); v != "" {
+		if res, err = time.ParseDuration(v); err != nil {
+			return fault.Field("resolution", "must be a duration such as 1m, 1h or 24h")
+		}
+	}
+	if until == nil {
+		u := now.Truncate(res).Add(res)
+		until = &u
+	}
+	if since == nil {
+		st := until.Add(-24 * time.Hour)
+		since = &st
+	}
+	buckets, err := s.opts.Marketplace.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), *since, *until, res)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Since       time.Time    `json:"since"`
+		Until       time.Time    `json:"until"`
+		Resolution  string       `json:"resolution"`
+		Attempts    int          `json:"attempts"`
+		SuccessRate float64      `json:"successRate"`
+		Buckets     []bucketJSON `json:"buckets"`
+	}{Since: *since, Until: *until, Resolution: res.String(), Buckets: make([]bucketJSON, len(buckets))}
+	ok := 0
+	for i, b := range buckets {
+		out.Buckets[i] = bucketJSON{Start: b.Start, Attempts: b.Attempts, Succeeded: b.Succeeded, Failed: b.Failed, SuccessRate: b.SuccessRate,
+			LatencyP50: b.P50, LatencyP95: b.P95, LatencyP99: b.P99, ErrorClasses: b.ErrorClasses}
+		out.Attempts += b.Attempts
+		ok += b.Succeeded
+	}
+	if out.Attempts > 0 {
+		out.SuccessRate = float64(ok) / float64(out.Attempts)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+type eventRequest struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+type eventJSON struct {
+	ID          string    `json:"id"`
+	Type        string    `json:"type"`
+	Data        any       `json:"data"`
+	Deliveries  int       `json:"deliveries"`
+	CreatedBy   string    `json:"createdBy"`
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+func toEventJSON(e webhooks.Event) eventJSON {
+	out := eventJSON{ID: e.UUID, Type: e.Type, Deliveries: e.DeliveriesCount, CreatedBy: e.CreatedBy, DateCreated: e.CreatedAt}
+	_ = json.Unmarshal(e.Data, &out.Data)
+	return out
+}
+
+func (s *Server) publishEvent(c echo.Context) error {
+	var in eventRequest
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	ev, err := s.opts.Marketplace.PublishEvent(c.Request().Context(), actor(c), c.Param("org"), in.Type, in.Data)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toEventJSON(*ev))
+}
+
+func (s *Server) listEvents(c echo.Context) error {
+	r, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Marketplace.ListEvents(c.Request().Context(), actor(c), c.Param("org"), c.QueryParam("type"), r)
+	if err != nil {
+		return err
+	}
+	return writePage(s, c, p, toEventJSON)
+}
+
+type eventTypeRequest struct {
+	Name        string          `json:"name"`
+	Resource    string          `json:"resource"`
+	Scope       string          `json:"scope"`
+	Description string          `json:"description"`
+	Schema      json.RawMessage `json:"schema"`
+}
+
+func (s *Server) createEventType(c echo.Context) error {
+	var in eventTypeRequest
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	et, err := s.opts.Marketplace.CreateEventType(c.Request().Context(), actor(c), webhooks.NewEventType{
+		Name: in.Name, Resource: in.Resource, Scope: in.Scope, Description: in.Description, Schema: in.Schema})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toEventTypeJSON(*et))
+}
+
+type serviceTokenJSON struct {
+	ID                  string     `json:"id"`
+	Name                string     `json:"name"`
+	TokenLastCharacters string     `json:"tokenLastCharacters"`
+	DateCreated         time.Time  `json:"dateCreated"`
+	DateLastUsed        *time.Time `json:"dateLastUsed"`
+	Token               string     `json:"token,omitempty"`
+}
+
+func toServiceTokenJSON(t marketplace.ServiceToken) serviceTokenJSON {
+	return serviceTokenJSON{ID: id(t.ID), Name: t.Name, TokenLastCharacters: t.TokenSuffix, DateCreated: t.CreatedAt, DateLastUsed: t.LastUsedAt}
+}
+
+func (s *Server) listServiceTokens(c echo.Context) error {
+	toks, err := s.opts.Marketplace.ListServiceTokens(c.Request().Context(), actor(c))
+	if err != nil {
+		return err
+	}
+	out := make([]serviceTokenJSON, len(toks))
+	for i, t := range toks {
+		out[i] = toServiceTokenJSON(t)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) createServiceToken(c echo.Context) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	t, token, err := s.opts.Marketplace.CreateServiceToken(c.Request().Context(), actor(c), in.Name)
+	if err != nil {
+		return err
+	}
+	out := toServiceTokenJSON(*t)
+	out.Token = token
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) revokeServiceToken(c echo.Context) error {
+	if err := s.opts.Marketplace.RevokeServiceToken(c.Request().Context(), actor(c), c.Param("token_id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,335 @@
+package web_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/config"
+)
+
+// hit is one request the sink received.
+type hit struct {
+	Header http.Header
+	Body   []byte
+	At     time.Time
+}
+
+// sink is a partner's webhook endpoint on loopback; respond decides each
+// answer (nil: 200).
+type sink struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	hits    []hit
+	respond func(n int, r *http.Request) (int, http.Header, time.Duration)
+}
+
+func newSink(t *testing.T) *sink {
+	s := &sink{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.hits = append(s.hits, hit{Header: r.Header.Clone(), Body: body, At: time.Now()})
+		n := len(s.hits)
+		respond := s.respond
+		s.mu.Unlock()
+		status, h, delay := 200, http.Header(nil), time.Duration(0)
+		if respond != nil {
+			status, h, delay = respond(n, r)
+		}
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		for k, v := range h {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"received":%d}`, n)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *sink) all() []hit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]hit(nil), s.hits...)
+}
+
+// waitHits waits until the sink has n requests.
+func (s *sink) waitHits(t *testing.T, n int, within time.Duration) []hit {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		h := s.all()
+		if len(h) >= n {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink got %d requests in %s, want %d", len(h), within, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hooks is a platform with a partner app subscribed to issue.created,
+// installed in a customer organization.
+type hooks struct {
+	p        *apptest.Platform
+	sink     *sink
+	dev      *client
+	admin    *client
+	op       *client
+	app      map[string]any
+	inst     string
+	secret   string
+	clientID string
+}
+
+func fastRetries(c *config.Config) {
+	c.WebhookRetrySchedule = "0s,300ms,300ms"
+	c.RelayInterval = time.Second
+	c.RelayGrace = time.Second
+	c.WebhookTimeout = time.Second
+}
+
+func newHooks(t *testing.T, opts ...apptest.Option) *hooks {
+	t.Helper()
+	h := &hooks{sink: newSink(t)}
+	h.p = apptest.Start(t, append([]apptest.Option{fastRetries}, opts...)...)
+	h.op = operator(t, h.p, "ops@plugboard.example")
+	h.op.do("POST", "/api/0/event-types/", map[string]any{"name": "issue.created", "scope": "issue:read", "description": "An issue was opened.",
+		"schema": map[string]any{"type": "object", "required": []string{"title"}, "properties": map[string]any{"title": map[string]any{"type": "string"}}}}).ok(t, 201, nil)
+	h.dev = signUp(t, h.p, "dev@partner.example")
+	h.dev.do("POST", "/api/0/organizations/", map[string]string{"name": "Partner"}).ok(t, 201, nil)
+	body := publicApp("Hook App")
+	body["scopes"] = []string{"org:read", "issue:read"}
+	body["events"] = []string{"issue.created"}
+	body["webhookUrl"] = h.sink.srv.URL + "/hooks"
+	h.dev.do("POST", "/api/0/organizations/partner/apps/", body).ok(t, 201, &h.app)
+	h.secret, h.clientID = h.app["webhookSecret"].(string), h.app["clientId"].(string)
+	h.dev.do("POST", "/api/0/apps/hook-app/publish-requests/", nil).ok(t, 201, nil)
+	h.op.do("PUT", "/api/0/apps/hook-app/", map[string]any{"status": "published"}).ok(t, 200, nil)
+	h.admin = signUp(t, h.p, "admin@customer.example")
+	h.admin.do("POST", "/api/0/organizations/", map[string]string{"name": "Customer"}).ok(t, 201, nil)
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	h.inst = inst["uuid"].(string)
+	// installation.created arrives first.
+	first := h.sink.waitHits(t, 1, 10*time.Second)[0]
+	if first.Header.Get("Plugboard-Event") != "installation.created" {
+		t.Fatalf("first webhook %q", first.Header.Get("Plugboard-Event"))
+	}
+	return h
+}
+
+func (h *hooks) publish(t *testing.T, title string) map[string]any {
+	t.Helper()
+	var ev map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": title}}).ok(t, 201, &ev)
+	return ev
+}
+
+// verify checks a request with the Standard Webhooks reference library.
+func verify(t *testing.T, secret string, h hit) {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Verify(h.Body, h.Header); err != nil {
+		t.Errorf("Standard Webhooks verification failed: %v\nheaders %v", err, h.Header)
+	}
+}
+
+func TestWebhooksAreSignedDeliveredAndLogged(t *testing.T) {
+	h := newHooks(t)
+	ev := h.publish(t, "Database on fire")
+	if ev["deliveries"] != float64(1) {
+		t.Fatalf("event %v", ev)
+	}
+	hits := h.sink.waitHits(t, 2, 10*time.Second)
+	got := hits[1]
+	verify(t, h.secret, got)
+	verify(t, h.secret, hits[0])
+	for k, want := range map[string]string{"Plugboard-Event": "issue.created", "Plugboard-Installation": h.inst, "Content-Type": "application/json"} {
+		if got.Header.Get(k) != want {
+			t.Errorf("%s = %q, want %q", k, got.Header.Get(k), want)
+		}
+	}
+	if !strings.HasPrefix(got.Header.Get("User-Agent"), "Plugboard-Webhooks/") {
+		t.Errorf("user agent %q", got.Header.Get("User-Agent"))
+	}
+	var env map[string]any
+	json.Unmarshal(got.Body, &env)
+	if env["id"] != got.Header.Get("Webhook-Id") || env["type"] != "issue.created" || env["installation"].(map[string]any)["uuid"] != h.inst ||
+		env["data"].(map[string]any)["title"] != "Database on fire" {
+		t.Errorf("envelope %s", got.Body)
+	}
+
+	// The delivery log tells the truth.
+	var list []map[string]any
+	h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType=issue.created", nil).ok(t, 200, &list)
+	if len(list) != 1 || list[0]["status"] != "succeeded" || list[0]["attempts"] != float64(1) || list[0]["id"] != env["id"] {
+		t.Fatalf("log %v", list)
+	}
+	var one map[string]any
+	h.dev.do("GET", "/api/0/apps/hook-app/deliveries/"+list[0]["id"].(string)+"/", nil).ok(t, 200, &one)
+	att := one["attemptsDetail"].([]any)[0].(map[string]any)
+	if att["responseStatus"] != float64(200) || att["responseBody"] != `{"received":2}` || att["requestHeaders"].(map[string]any)["webhook-id"] != env["id"] {
+		t.Errorf("attempt %v", att)
+	}
+	if one["payload"].(map[string]any)["data"].(map[string]any)["title"] != "Database on fire" {
+		t.Errorf("payload %v", one["payload"])
+	}
+	// Outsiders see nothing.
+	h.admin.do("GET", "/api/0/apps/hook-app/deliveries/", nil).problem(t, 404, "not_found")
+
+	// Bad events change nothing.
+	before := count(t, h.p, "events")
+	f := h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": 7}}).problem(t, 400, "schema_mismatch")
+	if f["data.title"] == nil {
+		t.Errorf("schema failure fields %v", f)
+	}
+	h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "nothing.happened"}).problem(t, 400, "invalid_input")
+	h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "installation.created"}).problem(t, 400, "invalid_input")
+	if count(t, h.p, "events") != before {
+		t.Error("bad events were written")
+	}
+}
+
+func TestRetriesUntilTheEndpointRecovers(t *testing.T) {
+	h := newHooks(t)
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		if n == 2 { // the first try of issue.created
+			return 500, nil, 0
+		}
+		return 200, nil, 0
+	}
+	h.publish(t, "flaky")
+	hits := h.sink.waitHits(t, 3, 10*time.Second)
+	if hits[1].Header.Get("Webhook-Id") != hits[2].Header.Get("Webhook-Id") {
+		t.Error("a retry changed the webhook-id")
+	}
+	if hits[2].Header.Get("Webhook-Signature") == hits[1].Header.Get("Webhook-Signature") && hits[2].Header.Get("Webhook-Timestamp") != hits[1].Header.Get("Webhook-Timestamp") {
+		t.Error("signature did not follow the timestamp")
+	}
+	verify(t, h.secret, hits[2])
+	d := waitDelivery(t, h, "issue.created", "succeeded")
+	attempts := d["attemptsDetail"].([]any)
+	if len(attempts) != 2 || attempts[0].(map[string]any)["responseStatus"] != float64(500) || attempts[0].(map[string]any)["errorClass"] != "http_status" {
+		t.Errorf("attempts %v", attempts)
+	}
+}
+
+// waitDelivery polls the log until the delivery of eventType has status.
+func waitDelivery(t *testing.T, h *hooks, eventType, status string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var list []map[string]any
+		h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType="+eventType, nil).ok(t, 200, &list)
+		if len(list) > 0 && list[0]["status"] == status {
+			var one map[string]any
+			h.dev.do("GET", "/api/0/apps/hook-app/deliveries/"+list[0]["id"].(string)+"/", nil).ok(t, 200, &one)
+			return one
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery of %s never became %s: %v", eventType, status, list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	h := newHooks(t)
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		if n == 2 {
+			return 429, http.Header{"Retry-After": {"2"}}, 0
+		}
+		return 200, nil, 0
+	}
+	h.publish(t, "slow down")
+	hits := h.sink.waitHits(t, 3, 10*time.Second)
+	if gap := hits[2].At.Sub(hits[1].At); gap < 1900*time.Millisecond {
+		t.Errorf("retried after %s despite Retry-After: 2", gap)
+	}
+	waitDelivery(t, h, "issue.created", "succeeded")
+}
+
+func TestTimeoutsAreRetriedThenFail(t *testing.T) {
+	h := newHooks(t)
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		if n >= 2 {
+			return 200, nil, 3 * time.Second // slower than the 1 s timeout
+		}
+		return 200, nil, 0
+	}
+	h.publish(t, "too slow")
+	d := waitDelivery(t, h, "issue.created", "failed")
+	attempts := d["attemptsDetail"].([]any)
+	if len(attempts) != 3 {
+		t.Fatalf("attempts %d, want 3 (the schedule)", len(attempts))
+	}
+	for _, a := range attempts {
+		if a.(map[string]any)["errorClass"] != "timeout" {
+			t.Errorf("attempt %v", a)
+		}
+	}
+	// Redelivering it once the endpoint recovers: one more attempt, same id.
+	h.sink.respond = nil
+	var res map[string]any
+	h.dev.do("POST", "/api/0/apps/hook-app/redeliveries/", map[string]any{"deliveries": []string{d["id"].(string)}}).ok(t, 202, &res)
+	if res["count"] != float64(1) {
+		t.Errorf("redelivery %v", res)
+	}
+	again := waitDelivery(t, h, "issue.created", "succeeded")
+	if len(again["attemptsDetail"].([]any)) != 4 {
+		t.Errorf("after redelivery: %d attempts", len(again["attemptsDetail"].([]any)))
+	}
+}
+
+func TestSecretRotationSignsWithBoth(t *testing.T) {
+	h := newHooks(t)
+	var rot map[string]any
+	h.dev.do("POST", "/api/0/apps/hook-app/rotate-webhook-secret/", nil).ok(t, 200, &rot)
+	time.Sleep(2100 * time.Millisecond) // the dispatcher caches endpoints for 2 s
+	h.publish(t, "rotating")
+	got := h.sink.waitHits(t, 2, 10*time.Second)[1]
+	if n := len(strings.Fields(got.Header.Get("Webhook-Signature"))); n != 2 {
+		t.Fatalf("%d signatures during rotation, want 2", n)
+	}
+	verify(t, h.secret, got)                         // partners still on the old secret
+	verify(t, rot["webhookSecret"].(string), got) // and those already on the new one
+}
+
+func TestTestEventsAndStats(t *testing.T) {
+	h := newHooks(t)
+	var d map[string]any
+	h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil).ok(t, 201, &d)
+	got := h.sink.waitHits(t, 2, 10*time.Second)[1]
+	if got.Header.Get("Plugboard-Event") != "webhook.test" || got.Header.Get("Webhook-Id") != d["id"] {
+		t.Errorf("test event %v", got.Header)
+	}
+	verify(t, h.secret, got)
+	waitDelivery(t, h, "webhook.test", "succeeded")
+	var st map[string]any
+	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1h", nil).ok(t, 200, &st)
+	if st["attempts"] != float64(2) || st["successRate"] != float64(1) {
+		t.Errorf("stats %v", st)
+	}
+	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1s", nil).problem(t, 400, "invalid_input")
+}

@@ -1,0 +1,577 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+)
+
+// EndpointState is an app's endpoint health and limits (webhooks' own table).
+type EndpointState struct {
+	AppID          int64 `gorm:"primaryKey;autoIncrement:false"`
+	Status         string
+	DisabledReason string
+	DisabledAt     *time.Time
+	FailingSince   *time.Time
+	RateLimit      *int
+	MaxInFlight    *int
+	UpdatedAt      time.Time
+}
+
+// TableName is the migration's table.
+func (EndpointState) TableName() string { return "endpoints" }
+
+// Endpoint statuses.
+const (
+	EndpointEnabled  = "enabled"
+	EndpointDisabled = "disabled"
+)
+
+// Error classes of failed attempts.
+const (
+	ClassTimeout    = "timeout"
+	ClassConnection = "connection"
+	ClassTLS        = "tls"
+	ClassDNS        = "dns"
+	ClassHTTPStatus = "http_status"
+	ClassBlocked    = "blocked"
+)
+
+// Attempt is one HTTP try of a delivery.
+type Attempt struct {
+	ID              int64
+	DeliveryID      int64
+	AppID           int64
+	Number          int
+	URL             string
+	RequestHeaders  json.RawMessage `gorm:"type:jsonb"`
+	ResponseStatus  *int
+	ResponseHeaders json.RawMessage `gorm:"type:jsonb"`
+	ResponseBody    string
+	DurationUS      int64 `gorm:"column:duration_us"`
+	ErrorClass      string
+	ErrorMessage    string
+	CreatedAt       time.Time
+}
+
+// Dispatcher delivers webhooks: the asynq handler, the HTTP client, the
+// limits and the bookkeeping.
+type Dispatcher struct {
+	db      *gorm.DB
+	outbox  *Outbox
+	limits  *limits
+	client  *http.Client
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu    sync.Mutex
+	cache map[int64]cachedEndpoint
+}
+
+type cachedEndpoint struct {
+	ep          *Endpoint
+	signer      *Signer
+	state       EndpointState
+	rateLimit   int
+	maxInFlight int
+	at          time.Time
+}
+
+// NewDispatcher builds the dispatcher.
+func NewDispatcher(db *gorm.DB, rdb redis.UniversalClient, outbox *Outbox, metrics *Metrics, log *slog.Logger) *Dispatcher {
+	opts := outbox.opts
+	d := &Dispatcher{db: db, outbox: outbox, limits: newLimits(rdb), opts: opts, log: log, metrics: metrics, cache: map[int64]cachedEndpoint{}}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: d.checkAddress}
+	d.client = &http.Client{
+		Timeout: opts.Timeout,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: opts.Timeout,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return d
+}
+
+var errBlocked = errors.New("address not allowed")
+
+// checkAddress refuses loopback, private, link-local (cloud metadata) and
+// unspecified addresses at connect time, on the IP actually dialled, so DNS
+// rebinding does not get through.
+func (d *Dispatcher) checkAddress(network, address string, _ syscall.RawConn) error {
+	if d.opts.AllowPrivate {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return errBlocked
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || cgnat.Contains(ip) {
+		return fmt.Errorf("%w: %s", errBlocked, ip)
+	}
+	return nil
+}
+
+var _, cgnat, _ = net.ParseCIDR("100.64.0.0/10")
+
+// Register adds the dispatcher's task handlers to mux.
+func (d *Dispatcher) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeDeliver, d.handleDeliver)
+	mux.HandleFunc(TypeRelay, d.handleRelay)
+	mux.HandleFunc(TypeRetention, d.handleRetention)
+	mux.HandleFunc(TypeRedeliver, d.handleRedeliver)
+}
+
+// endpoint returns an app's endpoint, cached for two seconds.
+func (d *Dispatcher) endpoint(ctx context.Context, appID int64) (cachedEndpoint, error) {
+	d.mu.Lock()
+	c, ok := d.cache[appID]
+	d.mu.Unlock()
+	if ok && time.Since(c.at) < 2*time.Second {
+		return c, nil
+	}
+	ep, err := d.outbox.dir.Endpoint(ctx, appID)
+	if err != nil {
+		return c, err
+	}
+	c = cachedEndpoint{ep: ep, at: time.Now(), rateLimit: d.opts.DefaultRateLimit, maxInFlight: d.opts.DefaultMaxInFlight}
+	if ep.URL != "" {
+		if c.signer, err = NewSigner(ep.Secrets); err != nil {
+			return c, err
+		}
+	}
+	err = d.db.WithContext(ctx).Where("app_id = ?", appID).Take(&c.state).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return c, fmt.Errorf("reading endpoint state: %w", err)
+	}
+	if c.state.Status == "" {
+		c.state.Status = EndpointEnabled
+	}
+	if c.state.RateLimit != nil {
+		c.rateLimit = *c.state.RateLimit
+	}
+	if c.state.MaxInFlight != nil {
+		c.maxInFlight = *c.state.MaxInFlight
+	}
+	d.mu.Lock()
+	d.cache[appID] = c
+	d.mu.Unlock()
+	return c, nil
+}
+
+func (d *Dispatcher) forget(appID int64) {
+	d.mu.Lock()
+	delete(d.cache, appID)
+	d.mu.Unlock()
+}
+
+// claimed is a delivery this worker holds, with what its body needs.
+type claimed struct {
+	ID               int64
+	UUID             string
+	Attempts         int
+	MaxAttempts      int
+	EventType        string
+	InstallationUUID *string
+	Data             json.RawMessage
+	EventCreatedAt   time.Time
+}
+
+// result is the outcome of one attempt.
+type result struct {
+	c        claimed
+	attempt  Attempt
+	ok       bool
+	retryIn  time.Duration // from Retry-After
+	gone     bool          // 410: the partner asks us to stop
+	deferred time.Duration // limiter said wait; not an attempt
+}
+
+func (d *Dispatcher) handleDeliver(ctx context.Context, t *asynq.Task) error {
+	var p deliverPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || len(p.IDs) == 0 {
+		return fmt.Errorf("bad deliver payload: %w", asynq.SkipRetry)
+	}
+	return d.deliver(ctx, p.AppID, p.IDs)
+}
+
+// deliver claims ids in Postgres (so no two workers send the same delivery
+// at once), sends them, and records the outcome in two statements.
+func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) error {
+	lease := d.opts.Timeout*2 + 30*time.Second
+	var rows []claimed
+	err := d.db.WithContext(ctx).Raw(`
+		UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ?)
+		FROM events e
+		WHERE d.id IN ? AND d.event_id = e.id AND d.status = 'pending'
+		  AND d.next_attempt_at <= now() + interval '1 second'
+		  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+		RETURNING d.id, d.uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid, e.data, e.created_at AS event_created_at`,
+		lease.Seconds(), ids).Scan(&rows).Error
+	if err != nil {
+		return fmt.Errorf("claiming deliveries: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	ep, err := d.endpoint(ctx, appID)
+	if err != nil {
+		d.release(context.WithoutCancel(ctx), rows)
+		return fmt.Errorf("loading endpoint of app %d: %w", appID, err)
+	}
+	if ep.state.Status == EndpointDisabled || ep.ep.URL == "" {
+		return d.pause(ctx, appID, rows)
+	}
+	results := make([]result, len(rows))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, ep.maxInFlight)
+	for i, c := range rows {
+		wait, err := d.limits.take(ctx, appID, ep.rateLimit)
+		if err != nil {
+			d.log.Warn("rate limiter unavailable; delivering without it", "err", err)
+		}
+		if wait > time.Second {
+			// The rest of the batch waits for the limiter: not an attempt.
+			for j := i; j < len(rows); j++ {
+				results[j] = result{c: rows[j], deferred: wait}
+			}
+			break
+		}
+		if wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, lease, 2*time.Second)
+		if err != nil || release == nil {
+			<-sem
+			if err != nil {
+				d.log.Warn("in-flight limiter unavailable; delivering without it", "err", err)
+				release = func() {}
+			} else {
+				for j := i; j < len(rows); j++ {
+					results[j] = result{c: rows[j], deferred: 500 * time.Millisecond}
+				}
+				break
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem; release() }()
+			results[i] = d.send(ctx, ep, c)
+		}()
+	}
+	wg.Wait()
+	return d.record(context.WithoutCancel(ctx), appID, results)
+}
+
+// release gives up claims without an attempt.
+func (d *Dispatcher) release(ctx context.Context, rows []claimed) {
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	d.db.WithContext(ctx).Exec("UPDATE deliveries SET claimed_until = NULL WHERE id IN ?", ids)
+}
+
+func (d *Dispatcher) pause(ctx context.Context, appID int64, rows []claimed) error {
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return d.db.WithContext(ctx).Exec("UPDATE deliveries SET status = 'paused', claimed_until = NULL, next_attempt_at = NULL WHERE id IN ?", ids).Error
+}
+
+// Envelope builds the body partners receive.
+func Envelope(deliveryID, eventType string, at time.Time, installationUUID *string, data json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.Grow(len(data) + 200)
+	b.WriteString(`{"id":"`)
+	b.WriteString(deliveryID)
+	b.WriteString(`","type":"`)
+	b.WriteString(eventType)
+	b.WriteString(`","timestamp":"`)
+	b.WriteString(at.UTC().Format(time.RFC3339Nano))
+	b.WriteString(`","installation":`)
+	if installationUUID != nil {
+		b.WriteString(`{"uuid":"` + *installationUUID + `"}`)
+	} else {
+		b.WriteString("null")
+	}
+	b.WriteString(`,"data":`)
+	if len(data) == 0 {
+		b.WriteString("{}")
+	} else {
+		b.Write(data)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+const maxBody = 4 << 10
+
+func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) result {
+	body := Envelope(c.UUID, c.EventType, c.EventCreatedAt, c.InstallationUUID, c.Data)
+	now := time.Now()
+	ts := now.Unix()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "Plugboard-Webhooks/"+d.opts.Version)
+	h.Set("Webhook-Id", c.UUID)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	h.Set("Webhook-Signature", ep.signer.Sign(c.UUID, ts, body))
+	h.Set("Plugboard-Event", c.EventType)
+	if c.InstallationUUID != nil {
+		h.Set("Plugboard-Installation", *c.InstallationUUID)
+	}
+	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
+	reqHeaders, _ := json.Marshal(flatten(h))
+	r := result{c: c, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
+		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
+	rctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.ep.URL, bytes.NewReader(body))
+	if err != nil {
+		r.attempt.ErrorClass, r.attempt.ErrorMessage = ClassConnection, err.Error()
+		return r
+	}
+	req.Header = h
+	res, err := d.client.Do(req)
+	r.attempt.DurationUS = time.Since(now).Microseconds()
+	if err != nil {
+		r.attempt.ErrorClass, r.attempt.ErrorMessage = classify(err), trimErr(err)
+		d.metrics.attempt(r.attempt.ErrorClass, time.Since(now))
+		return r
+	}
+	buf, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	res.Body.Close()
+	r.attempt.DurationUS = time.Since(now).Microseconds()
+	status := res.StatusCode
+	r.attempt.ResponseStatus = &status
+	r.attempt.ResponseHeaders, _ = json.Marshal(flatten(res.Header))
+	r.attempt.ResponseBody = strings.ToValidUTF8(string(buf), "\uFFFD")
+	r.ok = status >= 200 && status < 300
+	if !r.ok {
+		r.attempt.ErrorClass = ClassHTTPStatus
+		r.attempt.ErrorMessage = "the endpoint answered " + res.Status
+		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+			r.retryIn = retryAfter(res.Header.Get("Retry-After"), now)
+		}
+		r.gone = status == http.StatusGone
+	}
+	d.metrics.attempt(r.attempt.ErrorClass, time.Since(now))
+	return r
+}
+
+func flatten(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		m[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	return m
+}
+
+func trimErr(err error) string {
+	s := err.Error()
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return s
+}
+
+// classify names why a request failed.
+func classify(err error) string {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		recErr  tls.RecordHeaderError
+		netErr  net.Error
+		urlErr  *url.Error
+	)
+	switch {
+	case errors.Is(err, errBlocked):
+		return ClassBlocked
+	case errors.As(err, &dnsErr):
+		return ClassDNS
+	case errors.As(err, &certErr), errors.As(err, &unknown), errors.As(err, &hostErr), errors.As(err, &recErr):
+		return ClassTLS
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ClassTimeout
+	case errors.As(err, &urlErr) && strings.Contains(urlErr.Err.Error(), "tls"):
+		return ClassTLS
+	}
+	return ClassConnection
+}
+
+// retryAfter reads seconds or an HTTP date, bounded to [1 s, 1 h].
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, time.Second), time.Hour)
+}
+
+// delay is the wait before attempt number next (1-based), with ±20 % jitter.
+func (d *Dispatcher) delay(next int) time.Duration {
+	s := d.opts.RetrySchedule
+	base := s[min(next-1, len(s)-1)]
+	if base <= 0 {
+		return 0
+	}
+	jitter := 1 + (rand.Float64()*0.4 - 0.2)
+	return time.Duration(float64(base) * jitter)
+}
+
+// record writes every attempt in one INSERT and every delivery's new state
+// in one UPDATE, then schedules retries and tracks endpoint health.
+func (d *Dispatcher) record(ctx context.Context, appID int64, results []result) error {
+	now := time.Now().UTC()
+	var attempts []Attempt
+	var sets []string
+	var args []any
+	var retries, deferred []result
+	anyOK, anyFail, gone := false, false, false
+	for _, r := range results {
+		if r.c.ID == 0 {
+			continue
+		}
+		if r.deferred > 0 {
+			deferred = append(deferred, r)
+			sets = append(sets, "(?::bigint, 'pending', ?::int, ?::timestamptz, NULL::timestamptz, NULL::int, ''::text, NULL::timestamptz, false)")
+			args = append(args, r.c.ID, r.c.Attempts, now.Add(r.deferred))
+			continue
+		}
+		attempts = append(attempts, r.attempt)
+		n := r.c.Attempts + 1
+		status, next, completed := DeliveryPending, (*time.Time)(nil), (*time.Time)(nil)
+		switch {
+		case r.ok:
+			status, completed, anyOK = DeliverySucceeded, &now, true
+		case r.gone || n >= r.c.MaxAttempts:
+			status, completed, anyFail = DeliveryFailed, &now, true
+			gone = gone || r.gone
+		default:
+			anyFail = true
+			wait := max(d.delay(n+1), r.retryIn)
+			t := now.Add(wait)
+			next = &t
+			r.deferred = wait
+			retries = append(retries, r)
+		}
+		sets = append(sets, "(?::bigint, ?::text, ?::int, ?::timestamptz, ?::timestamptz, ?::int, ?::text, ?::timestamptz, true)")
+		args = append(args, r.c.ID, status, n, next, r.attempt.CreatedAt, r.attempt.ResponseStatus, r.attempt.ErrorClass, completed)
+		d.metrics.delivery(status)
+	}
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if len(attempts) > 0 {
+			if err := tx.Create(&attempts).Error; err != nil {
+				return fmt.Errorf("recording attempts: %w", err)
+			}
+		}
+		if len(sets) == 0 {
+			return nil
+		}
+		q := `UPDATE deliveries d SET status = v.status, attempts = v.attempts, next_attempt_at = v.next, claimed_until = NULL,
+			last_attempt_at = CASE WHEN v.tried THEN v.last ELSE d.last_attempt_at END,
+			last_status_code = CASE WHEN v.tried THEN v.code ELSE d.last_status_code END,
+			last_error_class = CASE WHEN v.tried THEN v.class ELSE d.last_error_class END,
+			completed_at = v.completed, enqueued_at = now()
+			FROM (VALUES ` + strings.Join(sets, ",") + `) AS v(id, status, attempts, next, last, code, class, completed, tried)
+			WHERE d.id = v.id`
+		if err := tx.Exec(q, args...).Error; err != nil {
+			return fmt.Errorf("recording deliveries: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range append(retries, deferred...) {
+		if err := d.outbox.enqueueBatch(ctx, appID, []int64{r.c.ID}, r.deferred, "r"+strconv.Itoa(r.c.Attempts)+"-"+strconv.FormatInt(now.UnixMilli(), 36)); err != nil {
+			d.log.Warn("scheduling retry failed; the relay will", "delivery", r.c.UUID, "err", err)
+		}
+	}
+	return d.health(ctx, appID, anyOK, anyFail, gone)
+}
+
+// health clears an endpoint's failing mark on success, and disables it when
+// it has failed everything for DisableAfter (or answered 410 Gone).
+func (d *Dispatcher) health(ctx context.Context, appID int64, anyOK, anyFail, gone bool) error {
+	db := d.db.WithContext(ctx)
+	if anyOK {
+		return db.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ? AND failing_since IS NOT NULL", appID).Error
+	}
+	if !anyFail {
+		return nil
+	}
+	var since time.Time
+	if err := db.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) VALUES (?, now(), now())
+		ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
+		RETURNING failing_since`, appID).Scan(&since).Error; err != nil {
+		return fmt.Errorf("tracking endpoint health: %w", err)
+	}
+	switch {
+	case gone:
+		return d.Disable(ctx, appID, "The endpoint answered 410 Gone.")
+	case time.Since(since) >= d.opts.DisableAfter:
+		return d.Disable(ctx, appID, fmt.Sprintf("Every delivery failed for %s.", d.opts.DisableAfter))
+	}
+	return nil
+}
+
+// Disable stops deliveries to an app's endpoint: pending ones are paused.
+func (d *Dispatcher) Disable(ctx context.Context, appID int64, reason string) error {
+	var changed bool
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`INSERT INTO endpoints (app_id, status, disabled_reason, disabled_at, updated_at) VALUES (?, 'disabled', ?, now(), now())
+			ON CONFLICT (app_id) DO UPDATE SET status = 'disabled', disabled_reason = EXCLUDED.disabled_reason, disabled_at = now(), updated_at = now()
+			WHERE endpoints.status <> 'disabled'`, appID, reason)
+		if res.Error != nil {
+			return fmt.Errorf("disabling endpoint: %w", res.Error)
+		}
+		changed = res.RowsAffected > 0
+		return tx.Exec("UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())", appID).Error
+	})
+	d.forget(appID)
+	if err == nil && changed {
+		d.outbox.dir.EndpointChanged(ctx, appID, EndpointDisabled, reason)
+	}
+	return err
+}

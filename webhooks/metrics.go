@@ -1,0 +1,66 @@
+package webhooks
+
+import (
+	"context"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+)
+
+// Metrics are the dispatcher's Prometheus series.
+type Metrics struct {
+	deliveries *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	relays     prometheus.Counter
+}
+
+// NewMetrics registers the series on reg, with gauges for queue depth (asynq)
+// and lag (the oldest due delivery in Postgres).
+func NewMetrics(reg prometheus.Registerer, db *gorm.DB, inspector *asynq.Inspector) *Metrics {
+	m := &Metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plugboard_webhook_deliveries_total",
+			Help: "Delivery outcomes after each attempt: succeeded, failed (gave up), pending (will retry)."}, []string{"outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "plugboard_webhook_attempt_duration_seconds",
+			Help: "Webhook attempt latency by error class (\"\" for success).", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}, []string{"error_class"}),
+		relays: prometheus.NewCounter(prometheus.CounterOpts{Name: "plugboard_webhook_relayed_total",
+			Help: "Deliveries the relay enqueued again."}),
+	}
+	reg.MustRegister(m.deliveries, m.latency, m.relays)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plugboard_webhook_queue_depth",
+		Help: "Tasks waiting in the webhooks queue (pending and scheduled)."}, func() float64 {
+		q, err := inspector.GetQueueInfo(QueueName)
+		if err != nil {
+			return 0
+		}
+		return float64(q.Pending + q.Scheduled + q.Retry)
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plugboard_webhook_lag_seconds",
+		Help: "How long the oldest due delivery has waited."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var lag float64
+		db.WithContext(ctx).Raw("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)), 0) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()").Scan(&lag)
+		return lag
+	}))
+	return m
+}
+
+func (m *Metrics) attempt(class string, d time.Duration) {
+	if m != nil {
+		m.latency.WithLabelValues(class).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) delivery(outcome string) {
+	if m != nil {
+		m.deliveries.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) relayed(n int) {
+	if m != nil {
+		m.relays.Add(float64(n))
+	}
+}

@@ -1,0 +1,82 @@
+package webhooks
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Options tune delivery; app fills them from config.
+type Options struct {
+	// RetrySchedule is the delay before each attempt: the first is usually 0.
+	RetrySchedule []time.Duration
+	Timeout       time.Duration
+	// AllowPrivate lets webhooks reach loopback and private addresses
+	// (development and tests).
+	AllowPrivate bool
+	Retention    time.Duration
+	// DisableAfter is how long an endpoint may fail every delivery before it
+	// is disabled.
+	DisableAfter       time.Duration
+	DefaultRateLimit   int // deliveries per second per app
+	DefaultMaxInFlight int // concurrent requests per app
+	// RelayGrace is how long a due delivery may sit before the relay
+	// enqueues it again.
+	RelayGrace time.Duration
+	BatchSize  int
+	Version    string
+}
+
+// DefaultSchedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+
+// parseSchedule reads "5s,5m,30m" (a leading attempt at once is implied
+// unless the list starts with 0).
+func parseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("bad duration %q", part)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty schedule")
+	}
+	if out[0] != 0 {
+		out = append([]time.Duration{0}, out...)
+	}
+	return out, nil
+}
+
+func (o *Options) defaults() {
+	if len(o.RetrySchedule) == 0 {
+		o.RetrySchedule = DefaultSchedule
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 15 * time.Second
+	}
+	if o.Retention == 0 {
+		o.Retention = 30 * 24 * time.Hour
+	}
+	if o.DisableAfter == 0 {
+		o.DisableAfter = 72 * time.Hour
+	}
+	if o.DefaultRateLimit == 0 {
+		o.DefaultRateLimit = 50
+	}
+	if o.DefaultMaxInFlight == 0 {
+		o.DefaultMaxInFlight = 10
+	}
+	if o.RelayGrace == 0 {
+		o.RelayGrace = 30 * time.Second
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 50
+	}
+}
