@@ -44,12 +44,12 @@ type Options struct {
 
 // Service is the marketplace's behaviour over its store.
 type Service struct {
-	db       *gorm.DB
-	opts     Options
-	log      *slog.Logger
-	box      *secret.Box
-	jwtKey   []byte
-	stateKey ed25519.PrivateKey
+	db         *gorm.DB
+	opts       Options
+	log        *slog.Logger
+	box        *secret.Box
+	jwtKey     []byte
+	stateKey   ed25519.PrivateKey
 	catalog    *webhooks.Catalog
 	outbox     *webhooks.Outbox
 	dispatcher *webhooks.Dispatcher

@@ -312,7 +312,7 @@ func TestSecretRotationSignsWithBoth(t *testing.T) {
 	if n := len(strings.Fields(got.Header.Get("Webhook-Signature"))); n != 2 {
 		t.Fatalf("%d signatures during rotation, want 2", n)
 	}
-	verify(t, h.secret, got)                         // partners still on the old secret
+	verify(t, h.secret, got)                      // partners still on the old secret
 	verify(t, rot["webhookSecret"].(string), got) // and those already on the new one
 }
 
