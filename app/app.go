@@ -135,6 +135,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			Logger:          asynqLogger{log.With("component", "worker")},
 			LogLevel:        asynq.WarnLevel,
 			Queues:          map[string]int{"critical": 6, webhooks.QueueName: 5, "default": 3, "low": 1},
+			// A task fails when Postgres or Redis blips: try again soon
+			// (1 s, 2 s, 4 s … at most 30 s); the data stays in Postgres.
+			RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+				return time.Duration(min(1<<min(n, 5), 30)) * time.Second
+			},
 		})
 	}
 	if roles.Scheduler {

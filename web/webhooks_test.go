@@ -110,6 +110,23 @@ func newHooks(t *testing.T, opts ...apptest.Option) *hooks {
 	t.Helper()
 	h := &hooks{sink: newSink(t)}
 	h.p = apptest.Start(t, append([]apptest.Option{fastRetries}, opts...)...)
+	setupHooks(t, h)
+	return h
+}
+
+// setupHooks creates the event type, the partner's app and the customer's
+// installation on h.p, and waits for installation.created.
+func setupHooks(t *testing.T, h *hooks) {
+	t.Helper()
+	setupHooksNoWait(t, h)
+	first := h.sink.waitHits(t, 1, 10*time.Second)[0]
+	if first.Header.Get("Plugboard-Event") != "installation.created" {
+		t.Fatalf("first webhook %q", first.Header.Get("Plugboard-Event"))
+	}
+}
+
+func setupHooksNoWait(t *testing.T, h *hooks) {
+	t.Helper()
 	h.op = operator(t, h.p, "ops@plugboard.example")
 	h.op.do("POST", "/api/0/event-types/", map[string]any{"name": "issue.created", "scope": "issue:read", "description": "An issue was opened.",
 		"schema": map[string]any{"type": "object", "required": []string{"title"}, "properties": map[string]any{"title": map[string]any{"type": "string"}}}}).ok(t, 201, nil)
@@ -128,12 +145,6 @@ func newHooks(t *testing.T, opts ...apptest.Option) *hooks {
 	var inst map[string]any
 	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
 	h.inst = inst["uuid"].(string)
-	// installation.created arrives first.
-	first := h.sink.waitHits(t, 1, 10*time.Second)[0]
-	if first.Header.Get("Plugboard-Event") != "installation.created" {
-		t.Fatalf("first webhook %q", first.Header.Get("Plugboard-Event"))
-	}
-	return h
 }
 
 func (h *hooks) publish(t *testing.T, title string) map[string]any {

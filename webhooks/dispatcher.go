@@ -226,7 +226,7 @@ func (d *Dispatcher) handleDeliver(ctx context.Context, t *asynq.Task) error {
 // deliver claims ids in Postgres (so no two workers send the same delivery
 // at once), sends them, and records the outcome in two statements.
 func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) error {
-	lease := d.opts.Timeout*2 + 30*time.Second
+	lease := d.lease()
 	var rows []claimed
 	err := d.db.WithContext(ctx).Raw(`
 		UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ?)
@@ -253,23 +253,19 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) erro
 	results := make([]result, len(rows))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, ep.maxInFlight)
+	// The batch may wait for the limiters this long in all; the rest is
+	// deferred, so a claim's lease always covers the batch.
+	budget := time.Now().Add(waitBudget)
 	for i, c := range rows {
-		wait, err := d.limits.take(ctx, appID, ep.rateLimit)
-		if err != nil {
-			d.log.Warn("rate limiter unavailable; delivering without it", "err", err)
-		}
-		if wait > time.Second {
+		if wait := d.waitTurn(ctx, appID, ep.rateLimit, budget); wait > 0 {
 			// The rest of the batch waits for the limiter: not an attempt.
 			for j := i; j < len(rows); j++ {
 				results[j] = result{c: rows[j], deferred: wait}
 			}
 			break
 		}
-		if wait > 0 {
-			time.Sleep(wait)
-		}
 		sem <- struct{}{}
-		release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, lease, 2*time.Second)
+		release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, lease, max(time.Until(budget), 10*time.Millisecond))
 		if err != nil || release == nil {
 			<-sem
 			if err != nil {
@@ -292,6 +288,37 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) erro
 	wg.Wait()
 	return d.record(context.WithoutCancel(ctx), appID, results)
 }
+
+// waitTurn takes a slot from the app's rate limit, sleeping for it while
+// the batch's budget allows; otherwise it returns how long to defer.
+func (d *Dispatcher) waitTurn(ctx context.Context, appID int64, rate int, budget time.Time) time.Duration {
+	for {
+		wait, err := d.limits.take(ctx, appID, rate)
+		if err != nil {
+			d.log.Warn("rate limiter unavailable; delivering without it", "err", err)
+			return 0
+		}
+		if wait <= 0 {
+			return 0
+		}
+		if wait > time.Second || time.Now().Add(wait).After(budget) {
+			return max(wait, 50*time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+			return wait
+		case <-time.After(wait):
+		}
+	}
+}
+
+// waitBudget bounds how long one batch waits for the limiters.
+const waitBudget = 2 * time.Second
+
+// lease is how long a worker holds a claim: the limiter budget, a request's
+// timeout and room to record. A worker that dies mid-batch frees its
+// deliveries for the relay after this.
+func (d *Dispatcher) lease() time.Duration { return waitBudget + 2*d.opts.Timeout + 5*time.Second }
 
 // release gives up claims without an attempt.
 func (d *Dispatcher) release(ctx context.Context, rows []claimed) {

@@ -255,7 +255,7 @@ func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
 func (o *Outbox) enqueueBatch(ctx context.Context, appID int64, ids []int64, delay time.Duration, tag string) error {
 	payload, _ := json.Marshal(deliverPayload{AppID: appID, IDs: ids})
 	id := "dlv:" + tag + ":" + strconv.FormatInt(ids[0], 10) + ":" + strconv.Itoa(len(ids))
-	opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID(id), asynq.MaxRetry(20), asynq.Timeout(o.opts.Timeout*2 + 30*time.Second)}
+	opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID(id), asynq.MaxRetry(20), asynq.Timeout(waitBudget + 2*o.opts.Timeout + 5*time.Second)}
 	if delay > 0 {
 		opts = append(opts, asynq.ProcessIn(delay))
 	}
