@@ -1,6 +1,9 @@
 package web_test
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -31,6 +34,54 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	var tok map[string]any
 	spare.do("POST", "/api/0/api-tokens/", map[string]any{"name": "x"}).ok(t, 201, &tok)
 	mid := spareMember["id"].(string)
+
+	// Operators keep the event catalogue and the host's service tokens.
+	op := operator(t, p, "ops@plugboard.example")
+	op.do("POST", "/api/0/event-types/", map[string]any{"name": "issue.created", "scope": "issue:read", "description": "An issue was opened.",
+		"schema": map[string]any{"type": "object", "properties": map[string]any{"title": map[string]any{"type": "string"}}}}).ok(t, 201, nil)
+	var hostTok, oldTok map[string]any
+	op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Host"}).ok(t, 201, &hostTok)
+	op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Old"}).ok(t, 201, &oldTok)
+	host := newClient(t, p, hostTok["token"].(string))
+
+	// A published app with a webhook endpoint, installed in Globex, whose
+	// owner is customer and whose clerk is a mere member.
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(sink.Close)
+	hooksBody := publicApp("Acme Hooks")
+	hooksBody["scopes"] = []string{"org:read", "issue:read"}
+	hooksBody["events"] = []string{"installation.created", "issue.created"}
+	hooksBody["webhookUrl"] = sink.URL + "/hooks"
+	var hooks map[string]any
+	owner.do("POST", "/api/0/organizations/acme/apps/", hooksBody).ok(t, 201, &hooks)
+	owner.do("PUT", "/api/0/apps/acme-hooks/", map[string]any{"webhookStatus": "enabled", "webhookRateLimit": 20, "webhookMaxInFlight": 5}).ok(t, 200, nil)
+	owner.do("POST", "/api/0/apps/acme-hooks/plans/", map[string]any{"name": "Basic"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/apps/acme-hooks/plans/", map[string]any{"name": "Plus", "price": "3"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/apps/acme-hooks/publish-requests/", nil).ok(t, 201, nil)
+	op.do("PUT", "/api/0/apps/acme-hooks/", map[string]any{"status": "published"}).ok(t, 200, nil)
+	customer := signUp(t, p, "customer@globex.example")
+	clerk := signUp(t, p, "clerk@globex.example")
+	customer.do("POST", "/api/0/organizations/", map[string]string{"name": "Globex"}).ok(t, 201, nil)
+	customer.do("POST", "/api/0/organizations/globex/members/", map[string]string{"email": "clerk@globex.example"}).ok(t, 201, nil)
+	var inst map[string]any
+	customer.do("POST", "/api/0/organizations/globex/installations/", map[string]any{"app": "acme-hooks", "plan": "basic"}).ok(t, 201, &inst)
+	iid := inst["uuid"].(string)
+	redirect, err := url.Parse(inst["redirectUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange := map[string]any{"grantType": "authorization_code", "code": redirect.Query().Get("code"),
+		"clientId": hooks["clientId"], "clientSecret": hooks["clientSecret"]}
+	badExchange := map[string]any{"grantType": "authorization_code", "code": redirect.Query().Get("code"),
+		"clientId": hooks["clientId"], "clientSecret": "pbcs_wrong"}
+	appCreds := newClient(t, p, "")
+	appCreds.http.Transport = basicAuth{hooks["clientId"].(string), hooks["clientSecret"].(string)}
+	var deliveries []map[string]any
+	owner.do("GET", "/api/0/apps/acme-hooks/deliveries/", nil).ok(t, 200, &deliveries)
+	if len(deliveries) == 0 {
+		t.Fatal("installing made no delivery")
+	}
+	did := deliveries[0]["id"].(string)
 
 	type call struct {
 		c      *client
@@ -89,6 +140,42 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 			call{owner, "/api/0/apps/acme-app/plans/pro/", map[string]any{"price": "6"}, 200}},
 		{"DELETE /api/0/apps/:app_slug/plans/:plan_slug/", &call{member, "/api/0/apps/acme-app/plans/old/", nil, 403},
 			call{owner, "/api/0/apps/acme-app/plans/old/", nil, 204}},
+
+		{"POST /api/0/event-types/", &call{owner, "/api/0/event-types/", map[string]any{"name": "deploy.finished", "scope": "deploy:read"}, 403},
+			call{op, "/api/0/event-types/", map[string]any{"name": "deploy.finished", "scope": "deploy:read", "description": "A deploy finished."}, 201}},
+		{"GET /api/0/service-tokens/", &call{owner, "/api/0/service-tokens/", nil, 403}, call{op, "/api/0/service-tokens/", nil, 200}},
+		{"POST /api/0/service-tokens/", &call{outsider, "/api/0/service-tokens/", map[string]any{"name": "Mine"}, 403},
+			call{op, "/api/0/service-tokens/", map[string]any{"name": "CI"}, 201}},
+		{"DELETE /api/0/service-tokens/:token_id/", &call{owner, "/api/0/service-tokens/" + oldTok["id"].(string) + "/", nil, 403},
+			call{op, "/api/0/service-tokens/" + oldTok["id"].(string) + "/", nil, 204}},
+
+		{"GET /api/0/organizations/:org/installations/", &call{outsider, "/api/0/organizations/globex/installations/", nil, 404},
+			call{clerk, "/api/0/organizations/globex/installations/", nil, 200}},
+		{"POST /api/0/organizations/:org/installations/", &call{member, "/api/0/organizations/acme/installations/", map[string]any{"app": "acme-hooks", "plan": "plus"}, 403},
+			call{owner, "/api/0/organizations/acme/installations/", map[string]any{"app": "acme-hooks", "plan": "plus"}, 201}},
+		{"GET /api/0/apps/:app_slug/installations/", &call{customer, "/api/0/apps/acme-hooks/installations/", nil, 404},
+			call{appCreds, "/api/0/apps/acme-hooks/installations/", nil, 200}},
+		{"GET /api/0/installations/:uuid/", &call{outsider, "/api/0/installations/" + iid + "/", nil, 404}, call{clerk, "/api/0/installations/" + iid + "/", nil, 200}},
+		{"PUT /api/0/installations/:uuid/", &call{clerk, "/api/0/installations/" + iid + "/", map[string]any{"plan": "plus"}, 403},
+			call{customer, "/api/0/installations/" + iid + "/", map[string]any{"plan": "plus"}, 200}},
+		{"POST /api/0/installations/:uuid/authorizations/", &call{anon, "/api/0/installations/" + iid + "/authorizations/", badExchange, 401},
+			call{anon, "/api/0/installations/" + iid + "/authorizations/", exchange, 201}},
+
+		{"GET /api/0/organizations/:org/events/", &call{clerk, "/api/0/organizations/globex/events/", nil, 403}, call{customer, "/api/0/organizations/globex/events/", nil, 200}},
+		{"POST /api/0/organizations/:org/events/", &call{clerk, "/api/0/organizations/globex/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Mine"}}, 403},
+			call{host, "/api/0/organizations/globex/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Database on fire"}}, 201}},
+		{"GET /api/0/apps/:app_slug/deliveries/", &call{outsider, "/api/0/apps/acme-hooks/deliveries/", nil, 404}, call{member, "/api/0/apps/acme-hooks/deliveries/", nil, 200}},
+		{"GET /api/0/apps/:app_slug/deliveries/:delivery_id/", &call{outsider, "/api/0/apps/acme-hooks/deliveries/" + did + "/", nil, 404},
+			call{member, "/api/0/apps/acme-hooks/deliveries/" + did + "/", nil, 200}},
+		{"POST /api/0/apps/:app_slug/redeliveries/", &call{outsider, "/api/0/apps/acme-hooks/redeliveries/", map[string]any{"deliveries": []string{did}}, 404},
+			call{owner, "/api/0/apps/acme-hooks/redeliveries/", map[string]any{"deliveries": []string{did}}, 202}},
+		{"POST /api/0/apps/:app_slug/test-events/", &call{outsider, "/api/0/apps/acme-hooks/test-events/", nil, 404},
+			call{owner, "/api/0/apps/acme-hooks/test-events/", nil, 201}},
+		{"GET /api/0/apps/:app_slug/stats/", &call{outsider, "/api/0/apps/acme-hooks/stats/", nil, 404}, call{member, "/api/0/apps/acme-hooks/stats/", nil, 200}},
+		// Uninstalling ends the installation the cases above use.
+		{"DELETE /api/0/installations/:uuid/", &call{clerk, "/api/0/installations/" + iid + "/", nil, 403},
+			call{customer, "/api/0/installations/" + iid + "/", nil, 204}},
+
 		{"POST /api/0/apps/:app_slug/publish-requests/", &call{member, "/api/0/apps/acme-app/publish-requests/", nil, 403},
 			call{owner, "/api/0/apps/acme-app/publish-requests/", nil, 201}},
 		{"DELETE /api/0/auth/", &call{anon, "/api/0/auth/", nil, 401}, call{member, "/api/0/auth/", nil, 204}},
