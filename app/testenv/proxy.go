@@ -15,6 +15,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	l      net.Listener
 	conns  map[net.Conn]struct{}
+	gen    int // bumped by Cut: connections of an older generation are closed
 }
 
 // NewProxy listens on a free loopback port and forwards to target until t ends.
@@ -47,13 +48,23 @@ func (p *Proxy) serve(l net.Listener) {
 }
 
 func (p *Proxy) pipe(c net.Conn) {
+	p.mu.Lock()
+	gen := p.gen
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
 		return
 	}
 	p.mu.Lock()
-	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	if p.gen != gen { // cut while we dialled
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[up] = struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(up, c); done <- struct{}{} }()
@@ -71,6 +82,7 @@ func (p *Proxy) pipe(c net.Conn) {
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gen++
 	if p.l != nil {
 		p.l.Close()
 		p.l = nil
