@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/plugboard/plugboard/app"
 	"github.com/plugboard/plugboard/app/apptest"
 	"github.com/plugboard/plugboard/app/testenv"
+	"github.com/plugboard/plugboard/marketplace"
 )
 
 func get(t *testing.T, u string) (int, map[string]any) {
@@ -50,9 +52,33 @@ func TestPlatformServesProbesAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	// The queue monitor is for operators: not served outside development.
+	// The queue monitor is for operators only.
 	if code, _ := get(t, p.URL+"/admin/queues"); code != 404 {
-		t.Errorf("/admin/queues in test env: %d, want 404", code)
+		t.Errorf("/admin/queues signed out: %d, want 404", code)
+	}
+	for _, u := range []struct {
+		email    string
+		operator bool
+		want     int
+	}{{"ops@example.com", true, 200}, {"dev@example.com", false, 404}} {
+		if _, err := p.App.Marketplace.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{Email: u.email, Password: "correct horse battery", IsOperator: u.operator}); err != nil {
+			t.Fatal(err)
+		}
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		res, err := c.Post(p.URL+"/api/0/auth/", "application/json", strings.NewReader(`{"email":"`+u.email+`","password":"correct horse battery"}`))
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("sign in: %v %v", err, res)
+		}
+		res.Body.Close()
+		res, err = c.Get(p.URL + "/admin/queues")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != u.want {
+			t.Errorf("/admin/queues for %s: %d, want %d", u.email, res.StatusCode, u.want)
+		}
 	}
 }
 

@@ -109,8 +109,6 @@ func (r *response) problem(t testing.TB, status int, code string) map[string]any
 	return f
 }
 
-var nextUser = 0
-
 // signUp creates a user and returns a client signed in as them (with a JWT).
 func signUp(t testing.TB, p *apptest.Platform, email string) *client {
 	t.Helper()

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/plugboard/plugboard/marketplace"
 	"github.com/plugboard/plugboard/webhooks"
@@ -25,7 +26,7 @@ func (s *Server) routes() {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
 	}
 	if s.opts.Queues != nil {
-		e.Any("/admin/queues*", echo.WrapHandler(s.opts.Queues), s.queuesGuard)
+		e.Any("/admin/queues*", echo.WrapHandler(s.opts.Queues), s.authenticate, s.queuesGuard)
 	}
 	s.e.IPExtractor = echo.ExtractIPDirect()
 
@@ -101,13 +102,17 @@ func (s *Server) routes() {
 	})
 }
 
-// queuesGuard keeps the asynq monitoring UI to development until operator
-// sign-in exists.
+// queuesGuard keeps the asynq monitoring UI to operators: browsers signed
+// out are sent to sign in, everyone else who is not an operator gets 404.
 func (s *Server) queuesGuard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.opts.Env != "development" {
-			return echo.ErrNotFound
+		a := actor(c)
+		if a.IsOperator() {
+			return next(c)
 		}
-		return next(c)
+		if !a.SignedIn() && c.Request().Method == http.MethodGet && wantsHTML(c) {
+			return c.Redirect(http.StatusFound, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+		}
+		return echo.ErrNotFound
 	}
 }

@@ -1,10 +1,6 @@
 package webhooks
 
-import (
-	"fmt"
-	"strings"
-	"time"
-)
+import "time"
 
 // Options tune delivery; app fills them from config.
 type Options struct {
@@ -29,30 +25,6 @@ type Options struct {
 
 // DefaultSchedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
-
-// parseSchedule reads "5s,5m,30m" (a leading attempt at once is implied
-// unless the list starts with 0).
-func parseSchedule(s string) ([]time.Duration, error) {
-	var out []time.Duration
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		d, err := time.ParseDuration(part)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("bad duration %q", part)
-		}
-		out = append(out, d)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("empty schedule")
-	}
-	if out[0] != 0 {
-		out = append([]time.Duration{0}, out...)
-	}
-	return out, nil
-}
 
 func (o *Options) defaults() {
 	if len(o.RetrySchedule) == 0 {
