@@ -156,6 +156,28 @@ func (s *Service) DeleteOrganization(ctx context.Context, a Actor, ref string) e
 		if err != nil {
 			return err
 		}
+		// Apps this organization publishes must not vanish from under the
+		// organizations that installed them.
+		var elsewhere int64
+		if err := tx.Model(&Installation{}).Joins("JOIN apps ON apps.id = installations.app_id").
+			Where("apps.organization_id = ? AND installations.organization_id <> ? AND installations.status IN ?", acc.Org.ID, acc.Org.ID,
+				[]string{InstallPending, InstallInstalled}).Count(&elsewhere).Error; err != nil {
+			return fmt.Errorf("counting installations of the organization's apps: %w", err)
+		}
+		if elsewhere > 0 {
+			return fault.Conflict("has_installations", fmt.Sprintf("The organization's apps are installed in %d other organizations; they must uninstall them first.", elsewhere))
+		}
+		// Every app installed here is uninstalled, so its partner is told.
+		var live []Installation
+		if err := tx.Preload("App").Preload("Organization").Preload("Plan").Clauses(lockForUpdate).
+			Where("organization_id = ? AND status IN ?", acc.Org.ID, []string{InstallPending, InstallInstalled}).Find(&live).Error; err != nil {
+			return fmt.Errorf("listing installations: %w", err)
+		}
+		for i := range live {
+			if err := s.endInstallation(ctx, tx, a, &live[i], InstallDeleted, "organization_deleted"); err != nil {
+				return err
+			}
+		}
 		if err := tx.Delete(&Organization{}, acc.Org.ID).Error; err != nil {
 			return fmt.Errorf("deleting organization: %w", err)
 		}

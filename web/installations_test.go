@@ -553,3 +553,27 @@ func TestInternalIntegration(t *testing.T) {
 		t.Errorf("internal app listed: %v", dir)
 	}
 }
+
+func TestDeletingAnOrganizationUninstallsItsApps(t *testing.T) {
+	w := newWorld(t, false)
+	inst, _ := w.install(t, "free")
+	// The partner's organization cannot vanish while its app is installed elsewhere.
+	w.dev.do("DELETE", "/api/0/organizations/partner/", nil).problem(t, 409, "has_installations")
+	w.admin.do("DELETE", "/api/0/organizations/customer/", nil).ok(t, 204, nil)
+	var types []string
+	w.p.App.DB.Raw("SELECT type FROM events WHERE installation_id IS NOT NULL ORDER BY id").Scan(&types)
+	if strings.Join(types, " ") != "installation.created installation.deleted" {
+		t.Errorf("events %v", types)
+	}
+	var data []byte
+	w.p.App.DB.Raw("SELECT data FROM events WHERE type = 'installation.deleted'").Row().Scan(&data)
+	if !strings.Contains(string(data), inst["uuid"].(string)) || !strings.Contains(string(data), "organization_deleted") {
+		t.Errorf("installation.deleted data %s", data)
+	}
+	var app map[string]any
+	w.dev.do("GET", "/api/0/apps/flow-app/", nil).ok(t, 200, &app)
+	if app["installs"] != float64(0) {
+		t.Errorf("installs %v", app["installs"])
+	}
+	w.dev.do("DELETE", "/api/0/organizations/partner/", nil).ok(t, 204, nil)
+}
