@@ -299,6 +299,20 @@ func (s *Service) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Instal
 	return sideNone, fault.Unauthorized("not_authenticated", "Sign in, or send an installation token or app credentials.")
 }
 
+// installationFor locks an installation for a change and says who the actor
+// is to it; strangers get not-found.
+func (s *Service) installationFor(ctx context.Context, tx *gorm.DB, a Actor, id string) (*Installation, side, error) {
+	inst, err := s.loadInstallation(ctx, tx, id, true)
+	if err != nil {
+		return nil, sideNone, err
+	}
+	sd, err := s.sideOf(ctx, tx, a, inst)
+	if err == nil && sd == sideNone {
+		err = fault.NotFound("installation")
+	}
+	return inst, sd, err
+}
+
 // GetInstallation returns one installation to its organization's members,
 // its app, or its own token.
 func (s *Service) GetInstallation(ctx context.Context, a Actor, id string) (*Installation, error) {
@@ -329,16 +343,9 @@ type InstallationUpdate struct {
 func (s *Service) UpdateInstallation(ctx context.Context, a Actor, id string, u InstallationUpdate) (*Installation, error) {
 	var out *Installation
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		inst, err := s.loadInstallation(ctx, tx, id, true)
+		inst, sd, err := s.installationFor(ctx, tx, a, id)
 		if err != nil {
 			return err
-		}
-		sd, err := s.sideOf(ctx, tx, a, inst)
-		if err != nil {
-			return err
-		}
-		if sd == sideNone {
-			return fault.NotFound("installation")
 		}
 		if !inst.Live() {
 			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is %s.", inst.Status))
@@ -408,18 +415,11 @@ func (s *Service) UpdateInstallation(ctx context.Context, a Actor, id string, u 
 // is told with installation.deleted. Org admins, the app, or its token.
 func (s *Service) Uninstall(ctx context.Context, a Actor, id string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		inst, err := s.loadInstallation(ctx, tx, id, true)
+		inst, sd, err := s.installationFor(ctx, tx, a, id)
 		if err != nil {
 			return err
 		}
-		sd, err := s.sideOf(ctx, tx, a, inst)
-		if err != nil {
-			return err
-		}
-		switch sd {
-		case sideNone:
-			return fault.NotFound("installation")
-		case sideMember:
+		if sd == sideMember {
 			return fault.Forbidden("insufficient_role", "Uninstalling needs the admin role in the organization.")
 		}
 		if !inst.Live() {

@@ -170,19 +170,25 @@ func (s Strings) Value() (driver.Value, error) {
 
 // Scan implements sql.Scanner.
 func (s *Strings) Scan(v any) error {
-	var b []byte
-	switch x := v.(type) {
-	case []byte:
-		b = x
-	case string:
-		b = []byte(x)
-	case nil:
+	b, err := jsonColumn(v, "Strings")
+	if err != nil || b == nil {
 		*s = Strings{}
-		return nil
-	default:
-		return fmt.Errorf("scanning %T into Strings", v)
+		return err
 	}
 	return json.Unmarshal(b, (*[]string)(s))
+}
+
+// jsonColumn returns a jsonb column's bytes; nil for NULL.
+func jsonColumn(v any, into string) ([]byte, error) {
+	switch x := v.(type) {
+	case []byte:
+		return x, nil
+	case string:
+		return []byte(x), nil
+	case nil:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("scanning %T into %s", v, into)
 }
 
 // JSON is an object stored as jsonb.
@@ -199,17 +205,10 @@ func (j JSON) Value() (driver.Value, error) {
 
 // Scan implements sql.Scanner.
 func (j *JSON) Scan(v any) error {
-	var b []byte
-	switch x := v.(type) {
-	case []byte:
-		b = x
-	case string:
-		b = []byte(x)
-	case nil:
+	b, err := jsonColumn(v, "JSON")
+	if err != nil || b == nil {
 		*j = JSON{}
-		return nil
-	default:
-		return fmt.Errorf("scanning %T into JSON", v)
+		return err
 	}
 	return json.Unmarshal(b, (*map[string]any)(j))
 }

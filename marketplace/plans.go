@@ -114,23 +114,24 @@ func (s *Service) CreatePlan(ctx context.Context, a Actor, appRef string, in Pla
 	return &out, nil
 }
 
-func planBySlug(ctx context.Context, tx *gorm.DB, appID int64, ref string) (*Plan, error) {
-	var p Plan
-	if err := byRef(tx.WithContext(ctx).Where("app_id = ?", appID), "plans", ref).First(&p).Error; err != nil {
-		return nil, dbErr(err, "plan", "")
+// managePlan loads an app for a change by its admins, and one of its plans.
+func (s *Service) managePlan(ctx context.Context, tx *gorm.DB, a Actor, appRef, planRef string) (*AppView, *Plan, error) {
+	v, err := s.manage(ctx, tx, a, appRef)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &p, nil
+	var p Plan
+	if err := byRef(tx.WithContext(ctx).Where("app_id = ?", v.ID), "plans", planRef).First(&p).Error; err != nil {
+		return nil, nil, dbErr(err, "plan", "")
+	}
+	return v, &p, nil
 }
 
 // UpdatePlan changes a plan.
 func (s *Service) UpdatePlan(ctx context.Context, a Actor, appRef, planRef string, in PlanFields) (*Plan, error) {
 	var out *Plan
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		v, err := s.manage(ctx, tx, a, appRef)
-		if err != nil {
-			return err
-		}
-		p, err := planBySlug(ctx, tx, v.ID, planRef)
+		v, p, err := s.managePlan(ctx, tx, a, appRef, planRef)
 		if err != nil {
 			return err
 		}
@@ -153,11 +154,7 @@ func (s *Service) UpdatePlan(ctx context.Context, a Actor, appRef, planRef strin
 // DeletePlan removes a plan; an app with plans keeps at least one.
 func (s *Service) DeletePlan(ctx context.Context, a Actor, appRef, planRef string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		v, err := s.manage(ctx, tx, a, appRef)
-		if err != nil {
-			return err
-		}
-		p, err := planBySlug(ctx, tx, v.ID, planRef)
+		v, p, err := s.managePlan(ctx, tx, a, appRef, planRef)
 		if err != nil {
 			return err
 		}
