@@ -339,6 +339,9 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 	var out *AppView
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if u.Status != nil {
+			if u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil {
+				return fault.Field("status", "is changed on its own, without other fields")
+			}
 			return s.review(ctx, tx, a, ref, *u.Status, u.StatusReason, u.AppFields, &out)
 		}
 		if u.StatusReason != nil {
@@ -346,8 +349,12 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		}
 		if u.AppFields == (AppFields{}) && (u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil) {
 			v, err := s.manage(ctx, tx, a, ref)
+			if err != nil {
+				return err
+			}
 			out = v
-			return err
+			return s.audit(tx, a, &v.OrganizationID, "app.update", "app", idStr(v.ID), v.Slug, JSON{"webhookStatus": u.WebhookStatus,
+				"webhookRateLimit": u.WebhookRateLimit, "webhookMaxInFlight": u.WebhookMaxInFlight})
 		}
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
@@ -366,8 +373,8 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		}
 		out = v
 		data := changed(u.AppFields)
-		if u.WebhookStatus != nil {
-			data["webhookStatus"] = *u.WebhookStatus
+		if u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil {
+			data["webhookStatus"], data["webhookRateLimit"], data["webhookMaxInFlight"] = u.WebhookStatus, u.WebhookRateLimit, u.WebhookMaxInFlight
 		}
 		return s.audit(tx, a, &v.OrganizationID, "app.update", "app", idStr(v.ID), v.Slug, data)
 	})

@@ -77,10 +77,20 @@ type Redelivery struct {
 	Background bool
 }
 
+// partnerAppAdmin is partnerApp for changes: admins of the owner
+// organization, or the app itself.
+func (s *Service) partnerAppAdmin(ctx context.Context, a Actor, ref string) (*AppView, error) {
+	v, err := s.partnerApp(ctx, a, ref)
+	if err == nil && v.Role != "" && roleRank[v.Role] < roleRank[RoleAdmin] {
+		return nil, fault.Forbidden("insufficient_role", "Sending webhooks again needs the admin role in the app's organization.")
+	}
+	return v, err
+}
+
 // Redeliver sends deliveries again (by id now, or failed ones in bulk as a
 // background job) and records it in the audit log.
 func (s *Service) Redeliver(ctx context.Context, a Actor, ref string, r RedeliveryRequest) (*Redelivery, error) {
-	v, err := s.partnerApp(ctx, a, ref)
+	v, err := s.partnerAppAdmin(ctx, a, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +119,7 @@ func (s *Service) Redeliver(ctx context.Context, a Actor, ref string, r Redelive
 
 // SendTestEvent sends a webhook.test event to the app's endpoint.
 func (s *Service) SendTestEvent(ctx context.Context, a Actor, ref string) (*webhooks.Delivery, error) {
-	v, err := s.partnerApp(ctx, a, ref)
+	v, err := s.partnerAppAdmin(ctx, a, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +350,9 @@ func (s *Service) ListEvents(ctx context.Context, a Actor, ref, typ string, r pa
 	if err != nil {
 		return page.Page[webhooks.Event]{}, err
 	}
-	q := s.db.WithContext(ctx).Where("organization_id = ?", org.ID)
+	// Plugboard's own lifecycle events carry grant codes meant for the
+	// partner alone; the organization sees what the host published.
+	q := s.db.WithContext(ctx).Where("organization_id = ? AND type NOT IN (SELECT name FROM event_types WHERE builtin)", org.ID)
 	if typ != "" {
 		q = q.Where("type = ?", typ)
 	}

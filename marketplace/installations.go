@@ -272,6 +272,8 @@ const (
 
 func (s *Service) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Installation) (side, error) {
 	switch {
+	case a.Service != nil:
+		return sideNone, nil // host service tokens publish events, nothing more
 	case a.Installation != nil:
 		if a.Installation.ID == inst.ID {
 			return sideApp, nil

@@ -240,7 +240,13 @@ func TestGoneDisablesAtOnce(t *testing.T) {
 		t.Errorf("410 was retried: %v", d["attemptsDetail"])
 	}
 	var app map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/", nil).ok(t, 200, &app)
+	for range 50 { // the endpoint is disabled right after the attempt is recorded
+		h.dev.do("GET", "/api/0/apps/hook-app/", nil).ok(t, 200, &app)
+		if app["webhookStatus"] == "disabled" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if app["webhookStatus"] != "disabled" || !strings.Contains(app["webhookStatusReason"].(string), "410") {
 		t.Errorf("after 410: %v %v", app["webhookStatus"], app["webhookStatusReason"])
 	}

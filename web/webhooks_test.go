@@ -209,6 +209,14 @@ func TestWebhooksAreSignedDeliveredAndLogged(t *testing.T) {
 	// Outsiders see nothing.
 	h.admin.do("GET", "/api/0/apps/hook-app/deliveries/", nil).problem(t, 404, "not_found")
 
+	// The organization sees what the host published, never Plugboard's
+	// lifecycle events and the grant codes in them.
+	var events []map[string]any
+	res := h.admin.do("GET", "/api/0/organizations/customer/events/", nil).ok(t, 200, &events)
+	if len(events) != 1 || events[0]["type"] != "issue.created" || strings.Contains(string(res.Body), "pbg_") {
+		t.Errorf("events list %s", res.Body)
+	}
+
 	// Bad events change nothing.
 	before := count(t, h.p, "events")
 	f := h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": 7}}).problem(t, 400, "schema_mismatch")

@@ -232,7 +232,7 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) erro
 		UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ?)
 		FROM events e
 		WHERE d.id IN ? AND d.event_id = e.id AND d.status = 'pending'
-		  AND d.next_attempt_at <= now() + interval '1 second'
+		  AND d.next_attempt_at <= now() + interval '100 milliseconds'
 		  AND (d.claimed_until IS NULL OR d.claimed_until < now())
 		RETURNING d.id, d.uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid, e.data, e.created_at AS event_created_at`,
 		lease.Seconds(), ids).Scan(&rows).Error
@@ -601,4 +601,44 @@ func (d *Dispatcher) Disable(ctx context.Context, appID int64, reason string) er
 		d.outbox.dir.EndpointChanged(ctx, appID, EndpointDisabled, reason)
 	}
 	return err
+}
+
+// SignedGet calls an app's URL with a body-less request signed like a
+// webhook (webhook-id, webhook-timestamp, webhook-signature over
+// "id.timestamp." ) through the same guarded client, and returns at most
+// limit bytes of a 2xx body.
+func (d *Dispatcher) SignedGet(ctx context.Context, appID int64, rawURL string, limit int64) ([]byte, error) {
+	ep, err := d.endpoint(ctx, appID)
+	if err != nil {
+		return nil, err
+	}
+	if ep.signer == nil {
+		return nil, fmt.Errorf("app %d has no signing secret", appID)
+	}
+	id := "sync_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ts := time.Now().Unix()
+	rctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "Plugboard-Webhooks/"+d.opts.Version)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Webhook-Id", id)
+	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("Webhook-Signature", ep.signer.Sign(id, ts, nil))
+	res, err := d.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", classify(err), trimErr(err))
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return nil, fmt.Errorf("the sync URL answered %s", res.Status)
+	}
+	return body, nil
 }
