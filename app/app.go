@@ -61,6 +61,7 @@ type App struct {
 
 	Marketplace *marketplace.Service
 	Dispatcher  *webhooks.Dispatcher
+	Reconciler  *marketplace.Reconciler
 
 	worker    *asynq.Server
 	mux       *asynq.ServeMux
@@ -234,6 +235,18 @@ func (a *App) buildServices() (web.Services, error) {
 	}
 	outbox.SetDirectory(market)
 	market.SetDispatcher(a.Dispatcher)
+	a.Reconciler = marketplace.NewReconciler(market, marketplace.ReconcileOptions{
+		Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
+	for _, job := range marketplace.Jobs {
+		typ := marketplace.TaskPrefix + job
+		a.mux.HandleFunc(typ, func(ctx context.Context, t *asynq.Task) error { return a.Reconciler.HandleTask(ctx, t.Type()) })
+		if a.scheduler != nil {
+			if _, err := a.scheduler.Register(fmt.Sprintf("@every %s", a.Config.ReconcileInterval), asynq.NewTask(typ, nil),
+				asynq.Queue("low"), asynq.Unique(a.Config.ReconcileInterval), asynq.MaxRetry(0)); err != nil {
+				return web.Services{}, fmt.Errorf("scheduling %s: %w", job, err)
+			}
+		}
+	}
 	a.Marketplace = market
 	return web.Services{Marketplace: market, Catalog: catalog}, nil
 }

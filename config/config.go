@@ -71,6 +71,9 @@ type Config struct {
 	SessionTTL time.Duration `env:"PLUGBOARD_SESSION_TTL" default:"336h" help:"a duration such as 336h"`
 	TokenTTL   time.Duration `env:"PLUGBOARD_TOKEN_TTL" default:"1h" help:"a duration such as 1h (lifetime of the JWT from POST /api/0/auth/)"`
 
+	ReconcileInterval    time.Duration `env:"PLUGBOARD_RECONCILE_INTERVAL" default:"5m" help:"a duration such as 5m (how often reconciliation jobs run)"`
+	InstallVerifyTimeout time.Duration `env:"PLUGBOARD_INSTALL_VERIFY_TIMEOUT" default:"1h" help:"a duration such as 1h (how long an install may stay pending)"`
+
 	GrantTTL time.Duration `env:"PLUGBOARD_GRANT_TTL" default:"10m" help:"a duration such as 10m (how long an install code may be exchanged)"`
 
 	WebhookRetrySchedule string        `env:"PLUGBOARD_WEBHOOKS_RETRY_SCHEDULE" default:"0s,5s,5m,30m,2h,5h,10h,10h" help:"comma-separated durations such as 5s,5m,30m (the delay before each attempt)"`

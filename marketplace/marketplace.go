@@ -201,3 +201,5 @@ func idStr(id int64) string { return strconv.FormatInt(id, 10) }
 func ptr[T any](v T) *T { return &v }
 
 var lockForUpdate = clause.Locking{Strength: "UPDATE"}
+
+var skipLocked = clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}

@@ -173,6 +173,11 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 			call{owner, "/api/0/apps/acme-hooks/test-events/", nil, 201}},
 		{"GET /api/0/apps/:app_slug/stats/", &call{outsider, "/api/0/apps/acme-hooks/stats/", nil, 404}, call{member, "/api/0/apps/acme-hooks/stats/", nil, 200}},
 		// Uninstalling ends the installation the cases above use.
+		{"POST /api/0/installations/:uuid/grants/", &call{customer, "/api/0/installations/" + iid + "/grants/", nil, 403},
+			call{appCreds, "/api/0/installations/" + iid + "/grants/", nil, 201}},
+		{"GET /api/0/apps/:app_slug/reconciliation-runs/", &call{customer, "/api/0/apps/acme-hooks/reconciliation-runs/", nil, 404},
+			call{appCreds, "/api/0/apps/acme-hooks/reconciliation-runs/", nil, 200}},
+		{"GET /api/0/reconciliation-runs/", &call{owner, "/api/0/reconciliation-runs/", nil, 403}, call{op, "/api/0/reconciliation-runs/", nil, 200}},
 		{"DELETE /api/0/installations/:uuid/", &call{clerk, "/api/0/installations/" + iid + "/", nil, 403},
 			call{customer, "/api/0/installations/" + iid + "/", nil, 204}},
 

@@ -86,6 +86,9 @@ func (s *Server) routes() {
 	api.PUT("/installations/:uuid/", s.updateInstallation)
 	api.DELETE("/installations/:uuid/", s.uninstall)
 	api.POST("/installations/:uuid/authorizations/", s.authorizeInstallation)
+	api.POST("/installations/:uuid/grants/", s.requestGrant)
+	api.GET("/apps/:app_slug/reconciliation-runs/", s.listAppRuns)
+	api.GET("/reconciliation-runs/", s.listRuns)
 
 	// OAuth 2.0: RFC 6749, 7636 (PKCE), 7009 (revocation), 8414 (metadata).
 	e.POST("/oauth/token", s.token)

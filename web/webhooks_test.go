@@ -127,6 +127,16 @@ func setupHooks(t *testing.T, h *hooks) {
 
 func setupHooksNoWait(t *testing.T, h *hooks) {
 	t.Helper()
+	setupApp(t, h)
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	h.inst = inst["uuid"].(string)
+}
+
+// setupApp creates the event type, the partner's published app and the
+// customer organization, without installing.
+func setupApp(t *testing.T, h *hooks) {
+	t.Helper()
 	h.op = operator(t, h.p, "ops@plugboard.example")
 	h.op.do("POST", "/api/0/event-types/", map[string]any{"name": "issue.created", "scope": "issue:read", "description": "An issue was opened.",
 		"schema": map[string]any{"type": "object", "required": []string{"title"}, "properties": map[string]any{"title": map[string]any{"type": "string"}}}}).ok(t, 201, nil)
@@ -142,9 +152,6 @@ func setupHooksNoWait(t *testing.T, h *hooks) {
 	h.op.do("PUT", "/api/0/apps/hook-app/", map[string]any{"status": "published"}).ok(t, 200, nil)
 	h.admin = signUp(t, h.p, "admin@customer.example")
 	h.admin.do("POST", "/api/0/organizations/", map[string]string{"name": "Customer"}).ok(t, 201, nil)
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	h.inst = inst["uuid"].(string)
 }
 
 func (h *hooks) publish(t *testing.T, title string) map[string]any {

@@ -1,0 +1,362 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/marketplace"
+)
+
+func fastReconcile(c *config.Config) {
+	c.ReconcileInterval = time.Second
+	c.InstallVerifyTimeout = time.Second
+}
+
+// reconWorld is a hooks world whose app verifies installs (optional) and
+// whose partner answers a sync URL.
+func reconWorld(t *testing.T, verify bool, opts ...apptest.Option) *hooks {
+	t.Helper()
+	h := &hooks{sink: newSink(t)}
+	h.p = apptest.Start(t, append([]apptest.Option{fastRetries, fastReconcile}, opts...)...)
+	setupApp(t, h)
+	if verify {
+		h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"verifyInstall": true}).ok(t, 200, nil)
+	}
+	return h
+}
+
+// eventsFor returns the lifecycle webhooks the sink got for an installation.
+func eventsFor(h *hooks, inst string) []hit {
+	var out []hit
+	for _, x := range h.sink.all() {
+		if strings.Contains(string(x.Body), inst) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func waitInstallation(t *testing.T, h *hooks, inst string, cond func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var got map[string]any
+		h.admin.do("GET", "/api/0/installations/"+inst+"/", nil).ok(t, 200, &got)
+		if cond(got) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("installation never reached the state: %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func appRuns(t *testing.T, h *hooks, job string) []map[string]any {
+	var runs []map[string]any
+	h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/?job="+job, nil).ok(t, 200, &runs)
+	return runs
+}
+
+func findingsOf(runs []map[string]any, reason string) int {
+	n := 0
+	for _, r := range runs {
+		for _, f := range r["findings"].([]any) {
+			if f.(map[string]any)["reason"] == reason {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestVerificationDeadlineFailsPendingInstalls(t *testing.T) {
+	h := reconWorld(t, true)
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	uuid := inst["uuid"].(string)
+	code, _ := url.Parse(inst["redirectUrl"].(string))
+	failed := waitInstallation(t, h, uuid, func(m map[string]any) bool { return m["status"] == "failed" })
+	if failed["statusReason"] != "verification_timeout" {
+		t.Errorf("reason %v", failed["statusReason"])
+	}
+	// The partner is told, with the reason, signed.
+	deadline := time.Now().Add(10 * time.Second)
+	var deleted *hit
+	for deleted == nil && time.Now().Before(deadline) {
+		for _, x := range eventsFor(h, uuid) {
+			if x.Header.Get("Plugboard-Event") == "installation.deleted" {
+				deleted = &x
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if deleted == nil || !strings.Contains(string(deleted.Body), "verification_timeout") {
+		t.Fatalf("installation.deleted with the reason never arrived: %v", deleted)
+	}
+	verify(t, h.secret, *deleted)
+	// The grant is revoked.
+	cfg := &oauth2.Config{ClientID: h.clientID, ClientSecret: h.app["clientSecret"].(string), Endpoint: oauth2.Endpoint{TokenURL: h.p.URL + "/oauth/token"}}
+	if _, err := cfg.Exchange(context.Background(), code.Query().Get("code")); oauthErrorCode(err) != "invalid_grant" {
+		t.Errorf("exchange after timeout: %v", err)
+	}
+	if findingsOf(appRuns(t, h, "verification_deadline"), "verification_timeout") != 1 {
+		t.Errorf("runs %v", appRuns(t, h, "verification_deadline"))
+	}
+	// The organization can try again.
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, nil)
+}
+
+func TestUnexchangedGrantGoesOutOfSyncUntilExchanged(t *testing.T) {
+	h := reconWorld(t, false, func(c *config.Config) { c.GrantTTL = 3 * time.Second })
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	uuid := inst["uuid"].(string)
+	waitInstallation(t, h, uuid, func(m map[string]any) bool {
+		return m["syncState"] == "out_of_sync" && m["syncReason"] == "token_never_exchanged" && m["syncCheckedAt"] != nil
+	})
+	basic := newClient(t, h.p, "")
+	basic.http.Transport = basicAuth{h.clientID, h.app["clientSecret"].(string)}
+	var broken []map[string]any
+	basic.do("GET", "/api/0/apps/hook-app/installations/?syncState=out_of_sync", nil).ok(t, 200, &broken)
+	if len(broken) != 1 || broken[0]["uuid"] != uuid {
+		t.Fatalf("out of sync list %v", broken)
+	}
+	// The partner asks for a fresh code: installation.created comes again.
+	before := len(eventsFor(h, uuid))
+	var g map[string]any
+	basic.do("POST", "/api/0/installations/"+uuid+"/grants/", nil).ok(t, 201, &g)
+	h.admin.do("POST", "/api/0/installations/"+uuid+"/grants/", nil).problem(t, 403, "app_only")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(eventsFor(h, uuid)) == before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	resent := eventsFor(h, uuid)[len(eventsFor(h, uuid))-1]
+	verify(t, h.secret, resent)
+	var env struct {
+		Data struct{ Code string } `json:"data"`
+	}
+	json.Unmarshal(resent.Body, &env)
+	if env.Data.Code != g["code"] {
+		t.Fatalf("resent installation.created carries %q, want the fresh code", env.Data.Code)
+	}
+	cfg := &oauth2.Config{ClientID: h.clientID, ClientSecret: h.app["clientSecret"].(string), Endpoint: oauth2.Endpoint{TokenURL: h.p.URL + "/oauth/token"}}
+	if _, err := cfg.Exchange(context.Background(), env.Data.Code); err != nil {
+		t.Fatal(err)
+	}
+	got := waitInstallation(t, h, uuid, func(m map[string]any) bool { return m["syncState"] == "in_sync" })
+	if got["syncReason"] != "" {
+		t.Errorf("reason after repair %v", got["syncReason"])
+	}
+}
+
+func TestFailedLifecycleDeliveryIsResentWhenTheEndpointRecovers(t *testing.T) {
+	h := reconWorld(t, false)
+	var down atomic.Bool
+	down.Store(true)
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		if down.Load() {
+			return 500, nil, 0
+		}
+		return 200, nil, 0
+	}
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	uuid := inst["uuid"].(string)
+	waitInstallation(t, h, uuid, func(m map[string]any) bool {
+		return m["syncState"] == "out_of_sync" && m["syncReason"] == "lifecycle_delivery_failed"
+	})
+	// The endpoint works again (a test event succeeds); the next run resends
+	// installation.created and the installation returns to in_sync.
+	down.Store(false)
+	h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil).ok(t, 201, nil)
+	waitInstallation(t, h, uuid, func(m map[string]any) bool { return m["syncState"] == "in_sync" })
+	var okCreated int
+	for _, x := range h.sink.all() {
+		if x.Header.Get("Plugboard-Event") == "installation.created" {
+			verify(t, h.secret, x)
+			okCreated++
+		}
+	}
+	if okCreated < 4 { // three failed tries, then the resend
+		t.Errorf("installation.created reached the sink %d times", okCreated)
+	}
+	runs := appRuns(t, h, "lifecycle_delivery")
+	if findingsOf(runs, "lifecycle_delivery_failed") < 2 {
+		t.Errorf("runs %v", runs)
+	}
+	var audit []map[string]any
+	h.admin.do("GET", "/api/0/organizations/customer/audit-logs/?action=installation.resend_lifecycle", nil).ok(t, 200, &audit)
+	if len(audit) == 0 {
+		t.Error("the repair is not in the audit log")
+	}
+}
+
+// syncPartner answers a sync URL with pages it is given.
+type syncPartner struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	pages map[string]string // cursor → body
+	mode  string            // "", "down", "slow", "garbage"
+	calls []http.Header
+}
+
+func newSyncPartner(t *testing.T) *syncPartner {
+	sp := &syncPartner{pages: map[string]string{}}
+	sp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sp.mu.Lock()
+		sp.calls = append(sp.calls, r.Header.Clone())
+		mode, body := sp.mode, sp.pages[r.URL.Query().Get("cursor")]
+		sp.mu.Unlock()
+		switch mode {
+		case "down":
+			w.WriteHeader(503)
+			return
+		case "slow":
+			time.Sleep(3 * time.Second)
+		case "garbage":
+			w.Write([]byte("<html>not json</html>"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(sp.srv.Close)
+	return sp
+}
+
+func TestPartnerSyncRepairsTheDifference(t *testing.T) {
+	h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = 2 * time.Second })
+	sp := newSyncPartner(t)
+	var a, b map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &a)
+	h.admin.do("DELETE", "/api/0/installations/"+a["uuid"].(string)+"/", nil).ok(t, 204, nil)
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &b)
+	deletedHere, missing := a["uuid"].(string), b["uuid"].(string)
+	unknown := "0b6f3c8e-1d2a-4e5f-9a7b-3c4d5e6f7a8b"
+	sp.pages[""] = `{"installations": ["` + deletedHere + `"], "nextCursor": "p2"}`
+	sp.pages["p2"] = `{"installations": ["` + unknown + `"], "nextCursor": ""}`
+	time.Sleep(500 * time.Millisecond) // let the lifecycle webhooks settle
+	before := len(h.sink.all())
+	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"syncUrl": sp.srv.URL + "/installations"}).ok(t, 200, nil)
+
+	deadline := time.Now().Add(20 * time.Second)
+	seen := map[string]string{}
+	repeats := map[string]int{}
+	for len(seen) < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		seen, repeats = map[string]string{}, map[string]int{}
+		for _, x := range h.sink.all()[before:] {
+			verify(t, h.secret, x)
+			for name, id := range map[string]string{"missing": missing, "deletedHere": deletedHere, "unknown": unknown} {
+				if strings.Contains(string(x.Body), id) {
+					seen[name] = x.Header.Get("Plugboard-Event")
+					repeats[name]++
+				}
+			}
+		}
+	}
+	time.Sleep(4500 * time.Millisecond) // two more runs: nothing is sent twice within a day
+	for _, x := range h.sink.all()[before:] {
+		for name, id := range map[string]string{"missing": missing, "deletedHere": deletedHere, "unknown": unknown} {
+			if strings.Contains(string(x.Body), id) && repeats[name] > 0 {
+				repeats[name]--
+			} else if strings.Contains(string(x.Body), id) {
+				t.Errorf("%s was repaired again", name)
+			}
+		}
+	}
+	want := map[string]string{"missing": "installation.created", "deletedHere": "installation.deleted", "unknown": "installation.deleted"}
+	for k, v := range want {
+		if seen[k] != v {
+			t.Errorf("%s: got %q, want %q (all: %v)", k, seen[k], v, seen)
+		}
+	}
+	// The partner's requests are signed like webhooks.
+	sp.mu.Lock()
+	call := sp.calls[0]
+	sp.mu.Unlock()
+	if call.Get("Webhook-Signature") == "" || call.Get("Webhook-Id") == "" {
+		t.Errorf("sync request headers %v", call)
+	}
+	runs := appRuns(t, h, "partner_sync")
+	for _, reason := range []string{"missing_at_partner", "deleted_in_plugboard", "unknown_to_plugboard"} {
+		if findingsOf(runs, reason) == 0 {
+			t.Errorf("no %s finding in %v", reason, runs)
+		}
+	}
+}
+
+func TestBrokenSyncEndpointRecordsAnErrorAndChangesNothing(t *testing.T) {
+	for _, mode := range []string{"down", "slow", "garbage"} {
+		t.Run(mode, func(t *testing.T) {
+			h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = time.Hour })
+			sp := newSyncPartner(t)
+			sp.mode = mode
+			var inst map[string]any
+			h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+			h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"syncUrl": sp.srv.URL + "/installations"}).ok(t, 200, nil)
+			time.Sleep(500 * time.Millisecond)
+			events, deliveries := count(t, h.p, "events"), count(t, h.p, "deliveries")
+			runs, err := h.p.App.Reconciler.RunJob(context.Background(), marketplace.JobPartnerSync)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) != 1 || len(runs[0].Errors) != 1 || runs[0].Found != 0 {
+				t.Fatalf("runs %+v", runs)
+			}
+			if count(t, h.p, "events") != events || count(t, h.p, "deliveries") != deliveries {
+				t.Error("a failed sync sent events")
+			}
+			var listed []map[string]any
+			h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/", nil).ok(t, 200, &listed)
+			if len(listed) == 0 || len(listed[0]["errors"].([]any)) != 1 {
+				t.Errorf("the error is not reported: %v", listed)
+			}
+			op := operator(t, h.p, "ops2@plugboard.example")
+			op.do("GET", "/api/0/reconciliation-runs/", nil).ok(t, 200, nil)
+			h.dev.do("GET", "/api/0/reconciliation-runs/", nil).problem(t, 403, "operator_only")
+		})
+	}
+}
+
+func TestReconciliationRunTwiceAtOnceRepairsOnce(t *testing.T) {
+	h := reconWorld(t, true, func(c *config.Config) { c.ReconcileInterval = time.Hour })
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	uuid := inst["uuid"].(string)
+	time.Sleep(1100 * time.Millisecond) // past the verify timeout
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.p.App.Reconciler.RunJob(context.Background(), marketplace.JobVerification); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var n int64
+	h.p.App.DB.Raw("SELECT count(*) FROM events e JOIN installations i ON i.id = e.installation_id WHERE i.uuid = ? AND e.type = 'installation.deleted'", uuid).Scan(&n)
+	if n != 1 {
+		t.Errorf("installation.deleted published %d times, want once", n)
+	}
+	var runs int64
+	h.p.App.DB.Raw("SELECT count(*) FROM reconciliation_runs WHERE job = 'verification_deadline'").Scan(&runs)
+	if runs != 1 {
+		t.Errorf("%d runs recorded for one period, want 1", runs)
+	}
+}
