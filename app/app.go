@@ -138,6 +138,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			Queues:          map[string]int{"critical": 6, webhooks.QueueName: 5, "default": 3, "low": 1},
 			// Retries are scheduled tasks: move them to the queue every second.
 			DelayedTaskCheckInterval: time.Second,
+			// An idle worker looks for work every 20 ms (asynq's default, 1 s,
+			// would be the latency of every webhook on a quiet queue).
+			TaskCheckInterval: 20 * time.Millisecond,
 			// A task fails when Postgres or Redis blips: try again soon
 			// (1 s, 2 s, 4 s … at most 30 s); the data stays in Postgres.
 			RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {

@@ -217,38 +217,63 @@ type result struct {
 
 func (d *Dispatcher) handleDeliver(ctx context.Context, t *asynq.Task) error {
 	var p deliverPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil || len(p.IDs) == 0 {
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.AppID == 0 {
 		return fmt.Errorf("bad deliver payload: %w", asynq.SkipRetry)
 	}
-	return d.deliver(ctx, p.AppID, p.IDs)
+	return d.drain(ctx, p.AppID)
 }
 
-// deliver claims ids in Postgres (so no two workers send the same delivery
-// at once), sends them, and records the outcome in two statements.
-func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) error {
+// drainFor bounds one task's work; what is left gets a fresh task.
+const drainFor = 5 * time.Second
+
+// drain delivers what is due for an app, a batch at a time, until nothing
+// is due: batches grow with the load, so one claim, one limiter round and
+// one write cover many deliveries.
+func (d *Dispatcher) drain(ctx context.Context, appID int64) error {
+	start := time.Now()
+	for {
+		n, err := d.deliver(ctx, appID)
+		if err != nil || n == 0 {
+			return err
+		}
+		if time.Since(start) > drainFor {
+			d.outbox.kick(ctx, appID, 0)
+			return nil
+		}
+	}
+}
+
+// deliver claims up to a batch of the app's due deliveries in Postgres
+// (SKIP LOCKED: concurrent drains split the work, no two send the same
+// delivery), sends them, and records the outcome in one statement. It
+// returns how many it claimed.
+func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 	lease := d.lease()
 	var rows []claimed
 	err := d.db.WithContext(ctx).Raw(`
 		UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ?)
 		FROM events e
-		WHERE d.id IN ? AND d.event_id = e.id AND d.status = 'pending'
-		  AND d.next_attempt_at <= now() + interval '100 milliseconds'
-		  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+		WHERE d.id IN (
+			SELECT id FROM deliveries
+			WHERE app_id = ? AND status = 'pending' AND next_attempt_at <= now() + interval '100 milliseconds'
+			  AND (claimed_until IS NULL OR claimed_until < now())
+			ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED)
+		  AND d.event_id = e.id
 		RETURNING d.id, d.uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid, e.data, e.created_at AS event_created_at`,
-		lease.Seconds(), ids).Scan(&rows).Error
+		lease.Seconds(), appID, d.opts.BatchSize).Scan(&rows).Error
 	if err != nil {
-		return fmt.Errorf("claiming deliveries: %w", err)
+		return 0, fmt.Errorf("claiming deliveries: %w", err)
 	}
 	if len(rows) == 0 {
-		return nil
+		return 0, nil
 	}
 	ep, err := d.endpoint(ctx, appID)
 	if err != nil {
 		d.release(context.WithoutCancel(ctx), rows)
-		return fmt.Errorf("loading endpoint of app %d: %w", appID, err)
+		return 0, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
 	}
 	if ep.state.Status == EndpointDisabled || ep.ep.URL == "" {
-		return d.pause(ctx, appID, rows)
+		return len(rows), d.pause(ctx, appID, rows)
 	}
 	results := make([]result, len(rows))
 	var wg sync.WaitGroup
@@ -286,7 +311,7 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64, ids []int64) erro
 		}()
 	}
 	wg.Wait()
-	return d.record(context.WithoutCancel(ctx), appID, results)
+	return len(rows), d.record(context.WithoutCancel(ctx), ep, results)
 }
 
 // waitTurn takes a slot from the app's rate limit, sleeping for it while
@@ -486,26 +511,34 @@ func (d *Dispatcher) delay(next int) time.Duration {
 	return time.Duration(float64(base) * jitter)
 }
 
-// record writes every attempt in one INSERT and every delivery's new state
-// in one UPDATE, then schedules retries and tracks endpoint health.
-func (d *Dispatcher) record(ctx context.Context, appID int64, results []result) error {
+// record writes every attempt and every delivery's new state in one
+// statement (one round trip, its own transaction), then schedules the next
+// drain for retries and tracks endpoint health.
+func (d *Dispatcher) record(ctx context.Context, ep cachedEndpoint, results []result) error {
+	appID := ep.ep.AppID
 	now := time.Now().UTC()
-	var attempts []Attempt
-	var sets []string
-	var args []any
-	var retries, deferred []result
+	var attemptRows, sets []string
+	var aargs, args []any
+	nextDrain := time.Duration(-1)
 	anyOK, anyFail, gone := false, false, false
 	for _, r := range results {
 		if r.c.ID == 0 {
 			continue
 		}
 		if r.deferred > 0 {
-			deferred = append(deferred, r)
 			sets = append(sets, "(?::bigint, 'pending', ?::int, ?::timestamptz, NULL::timestamptz, NULL::int, ''::text, NULL::timestamptz, false)")
 			args = append(args, r.c.ID, r.c.Attempts, now.Add(r.deferred))
+			nextDrain = minDelay(nextDrain, r.deferred)
 			continue
 		}
-		attempts = append(attempts, r.attempt)
+		a := r.attempt
+		attemptRows = append(attemptRows, "(?::bigint, ?::bigint, ?::int, ?, ?::jsonb, ?::int, ?::jsonb, ?, ?::bigint, ?, ?, ?::timestamptz)")
+		var respHeaders any
+		if len(a.ResponseHeaders) > 0 {
+			respHeaders = string(a.ResponseHeaders)
+		}
+		aargs = append(aargs, a.DeliveryID, a.AppID, a.Number, a.URL, string(a.RequestHeaders), a.ResponseStatus, respHeaders,
+			a.ResponseBody, a.DurationUS, a.ErrorClass, a.ErrorMessage, a.CreatedAt)
 		n := r.c.Attempts + 1
 		status, next, completed := DeliveryPending, (*time.Time)(nil), (*time.Time)(nil)
 		switch {
@@ -519,43 +552,44 @@ func (d *Dispatcher) record(ctx context.Context, appID int64, results []result) 
 			wait := max(d.delay(n+1), r.retryIn)
 			t := now.Add(wait)
 			next = &t
-			r.deferred = wait
-			retries = append(retries, r)
+			nextDrain = minDelay(nextDrain, wait)
 		}
 		sets = append(sets, "(?::bigint, ?::text, ?::int, ?::timestamptz, ?::timestamptz, ?::int, ?::text, ?::timestamptz, true)")
-		args = append(args, r.c.ID, status, n, next, r.attempt.CreatedAt, r.attempt.ResponseStatus, r.attempt.ErrorClass, completed)
+		args = append(args, r.c.ID, status, n, next, a.CreatedAt, a.ResponseStatus, a.ErrorClass, completed)
 		d.metrics.delivery(status)
 	}
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if len(attempts) > 0 {
-			if err := tx.Create(&attempts).Error; err != nil {
-				return fmt.Errorf("recording attempts: %w", err)
-			}
-		}
-		if len(sets) == 0 {
-			return nil
-		}
-		q := `UPDATE deliveries d SET status = v.status, attempts = v.attempts, next_attempt_at = v.next, claimed_until = NULL,
+	if len(sets) == 0 {
+		return nil
+	}
+	q := ""
+	if len(attemptRows) > 0 {
+		q = `WITH recorded AS (INSERT INTO attempts (delivery_id, app_id, number, url, request_headers, response_status, response_headers,
+			response_body, duration_us, error_class, error_message, created_at) VALUES ` + strings.Join(attemptRows, ",") + `) `
+	}
+	q += `UPDATE deliveries d SET status = v.status, attempts = v.attempts, next_attempt_at = v.next, claimed_until = NULL,
 			last_attempt_at = CASE WHEN v.tried THEN v.last ELSE d.last_attempt_at END,
 			last_status_code = CASE WHEN v.tried THEN v.code ELSE d.last_status_code END,
 			last_error_class = CASE WHEN v.tried THEN v.class ELSE d.last_error_class END,
 			completed_at = v.completed, enqueued_at = now()
 			FROM (VALUES ` + strings.Join(sets, ",") + `) AS v(id, status, attempts, next, last, code, class, completed, tried)
 			WHERE d.id = v.id`
-		if err := tx.Exec(q, args...).Error; err != nil {
-			return fmt.Errorf("recording deliveries: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+	if err := d.db.WithContext(ctx).Exec(q, append(aargs, args...)...).Error; err != nil {
+		return fmt.Errorf("recording deliveries: %w", err)
 	}
-	for _, r := range append(retries, deferred...) {
-		if err := d.outbox.enqueueBatch(ctx, appID, []int64{r.c.ID}, r.deferred, "r"+strconv.Itoa(r.c.Attempts)+"-"+strconv.FormatInt(now.UnixMilli(), 36)); err != nil {
-			d.log.Warn("scheduling retry failed; the relay will", "delivery", r.c.UUID, "err", err)
-		}
+	if nextDrain >= 0 {
+		d.outbox.kick(ctx, appID, nextDrain)
+	}
+	if anyOK && ep.state.FailingSince == nil && !anyFail {
+		return nil // healthy, and known to be: nothing to write
 	}
 	return d.health(ctx, appID, anyOK, anyFail, gone)
+}
+
+func minDelay(cur, d time.Duration) time.Duration {
+	if cur < 0 || d < cur {
+		return d
+	}
+	return cur
 }
 
 // health clears an endpoint's failing mark on success, and disables it when

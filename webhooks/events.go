@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -224,44 +225,53 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 	return e, nil
 }
 
-// TypeDeliver is the asynq task that delivers a batch of one app's deliveries.
+// TypeDeliver is the asynq task that drains what is due for one app.
 const TypeDeliver = "webhooks:deliver"
 
 // QueueName is the asynq queue deliveries run on.
 const QueueName = "webhooks"
 
 type deliverPayload struct {
-	AppID int64   `json:"a"`
-	IDs   []int64 `json:"d"`
+	AppID int64 `json:"a"`
 }
 
-// enqueue puts refs on the queue in batches per app, after delay. Task ids
-// derive from the delivery ids and attempt, so a second enqueue is a no-op.
+// bucket is how finely drain tasks coalesce: one task per app per bucket.
+const bucket = 20 * time.Millisecond
+
+// enqueue kicks a drain of every app in refs, after delay.
 func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
-	byApp := map[int64][]int64{}
+	seen := map[int64]bool{}
 	for _, r := range refs {
-		byApp[r.AppID] = append(byApp[r.AppID], r.ID)
-	}
-	for app, ids := range byApp {
-		for start := 0; start < len(ids); start += o.opts.BatchSize {
-			end := min(start+o.opts.BatchSize, len(ids))
-			if err := o.enqueueBatch(ctx, app, ids[start:end], delay, "n"); err != nil {
-				o.log.Warn("enqueueing deliveries failed; the relay will send them", "app", app, "count", end-start, "err", err)
-			}
+		if !seen[r.AppID] {
+			seen[r.AppID] = true
+			o.kick(ctx, r.AppID, delay)
 		}
 	}
 }
 
-func (o *Outbox) enqueueBatch(ctx context.Context, appID int64, ids []int64, delay time.Duration, tag string) error {
-	payload, _ := json.Marshal(deliverPayload{AppID: appID, IDs: ids})
-	id := "dlv:" + tag + ":" + strconv.FormatInt(ids[0], 10) + ":" + strconv.Itoa(len(ids))
-	opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID(id), asynq.MaxRetry(20), asynq.Timeout(waitBudget + 2*o.opts.Timeout + 5*time.Second)}
-	if delay > 0 {
-		opts = append(opts, asynq.ProcessIn(delay))
+// kick makes sure a drain task for appID starts no earlier than delay from
+// now and after the caller's commit. Task ids are the app and the time
+// bucket, so publishes in the same bucket share one task; when that task
+// already runs (it may have looked before our commit) the next bucket's is
+// tried. Postgres claims make any duplicate harmless; the relay catches
+// what all this misses.
+func (o *Outbox) kick(ctx context.Context, appID int64, delay time.Duration) {
+	at := time.Now().Add(delay)
+	b := at.UnixMilli() / bucket.Milliseconds()
+	payload, _ := json.Marshal(deliverPayload{AppID: appID})
+	for i := int64(0); i < 3; i++ {
+		opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID("drain:" + strconv.FormatInt(appID, 10) + ":" + strconv.FormatInt(b+i, 10)),
+			asynq.MaxRetry(20), asynq.Timeout(o.opts.Timeout*2 + time.Minute)}
+		if delay > 0 {
+			opts = append(opts, asynq.ProcessAt(at))
+		}
+		_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, opts...))
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
+			o.log.Warn("enqueueing a drain failed; the relay will send", "app", appID, "err", err)
+			return
+		}
 	}
-	_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, opts...))
-	if err == asynq.ErrTaskIDConflict || err == asynq.ErrDuplicateTask {
-		return nil
-	}
-	return err
 }

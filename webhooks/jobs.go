@@ -46,19 +46,7 @@ func (d *Dispatcher) Relay(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	d.log.Info("relay re-enqueued due deliveries", "count", len(rows))
-	byApp := map[int64][]int64{}
-	for _, r := range rows {
-		byApp[r.AppID] = append(byApp[r.AppID], r.ID)
-	}
-	tag := "relay" + time.Now().Format("150405.000")
-	for app, ids := range byApp {
-		for start := 0; start < len(ids); start += d.opts.BatchSize {
-			end := min(start+d.opts.BatchSize, len(ids))
-			if err := d.outbox.enqueueBatch(ctx, app, ids[start:end], 0, tag); err != nil {
-				return 0, fmt.Errorf("relay: enqueueing: %w", err)
-			}
-		}
-	}
+	d.outbox.enqueue(ctx, rows, 0)
 	d.metrics.relayed(len(rows))
 	return len(rows), nil
 }
