@@ -276,62 +276,64 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 		return len(rows), d.pause(ctx, appID, rows)
 	}
 	results := make([]result, len(rows))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, ep.maxInFlight)
 	// The batch may wait for the limiters this long in all; the rest is
-	// deferred, so a claim's lease always covers the batch.
+	// deferred, so a claim's lease always covers the batch. Slots and
+	// leases are taken a chunk at a time: a few Redis calls per chunk.
 	budget := time.Now().Add(waitBudget)
-	for i, c := range rows {
-		if wait := d.waitTurn(ctx, appID, ep.rateLimit, budget); wait > 0 {
-			// The rest of the batch waits for the limiter: not an attempt.
-			for j := i; j < len(rows); j++ {
-				results[j] = result{c: rows[j], deferred: wait}
-			}
+	deferRest := func(from int, wait time.Duration) {
+		for j := from; j < len(rows); j++ {
+			results[j] = result{c: rows[j], deferred: wait}
+		}
+	}
+	for i := 0; i < len(rows); {
+		k, wait := d.waitTurn(ctx, appID, ep.rateLimit, min(len(rows)-i, ep.maxInFlight), budget)
+		if k == 0 {
+			deferRest(i, wait) // waiting for the limiter: not an attempt
 			break
 		}
-		sem <- struct{}{}
-		release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, lease, max(time.Until(budget), 10*time.Millisecond))
-		if err != nil || release == nil {
-			<-sem
-			if err != nil {
-				d.log.Warn("in-flight limiter unavailable; delivering without it", "err", err)
-				release = func() {}
-			} else {
-				for j := i; j < len(rows); j++ {
-					results[j] = result{c: rows[j], deferred: 500 * time.Millisecond}
-				}
-				break
-			}
+		n, release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, k, lease, max(time.Until(budget), 10*time.Millisecond))
+		if err != nil {
+			d.log.Warn("in-flight limiter unavailable; delivering without it", "err", err)
+			n, release = k, func() {}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem; release() }()
-			results[i] = d.send(ctx, ep, c)
-		}()
+		if n == 0 {
+			deferRest(i, 500*time.Millisecond)
+			break
+		}
+		var wg sync.WaitGroup
+		for j := i; j < i+n; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[j] = d.send(ctx, ep, rows[j])
+			}()
+		}
+		wg.Wait()
+		release()
+		i += n
 	}
-	wg.Wait()
 	return len(rows), d.record(context.WithoutCancel(ctx), ep, results)
 }
 
-// waitTurn takes a slot from the app's rate limit, sleeping for it while
-// the batch's budget allows; otherwise it returns how long to defer.
-func (d *Dispatcher) waitTurn(ctx context.Context, appID int64, rate int, budget time.Time) time.Duration {
+// waitTurn takes up to n slots from the app's rate limit, sleeping for
+// them while the batch's budget allows; with none, it returns how long to
+// defer.
+func (d *Dispatcher) waitTurn(ctx context.Context, appID int64, rate, n int, budget time.Time) (int, time.Duration) {
 	for {
-		wait, err := d.limits.take(ctx, appID, rate)
+		k, wait, err := d.limits.take(ctx, appID, rate, n)
 		if err != nil {
 			d.log.Warn("rate limiter unavailable; delivering without it", "err", err)
-			return 0
+			return n, 0
 		}
-		if wait <= 0 {
-			return 0
+		if k > 0 {
+			return k, 0
 		}
 		if wait > time.Second || time.Now().Add(wait).After(budget) {
-			return max(wait, 50*time.Millisecond)
+			return 0, max(wait, 50*time.Millisecond)
 		}
 		select {
 		case <-ctx.Done():
-			return wait
+			return 0, wait
 		case <-time.After(wait):
 		}
 	}

@@ -235,9 +235,6 @@ type deliverPayload struct {
 	AppID int64 `json:"a"`
 }
 
-// bucket is how finely drain tasks coalesce: one task per app per bucket.
-const bucket = 20 * time.Millisecond
-
 // enqueue kicks a drain of every app in refs, after delay.
 func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
 	seen := map[int64]bool{}
@@ -249,21 +246,25 @@ func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
 	}
 }
 
-// kick makes sure a drain task for appID starts no earlier than delay from
-// now and after the caller's commit. Task ids are the app and the time
-// bucket, so publishes in the same bucket share one task; when that task
-// already runs (it may have looked before our commit) the next bucket's is
-// tried. Postgres claims make any duplicate harmless; the relay catches
-// what all this misses.
+// kick makes sure a drain task for appID runs after the caller's commit
+// (and no earlier than delay from now). An app has at most two drain tasks,
+// ids "a" and "b": when one runs, the other waits; when both exist, a
+// running drain loops until nothing is due, so it finds what was just
+// committed. Postgres claims make any overlap harmless, and the relay
+// catches what all this misses.
 func (o *Outbox) kick(ctx context.Context, appID int64, delay time.Duration) {
-	at := time.Now().Add(delay)
-	b := at.UnixMilli() / bucket.Milliseconds()
 	payload, _ := json.Marshal(deliverPayload{AppID: appID})
-	for i := int64(0); i < 3; i++ {
-		opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID("drain:" + strconv.FormatInt(appID, 10) + ":" + strconv.FormatInt(b+i, 10)),
-			asynq.MaxRetry(20), asynq.Timeout(o.opts.Timeout*2 + time.Minute)}
+	base := "drain:" + strconv.FormatInt(appID, 10) + ":"
+	slots := []string{"a", "b"}
+	if delay > 0 {
+		// A retry later: its own id per due time (to 100 ms), so it is not
+		// swallowed by a drain running now.
+		slots = []string{"t" + strconv.FormatInt(time.Now().Add(delay).UnixMilli()/100, 10)}
+	}
+	for _, slot := range slots {
+		opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID(base + slot), asynq.MaxRetry(20), asynq.Timeout(o.opts.Timeout*2 + time.Minute)}
 		if delay > 0 {
-			opts = append(opts, asynq.ProcessAt(at))
+			opts = append(opts, asynq.ProcessIn(delay))
 		}
 		_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, opts...))
 		if err == nil {

@@ -32,50 +32,58 @@ func rateLimit(perSecond int) redis_rate.Limit {
 	return redis_rate.Limit{Rate: perSecond, Burst: burst, Period: time.Second * 103 / 100}
 }
 
-// take asks for one delivery slot; it returns how long to wait when none.
-func (l *limits) take(ctx context.Context, appID int64, perSecond int) (time.Duration, error) {
-	res, err := l.limiter.Allow(ctx, "plugboard:rate:"+strconv.FormatInt(appID, 10), rateLimit(perSecond))
+// take asks for up to n delivery slots; it returns how many it got, and
+// how long to wait when none.
+func (l *limits) take(ctx context.Context, appID int64, perSecond, n int) (int, time.Duration, error) {
+	res, err := l.limiter.AllowAtMost(ctx, "plugboard:rate:"+strconv.FormatInt(appID, 10), rateLimit(perSecond), n)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if res.Allowed > 0 {
-		return 0, nil
+		return res.Allowed, 0, nil
 	}
-	return res.RetryAfter, nil
+	return 0, res.RetryAfter, nil
 }
 
-// acquireScript holds a lease in a sorted set scored by expiry: expired
-// leases (a crashed worker's) free themselves.
+// acquireScript holds up to ARGV[4] leases in a sorted set scored by
+// expiry: expired leases (a crashed worker's) free themselves. It returns
+// how many it took; their members are ARGV[5] .. with a suffix 1..n.
 var acquireScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], 600000)
-  return 1
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+local n = math.min(free, tonumber(ARGV[4]))
+for i = 1, n do
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[5] .. ':' .. i)
 end
-return 0`)
+if n > 0 then redis.call('PEXPIRE', KEYS[1], 600000) end
+return math.max(n, 0)`)
 
-// acquire takes one of the app's in-flight slots for at most ttl, waiting
-// up to wait; it returns a release func, or nil when none came free.
-func (l *limits) acquire(ctx context.Context, appID int64, max int, ttl, wait time.Duration) (func(), error) {
+// acquire takes up to want of the app's in-flight slots for at most ttl,
+// waiting up to wait for at least one; it returns how many it took and the
+// func that gives them back (nil when none came free).
+func (l *limits) acquire(ctx context.Context, appID int64, max, want int, ttl, wait time.Duration) (int, func(), error) {
 	key := "plugboard:inflight:" + strconv.FormatInt(appID, 10)
 	lease := uuid.NewString()
 	deadline := time.Now().Add(wait)
 	for {
 		now := time.Now()
-		ok, err := acquireScript.Run(ctx, l.rdb, []string{key}, now.UnixMilli(), now.Add(ttl).UnixMilli(), max, lease).Int()
+		n, err := acquireScript.Run(ctx, l.rdb, []string{key}, now.UnixMilli(), now.Add(ttl).UnixMilli(), max, want, lease).Int()
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
-		if ok == 1 {
-			return func() { l.rdb.ZRem(context.WithoutCancel(ctx), key, lease) }, nil
+		if n > 0 {
+			members := make([]any, n)
+			for i := range n {
+				members[i] = lease + ":" + strconv.Itoa(i+1)
+			}
+			return n, func() { l.rdb.ZRem(context.WithoutCancel(ctx), key, members...) }, nil
 		}
 		if now.After(deadline) {
-			return nil, nil
+			return 0, nil, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return 0, nil, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -49,6 +49,6 @@ func (o *Options) defaults() {
 		o.RelayGrace = 30 * time.Second
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 50
+		o.BatchSize = 100
 	}
 }
