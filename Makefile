@@ -40,9 +40,11 @@ migrate: services build
 services:
 	@.ci/services
 
-## bench: Go benchmarks
+## bench: Go benchmarks, then the webhook pipeline end to end (60 s throughput, 30 s latency)
 bench: services
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./bench/webhooks -mode throughput -duration 60s
+	$(GO) run ./bench/webhooks -mode latency -apps 10 -duration 30s
 
 clean:
 	rm -rf bin
