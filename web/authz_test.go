@@ -205,6 +205,9 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 			t.Errorf("route %s has no authorization case", key)
 		}
 	}
+	// A wrong method on an API path is a 405, with the problem document.
+	anon.do("PATCH", "/api/0/organizations/", map[string]string{"name": "x"}).problem(t, 405, "method_not_allowed")
+	anon.do("GET", "/api/0/no-such-thing/", nil).problem(t, 404, "not_found")
 }
 
 var segmentRe = regexp.MustCompile(`^([a-z]+(-[a-z]+)*|:[a-z]+(_[a-z]+)*|openapi\.json)$`)

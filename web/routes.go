@@ -30,7 +30,9 @@ func (s *Server) routes() {
 	}
 	s.e.IPExtractor = echo.ExtractIPDirect()
 
-	api := e.Group("/api/0", s.authenticate)
+	// Per-route middleware, not a group: echo gives a group with middleware a
+	// catch-all route, which would answer 404 where 405 is right.
+	api := apiRoutes{e: e, prefix: "/api/0", mw: s.authenticate}
 	api.GET("/openapi.json", s.openapi)
 	api.GET("/scopes/", s.listScopes)
 	api.GET("/event-types/", s.listEventTypes)
@@ -119,3 +121,16 @@ func (s *Server) queuesGuard(next echo.HandlerFunc) echo.HandlerFunc {
 		return echo.ErrNotFound
 	}
 }
+
+// apiRoutes registers routes under a prefix with the authentication
+// middleware on each.
+type apiRoutes struct {
+	e      *echo.Echo
+	prefix string
+	mw     echo.MiddlewareFunc
+}
+
+func (r apiRoutes) GET(path string, h echo.HandlerFunc)    { r.e.GET(r.prefix+path, h, r.mw) }
+func (r apiRoutes) POST(path string, h echo.HandlerFunc)   { r.e.POST(r.prefix+path, h, r.mw) }
+func (r apiRoutes) PUT(path string, h echo.HandlerFunc)    { r.e.PUT(r.prefix+path, h, r.mw) }
+func (r apiRoutes) DELETE(path string, h echo.HandlerFunc) { r.e.DELETE(r.prefix+path, h, r.mw) }
