@@ -118,28 +118,7 @@ func freePort(t *testing.T) string {
 }
 
 func TestServeExitsZeroOnSIGTERM(t *testing.T) {
-	env := testEnv(t)
-	addr := freePort(t)
-	env["PLUGBOARD_HTTP_ADDR"] = addr
-	cmd := plugboard(t, env, "serve")
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil && res.StatusCode == 200 {
-			res.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("serve never became ready:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	cmd, addr, logs := serveProcess(t, testEnv(t))
 	// Load while the signal arrives: every answered request must be whole.
 	stop := make(chan struct{})
 	failures := make(chan string, 1000)
@@ -196,30 +175,39 @@ func TestUsersCreateMakesAnOperator(t *testing.T) {
 	}
 }
 
-// startServe runs `plugboard serve` until the test ends and returns its URL.
-func startServe(t *testing.T, env map[string]string) string {
+// serveProcess starts `plugboard serve` on a free port and waits until it
+// is ready; it returns the process, its address and its logs.
+func serveProcess(t *testing.T, env map[string]string) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Helper()
 	addr := freePort(t)
 	env["PLUGBOARD_HTTP_ADDR"] = addr
 	cmd := plugboard(t, env, "serve")
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := &bytes.Buffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := http.Get("http://" + addr + "/readyz")
 		if err == nil && res.StatusCode == 200 {
 			res.Body.Close()
-			return "http://" + addr
+			return cmd, addr, logs
 		}
 		if time.Now().After(deadline) {
+			cmd.Process.Kill()
 			t.Fatalf("serve never became ready:\n%s", logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startServe runs `plugboard serve` until the test ends and returns its URL.
+func startServe(t *testing.T, env map[string]string) string {
+	t.Helper()
+	cmd, addr, _ := serveProcess(t, env)
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	return "http://" + addr
 }
 
 func TestDocsWalkthroughRuns(t *testing.T) {
