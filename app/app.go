@@ -303,6 +303,7 @@ func (a *App) Run(ctx context.Context) error {
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		}
+		httpSrv.RegisterOnShutdown(a.Web.CloseStreams)
 		go func() {
 			a.Log.Info("http listening", "addr", a.Addr(), "url", a.Config.BaseURL)
 			if err := httpSrv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"strconv"
 	"strings"
 	"time"
@@ -377,4 +378,14 @@ func (s *Service) CreateEventType(ctx context.Context, a Actor, n webhooks.NewEv
 		return s.audit(tx, a, nil, "event_type.create", "event_type", idStr(et.ID), et.Name, JSON{"scope": et.Scope})
 	})
 	return et, err
+}
+
+// ListenDeliveries streams copies of an app's deliveries (for `plugboard
+// listen`) to its owner organization's members, until ctx ends.
+func (s *Service) ListenDeliveries(ctx context.Context, a Actor, ref string) (<-chan webhooks.Forwarded, error) {
+	v, err := s.partnerApp(ctx, a, ref)
+	if err != nil {
+		return nil, err
+	}
+	return s.dispatcher.Listen(ctx, v.ID, uuid.NewString())
 }

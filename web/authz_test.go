@@ -1,12 +1,15 @@
 package web_test
 
 import (
+	"bufio"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/app/apptest"
 )
@@ -186,6 +189,22 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"DELETE /api/0/auth/", &call{anon, "/api/0/auth/", nil, 401}, call{member, "/api/0/auth/", nil, 204}},
 	}
 	covered := map[string]bool{}
+	// The delivery stream never ends by itself: read its first line only.
+	covered["GET /api/0/apps/:app_slug/delivery-stream/"] = true
+	outsider.do("GET", "/api/0/apps/acme-hooks/delivery-stream/", nil).problem(t, 404, "not_found")
+	streamCtx, stopStream := context.WithTimeout(context.Background(), 5*time.Second)
+	req, _ := http.NewRequestWithContext(streamCtx, "GET", p.URL+"/api/0/apps/acme-hooks/delivery-stream/", nil)
+	req.Header.Set("Authorization", "Bearer "+owner.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := bufio.NewReader(res.Body).ReadString('\n')
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" || first != ": listening\n" {
+		t.Errorf("stream: %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), first)
+	}
+	stopStream()
+	res.Body.Close()
 	for _, tc := range cases {
 		method := strings.Fields(tc.route)[0]
 		covered[tc.route] = true

@@ -79,6 +79,7 @@ func (s *Server) routes() {
 	api.POST("/apps/:app_slug/redeliveries/", s.redeliver)
 	api.POST("/apps/:app_slug/test-events/", s.testEvent)
 	api.GET("/apps/:app_slug/stats/", s.stats)
+	api.GET("/apps/:app_slug/delivery-stream/", s.deliveryStream)
 	api.GET("/organizations/:org/events/", s.listEvents)
 	api.POST("/organizations/:org/events/", s.publishEvent)
 

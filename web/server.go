@@ -42,9 +42,10 @@ type Options struct {
 
 // Server is the HTTP handler of the platform.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	e    *echo.Echo
+	opts    Options
+	log     *slog.Logger
+	e       *echo.Echo
+	streams streams
 }
 
 // New builds the echo server with its middleware and routes.

@@ -83,6 +83,8 @@ type Dispatcher struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *Metrics
+	// Listeners gets a copy of every delivery for `plugboard listen`.
+	listeners *Listeners
 
 	mu    sync.Mutex
 	cache map[int64]cachedEndpoint
@@ -100,7 +102,8 @@ type cachedEndpoint struct {
 // NewDispatcher builds the dispatcher.
 func NewDispatcher(db *gorm.DB, rdb redis.UniversalClient, outbox *Outbox, metrics *Metrics, log *slog.Logger) *Dispatcher {
 	opts := outbox.opts
-	d := &Dispatcher{db: db, outbox: outbox, limits: newLimits(rdb), opts: opts, log: log, metrics: metrics, cache: map[int64]cachedEndpoint{}}
+	d := &Dispatcher{db: db, outbox: outbox, limits: newLimits(rdb), opts: opts, log: log, metrics: metrics, cache: map[int64]cachedEndpoint{},
+		listeners: NewListeners(rdb)}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: d.checkAddress}
 	d.client = &http.Client{
 		Timeout: opts.Timeout,
@@ -212,6 +215,7 @@ type result struct {
 	ok       bool
 	retryIn  time.Duration // from Retry-After
 	gone     bool          // 410: the partner asks us to stop
+	body     []byte        // what was sent, for listen sessions
 	deferred time.Duration // limiter said wait; not an attempt
 }
 
@@ -312,6 +316,7 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 		release()
 		i += n
 	}
+	d.listeners.forward(context.WithoutCancel(ctx), appID, results)
 	return len(rows), d.record(context.WithoutCancel(ctx), ep, results)
 }
 
@@ -408,7 +413,7 @@ func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) res
 	}
 	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
 	reqHeaders, _ := json.Marshal(flatten(h))
-	r := result{c: c, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
+	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
 		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
 	rctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
@@ -677,4 +682,9 @@ func (d *Dispatcher) SignedGet(ctx context.Context, appID int64, rawURL string, 
 		return nil, fmt.Errorf("the sync URL answered %s", res.Status)
 	}
 	return body, nil
+}
+
+// Listen streams copies of the app's deliveries to a listen session.
+func (d *Dispatcher) Listen(ctx context.Context, appID int64, session string) (<-chan Forwarded, error) {
+	return d.listeners.Listen(ctx, appID, session)
 }

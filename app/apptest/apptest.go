@@ -80,7 +80,13 @@ func StartRoles(t testing.TB, roles app.Roles, cfg config.Config) *Platform {
 // StartLogged is StartRoles with the platform's logs sent to log.
 func StartLogged(t testing.TB, roles app.Roles, cfg config.Config, log *slog.Logger) *Platform {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// A fixed address (a restart on the same port) is kept; otherwise a
+	// free loopback port is taken.
+	addr := cfg.HTTPAddr
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("apptest: listen: %v", err)
 	}

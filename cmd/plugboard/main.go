@@ -42,6 +42,9 @@ func commands() []command {
 		{"worker", "run only the asynq worker and scheduler", cmdServe("worker")},
 		{"migrate", "apply, roll back or list database migrations: migrate up|down|status", cmdMigrate},
 		{"users", "manage users: users create --email E --password P [--name N] [--operator]", cmdUsers},
+		{"listen", "forward an app's deliveries to a local URL: listen --app SLUG --forward-to URL", cmdListen},
+		{"deliveries", "the delivery log: deliveries list|show|redeliver --app SLUG", cmdDeliveries},
+		{"trigger", "publish an event: trigger EVENT --org ORG [--data JSON]", cmdTrigger},
 		{"config", "print the effective configuration, secrets masked", cmdConfig},
 		{"version", "print the version", cmdVersion},
 	}
@@ -69,7 +72,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Plugboard: the add-on and integration marketplace platform.")
 	fmt.Fprintln(w, "\nUsage: plugboard <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nConfiguration comes from PLUGBOARD_* environment variables; see README.md.\nRun 'plugboard <command> --help' for a command's flags.")
 }
