@@ -18,11 +18,13 @@ test: services
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/plugboard
 
-## lint: go vet and staticcheck
+## lint: go vet, staticcheck, and Spectral on the OpenAPI document
 lint:
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck ) ./...
+	@test -x .tools/node_modules/.bin/spectral || (mkdir -p .tools && cd .tools && npm install --no-audit --no-fund --silent @stoplight/spectral-cli@6.16.3)
+	.tools/node_modules/.bin/spectral lint web/openapi.yaml --ruleset .spectral.yaml --fail-severity warn
 
 ## fmt: gofmt every file
 fmt:

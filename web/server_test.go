@@ -210,3 +210,25 @@ func TestPageRequestValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestDocsPages(t *testing.T) {
+	s := newTestServer(t)
+	for path, want := range map[string]string{
+		"/docs/api": `spec-url="/api/0/openapi.json"`,
+		"/assets/vendor/redoc/redoc.standalone.js": "Redoc",
+		"/docs/problems": `id="invalid_grant"`,
+	} {
+		req := httptest.NewRequest("GET", path, nil)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, rec.Code, want)
+		}
+	}
+	// Every code the handlers use is explained.
+	for _, code := range statusCode {
+		if problemCodes[code] == "" {
+			t.Errorf("code %q has no explanation on /docs/problems", code)
+		}
+	}
+}

@@ -149,7 +149,9 @@ func TestListenForwardsSignedDeliveriesAndSurvivesARestart(t *testing.T) {
 	}
 	out.waitFor(t, "reconnecting")
 	cfg.HTTPAddr = strings.TrimPrefix(p.URL, "http://")
-	p = apptest.StartRoles(t, app.AllRoles, cfg)
+	if restarted := apptest.StartRoles(t, app.AllRoles, cfg); restarted.URL != p.URL {
+		t.Fatalf("restarted on %s, want %s", restarted.URL, p.URL)
+	}
 	out.waitFor(t, "Reconnected.")
 	call(t, "POST", base+"/apps/local-dev/test-events/", auth.Token, nil, nil)
 	check(2)
