@@ -605,6 +605,11 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) 
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if s.dispatcher != nil {
+		if v, verr := s.view(ctx, s.db, a, ref, false); verr == nil {
+			s.dispatcher.Forget(v.ID) // sign with both secrets from now on
+		}
+	}
 	return fresh, until, nil
 }
 

@@ -104,9 +104,7 @@ func (s *Server) getDelivery(c echo.Context) error {
 		return err
 	}
 	out := toDeliveryJSON(d.Delivery)
-	var payload any
-	_ = json.Unmarshal(d.Payload, &payload)
-	out.Payload = payload
+	out.Payload = d.Payload // the exact bytes that were signed
 	out.AttemptsDetail = make([]attemptJSON, len(d.Attempts))
 	for i, a := range d.Attempts {
 		out.AttemptsDetail[i] = toAttemptJSON(a)

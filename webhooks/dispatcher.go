@@ -190,6 +190,10 @@ func (d *Dispatcher) endpoint(ctx context.Context, appID int64) (cachedEndpoint,
 	return c, nil
 }
 
+// Forget drops an app's cached endpoint (its URL, secrets and limits), so
+// a change is used at once by this process; others see it within 2 s.
+func (d *Dispatcher) Forget(appID int64) { d.forget(appID) }
+
 func (d *Dispatcher) forget(appID int64) {
 	d.mu.Lock()
 	delete(d.cache, appID)

@@ -230,6 +230,8 @@ type Bucket struct {
 
 // Stats summarises an app's attempts in [since, until) per resolution.
 func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]Bucket, error) {
+	// Postgres keeps microseconds: bucket starts must match its date_bin.
+	since, until = since.UTC().Truncate(time.Microsecond), until.UTC().Truncate(time.Microsecond)
 	f := fault.Fields{}
 	f.Check(!until.After(since), "until", "must be after since")
 	f.Check(resolution < time.Minute, "resolution", "must be at least 1m")

@@ -1,0 +1,221 @@
+// Command partner is an example Plugboard partner app: a small web service
+// that handles the install redirect, exchanges the install code with
+// golang.org/x/oauth2, verifies webhooks with the Plugboard SDK, confirms
+// installs, keeps its installations in memory and answers Plugboard's sync
+// URL. Run it beside `make run`:
+//
+//	PLUGBOARD_URL=http://localhost:8080 CLIENT_ID=… CLIENT_SECRET=pbcs_… \
+//	WEBHOOK_SECRET=whsec_… go run ./examples/partner
+//
+// and register the app with webhookUrl http://localhost:3000/webhooks,
+// redirectUrl http://localhost:3000/setup and syncUrl http://localhost:3000/sync.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	plugboard "github.com/plugboard/plugboard/sdk/plugboard"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := Config{
+		PlugboardURL:  getenv("PLUGBOARD_URL", "http://localhost:8080"),
+		ClientID:      os.Getenv("CLIENT_ID"),
+		ClientSecret:  os.Getenv("CLIENT_SECRET"),
+		WebhookSecret: os.Getenv("WEBHOOK_SECRET"),
+		PublicURL:     getenv("PUBLIC_URL", "http://localhost:3000"),
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" || cfg.WebhookSecret == "" {
+		fmt.Fprintln(os.Stderr, "partner: set CLIENT_ID, CLIENT_SECRET and WEBHOOK_SECRET (shown once when you create the app)")
+		os.Exit(2)
+	}
+	srv := &http.Server{Addr: getenv("ADDR", ":3000"), Handler: New(cfg, slog.Default()), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	slog.Info("partner listening", "addr", srv.Addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "partner:", err)
+		os.Exit(1)
+	}
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Config is what the partner needs to know about its Plugboard app.
+type Config struct {
+	PlugboardURL  string
+	ClientID      string
+	ClientSecret  string
+	WebhookSecret string
+	PublicURL     string
+}
+
+// Account is the partner's record of one installation.
+type Account struct {
+	Installation string
+	Org          string
+	Token        *oauth2.Token
+	Verified     bool
+}
+
+// Partner is the example service.
+type Partner struct {
+	cfg   Config
+	log   *slog.Logger
+	oauth *oauth2.Config
+	mu    sync.Mutex
+	acct  map[string]*Account // by installation uuid
+	seen  map[string]bool     // webhook-ids handled: deliveries can repeat
+	mux   *http.ServeMux
+}
+
+// New returns the partner's HTTP handler.
+func New(cfg Config, log *slog.Logger) *Partner {
+	p := &Partner{cfg: cfg, log: log, acct: map[string]*Account{}, seen: map[string]bool{}, mux: http.NewServeMux(),
+		oauth: plugboard.OAuth2Config(cfg.PlugboardURL, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/setup")}
+	p.mux.Handle("POST /webhooks", plugboard.Handler(cfg.WebhookSecret, p.webhook))
+	p.mux.HandleFunc("GET /setup", p.setup)
+	p.mux.HandleFunc("GET /sync", p.sync)
+	p.mux.HandleFunc("GET /{$}", p.home)
+	return p
+}
+
+// Accounts returns a copy of what the partner knows.
+func (p *Partner) Accounts() []Account {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Account
+	for _, a := range p.acct {
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Installation < out[j].Installation })
+	return out
+}
+
+func (p *Partner) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
+
+// webhook handles Plugboard's events. Returning an error answers 500, and
+// Plugboard retries.
+func (p *Partner) webhook(ctx context.Context, ev *plugboard.Event) error {
+	p.mu.Lock()
+	dup := p.seen[ev.ID]
+	p.seen[ev.ID] = true
+	p.mu.Unlock()
+	if dup {
+		return nil // at least once: the same webhook-id again
+	}
+	switch ev.Type {
+	case plugboard.EventInstallationCreated:
+		created, err := ev.InstallationCreated()
+		if err != nil {
+			return err
+		}
+		if err := p.connect(ctx, created); err != nil {
+			p.mu.Lock()
+			delete(p.seen, ev.ID) // let the retry try again
+			p.mu.Unlock()
+			return err
+		}
+	case plugboard.EventInstallationDeleted:
+		p.mu.Lock()
+		delete(p.acct, ev.InstallationUUID())
+		p.mu.Unlock()
+		p.log.Info("uninstalled", "installation", ev.InstallationUUID())
+	}
+	return nil
+}
+
+// connect exchanges the install code, then confirms the install.
+func (p *Partner) connect(ctx context.Context, created *plugboard.InstallationCreated) error {
+	tok, err := p.oauth.Exchange(ctx, created.Code)
+	if err != nil {
+		return fmt.Errorf("exchanging the code: %w", err)
+	}
+	id := plugboard.InstallationID(tok)
+	acct := &Account{Installation: id, Org: created.Installation.Organization.Slug, Token: tok}
+	p.mu.Lock()
+	p.acct[id] = acct
+	p.mu.Unlock()
+	client, err := plugboard.NewClient(p.cfg.PlugboardURL, plugboard.WithTokenSource(p.oauth.TokenSource(ctx, tok)))
+	if err != nil {
+		return err
+	}
+	if _, err := client.VerifyInstallation(ctx, id, "acct_"+created.Installation.Organization.Slug, p.cfg.PublicURL+"/"); err != nil {
+		return fmt.Errorf("confirming the install: %w", err)
+	}
+	p.mu.Lock()
+	acct.Verified = true
+	p.mu.Unlock()
+	p.log.Info("installed", "installation", id, "org", acct.Org)
+	return nil
+}
+
+// setup is the redirect URL: the browser lands here after installing.
+func (p *Partner) setup(w http.ResponseWriter, r *http.Request) {
+	id, org := r.URL.Query().Get("installationId"), r.URL.Query().Get("orgSlug")
+	if id == "" {
+		http.Error(w, "missing installationId", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	setupPage.Execute(w, map[string]string{"Org": org, "Installation": id})
+}
+
+var setupPage = template.Must(template.New("setup").Parse(`<!doctype html><title>Connected</title>
+<h1>Thanks for installing, {{.Org}}!</h1><p>Installation {{.Installation}} is being connected; it is ready in a moment.</p>`))
+
+// sync answers Plugboard's reconciliation: which installations we know.
+func (p *Partner) sync(w http.ResponseWriter, r *http.Request) {
+	if err := plugboard.Verify(p.cfg.WebhookSecret, r.Header, nil); err != nil {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	ids := []string{}
+	for _, a := range p.Accounts() {
+		ids = append(ids, a.Installation)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"installations": %s, "nextCursor": ""}`, jsonList(ids))
+}
+
+func jsonList(ids []string) string {
+	s := "["
+	for i, id := range ids {
+		if i > 0 {
+			s += ","
+		}
+		s += `"` + id + `"`
+	}
+	return s + "]"
+}
+
+func (p *Partner) home(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, a := range p.Accounts() {
+		fmt.Fprintf(w, "%s  %s  verified=%t\n", a.Installation, a.Org, a.Verified)
+	}
+}

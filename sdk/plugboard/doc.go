@@ -1,0 +1,73 @@
+// Package plugboard is the Go SDK for partners who build apps on Plugboard,
+// an integration marketplace: it receives an app's webhooks, takes it
+// through the OAuth install, and calls the partner API.
+//
+// It depends only on the standard library and golang.org/x/oauth2.
+//
+// # Webhooks
+//
+// Plugboard signs every webhook per Standard Webhooks: webhook-id (stable
+// across retries), webhook-timestamp and webhook-signature, "v1,<base64
+// HMAC-SHA256 of id.timestamp.body>" under the app's whsec_ secret, with two
+// signatures while a secret rotates. [Handler] verifies, decodes and
+// dispatches them; [Verify] and [Verifier] check a request by hand, and
+// [Sign] makes one for tests. The body is an [Event] envelope; its typed
+// decoders read Plugboard's own events (installation.created, .updated,
+// .deleted and webhook.test), and [Event.DecodeData] the host product's.
+//
+//	secret := os.Getenv("PLUGBOARD_WEBHOOK_SECRET") // whsec_…
+//	http.Handle("/plugboard/webhooks", plugboard.Handler(secret, func(ctx context.Context, ev *plugboard.Event) error {
+//		switch ev.Type {
+//		case plugboard.EventInstallationCreated:
+//			created, err := ev.InstallationCreated()
+//			if err != nil {
+//				return err
+//			}
+//			tok, err := oauthConfig.Exchange(ctx, created.Code)
+//			if err != nil {
+//				return err // answered 500: Plugboard retries
+//			}
+//			return store.SaveInstallation(ctx, plugboard.InstallationID(tok), created.Installation.Organization, tok)
+//		case plugboard.EventInstallationDeleted:
+//			return store.DeleteInstallation(ctx, ev.InstallationUUID())
+//		}
+//		return nil // answered 204
+//	}))
+//
+// # Installing
+//
+// [OAuth2Config] is an [golang.org/x/oauth2.Config] for Plugboard's token
+// endpoint: Exchange turns an install code into the installation's tokens,
+// TokenSource refreshes them, and [InstallationID] says which installation
+// a token acts for. [RevokeToken] revokes one.
+//
+// # The API
+//
+// [Client] calls the partner routes of /api/0/: an app's installations,
+// its delivery log, redeliveries, test events, webhook health and
+// reconciliation runs, as the app itself ([WithClientCredentials]) or with
+// an installation's token ([WithToken], [WithTokenSource]). Lists return a
+// [Page] read from the Link header, and the All… methods iterate over every
+// page. Errors the API answers are [*APIError]s with the problem document's
+// stable Code.
+//
+//	c, err := plugboard.NewClient("https://plugboard.example.com",
+//		plugboard.WithClientCredentials(clientID, clientSecret))
+//	if err != nil {
+//		return err
+//	}
+//	for inst, err := range c.AllInstallations(ctx, "acme-alerts", plugboard.ListOptions{SyncState: plugboard.OutOfSync}) {
+//		if err != nil {
+//			return err
+//		}
+//		if inst.SyncReason == plugboard.SyncReasonNeverExchanged {
+//			if _, err := c.RequestGrant(ctx, inst.UUID); err != nil {
+//				return err
+//			}
+//		}
+//	}
+//	var apiErr *plugboard.APIError
+//	if _, err := c.GetInstallation(ctx, uuid); errors.As(err, &apiErr) && apiErr.Code == "not_found" {
+//		// …
+//	}
+package plugboard

@@ -1,0 +1,237 @@
+package plugboard
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// InstallationStatus is where an installation is in its life.
+type InstallationStatus string
+
+// Installation statuses.
+const (
+	StatusPending   InstallationStatus = "pending"   // waiting for an app that verifies installs to verify it
+	StatusInstalled InstallationStatus = "installed" // live
+	StatusDeleted   InstallationStatus = "deleted"   // uninstalled
+	StatusFailed    InstallationStatus = "failed"    // never verified in time
+)
+
+// SyncState says whether the app's view of an installation matches Plugboard's.
+type SyncState string
+
+// Sync states.
+const (
+	InSync    SyncState = "in_sync"
+	OutOfSync SyncState = "out_of_sync"
+)
+
+// Sync reasons: why an installation is out of sync (Installation.SyncReason),
+// and what reconciliation found (ReconciliationFinding.Reason).
+const (
+	SyncReasonVerificationTimeout = "verification_timeout"
+	SyncReasonNeverExchanged      = "token_never_exchanged" // ask for a fresh code with Client.RequestGrant
+	SyncReasonLifecycleFailed     = "lifecycle_delivery_failed"
+	SyncReasonMissingAtPartner    = "missing_at_partner"
+	SyncReasonUnknownToPlugboard  = "unknown_to_plugboard"
+	SyncReasonDeletedInPlugboard  = "deleted_in_plugboard"
+)
+
+// DeliveryStatus is where a webhook delivery is.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	DeliveryPending   DeliveryStatus = "pending"   // attempts remain
+	DeliverySucceeded DeliveryStatus = "succeeded" // the endpoint answered 2xx
+	DeliveryFailed    DeliveryStatus = "failed"    // every attempt failed
+	DeliveryPaused    DeliveryStatus = "paused"    // the endpoint is disabled
+)
+
+// AppRef names an app. The API's installations carry ID; lifecycle events
+// carry ClientID instead.
+type AppRef struct {
+	ID       string `json:"id,omitempty"`
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	ClientID string `json:"clientId,omitempty"`
+}
+
+// OrganizationRef names an organization.
+type OrganizationRef struct {
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+// PlanRef is the plan an organization is on.
+type PlanRef struct {
+	Slug     string `json:"slug"`
+	Name     string `json:"name"`
+	Price    string `json:"price"`    // a decimal string with two places: "9.00"
+	Currency string `json:"currency"` // "USD"
+	Interval string `json:"interval"` // "month" or "year"
+}
+
+// Installation is an app installed into an organization, as the API returns it.
+type Installation struct {
+	UUID          string             `json:"uuid"`
+	App           AppRef             `json:"app"`
+	Organization  OrganizationRef    `json:"organization"`
+	Status        InstallationStatus `json:"status"`
+	StatusReason  string             `json:"statusReason"` // why it ended; "" while live
+	SyncState     SyncState          `json:"syncState"`
+	SyncReason    string             `json:"syncReason"` // one of the SyncReason constants; "" when in sync
+	SyncCheckedAt *time.Time         `json:"syncCheckedAt"`
+	Plan          *PlanRef           `json:"plan"` // nil for an app without plans
+	Scopes        []string           `json:"scopes"`
+	ExternalID    string             `json:"externalId"` // the app's account id for the organization
+	ConfigURL     string             `json:"configUrl"`  // where the organization configures the app
+	DateCreated   time.Time          `json:"dateCreated"`
+	DateUpdated   time.Time          `json:"dateUpdated"`
+	DateVerified  *time.Time         `json:"dateVerified"`
+	DateDeleted   *time.Time         `json:"dateDeleted"`
+}
+
+// InstallationUpdate is a partial update of an installation: only the
+// non-nil fields are sent. Status (only "installed"), ExternalID and
+// ConfigURL are the app's to set; Plan is an organization admin's.
+type InstallationUpdate struct {
+	Status     *InstallationStatus `json:"status,omitempty"`
+	Plan       *string             `json:"plan,omitempty"`
+	ExternalID *string             `json:"externalId,omitempty"`
+	ConfigURL  *string             `json:"configUrl,omitempty"`
+}
+
+// Delivery is one event sent to an app's webhook URL, and how it went.
+type Delivery struct {
+	// ID is the webhook-id header and the envelope's id.
+	ID        string         `json:"id"`
+	EventType string         `json:"eventType"`
+	Status    DeliveryStatus `json:"status"`
+	// Installation is the installation's uuid; "" for a test event.
+	Installation string `json:"installation"`
+	Attempts     int    `json:"attempts"`
+	MaxAttempts  int    `json:"maxAttempts"`
+	// LastStatusCode is the last attempt's HTTP status; 0 before any, or
+	// when no response came.
+	LastStatusCode  int        `json:"lastStatusCode"`
+	LastErrorClass  string     `json:"lastErrorClass"` // "", timeout, connection, tls, dns, http_status, blocked
+	DateCreated     time.Time  `json:"dateCreated"`
+	DateLastAttempt *time.Time `json:"dateLastAttempt"`
+	DateNextAttempt *time.Time `json:"dateNextAttempt"`
+	DateCompleted   *time.Time `json:"dateCompleted"`
+	// Payload is the envelope the delivery sends. Only GetDelivery fills it.
+	// It is re-encoded by the API, so it is not byte-for-byte the signed
+	// body: do not verify a signature against it.
+	Payload *Event `json:"payload,omitempty"`
+	// AttemptsDetail is every attempt still kept, oldest first. Only
+	// GetDelivery fills it.
+	AttemptsDetail []Attempt `json:"attemptsDetail,omitempty"`
+}
+
+// Attempt is one HTTP try of a delivery.
+type Attempt struct {
+	ID              string            `json:"id"`
+	Number          int               `json:"number"`
+	URL             string            `json:"url"`
+	RequestHeaders  map[string]string `json:"requestHeaders"`
+	ResponseStatus  int               `json:"responseStatus"` // 0 when no response came
+	ResponseHeaders map[string]string `json:"responseHeaders"`
+	ResponseBody    string            `json:"responseBody"` // the first 4 KiB
+	DurationMs      float64           `json:"durationMs"`
+	ErrorClass      string            `json:"errorClass"`
+	ErrorMessage    string            `json:"errorMessage"`
+	DateCreated     time.Time         `json:"dateCreated"`
+}
+
+// Duration is how long the attempt took.
+func (a Attempt) Duration() time.Duration {
+	return time.Duration(a.DurationMs * float64(time.Millisecond))
+}
+
+// Redelivery is the answer to a redelivery request.
+type Redelivery struct {
+	// Count is how many deliveries are sent again (listed ones still
+	// pending are not counted).
+	Count int `json:"count"`
+	// Background is true when a background job sends them (RedeliverFailed).
+	Background bool `json:"background"`
+}
+
+// Grant is a fresh single-use install code; it also arrives in a resent
+// installation.created.
+type Grant struct {
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// WebhookStats are an app's webhook attempts in [Since, Until).
+type WebhookStats struct {
+	Since       time.Time     `json:"since"`
+	Until       time.Time     `json:"until"`
+	Resolution  time.Duration `json:"-"`
+	Attempts    int           `json:"attempts"`
+	SuccessRate float64       `json:"successRate"`
+	Buckets     []StatsBucket `json:"buckets"` // oldest first, including empty ones
+}
+
+// UnmarshalJSON reads the resolution, which the API writes as a Go
+// duration string ("1h0m0s").
+func (s *WebhookStats) UnmarshalJSON(b []byte) error {
+	type plain WebhookStats
+	var aux struct {
+		*plain
+		Resolution string `json:"resolution"`
+	}
+	aux.plain = (*plain)(s)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if aux.Resolution != "" {
+		d, err := time.ParseDuration(aux.Resolution)
+		if err != nil {
+			return fmt.Errorf("plugboard: stats resolution %q: %w", aux.Resolution, err)
+		}
+		s.Resolution = d
+	}
+	return nil
+}
+
+// StatsBucket is one resolution-long slice of WebhookStats.
+type StatsBucket struct {
+	Start        time.Time      `json:"start"`
+	Attempts     int            `json:"attempts"`
+	Succeeded    int            `json:"succeeded"`
+	Failed       int            `json:"failed"`
+	SuccessRate  float64        `json:"successRate"`
+	LatencyP50Ms float64        `json:"latencyP50Ms"`
+	LatencyP95Ms float64        `json:"latencyP95Ms"`
+	LatencyP99Ms float64        `json:"latencyP99Ms"`
+	ErrorClasses map[string]int `json:"errorClasses"` // failed attempts by error class
+}
+
+// ReconciliationRun is one run of a reconciliation job, with the findings
+// that concern the app.
+type ReconciliationRun struct {
+	ID           string                  `json:"id"`
+	Job          string                  `json:"job"` // verification_deadline, unexchanged_grant, lifecycle_delivery, partner_sync
+	App          string                  `json:"app"` // the app's id for partner_sync; "" for jobs over every app
+	DateStarted  time.Time               `json:"dateStarted"`
+	DateFinished *time.Time              `json:"dateFinished"`
+	Examined     int                     `json:"examined"`
+	Found        int                     `json:"found"`
+	Repaired     int                     `json:"repaired"`
+	Errors       []string                `json:"errors"`
+	Findings     []ReconciliationFinding `json:"findings"`
+}
+
+// ReconciliationFinding is one installation a run found out of sync.
+type ReconciliationFinding struct {
+	Installation string    `json:"installation"` // its uuid
+	App          string    `json:"app"`          // the app's id
+	Reason       string    `json:"reason"`       // one of the SyncReason constants
+	Action       string    `json:"action"`       // what the run did, for a person
+	Repaired     bool      `json:"repaired"`
+	DateCreated  time.Time `json:"dateCreated"`
+}
