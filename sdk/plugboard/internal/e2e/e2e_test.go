@@ -203,7 +203,14 @@ func TestSDKAgainstThePlatform(t *testing.T) {
 	if err != nil || inst.ExternalID != "acct_42" || inst.ConfigURL != "https://alerts.acme.example/accounts/acct_42" || inst.Status != plugboard.StatusInstalled {
 		t.Errorf("verify %+v %v", inst, err)
 	}
+	// The Platform API, within the installation's scopes (org:read only).
+	if org, err := ic.GetOrganization(ctx, inst.Organization.Slug); err != nil || org.Slug != inst.Organization.Slug {
+		t.Errorf("organization %+v %v", org, err)
+	}
 	var apiErr *plugboard.APIError
+	if _, err := ic.ListMembers(ctx, inst.Organization.Slug, "", 0); !errors.As(err, &apiErr) || apiErr.Code != "missing_scope" {
+		t.Errorf("members without member:read: %v", err)
+	}
 	if _, err := ic.ListInstallations(ctx, "acme-alerts", plugboard.ListOptions{}); !errors.As(err, &apiErr) || apiErr.Status != 403 ||
 		apiErr.Code != "app_credentials_required" || apiErr.RequestID == "" {
 		t.Errorf("listing with a token: %v", err)
