@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -49,31 +48,8 @@ func (s *syncBuffer) waitFor(t *testing.T, text string) {
 }
 
 // call makes one JSON API request and decodes the answer.
-func call(t *testing.T, method, url, token string, body any, out any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, r)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode >= 300 {
-		t.Fatalf("%s %s: %d %s", method, url, res.StatusCode, b)
-	}
-	if out != nil {
-		json.Unmarshal(b, out)
-	}
-}
+// call is apptest.Call.
+var call = apptest.Call
 
 func TestListenForwardsSignedDeliveriesAndSurvivesARestart(t *testing.T) {
 	cfg := apptest.Config(t)

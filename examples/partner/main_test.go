@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,31 +15,8 @@ import (
 	"github.com/plugboard/plugboard/marketplace"
 )
 
-func call(t *testing.T, method, url, token string, body, out any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, r)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode >= 300 {
-		t.Fatalf("%s %s: %d %s", method, url, res.StatusCode, b)
-	}
-	if out != nil {
-		json.Unmarshal(b, out)
-	}
-}
+// call is apptest.Call.
+var call = apptest.Call
 
 func signIn(t *testing.T, base, email string) string {
 	var auth struct{ Token string }
