@@ -338,8 +338,11 @@ func (s *Service) authenticateAppJWT(ctx context.Context, raw string, clientID s
 	if err != nil {
 		return Actor{}, errBadToken
 	}
-	if claims.IssuedAt != nil && claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute {
-		return Actor{}, fault.Unauthorized("invalid_token", "App JWTs may last at most ten minutes.")
+	// Short-lived by rule: iat is required, and neither the token's life nor
+	// what is left of it may exceed ten minutes.
+	if claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute ||
+		claims.ExpiresAt.Sub(s.now()) > 10*time.Minute+30*time.Second {
+		return Actor{}, fault.Unauthorized("invalid_token", "App JWTs need iat and may last at most ten minutes.")
 	}
 	return Actor{App: &app}, nil
 }

@@ -270,7 +270,12 @@ func (r *Reconciler) markInSync(tx *gorm.DB, inst *Installation, why string) err
 func (r *Reconciler) lifecycle(run *Run) error {
 	s := r.s
 	ctx := context.Background()
-	return s.tx(ctx, func(tx *gorm.DB) error {
+	type resendItem struct {
+		appID    int64
+		delivery string
+	}
+	var resend []resendItem
+	err := s.tx(ctx, func(tx *gorm.DB) error {
 		type row struct {
 			Installation
 			DeliveryUUID   string
@@ -280,12 +285,16 @@ func (r *Reconciler) lifecycle(run *Run) error {
 		}
 		// The latest lifecycle delivery of each installation.
 		var rows []row
+		// The latest lifecycle delivery of each installation, then the
+		// ones that failed or that an out-of-sync installation waits on.
 		if err := tx.Raw(`
-			SELECT DISTINCT ON (i.id) i.*, d.uuid AS delivery_uuid, d.status AS delivery_status, d.event_type, d.last_attempt_at
-			FROM installations i JOIN deliveries d ON d.installation_id = i.id
-			WHERE d.event_type IN ('installation.created', 'installation.deleted')
-			  AND (d.status IN ('failed', 'paused') OR (i.sync_state = 'out_of_sync' AND i.sync_reason = ?))
-			ORDER BY i.id, d.id DESC`, ReasonLifecycleFailed).Scan(&rows).Error; err != nil {
+			SELECT * FROM (
+				SELECT DISTINCT ON (i.id) i.*, d.uuid AS delivery_uuid, d.status AS delivery_status, d.event_type, d.last_attempt_at
+				FROM installations i JOIN deliveries d ON d.installation_id = i.id
+				WHERE d.event_type IN ('installation.created', 'installation.deleted')
+				ORDER BY i.id, d.id DESC) latest
+			WHERE latest.delivery_status IN ('failed', 'paused') OR (latest.sync_state = 'out_of_sync' AND latest.sync_reason = ?)`,
+			ReasonLifecycleFailed).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("finding failed lifecycle deliveries: %w", err)
 		}
 		run.Examined = len(rows)
@@ -316,10 +325,10 @@ func (r *Reconciler) lifecycle(run *Run) error {
 						return err
 					}
 				}
-				if since > 0 {
-					if _, err := s.dispatcher.Redeliver(ctx, inst.AppID, []string{x.DeliveryUUID}); err != nil {
-						return fmt.Errorf("resending %s: %w", x.EventType, err)
-					}
+				// installation.created is resent only while the installation lives.
+				resendable := x.EventType == EventInstallationDeleted || inst.Live()
+				if since > 0 && resendable {
+					resend = append(resend, resendItem{inst.AppID, x.DeliveryUUID})
 					if err := s.audit(tx, system, &inst.OrganizationID, "installation.resend_lifecycle", "installation", inst.UUID, "", JSON{"event": x.EventType}); err != nil {
 						return err
 					}
@@ -328,6 +337,16 @@ func (r *Reconciler) lifecycle(run *Run) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Resent after the run commits, so a rolled-back run sends nothing.
+	for _, x := range resend {
+		if _, err := s.dispatcher.Redeliver(ctx, x.appID, []string{x.delivery}); err != nil {
+			return fmt.Errorf("resending a lifecycle event: %w", err)
+		}
+	}
+	return nil
 }
 
 type syncPage struct {
@@ -367,10 +386,11 @@ func (r *Reconciler) partnerSync(ctx context.Context, appID int64, run *Run) err
 			return errors.New(`the sync URL did not answer {"installations": [uuid, …], "nextCursor": "…"}`)
 		}
 		for _, id := range p.Installations {
-			if _, err := uuid.Parse(id); err != nil {
+			parsed, err := uuid.Parse(id)
+			if err != nil {
 				return fmt.Errorf("the sync URL listed %q, which is not an installation uuid", id)
 			}
-			known[id] = true
+			known[parsed.String()] = true // canonical: lower case, as Postgres writes it
 		}
 		if p.NextCursor == "" || p.NextCursor == cursor {
 			break

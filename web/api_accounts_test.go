@@ -92,6 +92,23 @@ func TestAPITokens(t *testing.T) {
 	newClient(t, p, "").do("GET", "/api/0/api-tokens/", nil).problem(t, 401, "not_authenticated")
 }
 
+func TestCrossSiteSignInIsRefused(t *testing.T) {
+	p := apptest.Start(t)
+	signUp(t, p, "victim@example.com")
+	form := "email=victim%40example.com&password=correct+horse+battery&next=%2F"
+	req, _ := http.NewRequest("POST", p.URL+"/login", strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 403 || len(res.Cookies()) != 0 {
+		t.Errorf("cross-site sign-in: %d, cookies %v", res.StatusCode, res.Cookies())
+	}
+}
+
 func TestCookieWritesNeedOurOrigin(t *testing.T) {
 	p := apptest.Start(t)
 	c := signUp(t, p, "csrf@example.com")

@@ -159,3 +159,26 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("filtered %v", entries)
 	}
 }
+
+func TestPagingBackFromPastTheEnd(t *testing.T) {
+	p := apptest.Start(t)
+	c := signUp(t, p, "edge@example.com")
+	for i := range 4 {
+		c.do("POST", "/api/0/organizations/", map[string]string{"name": fmt.Sprintf("Org %c", 'a'+i)}).ok(t, 201, nil)
+	}
+	var page []map[string]any
+	res := c.do("GET", "/api/0/organizations/?limit=2", nil).ok(t, 200, &page)
+	res = c.do("GET", links(t, res.Header.Get("Link"))["next"][0], nil).ok(t, 200, &page) // org-c, org-d
+	next := links(t, res.Header.Get("Link"))["next"]
+	if next[1] != "false" {
+		t.Fatalf("results after the last page: %v", next)
+	}
+	res = c.do("GET", next[0], nil).ok(t, 200, &page) // past the end: empty
+	if len(page) != 0 {
+		t.Fatalf("past the end: %v", page)
+	}
+	c.do("GET", links(t, res.Header.Get("Link"))["previous"][0], nil).ok(t, 200, &page)
+	if len(page) != 2 || page[0]["slug"] != "org-c" || page[1]["slug"] != "org-d" {
+		t.Errorf("back from past the end: %v", page)
+	}
+}

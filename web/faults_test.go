@@ -269,3 +269,24 @@ func TestPrivateAddressesAreBlocked(t *testing.T) {
 		t.Error("a loopback endpoint was called with private addresses refused")
 	}
 }
+
+// A batch against a slow endpoint never outlives its claim: no delivery is
+// sent twice.
+func TestSlowEndpointGetsEachDeliveryOnce(t *testing.T) {
+	h := newHooks(t)
+	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookStatus": "disabled"}).ok(t, 200, nil)
+	for i := range 20 {
+		h.publish(t, "slow "+string(rune('a'+i)))
+	}
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		return 200, nil, 900 * time.Millisecond
+	}
+	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookStatus": "enabled"}).ok(t, 200, nil)
+	allSucceeded(t, h, 20, 40*time.Second)
+	time.Sleep(2 * time.Second)
+	for id, n := range idsOf(h.sink.all(), "issue.created") {
+		if n != 1 {
+			t.Errorf("delivery %s reached the sink %d times", id, n)
+		}
+	}
+}

@@ -509,6 +509,9 @@ func TestAppAuthenticatesAsItself(t *testing.T) {
 	// Too long-lived, or signed with the wrong key: refused.
 	long, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": w.oauth.ClientID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).SignedString([]byte(w.oauth.ClientSecret))
 	bearer(t, w.p, long).do("GET", "/api/0/apps/flow-app/installations/", nil).problem(t, 401, "invalid_token")
+	// Without iat it could live for years: refused.
+	noIat, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": w.oauth.ClientID, "exp": now.Add(5 * 365 * 24 * time.Hour).Unix()}).SignedString([]byte(w.oauth.ClientSecret))
+	bearer(t, w.p, noIat).do("GET", "/api/0/apps/flow-app/installations/", nil).problem(t, 401, "invalid_token")
 	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": w.oauth.ClientID, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}).SignedString([]byte("guess"))
 	bearer(t, w.p, forged).do("GET", "/api/0/apps/flow-app/installations/", nil).problem(t, 401, "invalid_token")
 	// The partner's developers see the same list; others do not.

@@ -232,7 +232,13 @@ input{font:inherit;width:100%;padding:.4rem;box-sizing:border-box}.err{color:#b4
 
 // safeNext keeps post-sign-in redirects on this site.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	// Browsers drop tabs and newlines and read "\" as "/": "/\t/evil" would
+	// become "//evil". Only a plain local path passes.
+	if !strings.HasPrefix(next, "/") || strings.ContainsAny(next, "\\\t\r\n") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
@@ -244,6 +250,10 @@ func (s *Server) loginForm(c echo.Context) error {
 }
 
 func (s *Server) login(c echo.Context) error {
+	if !s.sameOrigin(c.Request()) {
+		// A cross-site form must not sign the browser in as someone else.
+		return fault.Forbidden("cross_origin", "Sign in from Plugboard's own page.")
+	}
 	next := safeNext(c.FormValue("next"))
 	res, err := s.opts.Marketplace.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
 	if _, ok := fault.As(err); ok {

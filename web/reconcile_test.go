@@ -246,7 +246,8 @@ func TestPartnerSyncRepairsTheDifference(t *testing.T) {
 	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &b)
 	deletedHere, missing := a["uuid"].(string), b["uuid"].(string)
 	unknown := "0b6f3c8e-1d2a-4e5f-9a7b-3c4d5e6f7a8b"
-	sp.pages[""] = `{"installations": ["` + deletedHere + `"], "nextCursor": "p2"}`
+	// Upper case, as some partners' databases write uuids: the same installation.
+	sp.pages[""] = `{"installations": ["` + strings.ToUpper(deletedHere) + `"], "nextCursor": "p2"}`
 	sp.pages["p2"] = `{"installations": ["` + unknown + `"], "nextCursor": ""}`
 	time.Sleep(500 * time.Millisecond) // let the lifecycle webhooks settle
 	before := len(h.sink.all())

@@ -285,22 +285,30 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 	}
 	results := make([]result, len(rows))
 	// The batch may wait for the limiters this long in all; the rest is
-	// deferred, so a claim's lease always covers the batch. Slots and
-	// leases are taken a chunk at a time: a few Redis calls per chunk.
+	// deferred. Slots and leases are taken a chunk at a time (a few Redis
+	// calls per chunk); chunks send concurrently up to the in-flight cap.
+	// No chunk starts unless it can finish within the claim's lease, so a
+	// slow endpoint never lets the claim lapse while we still send.
 	budget := time.Now().Add(waitBudget)
+	lastStart := time.Now().Add(lease - d.opts.Timeout - 2*time.Second)
 	deferRest := func(from int, wait time.Duration) {
 		for j := from; j < len(rows); j++ {
 			results[j] = result{c: rows[j], deferred: wait}
 		}
 	}
+	var wg sync.WaitGroup
 	for i := 0; i < len(rows); {
+		if time.Now().After(lastStart) || ctx.Err() != nil {
+			deferRest(i, 10*time.Millisecond)
+			break
+		}
 		k, wait := d.waitTurn(ctx, appID, ep.rateLimit, min(len(rows)-i, ep.maxInFlight), budget)
 		if k == 0 {
 			deferRest(i, wait) // waiting for the limiter: not an attempt
 			break
 		}
 		n, release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, k, lease, max(time.Until(budget), 10*time.Millisecond))
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			d.log.Warn("in-flight limiter unavailable; delivering without it", "err", err)
 			n, release = k, func() {}
 		}
@@ -308,18 +316,20 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 			deferRest(i, 500*time.Millisecond)
 			break
 		}
-		var wg sync.WaitGroup
+		var chunk sync.WaitGroup
 		for j := i; j < i+n; j++ {
 			wg.Add(1)
+			chunk.Add(1)
 			go func() {
 				defer wg.Done()
+				defer chunk.Done()
 				results[j] = d.send(ctx, ep, rows[j])
 			}()
 		}
-		wg.Wait()
-		release()
+		go func() { chunk.Wait(); release() }()
 		i += n
 	}
+	wg.Wait()
 	d.listeners.forward(context.WithoutCancel(ctx), appID, results)
 	return len(rows), d.record(context.WithoutCancel(ctx), ep, results)
 }
@@ -429,6 +439,11 @@ func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) res
 	req.Header = h
 	res, err := d.client.Do(req)
 	r.attempt.DurationUS = time.Since(now).Microseconds()
+	if err != nil && ctx.Err() != nil {
+		// We were stopped (shutdown), the partner did not fail: not an
+		// attempt; the delivery goes back to the queue.
+		return result{c: c, deferred: time.Second}
+	}
 	if err != nil {
 		r.attempt.ErrorClass, r.attempt.ErrorMessage = classify(err), trimErr(err)
 		d.metrics.attempt(r.attempt.ErrorClass, time.Since(now))

@@ -83,7 +83,7 @@ func (l *limits) acquire(ctx context.Context, appID int64, max, want int, ttl, w
 		}
 		select {
 		case <-ctx.Done():
-			return 0, nil, ctx.Err()
+			return 0, nil, nil // stopped: take nothing
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

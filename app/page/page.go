@@ -25,6 +25,9 @@ type Cursor struct {
 	Value string `json:"v,omitempty"`
 	ID    int64  `json:"i"`
 	Prev  bool   `json:"p,omitempty"`
+	// Incl includes the boundary row itself: the way back from an empty
+	// page past either end starts at the row the empty page started after.
+	Incl bool `json:"n,omitempty"`
 }
 
 // Encode returns the opaque form given to clients.
@@ -97,6 +100,9 @@ func Query(q *gorm.DB, idColumn string, s Sort, r Request) *gorm.DB {
 	if desc {
 		op, dir = "<", "DESC"
 	}
+	if r.Cursor != nil && r.Cursor.Incl {
+		op += "="
+	}
 	if c := r.Cursor; c != nil {
 		if s.Column == idColumn || s.Column == "" {
 			q = q.Where(fmt.Sprintf("%s %s ?", idColumn, op), c.ID)
@@ -130,7 +136,7 @@ func Finish[T any](rows []T, r Request, key func(T) (string, int64)) Page[T] {
 		if r.Cursor != nil {
 			// An empty page past either end: offer the way back.
 			c := *r.Cursor
-			c.Prev = !backward
+			c.Prev, c.Incl = !backward, true
 			if backward {
 				p.Next, p.HasNext = &c, true
 			} else {
