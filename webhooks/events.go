@@ -247,11 +247,11 @@ func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
 }
 
 // kick makes sure a drain task for appID runs after the caller's commit
-// (and no earlier than delay from now). An app has at most two drain tasks,
-// ids "a" and "b": when one runs, the other waits; when both exist, a
-// running drain loops until nothing is due, so it finds what was just
-// committed. Postgres claims make any overlap harmless, and the relay
-// catches what all this misses.
+// (and no earlier than delay from now). An app has at most two queued or
+// running drain tasks, ids "a" and "b" (they may run at once: claims with
+// SKIP LOCKED split the work). When both exist, a running drain loops until
+// nothing is due, so it finds what was just committed; the relay catches
+// the rare case where both were finishing.
 func (o *Outbox) kick(ctx context.Context, appID int64, delay time.Duration) {
 	payload, _ := json.Marshal(deliverPayload{AppID: appID})
 	base := "drain:" + strconv.FormatInt(appID, 10) + ":"

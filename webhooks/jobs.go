@@ -84,13 +84,16 @@ func (d *Dispatcher) handleRedeliver(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("bad redeliver payload: %w", asynq.SkipRetry)
 	}
+	// Only deliveries that had failed when the job started: one that fails
+	// again while the job runs is not picked up a second time.
+	started := time.Now()
 	for {
 		var rows []ref
 		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = now(), max_attempts = attempts + 1, completed_at = NULL, enqueued_at = now()
-			WHERE id IN (SELECT id FROM deliveries WHERE app_id = ? AND status = 'failed'
+			WHERE id IN (SELECT id FROM deliveries WHERE app_id = ? AND status = 'failed' AND completed_at < ?
 			  AND created_at >= COALESCE(?::timestamptz, '-infinity') AND created_at < COALESCE(?::timestamptz, 'infinity') LIMIT 1000)
 			RETURNING id, app_id`
-		if err := d.db.WithContext(ctx).Raw(q, p.AppID, p.Since, p.Until).Scan(&rows).Error; err != nil {
+		if err := d.db.WithContext(ctx).Raw(q, p.AppID, started, p.Since, p.Until).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("redelivering: %w", err)
 		}
 		d.outbox.enqueue(ctx, rows, 0)
