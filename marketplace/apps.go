@@ -353,6 +353,9 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 				return err
 			}
 			out = v
+			if err := s.endpointFields(ctx, tx, a, v, u); err != nil {
+				return err
+			}
 			return s.audit(tx, a, &v.OrganizationID, "app.update", "app", idStr(v.ID), v.Slug, JSON{"webhookStatus": u.WebhookStatus,
 				"webhookRateLimit": u.WebhookRateLimit, "webhookMaxInFlight": u.WebhookMaxInFlight})
 		}
@@ -372,6 +375,9 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 			return dbErr(err, "app", "slug")
 		}
 		out = v
+		if err := s.endpointFields(ctx, tx, a, v, u); err != nil {
+			return err
+		}
 		data := changed(u.AppFields)
 		if u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil {
 			data["webhookStatus"], data["webhookRateLimit"], data["webhookMaxInFlight"] = u.WebhookStatus, u.WebhookRateLimit, u.WebhookMaxInFlight
@@ -382,9 +388,7 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		return nil, err
 	}
 	if out.Role != "" {
-		if err := s.endpointFields(ctx, a, out, u); err != nil {
-			return nil, err
-		}
+		s.dispatcher.Forget(out.ID)
 		if err := s.loadEndpoint(ctx, out); err != nil {
 			return nil, err
 		}

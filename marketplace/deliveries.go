@@ -151,27 +151,13 @@ func (s *Service) Stats(ctx context.Context, a Actor, ref string, since, until t
 	return s.dispatcher.Stats(ctx, v.ID, since, until, resolution)
 }
 
-// endpointFields applies webhookStatus and limits from a PUT on an app.
-func (s *Service) endpointFields(ctx context.Context, a Actor, v *AppView, u AppUpdate) error {
+// endpointFields applies webhookStatus and limits from a PUT on an app,
+// in the update's transaction.
+func (s *Service) endpointFields(ctx context.Context, tx *gorm.DB, a Actor, v *AppView, u AppUpdate) error {
 	if u.WebhookStatus == nil && u.WebhookRateLimit == nil && u.WebhookMaxInFlight == nil {
 		return nil
 	}
-	if u.WebhookStatus != nil && *u.WebhookStatus != webhooks.EndpointEnabled && *u.WebhookStatus != webhooks.EndpointDisabled {
-		return fault.Field("webhookStatus", "must be enabled or disabled")
-	}
-	if err := s.dispatcher.SetLimits(ctx, v.ID, u.WebhookRateLimit, u.WebhookMaxInFlight); err != nil {
-		return err
-	}
-	if u.WebhookStatus != nil {
-		if *u.WebhookStatus == webhooks.EndpointEnabled {
-			if _, err := s.dispatcher.Enable(ctx, v.ID); err != nil {
-				return err
-			}
-		} else if err := s.dispatcher.Disable(ctx, v.ID, "Disabled by "+actorLabel(a)+"."); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.dispatcher.SetEndpoint(ctx, tx, v.ID, u.WebhookStatus, "Disabled by "+actorLabel(a)+".", u.WebhookRateLimit, u.WebhookMaxInFlight)
 }
 
 // loadEndpoint fills a private view's webhook status and limits.

@@ -276,3 +276,13 @@ func (o *Outbox) kick(ctx context.Context, appID int64, delay time.Duration) {
 		}
 	}
 }
+
+// afterCommit enqueues refs once tx commits (inside Transaction), or now.
+func (o *Outbox) afterCommit(ctx context.Context, tx *gorm.DB, refs []ref) {
+	if v, ok := tx.Get(collectorKey); ok {
+		c := v.(*collector)
+		c.refs = append(c.refs, refs...)
+		return
+	}
+	o.enqueue(ctx, refs, 0)
+}

@@ -162,49 +162,6 @@ func (d *Dispatcher) State(ctx context.Context, appID int64) (EndpointState, err
 	return st, nil
 }
 
-// Enable re-enables an app's endpoint and replays what was paused.
-func (d *Dispatcher) Enable(ctx context.Context, appID int64) (int, error) {
-	var rows []ref
-	var changed bool
-	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`INSERT INTO endpoints (app_id, status, updated_at) VALUES (?, 'enabled', now())
-			ON CONFLICT (app_id) DO UPDATE SET status = 'enabled', disabled_reason = '', disabled_at = NULL, failing_since = NULL, updated_at = now()
-			WHERE endpoints.status <> 'enabled'`, appID)
-		if res.Error != nil {
-			return fmt.Errorf("enabling endpoint: %w", res.Error)
-		}
-		changed = res.RowsAffected > 0
-		return tx.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
-			WHERE app_id = ? AND status = 'paused' RETURNING id, app_id`, appID).Scan(&rows).Error
-	})
-	if err != nil {
-		return 0, err
-	}
-	d.forget(appID)
-	d.outbox.enqueue(ctx, rows, 0)
-	if changed {
-		d.outbox.dir.EndpointChanged(ctx, appID, EndpointEnabled, fmt.Sprintf("re-enabled; %d paused deliveries replayed", len(rows)))
-	}
-	return len(rows), nil
-}
-
-// SetLimits changes an app's rate limit and in-flight cap (nil keeps one).
-func (d *Dispatcher) SetLimits(ctx context.Context, appID int64, rate, inFlight *int) error {
-	f := fault.Fields{}
-	f.Check(rate != nil && (*rate < 1 || *rate > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
-	f.Check(inFlight != nil && (*inFlight < 1 || *inFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
-	if err := f.Err(); err != nil {
-		return err
-	}
-	if err := d.db.WithContext(ctx).Exec(`INSERT INTO endpoints (app_id, rate_limit, max_in_flight, updated_at) VALUES (?, ?, ?, now())
-		ON CONFLICT (app_id) DO UPDATE SET rate_limit = COALESCE(EXCLUDED.rate_limit, endpoints.rate_limit),
-		max_in_flight = COALESCE(EXCLUDED.max_in_flight, endpoints.max_in_flight), updated_at = now()`, appID, rate, inFlight).Error; err != nil {
-		return fmt.Errorf("setting limits: %w", err)
-	}
-	d.forget(appID)
-	return nil
-}
-
 // Limits returns the app's effective rate limit and in-flight cap.
 func (d *Dispatcher) Limits(st EndpointState) (int, int) {
 	rate, inFlight := d.opts.DefaultRateLimit, d.opts.DefaultMaxInFlight
@@ -282,4 +239,47 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// SetEndpoint changes an app's endpoint inside the caller's transaction:
+// limits (nil keeps one) and, when status is set, enabled (paused
+// deliveries replayed after the commit) or disabled (pending ones paused).
+// The caller audits the change; call Forget after the commit.
+func (d *Dispatcher) SetEndpoint(ctx context.Context, tx *gorm.DB, appID int64, status *string, reason string, rate, inFlight *int) error {
+	f := fault.Fields{}
+	f.Check(status != nil && *status != EndpointEnabled && *status != EndpointDisabled, "webhookStatus", "must be enabled or disabled")
+	f.Check(rate != nil && (*rate < 1 || *rate > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
+	f.Check(inFlight != nil && (*inFlight < 1 || *inFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
+	if err := f.Err(); err != nil {
+		return err
+	}
+	db := tx.WithContext(ctx)
+	if err := db.Exec(`INSERT INTO endpoints (app_id, rate_limit, max_in_flight, updated_at) VALUES (?, ?, ?, now())
+		ON CONFLICT (app_id) DO UPDATE SET rate_limit = COALESCE(EXCLUDED.rate_limit, endpoints.rate_limit),
+		max_in_flight = COALESCE(EXCLUDED.max_in_flight, endpoints.max_in_flight), updated_at = now()`, appID, rate, inFlight).Error; err != nil {
+		return fmt.Errorf("setting limits: %w", err)
+	}
+	switch {
+	case status == nil:
+	case *status == EndpointEnabled:
+		if err := db.Exec(`UPDATE endpoints SET status = 'enabled', disabled_reason = '', disabled_at = NULL, failing_since = NULL, updated_at = now()
+			WHERE app_id = ? AND status <> 'enabled'`, appID).Error; err != nil {
+			return fmt.Errorf("enabling endpoint: %w", err)
+		}
+		var rows []ref
+		if err := db.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
+			WHERE app_id = ? AND status = 'paused' RETURNING id, app_id`, appID).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("replaying paused deliveries: %w", err)
+		}
+		d.outbox.afterCommit(ctx, tx, rows)
+	default:
+		if err := db.Exec(`UPDATE endpoints SET status = 'disabled', disabled_reason = ?, disabled_at = now(), updated_at = now()
+			WHERE app_id = ? AND status <> 'disabled'`, reason, appID).Error; err != nil {
+			return fmt.Errorf("disabling endpoint: %w", err)
+		}
+		if err := db.Exec("UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())", appID).Error; err != nil {
+			return fmt.Errorf("pausing deliveries: %w", err)
+		}
+	}
+	return nil
 }
