@@ -361,3 +361,39 @@ func TestReconciliationRunTwiceAtOnceRepairsOnce(t *testing.T) {
 		t.Errorf("%d runs recorded for one period, want 1", runs)
 	}
 }
+
+// A failed installation.created is not resent once the installation is
+// gone and its installation.deleted arrived.
+func TestNoCreatedResentAfterUninstall(t *testing.T) {
+	h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = time.Hour })
+	var down atomic.Bool
+	down.Store(true)
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		if down.Load() {
+			return 500, nil, 0
+		}
+		return 200, nil, 0
+	}
+	var inst map[string]any
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+	uuid := inst["uuid"].(string)
+	waitDelivery(t, h, "installation.created", "failed")
+	down.Store(false)
+	h.admin.do("DELETE", "/api/0/installations/"+uuid+"/", nil).ok(t, 204, nil)
+	waitDelivery(t, h, "installation.deleted", "succeeded")
+	before := len(h.sink.all())
+	if _, err := h.p.App.Reconciler.RunJob(context.Background(), marketplace.JobLifecycle); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for _, x := range h.sink.all()[before:] {
+		if x.Header.Get("Plugboard-Event") == "installation.created" {
+			t.Errorf("installation.created resent after the uninstall")
+		}
+	}
+	var audit []map[string]any
+	h.admin.do("GET", "/api/0/organizations/customer/audit-logs/?action=installation.resend_lifecycle", nil).ok(t, 200, &audit)
+	if len(audit) != 0 {
+		t.Errorf("resends recorded: %v", audit)
+	}
+}
