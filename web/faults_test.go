@@ -157,14 +157,7 @@ func TestFailingEndpointIsDisabledAndReplayedWhenEnabled(t *testing.T) {
 		c.WebhookDisableAfter = time.Second
 		c.WebhookRetrySchedule = "0s,700ms,700ms,700ms"
 	})
-	var down atomic.Bool
-	down.Store(true)
-	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
-		if down.Load() {
-			return 500, nil, 0
-		}
-		return 200, nil, 0
-	}
+	down := h.sink.failing(500)
 	h.publish(t, "first")
 	deadline := time.Now().Add(15 * time.Second)
 	var app map[string]any

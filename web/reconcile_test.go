@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,14 +163,7 @@ func TestUnexchangedGrantGoesOutOfSyncUntilExchanged(t *testing.T) {
 
 func TestFailedLifecycleDeliveryIsResentWhenTheEndpointRecovers(t *testing.T) {
 	h := reconWorld(t, false)
-	var down atomic.Bool
-	down.Store(true)
-	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
-		if down.Load() {
-			return 500, nil, 0
-		}
-		return 200, nil, 0
-	}
+	down := h.sink.failing(500)
 	var inst map[string]any
 	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
 	uuid := inst["uuid"].(string)
@@ -366,14 +358,7 @@ func TestReconciliationRunTwiceAtOnceRepairsOnce(t *testing.T) {
 // gone and its installation.deleted arrived.
 func TestNoCreatedResentAfterUninstall(t *testing.T) {
 	h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = time.Hour })
-	var down atomic.Bool
-	down.Store(true)
-	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
-		if down.Load() {
-			return 500, nil, 0
-		}
-		return 200, nil, 0
-	}
+	down := h.sink.failing(500)
 	var inst map[string]any
 	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
 	uuid := inst["uuid"].(string)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,20 @@ func newSink(t *testing.T) *sink {
 	}))
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// failing makes the sink answer status while the returned flag is set
+// (it starts set), and 200 after.
+func (s *sink) failing(status int) *atomic.Bool {
+	down := &atomic.Bool{}
+	down.Store(true)
+	s.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		if down.Load() {
+			return status, nil, 0
+		}
+		return 200, nil, 0
+	}
+	return down
 }
 
 func (s *sink) all() []hit {
