@@ -594,11 +594,13 @@ func (s *Service) issueInternal(ctx context.Context, tx *gorm.DB, inst *Installa
 func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) (string, time.Time, error) {
 	fresh := newWebhookSecret()
 	until := s.now().Add(WebhookSecretOverlap)
+	var appID int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
 			return err
 		}
+		appID = v.ID
 		if err := tx.Model(&App{}).Where("id = ?", v.ID).Updates(map[string]any{
 			"previous_webhook_secret": v.WebhookSecret, "previous_secret_expires_at": until,
 			"webhook_secret": s.box.Seal(fresh), "updated_at": s.now()}).Error; err != nil {
@@ -610,9 +612,7 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) 
 		return "", time.Time{}, err
 	}
 	if s.dispatcher != nil {
-		if v, verr := s.view(ctx, s.db, a, ref, false); verr == nil {
-			s.dispatcher.Forget(v.ID) // sign with both secrets from now on
-		}
+		s.dispatcher.Forget(appID) // sign with both secrets from now on
 	}
 	return fresh, until, nil
 }

@@ -159,11 +159,11 @@ func (r *Reconciler) found(tx *gorm.DB, run *Run, inst *Installation, reason, ac
 func (r *Reconciler) RunJob(ctx context.Context, job string) ([]*Run, error) {
 	switch job {
 	case JobVerification:
-		return one(r.run(ctx, job, nil, r.verification))
+		return one(r.run(ctx, job, nil, func(run *Run) error { return r.verification(ctx, run) }))
 	case JobGrants:
-		return one(r.run(ctx, job, nil, r.grants))
+		return one(r.run(ctx, job, nil, func(run *Run) error { return r.grants(ctx, run) }))
 	case JobLifecycle:
-		return one(r.run(ctx, job, nil, r.lifecycle))
+		return one(r.run(ctx, job, nil, func(run *Run) error { return r.lifecycle(ctx, run) }))
 	case JobPartnerSync:
 		var ids []int64
 		if err := r.s.db.WithContext(ctx).Model(&App{}).Where("sync_url <> '' AND webhook_url <> ''").Pluck("id", &ids).Error; err != nil {
@@ -193,9 +193,8 @@ func one(run *Run, err error) ([]*Run, error) {
 
 // verification fails installations left pending past the verify timeout:
 // grant and tokens revoked, installation.deleted sent with the reason.
-func (r *Reconciler) verification(run *Run) error {
+func (r *Reconciler) verification(ctx context.Context, run *Run) error {
 	s := r.s
-	ctx := context.Background()
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var due []Installation
 		if err := tx.Preload("App").Preload("Organization").Preload("Plan").Clauses(skipLocked).
@@ -220,9 +219,8 @@ func (r *Reconciler) verification(run *Run) error {
 }
 
 // grants marks installations whose codes all expired unexchanged.
-func (r *Reconciler) grants(run *Run) error {
+func (r *Reconciler) grants(ctx context.Context, run *Run) error {
 	s := r.s
-	ctx := context.Background()
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var live []Installation
 		if err := tx.Clauses(skipLocked).Where(`status IN ? AND sync_state = ? AND
@@ -267,9 +265,8 @@ func (r *Reconciler) markInSync(tx *gorm.DB, inst *Installation, why string) err
 // lifecycle marks installations whose installation.created/deleted delivery
 // ran out of retries (or waits paused), resends once the endpoint works
 // again, and marks them in sync when the resent event arrives.
-func (r *Reconciler) lifecycle(run *Run) error {
+func (r *Reconciler) lifecycle(ctx context.Context, run *Run) error {
 	s := r.s
-	ctx := context.Background()
 	type resendItem struct {
 		appID    int64
 		delivery string

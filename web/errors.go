@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -143,10 +142,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("request failed", "requestId", p.RequestID, "method", c.Request().Method,
 			"path", c.Request().URL.Path, "err", err)
 	}
-	if p.Status == http.StatusMethodNotAllowed {
-		// echo sets Allow on the response before calling us.
-		_ = c.Response().Header().Get("Allow")
-	}
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="plugboard"`)
 	}
@@ -172,5 +167,3 @@ func wantsHTML(c echo.Context) bool {
 	}
 	return strings.Contains(c.Request().Header.Get("Accept"), "text/html")
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -170,7 +171,7 @@ func (s *Server) readyz(c echo.Context) error {
 		}
 	}
 	if len(down) > 0 {
-		sortStrings(down)
+		sort.Strings(down)
 		return &problemError{status: http.StatusServiceUnavailable, code: "not_ready",
 			detail: "Not ready: " + strings.Join(down, ", ") + " unreachable.", extra: map[string]any{"checks": status}}
 	}

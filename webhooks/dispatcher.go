@@ -165,25 +165,16 @@ func (d *Dispatcher) endpoint(ctx context.Context, appID int64) (cachedEndpoint,
 	if err != nil {
 		return c, err
 	}
-	c = cachedEndpoint{ep: ep, at: time.Now(), rateLimit: d.opts.DefaultRateLimit, maxInFlight: d.opts.DefaultMaxInFlight}
+	c = cachedEndpoint{ep: ep, at: time.Now()}
 	if ep.URL != "" {
 		if c.signer, err = NewSigner(ep.Secrets); err != nil {
 			return c, err
 		}
 	}
-	err = d.db.WithContext(ctx).Where("app_id = ?", appID).Take(&c.state).Error
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-		return c, fmt.Errorf("reading endpoint state: %w", err)
+	if c.state, err = d.State(ctx, appID); err != nil {
+		return c, err
 	}
-	if c.state.Status == "" {
-		c.state.Status = EndpointEnabled
-	}
-	if c.state.RateLimit != nil {
-		c.rateLimit = *c.state.RateLimit
-	}
-	if c.state.MaxInFlight != nil {
-		c.maxInFlight = *c.state.MaxInFlight
-	}
+	c.rateLimit, c.maxInFlight = d.Limits(c.state)
 	d.mu.Lock()
 	d.cache[appID] = c
 	d.mu.Unlock()

@@ -111,6 +111,8 @@ func (l *Listeners) forward(ctx context.Context, appID int64, results []result) 
 	if l == nil || !l.active(ctx, appID) {
 		return
 	}
+	pipe := l.rdb.Pipeline()
+	defer pipe.Exec(ctx) // one round trip for the batch
 	for _, r := range results {
 		if r.c.ID == 0 || r.deferred > 0 {
 			continue
@@ -120,6 +122,6 @@ func (l *Listeners) forward(ctx context.Context, appID int64, results []result) 
 		f := Forwarded{DeliveryID: r.c.UUID, EventType: r.c.EventType, Attempt: r.attempt.Number, Headers: h,
 			Body: string(r.body), Status: r.attempt.ResponseStatus, ErrorClass: r.attempt.ErrorClass}
 		b, _ := json.Marshal(f)
-		l.rdb.Publish(ctx, listenChannel(appID), b)
+		pipe.Publish(ctx, listenChannel(appID), b)
 	}
 }
