@@ -166,7 +166,10 @@ func TestDeliveriesAndTriggerCommands(t *testing.T) {
 	}
 	var op struct{ Token string }
 	call(t, "POST", base+"/auth/", "", map[string]string{"email": "ops@plugboard.example", "password": "correct horse battery"}, &op)
-	call(t, "POST", base+"/event-types/", op.Token, map[string]any{"name": "issue.created", "scope": "issue:read"}, nil)
+	call(t, "POST", base+"/event-types/", op.Token, map[string]any{"name": "issue.created", "scope": "issue:read",
+		"schema": map[string]any{"type": "object", "required": []string{"title", "priority", "opened"},
+			"properties": map[string]any{"title": map[string]any{"type": "string", "minLength": 1},
+				"priority": map[string]any{"enum": []string{"high", "low"}}, "opened": map[string]any{"type": "string", "format": "date-time"}}}}, nil)
 	call(t, "POST", base+"/users/", "", map[string]string{"email": "dev@partner.example", "password": "correct horse battery"}, nil)
 	var auth struct{ Token string }
 	call(t, "POST", base+"/auth/", "", map[string]string{"email": "dev@partner.example", "password": "correct horse battery"}, &auth)
@@ -187,7 +190,7 @@ func TestDeliveriesAndTriggerCommands(t *testing.T) {
 		}
 		return out.String()
 	}
-	if out := cli("trigger", "issue.created", "--org", "partner", "--data", `{"title":"From the CLI"}`); !strings.Contains(out, "to 1 installations") {
+	if out := cli("trigger", "issue.created", "--org", "partner", "--data", `{"title":"From the CLI","priority":"low","opened":"2026-11-22T00:00:00Z"}`); !strings.Contains(out, "to 1 installations") {
 		t.Errorf("trigger: %s", out)
 	}
 	var list string
@@ -205,6 +208,10 @@ func TestDeliveriesAndTriggerCommands(t *testing.T) {
 	}
 	if out := cli("deliveries", "redeliver", "--app", "team-bot", id); !strings.Contains(out, "sending 1 deliveries again") {
 		t.Errorf("redeliver: %s", out)
+	}
+	// With no --data, a sample that satisfies the type's schema.
+	if out := cli("trigger", "issue.created", "--org", "partner"); !strings.Contains(out, "to 1 installations") {
+		t.Errorf("sample trigger: %s", out)
 	}
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"trigger", "nothing.happened", "--org", "partner"}, &out, &out, env); err == nil || !strings.Contains(err.Error(), "400") {

@@ -293,7 +293,7 @@ func cmdTrigger(ctx context.Context, args []string, out, errOut io.Writer, geten
 	fs := flags("trigger", "trigger EVENT --org ORG [--data JSON]", out)
 	c := apiFlags(fs, getenv)
 	org := fs.String("org", "", "the organization the event happens in (required)")
-	data := fs.String("data", "{}", "the event's data, a JSON object matching the event type's schema")
+	data := fs.String("data", "", "the event's data, a JSON object (default: a sample built from the event type's JSON Schema)")
 	var event string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		event, args = args[0], args[1:]
@@ -306,7 +306,23 @@ func cmdTrigger(ctx context.Context, args []string, out, errOut io.Writer, geten
 		return errors.New("trigger: an event type and --org are required")
 	}
 	var raw json.RawMessage
-	if err := json.Unmarshal([]byte(*data), &raw); err != nil {
+	if *data == "" {
+		// A sample event: data built from the catalogue's schema.
+		var types []struct {
+			Name   string
+			Schema any
+		}
+		if err := c.do(ctx, "GET", "/api/0/event-types/", nil, &types); err != nil {
+			return fmt.Errorf("trigger: reading the event catalogue: %w", err)
+		}
+		var schema any
+		for _, t := range types {
+			if t.Name == event {
+				schema = t.Schema
+			}
+		}
+		raw, _ = json.Marshal(sample(schema))
+	} else if err := json.Unmarshal([]byte(*data), &raw); err != nil {
 		return fmt.Errorf("trigger: --data is not JSON: %w", err)
 	}
 	var ev struct {
