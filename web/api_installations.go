@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -21,11 +20,6 @@ func (s *Server) install(c echo.Context) error {
 		return err
 	}
 	res, err := s.opts.Marketplace.Install(c.Request().Context(), actor(c), c.Param("org"), in.App, in.Plan)
-	var dup *marketplace.AlreadyInstalledError
-	if errors.As(err, &dup) {
-		return &problemError{status: http.StatusConflict, code: "already_installed", detail: dup.Err.Message,
-			extra: map[string]any{"installation": toInstallationJSON(dup.Installation)}}
-	}
 	if err != nil {
 		return err
 	}
@@ -125,7 +119,7 @@ func (s *Server) authorizeInstallation(c echo.Context) error {
 	ctx := c.Request().Context()
 	app, err := s.opts.Marketplace.AuthenticateClient(ctx, in.ClientID, in.ClientSecret)
 	if err != nil {
-		return oauthProblem(err)
+		return err
 	}
 	grant := map[string]string{"authorization_code": "authorization_code", "refresh_token": "refresh_token"}[in.GrantType]
 	if grant == "" && in.GrantType != "" {
@@ -134,17 +128,8 @@ func (s *Server) authorizeInstallation(c echo.Context) error {
 	set, err := s.opts.Marketplace.Token(ctx, app, marketplace.TokenRequest{GrantType: grant, Code: in.Code, RefreshToken: in.RefreshToken,
 		RedirectURI: in.RedirectURI, CodeVerifier: in.CodeVerifier, InstallationUUID: c.Param("uuid")})
 	if err != nil {
-		return oauthProblem(err)
+		return err
 	}
 	return c.JSON(http.StatusCreated, authorizationJSON{Token: set.AccessToken, RefreshToken: set.RefreshToken, ExpiresAt: set.ExpiresAt,
 		Scopes: orEmpty(set.Scopes), InstallationID: set.Installation.UUID})
-}
-
-// oauthProblem renders an OAuth error as a problem document on the JSON API.
-func oauthProblem(err error) error {
-	var oe *marketplace.OAuthError
-	if errors.As(err, &oe) {
-		return &problemError{status: oe.Status, code: oe.Code, detail: oe.Description}
-	}
-	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
+	"github.com/plugboard/plugboard/marketplace"
 )
 
 // Problem is an RFC 9457 problem document, extended with a stable machine
@@ -89,14 +90,21 @@ var statusCode = map[int]string{
 // generic message; their cause is logged by handleError, never shown.
 func problemFor(err error) Problem {
 	var (
-		fe *fault.Error
-		he *echo.HTTPError
-		pe *problemError
+		fe  *fault.Error
+		he  *echo.HTTPError
+		pe  *problemError
+		oe  *marketplace.OAuthError
+		dup *marketplace.AlreadyInstalledError
 	)
 	p := Problem{Status: http.StatusInternalServerError, Detail: "Something went wrong on our side; the request id identifies it in our logs."}
 	switch {
 	case errors.As(err, &pe):
 		p.Status, p.Code, p.Detail, p.Extra = pe.status, pe.code, pe.detail, pe.extra
+	case errors.As(err, &oe): // OAuth errors on the JSON API (the /oauth/ endpoints answer RFC 6749 JSON)
+		p.Status, p.Code, p.Detail = oe.Status, oe.Code, oe.Description
+	case errors.As(err, &dup): // installing twice: the live installation comes with the conflict
+		p.Status, p.Code, p.Detail = http.StatusConflict, "already_installed", dup.Err.Message
+		p.Extra = map[string]any{"installation": toInstallationJSON(dup.Installation)}
 	case errors.As(err, &fe) && fe.Kind != fault.KindInternal:
 		p.Status, p.Code, p.Detail, p.Fields = kindStatus[fe.Kind], fe.Code, fe.Message, fe.Fields
 	case errors.Is(err, page.ErrBadCursor):

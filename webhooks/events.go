@@ -160,9 +160,6 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 	if ev.InstallationID != 0 {
 		e.InstallationID = &ev.InstallationID
 	}
-	if err := tx.WithContext(ctx).Omit("DeliveriesCount").Create(e).Error; err != nil {
-		return nil, fmt.Errorf("publishing %s: %w", ev.Type, err)
-	}
 	var recipients []Recipient
 	if ev.AppID != 0 {
 		recipients = []Recipient{{AppID: ev.AppID}}
@@ -175,6 +172,11 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		if err != nil {
 			return nil, fmt.Errorf("finding recipients of %s: %w", ev.Type, err)
 		}
+	}
+	// The event row carries its delivery count from the start: no second write.
+	e.DeliveriesCount = len(recipients)
+	if err := tx.WithContext(ctx).Create(e).Error; err != nil {
+		return nil, fmt.Errorf("publishing %s: %w", ev.Type, err)
 	}
 	if len(recipients) == 0 {
 		return e, nil
@@ -210,10 +212,6 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 	if err := tx.WithContext(ctx).CreateInBatches(&rows, 500).Error; err != nil {
 		return nil, fmt.Errorf("creating deliveries of %s: %w", ev.Type, err)
 	}
-	if err := tx.WithContext(ctx).Model(&Event{}).Where("id = ?", e.ID).Update("deliveries_count", len(rows)).Error; err != nil {
-		return nil, fmt.Errorf("counting deliveries: %w", err)
-	}
-	e.DeliveriesCount = len(rows)
 	if v, ok := tx.Get(collectorKey); ok {
 		c := v.(*collector)
 		for _, d := range rows {
