@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -222,10 +221,8 @@ func TestMarketplaceInstallFlowWithOAuth2Client(t *testing.T) {
 	}
 }
 
-var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
-// browser is a signed-in browser that does not follow redirects off-site.
-func browser(t *testing.T, w *world, email string) *http.Client {
+// oauthBrowser is a signed-in browser that does not follow redirects off-site.
+func oauthBrowser(t *testing.T, w *world, email string) *http.Client {
 	c := signIn(t, w.p, email)
 	hc := c.http
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -266,7 +263,7 @@ func consent(t *testing.T, hc *http.Client, authURL, org, decision string) url.V
 func TestAuthorizeWithPKCE(t *testing.T) {
 	w := newWorld(t, false)
 	ctx := context.Background()
-	hc := browser(t, w, "admin@customer.example")
+	hc := oauthBrowser(t, w, "admin@customer.example")
 
 	verifier := oauth2.GenerateVerifier()
 	q := consent(t, hc, w.oauth.AuthCodeURL("st4te", oauth2.S256ChallengeOption(verifier)), "customer", "approve")

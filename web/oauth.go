@@ -219,17 +219,6 @@ func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r m
 		"Plans": consent.Plans, "Hidden": hidden, "Error": msg, "RedirectHost": redirectHost})
 }
 
-var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in · Plugboard</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}label{display:block;margin:.75rem 0 .25rem}
-input{font:inherit;width:100%;padding:.4rem;box-sizing:border-box}.err{color:#b42318}button{font:inherit;margin-top:1rem;padding:.5rem 1rem}</style></head>
-<body><h1>Sign in to Plugboard</h1>{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="/login"><input type="hidden" name="next" value="{{.Next}}">
-<label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required value="{{.Email}}">
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form></body></html>`))
-
 // safeNext keeps post-sign-in redirects on this site.
 func safeNext(next string) string {
 	// Browsers drop tabs and newlines and read "\" as "/": "/\t/evil" would
@@ -242,28 +231,4 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
-}
-
-func (s *Server) loginForm(c echo.Context) error {
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	return loginPage.Execute(c.Response(), map[string]string{"Next": safeNext(c.QueryParam("next"))})
-}
-
-func (s *Server) login(c echo.Context) error {
-	if !s.sameOrigin(c.Request()) {
-		// A cross-site form must not sign the browser in as someone else.
-		return fault.Forbidden("cross_origin", "Sign in from Plugboard's own page.")
-	}
-	next := safeNext(c.FormValue("next"))
-	res, err := s.opts.Marketplace.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
-	if _, ok := fault.As(err); ok {
-		c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-		c.Response().WriteHeader(http.StatusUnauthorized)
-		return loginPage.Execute(c.Response(), map[string]string{"Next": next, "Email": c.FormValue("email"), "Error": "The email or password is wrong."})
-	}
-	if err != nil {
-		return err
-	}
-	s.setSessionCookie(c, res.SessionToken, res.SessionEnds)
-	return c.Redirect(http.StatusSeeOther, next)
 }

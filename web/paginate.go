@@ -2,7 +2,6 @@ package web
 
 import (
 	"fmt"
-	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -92,17 +91,9 @@ func writePage[T, U any](s *Server, c echo.Context, p page.Page[T], conv func(T)
 	return c.JSON(http.StatusOK, out)
 }
 
-var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}} · Plugboard</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; padding: 0 1rem">
-<h1>{{.Status}} {{.Title}}</h1><p>{{.Detail}}</p>
-{{if .Fields}}<ul>{{range $k, $v := .Fields}}<li><b>{{$k}}</b> {{$v}}</li>{{end}}</ul>{{end}}
-<p style="color:#666">Request id {{.RequestID}}</p><p><a href="/">Back to Plugboard</a></p>
-</body></html>`))
-
+// renderErrorPage shows a problem to a browser, inside the layout.
 func (s *Server) renderErrorPage(c echo.Context, p Problem) error {
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	c.Response().WriteHeader(p.Status)
-	return errorPage.Execute(c.Response(), p)
+	v := s.newView(c, p.Title)
+	v.Data = p
+	return s.render(c, p.Status, "error", v)
 }

@@ -100,16 +100,11 @@ func (s *Server) routes() {
 	e.GET("/.well-known/jwks.json", s.jwks)
 	e.GET("/oauth/authorize", s.authorize, s.authenticate)
 	e.POST("/oauth/authorize", s.decide, s.authenticate)
-	e.GET("/login", s.loginForm, s.authenticate)
-	e.POST("/login", s.login, s.authenticate)
 
 	e.GET("/docs/api", s.apiDocs)
 	e.GET("/docs/problems", s.problemsDoc)
 	e.GET("/assets/*", echo.WrapHandler(assetHandler()))
-
-	e.GET("/", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"name": "Plugboard", "version": s.opts.Version, "api": "/api/0/"})
-	})
+	s.uiRoutes()
 }
 
 // queuesGuard keeps the asynq monitoring UI to operators: browsers signed

@@ -47,13 +47,14 @@ type Server struct {
 	log     *slog.Logger
 	e       *echo.Echo
 	streams streams
+	pages   templates
 }
 
 // New builds the echo server with its middleware and routes.
 func New(opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{opts: opts, log: opts.Logger, e: e}
+	s := &Server{opts: opts, log: opts.Logger, e: e, pages: parseTemplates()}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 

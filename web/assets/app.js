@@ -1,0 +1,34 @@
+// Plugboard UI: small progressive enhancements. Every page works without it.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (e) {
+    var copy = e.target.closest("[data-copy]");
+    if (copy) {
+      var el = document.querySelector(copy.getAttribute("data-copy"));
+      if (el && navigator.clipboard) {
+        navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+          var was = copy.textContent;
+          copy.textContent = "Copied";
+          setTimeout(function () { copy.textContent = was; }, 1500);
+        });
+      }
+      e.preventDefault();
+      return;
+    }
+    var back = e.target.closest("[data-back]");
+    if (back && history.length > 1) {
+      history.back();
+      e.preventDefault();
+    }
+    // Close open menus when clicking elsewhere.
+    document.querySelectorAll("details.menu[open]").forEach(function (d) {
+      if (!d.contains(e.target)) d.removeAttribute("open");
+    });
+  });
+  // Filters submit themselves when a select changes.
+  document.addEventListener("change", function (e) {
+    if (e.target.matches("form[data-autosubmit] select")) {
+      e.target.form.requestSubmit();
+    }
+  });
+})();

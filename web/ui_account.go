@@ -1,0 +1,135 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/marketplace"
+)
+
+// accountPages: home, sign up, sign in, sign out, creating and switching
+// organizations.
+func (s *Server) accountPages(r uiRouter) {
+	r.page(http.MethodGet, "/", s.home)
+	r.page(http.MethodGet, "/signup", s.signUpForm)
+	r.page(http.MethodPost, "/signup", s.signUpPage)
+	r.page(http.MethodGet, "/login", s.loginForm)
+	r.page(http.MethodPost, "/login", s.login)
+	r.user(http.MethodPost, "/logout", s.logout)
+	r.user(http.MethodGet, "/orgs/new", s.newOrgForm)
+	r.user(http.MethodPost, "/orgs/new", s.createOrgPage)
+	r.user(http.MethodGet, "/orgs/:org/", s.orgHome)
+}
+
+// home sends browsers to their organization (or the marketplace); API
+// clients get the service's name and version.
+func (s *Server) home(c echo.Context) error {
+	if !wantsPage(c) {
+		return c.JSON(http.StatusOK, map[string]string{"name": "Plugboard", "version": s.opts.Version, "api": "/api/0/"})
+	}
+	v := s.newView(c, "Home")
+	switch {
+	case !v.Actor.SignedIn():
+		return c.Redirect(http.StatusSeeOther, "/marketplace")
+	case v.Org != nil:
+		return c.Redirect(http.StatusSeeOther, "/orgs/"+v.Org.Org.Slug+"/installations")
+	}
+	return c.Redirect(http.StatusSeeOther, "/orgs/new")
+}
+
+func (s *Server) signUpForm(c echo.Context) error {
+	v := s.newView(c, "Create your account")
+	v.Data = safeNext(c.QueryParam("next"))
+	return s.render(c, http.StatusOK, "signup", v)
+}
+
+// signUpPage creates the account and signs the browser in.
+func (s *Server) signUpPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	next := safeNext(c.FormValue("next"))
+	_, err := s.opts.Marketplace.SignUp(ctx, actor(c), marketplace.NewUser{
+		Email: c.FormValue("email"), Name: c.FormValue("name"), Password: c.FormValue("password")})
+	if err == nil {
+		var res *marketplace.SignIn
+		res, err = s.opts.Marketplace.SignIn(ctx, actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+		if err == nil {
+			s.setSessionCookie(c, res.SessionToken, res.SessionEnds)
+			if next == "/" {
+				next = "/orgs/new"
+			}
+			return s.redirect(c, next, "Welcome to Plugboard, "+res.User.Name+".")
+		}
+	}
+	if !formFault(err) {
+		return err
+	}
+	v := s.newView(c, "Create your account")
+	v.fail(err, c)
+	v.Form.Del("password")
+	v.Data = next
+	return s.render(c, uiStatus(err), "signup", v)
+}
+
+func (s *Server) loginForm(c echo.Context) error {
+	v := s.newView(c, "Sign in")
+	v.Data = safeNext(c.QueryParam("next"))
+	return s.render(c, http.StatusOK, "login", v)
+}
+
+func (s *Server) login(c echo.Context) error {
+	next := safeNext(c.FormValue("next"))
+	res, err := s.opts.Marketplace.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+	if _, ok := fault.As(err); ok {
+		v := s.newView(c, "Sign in")
+		v.fail(err, c)
+		v.Form.Del("password")
+		v.Data = next
+		return s.render(c, uiStatus(err), "login", v)
+	}
+	if err != nil {
+		return err
+	}
+	s.setSessionCookie(c, res.SessionToken, res.SessionEnds)
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *Server) logout(c echo.Context) error {
+	if err := s.opts.Marketplace.SignOut(c.Request().Context(), actor(c)); err != nil {
+		return err
+	}
+	s.clearSessionCookie(c)
+	return s.redirect(c, "/marketplace", "You are signed out.")
+}
+
+func (s *Server) newOrgForm(c echo.Context) error {
+	v := s.newView(c, "Create an organization")
+	return s.render(c, http.StatusOK, "org_new", v)
+}
+
+func (s *Server) createOrgPage(c echo.Context) error {
+	org, err := s.opts.Marketplace.CreateOrganization(c.Request().Context(), actor(c),
+		marketplace.NewOrganization{Name: c.FormValue("name"), Slug: c.FormValue("slug")})
+	if formFault(err) {
+		v := s.newView(c, "Create an organization")
+		v.fail(err, c)
+		return s.render(c, uiStatus(err), "org_new", v)
+	}
+	if err != nil {
+		return err
+	}
+	s.rememberOrg(c, org.Org.Slug)
+	return s.redirect(c, "/orgs/"+org.Org.Slug+"/installations", "Created "+org.Org.Name+". Install apps from the marketplace, or build your own under Developer.")
+}
+
+// orgHome switches to an organization: later pages without one in their
+// path use it.
+func (s *Server) orgHome(c echo.Context) error {
+	org, err := s.opts.Marketplace.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
+	if err != nil {
+		return err
+	}
+	s.rememberOrg(c, org.Org.Slug)
+	return c.Redirect(http.StatusSeeOther, "/orgs/"+org.Org.Slug+"/installations")
+}

@@ -1,0 +1,4 @@
+package web
+
+// partnerPages registers this area's pages.
+func (s *Server) partnerPages(r uiRouter) {}
