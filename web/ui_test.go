@@ -187,7 +187,7 @@ func TestAccountPages(t *testing.T) {
 		pg.fieldError("name")
 		slug := b.uiOrg("Ann Corp")
 		second := b.uiOrg("Ann Labs")
-		b.get("/orgs/" + slug + "/").ok(200, "Ann Corp", "Ann Labs").at("/orgs/" + slug + "/installations")
+		b.get("/orgs/"+slug+"/").ok(200, "Ann Corp", "Ann Labs").at("/orgs/" + slug + "/installations")
 		// The switcher remembers the choice for pages without an org in the path.
 		b.get("/").at("/orgs/" + slug + "/installations")
 		b.get("/orgs/" + second + "/").at("/orgs/" + second + "/installations")
