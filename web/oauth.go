@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -177,46 +176,27 @@ func (s *Server) decide(c echo.Context) error {
 	return c.Redirect(http.StatusFound, to)
 }
 
-var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Install {{.App.Name}} · Plugboard</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1f2328}
-fieldset{border:1px solid #d0d7de;border-radius:8px;margin:1rem 0;padding:1rem}legend{font-weight:600}
-.err{color:#b42318}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #d0d7de;cursor:pointer}
-button.primary{background:#1f6feb;color:#fff;border-color:#1f6feb}</style></head>
-<body><h1>Install {{.App.Name}}</h1>
-<p>{{.App.Name}} by {{.App.Author}} asks to be installed into one of your organizations.</p>
-{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
-<form method="post" action="/oauth/authorize">
-{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
-<fieldset><legend>It will be able to</legend><ul>{{range .Scopes}}<li>{{.Description}} <small>({{.Name}})</small></li>{{else}}<li>Receive notifications about its installation</li>{{end}}</ul></fieldset>
-<fieldset><legend><label for="org">Organization</label></legend>
-{{if .Orgs}}<select id="org" name="org">{{range .Orgs}}<option value="{{.Org.Slug}}">{{.Org.Name}}</option>{{end}}</select>
-{{else}}<p class="err">You are not an admin of any organization that may install this app.</p>{{end}}</fieldset>
-{{if .Plans}}<fieldset><legend>Plan</legend>{{range $i, $p := .Plans}}
-<label><input type="radio" name="plan" value="{{$p.Slug}}" {{if eq $i 0}}checked{{end}}> {{$p.Name}} — {{if $p.IsFree}}free{{else}}{{$p.Price}} {{$p.Currency}} / {{$p.Interval}}{{end}}</label><br>{{end}}</fieldset>{{end}}
-<p><button class="primary" name="decision" value="approve" {{if not .Orgs}}disabled{{end}}>Approve and install</button>
-<button name="decision" value="deny">Deny</button></p>
-<p><small>You will be sent to {{.RedirectHost}} to finish setting up.</small></p>
-</form></body></html>`))
-
 func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r marketplace.AuthorizeRequest, msg string) error {
-	redirectHost := consent.RedirectURI
+	cp := &consentPage{App: consent.App, Scopes: consent.Scopes, Orgs: consent.Orgs, Plans: consent.Plans,
+		Action: "/oauth/authorize", OAuth: true, Org: c.FormValue("org"), Plan: c.FormValue("plan"), RedirectHost: consent.RedirectURI,
+		Hidden: map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
+			"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod}}
 	if u, err := url.Parse(consent.RedirectURI); err == nil {
-		redirectHost = u.Host
+		cp.RedirectHost = u.Host
 	}
-	hidden := map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
-		"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod,
-		"csrf": s.opts.Marketplace.CSRFToken(actor(c))}
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	c.Response().Header().Set("X-Frame-Options", "DENY")
+	if cp.Plan == "" && len(cp.Plans) > 0 {
+		cp.Plan = cp.Plans[0].Slug
+	}
+	v := s.newView(c, "Install "+consent.App.Name)
+	if cp.Org == "" && v.Org != nil {
+		cp.Org = v.Org.Org.Slug
+	}
+	v.Data = cp
 	status := http.StatusOK
 	if msg != "" {
-		status = http.StatusBadRequest
+		v.ErrorMsg, status = msg, http.StatusBadRequest
 	}
-	c.Response().WriteHeader(status)
-	return consentPage.Execute(c.Response(), map[string]any{"App": consent.App, "Scopes": consent.Scopes, "Orgs": consent.Orgs,
-		"Plans": consent.Plans, "Hidden": hidden, "Error": msg, "RedirectHost": redirectHost})
+	return s.render(c, status, "install", v)
 }
 
 // safeNext keeps post-sign-in redirects on this site.

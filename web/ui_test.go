@@ -145,7 +145,7 @@ func uiSignIn(t testing.TB, p *apptest.Platform, email string) *browser {
 	t.Helper()
 	b := newBrowser(t, p)
 	b.get("/login").ok(200)
-	b.post("/login", url.Values{"email": {email}, "password": {"correct horse battery"}}).ok(200)
+	b.post("/login", url.Values{"email": {email}, "password": {"correct horse battery"}, "next": {"/marketplace"}}).ok(200).at("/marketplace")
 	return b
 }
 

@@ -1,0 +1,71 @@
+package web_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestMarketplacePages(t *testing.T) {
+	w := newWorld(t, false)
+	p := w.p
+
+	t.Run("anyone browses, searches and filters the directory", func(t *testing.T) {
+		b := newBrowser(t, p)
+		b.get("/").at("/marketplace")
+		b.get("/marketplace").ok(200, "Flow App", "Pages the on-call person", "Sign up")
+		b.get("/marketplace?q=flow").ok(200, "Results for “flow”", "Flow App")
+		if pg := b.get("/marketplace?q=nothing-like-this").ok(200, "No apps match"); strings.Contains(pg.Body, "Flow App") {
+			t.Error("search did not narrow the list")
+		}
+		b.get("/marketplace?category=alerting").ok(200, "Flow App")
+		if pg := b.get("/marketplace?category=security").ok(200); strings.Contains(pg.Body, `href="/marketplace/flow-app"`) {
+			t.Error("category did not narrow the list")
+		}
+	})
+
+	t.Run("the app page says what it may do and what it costs", func(t *testing.T) {
+		newBrowser(t, p).get("/marketplace/flow-app").ok(200, "Flow App",
+			"Read the organization&#39;s name and settings", "See who belongs to the organization", // scopes in plain words
+			"Free", "10.00 USD / month", `href="/marketplace/flow-app/install"`)
+		newBrowser(t, p).get("/marketplace/no-such-app").ok(404)
+	})
+
+	t.Run("install: consent, then the partner's redirect URL with a code", func(t *testing.T) {
+		b := uiSignIn(t, p, "admin@customer.example")
+		b.get("/marketplace/flow-app/install").ok(200, "Install Flow App", "Customer", "Approve and install", w.partner.srv.Listener.Addr().String())
+		before := count(t, p, "installations")
+		// A plan that does not exist: the field says so and nothing is installed.
+		pg := b.post("/marketplace/flow-app/install", url.Values{"org": {"customer"}, "plan": {"gold"}}).ok(400)
+		pg.fieldError("plan")
+		if count(t, p, "installations") != before {
+			t.Fatal("a refused install wrote an installation")
+		}
+		pg = b.post("/marketplace/flow-app/install", url.Values{"org": {"customer"}, "plan": {"pro"}}).ok(200, "set-up page")
+		if pg.URL.Host != w.partner.srv.Listener.Addr().String() || pg.URL.Path != "/setup" {
+			t.Fatalf("landed on %s", pg.URL)
+		}
+		q := w.partner.last(t)
+		if q.Get("code") == "" || q.Get("orgSlug") != "customer" || q.Get("installationId") == "" {
+			t.Fatalf("the partner got %v", q)
+		}
+		// The marketplace now says it is installed, and installing again
+		// points at the existing installation.
+		b.get("/marketplace/flow-app").ok(200, "Installed in Customer", "/orgs/customer/installations/"+q.Get("installationId"))
+		b.get("/marketplace/flow-app/install")
+		b.post("/marketplace/flow-app/install", url.Values{"org": {"customer"}, "plan": {"free"}}).ok(409, "already installed", "Manage the installation")
+	})
+
+	t.Run("members who are not admins are told to ask an admin", func(t *testing.T) {
+		b := uiSignUp(t, p, "newbie@customer.example")
+		b.get("/marketplace/flow-app/install").ok(200, "You are not an admin of any organization")
+		b.post("/marketplace/flow-app/install", url.Values{"org": {"customer"}, "plan": {"free"}}).ok(404)
+	})
+
+	t.Run("signed out, Install asks to sign in first and comes back", func(t *testing.T) {
+		b := newBrowser(t, p)
+		b.get("/marketplace/flow-app/install").ok(200, "Sign in").at("/login")
+		b.post("/login", url.Values{"email": {"admin@customer.example"}, "password": {"correct horse battery"}, "next": {"/marketplace/flow-app/install"}}).
+			ok(200, "Approve and install").at("/marketplace/flow-app/install")
+	})
+}
