@@ -1,0 +1,120 @@
+package marketplace
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/plugboard/plugboard/app/page"
+)
+
+// ListLiveOrgInstallations lists the apps an organization has installed or
+// is installing (pending or installed), newest first; members may read.
+func (s *Service) ListLiveOrgInstallations(ctx context.Context, a Actor, orgRef string, r page.Request) (page.Page[Installation], error) {
+	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
+	if err != nil {
+		return page.Page[Installation]{}, err
+	}
+	return s.listInstallations(ctx, s.db.Where("installations.organization_id = ? AND installations.status IN ?",
+		acc.Org.ID, []string{InstallPending, InstallInstalled}), InstallationQuery{}, r)
+}
+
+// InstallationSummary is what an organization's installed-apps page shows
+// beside each installation: who installed it and how its webhooks fare.
+type InstallationSummary struct {
+	InstalledBy string // the installer's name or email; "" when unknown
+	// The latest delivery to the installation; LastStatus is "" when
+	// nothing was ever delivered.
+	LastStatus string
+	LastAt     time.Time
+	// Deliveries created in the last 24 hours, and how many succeeded.
+	Total24h     int
+	Succeeded24h int
+}
+
+// InstallationSummaries returns, for installations of organization orgRef,
+// their installer and delivery health, keyed by installation id. Members
+// may read; ids of other organizations' installations are ignored.
+func (s *Service) InstallationSummaries(ctx context.Context, a Actor, orgRef string, insts []Installation) (map[int64]InstallationSummary, error) {
+	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]InstallationSummary, len(insts))
+	if len(insts) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, 0, len(insts))
+	var users []int64
+	for _, i := range insts {
+		if i.OrganizationID != acc.Org.ID {
+			continue
+		}
+		ids = append(ids, i.ID)
+		if i.InstalledBy != nil {
+			users = append(users, *i.InstalledBy)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	db := s.db.WithContext(ctx)
+
+	var latest []struct {
+		InstallationID int64
+		Status         string
+		CreatedAt      time.Time
+		CompletedAt    *time.Time
+	}
+	if err := db.Raw(`SELECT DISTINCT ON (installation_id) installation_id, status, created_at, completed_at
+		FROM deliveries WHERE organization_id = ? AND installation_id IN ?
+		ORDER BY installation_id, id DESC`, acc.Org.ID, ids).Scan(&latest).Error; err != nil {
+		return nil, fmt.Errorf("finding latest deliveries: %w", err)
+	}
+	for _, l := range latest {
+		sum := out[l.InstallationID]
+		sum.LastStatus, sum.LastAt = l.Status, l.CreatedAt
+		if l.CompletedAt != nil {
+			sum.LastAt = *l.CompletedAt
+		}
+		out[l.InstallationID] = sum
+	}
+
+	var counts []struct {
+		InstallationID int64
+		Total          int
+		Succeeded      int
+	}
+	if err := db.Raw(`SELECT installation_id, count(*) AS total, count(*) FILTER (WHERE status = 'succeeded') AS succeeded
+		FROM deliveries WHERE organization_id = ? AND installation_id IN ? AND created_at > ?
+		GROUP BY installation_id`, acc.Org.ID, ids, s.now().Add(-24*time.Hour)).Scan(&counts).Error; err != nil {
+		return nil, fmt.Errorf("counting recent deliveries: %w", err)
+	}
+	for _, c := range counts {
+		sum := out[c.InstallationID]
+		sum.Total24h, sum.Succeeded24h = c.Total, c.Succeeded
+		out[c.InstallationID] = sum
+	}
+
+	if len(users) > 0 {
+		var us []User
+		if err := db.Select("id", "name", "email").Where("id IN ?", users).Find(&us).Error; err != nil {
+			return nil, fmt.Errorf("finding installers: %w", err)
+		}
+		names := make(map[int64]string, len(us))
+		for _, u := range us {
+			names[u.ID] = u.Name
+			if u.Name == "" {
+				names[u.ID] = u.Email
+			}
+		}
+		for _, i := range insts {
+			if i.InstalledBy != nil && i.OrganizationID == acc.Org.ID {
+				sum := out[i.ID]
+				sum.InstalledBy = names[*i.InstalledBy]
+				out[i.ID] = sum
+			}
+		}
+	}
+	return out, nil
+}
