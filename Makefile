@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/plugboard/plugboard/app.Version=$(VERSION)
 BIN     := bin/plugboard
 
-.PHONY: run test build lint fmt tidy migrate services bench clean
+.PHONY: run test build lint fmt tidy migrate services bench screenshots clean
 
 ## run: start PostgreSQL and Redis if needed, then `plugboard serve` on :8080
 run: services build
@@ -41,6 +41,11 @@ migrate: services build
 ## services: start PostgreSQL and Redis when they are not running
 services:
 	@.ci/services
+
+## screenshots: the main pages in Chromium at 1280x800, into docs/screenshots
+screenshots: services
+	@.ci/chromium
+	PLUGBOARD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestScreenshots$$' ./web/
 
 ## bench: Go benchmarks, then the webhook pipeline end to end (60 s throughput, 30 s latency)
 bench: services

@@ -85,7 +85,7 @@ func actor(c echo.Context) marketplace.Actor {
 func (s *Server) setSessionCookie(c echo.Context, token string, expires time.Time) {
 	c.SetCookie(&http.Cookie{
 		Name: SessionCookie, Value: token, Path: "/", Expires: expires, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: strings.HasPrefix(s.opts.BaseURL, "https://") || s.opts.Env == "production",
+		SameSite: http.SameSiteLaxMode, Secure: s.secureCookies(),
 	})
 }
 

@@ -20,3 +20,21 @@ func TestSafeNextKeepsRedirectsLocal(t *testing.T) {
 		}
 	}
 }
+
+func TestCookiesAreSecureOutsideDevelopment(t *testing.T) {
+	for _, tc := range []struct {
+		env, base string
+		secure    bool
+	}{
+		{"production", "http://plugboard.internal", true},
+		{"production", "https://plugboard.example", true},
+		{"development", "http://localhost:8080", false},
+		{"development", "https://dev.plugboard.example", true},
+		{"test", "http://127.0.0.1:1234", false},
+	} {
+		s := &Server{opts: Options{Env: tc.env, BaseURL: tc.base}}
+		if got := s.secureCookies(); got != tc.secure {
+			t.Errorf("%s at %s: Secure=%v, want %v", tc.env, tc.base, got, tc.secure)
+		}
+	}
+}

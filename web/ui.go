@@ -394,6 +394,20 @@ var templateFuncs = template.FuncMap{
 		}
 		return v
 	},
+	// category is a directory category as people write it.
+	"category": func(c string) string {
+		if l, ok := categoryLabels[c]; ok {
+			return l
+		}
+		return c
+	},
+	// plural: "1 install", "3 installs".
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.Itoa(n) + " " + many
+	},
 	"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
 	"ms":  func(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) + " ms" },
 	"add": func(a, b int) int { return a + b },
@@ -427,6 +441,13 @@ var templateFuncs = template.FuncMap{
 		}
 		return "plain"
 	},
+}
+
+var categoryLabels = map[string]string{
+	"alerting": "Alerting", "analytics": "Analytics", "ci-cd": "CI/CD", "communication": "Communication", "data": "Data",
+	"deployment": "Deployment", "developer-tools": "Developer tools", "issue-tracking": "Issue tracking", "monitoring": "Monitoring",
+	"notifications": "Notifications", "project-management": "Project management", "security": "Security",
+	"source-control": "Source control", "other": "Other",
 }
 
 func timeOf(t any) (time.Time, bool) {

@@ -1,0 +1,142 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/marketplace"
+)
+
+// partnerSite plays the partner: its setup page (the redirect URL) records
+// the code it was sent, and its webhook endpoint answers 200.
+type partnerSite struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	codes []url.Values
+	hooks int
+}
+
+func newPartnerSite(t testing.TB) *partnerSite {
+	ps := &partnerSite{}
+	ps.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		switch r.URL.Path {
+		case "/setup":
+			ps.codes = append(ps.codes, r.URL.Query())
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, `<!doctype html><title>Flow setup</title><h1>Flow is connected</h1>`)
+		case "/webhooks":
+			_, _ = io.Copy(io.Discard, r.Body)
+			ps.hooks++
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(ps.srv.Close)
+	return ps
+}
+
+func (ps *partnerSite) lastCode() url.Values {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.codes) == 0 {
+		return nil
+	}
+	return ps.codes[len(ps.codes)-1]
+}
+
+// The issue's journey, in a real browser: sign up → create an organization
+// → create an app and have an operator publish it → install it from the
+// marketplace into another organization → land on the partner's redirect
+// URL with a code → see installation.created in the delivery log with its
+// attempt → redeliver it → uninstall.
+func TestBrowserJourney(t *testing.T) {
+	p := apptest.Start(t)
+	partner := newPartnerSite(t)
+	if _, err := p.App.Marketplace.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{
+		Email: "ops@plugboard.example", Name: "Olive Ops", Password: "correct horse battery", IsOperator: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A developer signs up and creates their organization.
+	dev := newTab(t, p.URL)
+	dev.open("/signup")
+	dev.fill("#f-name", "Dana Dev")
+	dev.fill("#f-email", "dana@flow.example")
+	dev.fill("#f-password", "correct horse battery")
+	dev.press("Create account")
+	dev.at("/orgs/new")
+	dev.fill("#f-name", "Flow Labs")
+	dev.press("Create organization")
+	dev.at("/orgs/flow-labs/installations")
+	dev.see("Created Flow Labs")
+
+	// …creates an app.
+	dev.open("/orgs/flow-labs/apps/new")
+	dev.fill("#f-name", "Flow")
+	dev.fill("#f-author", "Flow Labs")
+	dev.fill("#f-overview", "Turns incidents into flows.")
+	dev.click(`input[name="scopes"][value="org:read"]`)
+	dev.click(`input[name="events"][value="installation.created"]`)
+	dev.fill("#f-webhookUrl", partner.srv.URL+"/webhooks")
+	dev.fill("#f-redirectUrl", partner.srv.URL+"/setup")
+	dev.press("Create app")
+	dev.see("Client secret", "pbcs_")
+	dev.open("/apps/flow/")
+	dev.press("Submit for review")
+	dev.see("ubmitted")
+
+	// An operator publishes it.
+	ops := newTab(t, p.URL)
+	ops.open("/login")
+	ops.fill("#f-email", "ops@plugboard.example")
+	ops.fill("#f-password", "correct horse battery")
+	ops.press("Sign in")
+	ops.at("/orgs/new") // an operator without an organization is asked to make one
+	ops.open("/admin/review")
+	ops.see("Flow")
+	ops.open("/admin/review/flow")
+	ops.press("Approve")
+	ops.see("ublished")
+
+	// The developer installs it into another organization from the marketplace.
+	dev.open("/orgs/new")
+	dev.fill("#f-name", "Customer Co")
+	dev.press("Create organization")
+	dev.at("/orgs/customer-co/installations")
+	dev.open("/marketplace")
+	dev.click(`a[href="/marketplace/flow"]`)
+	dev.see("Read the organization's name and settings")
+	dev.press("Install")
+	dev.at("/marketplace/flow/install")
+	dev.run(chromedpSelect("#f-org", "customer-co"))
+	dev.press("Approve and install")
+	dev.at(partner.srv.URL + "/setup")
+	dev.see("Flow is connected")
+	q := partner.lastCode()
+	if q.Get("code") == "" || q.Get("orgSlug") != "customer-co" || q.Get("installationId") == "" {
+		t.Fatalf("the partner's redirect URL got %v", q)
+	}
+
+	// The delivery log shows installation.created with its attempt.
+	dev.open("/apps/flow/deliveries")
+	dev.see("installation.created")
+	dev.click(`a[href^="/apps/flow/deliveries/"]`)
+	dev.see("installation.created", "webhook-signature", "200")
+	dev.press("Redeliver")
+	dev.see("Attempt 2")
+
+	// Uninstall, with a confirmation.
+	dev.open("/orgs/customer-co/installations/" + q.Get("installationId"))
+	dev.press("Uninstall")
+	dev.at("/orgs/customer-co/installations/" + q.Get("installationId") + "/uninstall")
+	dev.press("Uninstall")
+	dev.at("/orgs/customer-co/installations")
+	dev.see("Uninstalled")
+}
