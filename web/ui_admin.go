@@ -1,4 +1,290 @@
 package web
 
-// adminPages registers this area's pages.
-func (s *Server) adminPages(r uiRouter) {}
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
+	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+// adminPages: the operators' pages — review queue, event catalogue and
+// reconciliation runs. Everyone else is told they do not exist.
+func (s *Server) adminPages(r uiRouter) {
+	r.user(http.MethodGet, "/admin", s.adminRedirect)
+	r.user(http.MethodGet, "/admin/", s.adminHome)
+	r.user(http.MethodGet, "/admin/review", s.adminReviewQueue)
+	r.user(http.MethodGet, "/admin/review/:slug", s.adminReviewPage)
+	r.user(http.MethodPost, "/admin/review/:slug/approve", s.adminApprove)
+	r.user(http.MethodPost, "/admin/review/:slug/reject", s.adminReject)
+	r.user(http.MethodGet, "/admin/event-types", s.adminEventTypes)
+	r.user(http.MethodPost, "/admin/event-types", s.adminCreateEventType)
+	r.user(http.MethodGet, "/admin/reconciliation", s.adminRuns)
+}
+
+// operatorOnly hides operator pages from everyone else.
+func operatorOnly(c echo.Context) error {
+	if !actor(c).IsOperator() {
+		return fault.NotFound("page")
+	}
+	return nil
+}
+
+func (s *Server) adminRedirect(c echo.Context) error {
+	if err := operatorOnly(c); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusMovedPermanently, "/admin/")
+}
+
+// adminHomeData is the operators' overview.
+type adminHomeData struct {
+	AwaitingReview int
+	MoreToReview   bool
+	EventTypes     int
+	CustomTypes    int
+	RecentRuns     int
+	RunsWithFinds  int
+	RunsWithErrors int
+	Runs           []marketplace.Run
+}
+
+func (s *Server) adminHome(c echo.Context) error {
+	if err := operatorOnly(c); err != nil {
+		return err
+	}
+	ctx, a := c.Request().Context(), actor(c)
+	queue, err := s.opts.Marketplace.Directory(ctx, a, marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted}, page.Request{Limit: page.MaxLimit})
+	if err != nil {
+		return err
+	}
+	types, err := s.opts.Catalog.List(ctx)
+	if err != nil {
+		return err
+	}
+	runs, err := s.opts.Marketplace.ListRuns(ctx, a, marketplace.RunQuery{}, page.Request{Limit: 50})
+	if err != nil {
+		return err
+	}
+	d := adminHomeData{AwaitingReview: len(queue.Items), MoreToReview: queue.HasNext, EventTypes: len(types), RecentRuns: len(runs.Items)}
+	for _, t := range types {
+		if !t.Builtin {
+			d.CustomTypes++
+		}
+	}
+	for _, r := range runs.Items {
+		if r.Found > 0 {
+			d.RunsWithFinds++
+		}
+		if len(r.Errors) > 0 {
+			d.RunsWithErrors++
+		}
+	}
+	d.Runs = runs.Items
+	if len(d.Runs) > 5 {
+		d.Runs = d.Runs[:5]
+	}
+	v := s.newView(c, "Operators")
+	v.Section = "admin"
+	v.Data = d
+	return s.render(c, http.StatusOK, "admin_home", v)
+}
+
+// adminQueueData is the review queue.
+type adminQueueData struct {
+	Page  page.Page[marketplace.AppView]
+	Query url.Values
+}
+
+func (s *Server) adminReviewQueue(c echo.Context) error {
+	if err := operatorOnly(c); err != nil {
+		return err
+	}
+	r, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Marketplace.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted, SortBy: marketplace.SortCreated}, r)
+	if err != nil {
+		return err
+	}
+	v := s.newView(c, "Review queue")
+	v.Section = "admin"
+	v.Data = adminQueueData{Page: p, Query: c.QueryParams()}
+	return s.render(c, http.StatusOK, "admin_review", v)
+}
+
+// adminAppData is one app under review.
+type adminAppData struct {
+	App    *marketplace.AppView
+	Scopes []marketplace.Scope
+	Events []webhooks.EventType
+}
+
+func (s *Server) adminAppView(c echo.Context) (*view, error) {
+	if err := operatorOnly(c); err != nil {
+		return nil, err
+	}
+	ctx := c.Request().Context()
+	app, err := s.opts.Marketplace.GetApp(ctx, actor(c), c.Param("slug"))
+	if err != nil {
+		return nil, err
+	}
+	scopes, err := s.plainScopes(ctx, app.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.opts.Catalog.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]webhooks.EventType, len(all))
+	for _, t := range all {
+		byName[t.Name] = t
+	}
+	events := make([]webhooks.EventType, 0, len(app.Events))
+	for _, e := range app.Events {
+		t, ok := byName[e]
+		if !ok {
+			t = webhooks.EventType{Name: e}
+		}
+		events = append(events, t)
+	}
+	v := s.newView(c, "Review "+app.Name)
+	v.Section = "admin"
+	v.Data = adminAppData{App: app, Scopes: scopes, Events: events}
+	return v, nil
+}
+
+func (s *Server) adminReviewPage(c echo.Context) error {
+	v, err := s.adminAppView(c)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_review_app", v)
+}
+
+// adminDecide publishes or rejects the app in the path.
+func (s *Server) adminDecide(c echo.Context, status string, reason *string) error {
+	if err := operatorOnly(c); err != nil {
+		return err
+	}
+	app, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), c.Param("slug"),
+		marketplace.AppUpdate{Status: &status, StatusReason: reason})
+	if formFault(err) {
+		v, verr := s.adminAppView(c)
+		if verr != nil {
+			return verr
+		}
+		v.fail(err, c)
+		return s.render(c, uiStatus(err), "admin_review_app", v)
+	}
+	if err != nil {
+		return err
+	}
+	msg := app.Name + " is published: it is listed in the marketplace."
+	if status == marketplace.StatusRejected {
+		msg = app.Name + " was rejected; its owners see the reason."
+	}
+	return s.redirect(c, "/admin/review", msg)
+}
+
+func (s *Server) adminApprove(c echo.Context) error {
+	return s.adminDecide(c, marketplace.StatusPublished, nil)
+}
+
+func (s *Server) adminReject(c echo.Context) error {
+	reason := c.FormValue("statusReason")
+	return s.adminDecide(c, marketplace.StatusRejected, &reason)
+}
+
+// adminEventTypesData is the event catalogue.
+type adminEventTypesData struct {
+	Types []webhooks.EventType
+}
+
+func (s *Server) adminEventTypesView(c echo.Context) (*view, error) {
+	if err := operatorOnly(c); err != nil {
+		return nil, err
+	}
+	types, err := s.opts.Catalog.List(c.Request().Context())
+	if err != nil {
+		return nil, err
+	}
+	v := s.newView(c, "Event types")
+	v.Section = "admin"
+	v.Data = adminEventTypesData{Types: types}
+	return v, nil
+}
+
+func (s *Server) adminEventTypes(c echo.Context) error {
+	v, err := s.adminEventTypesView(c)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_event_types", v)
+}
+
+func (s *Server) adminCreateEventType(c echo.Context) error {
+	if err := operatorOnly(c); err != nil {
+		return err
+	}
+	n := webhooks.NewEventType{Name: strings.TrimSpace(c.FormValue("name")), Resource: strings.TrimSpace(c.FormValue("resource")),
+		Scope: strings.TrimSpace(c.FormValue("scope")), Description: strings.TrimSpace(c.FormValue("description"))}
+	var err error
+	if raw := strings.TrimSpace(c.FormValue("schema")); raw != "" {
+		if !json.Valid([]byte(raw)) {
+			err = fault.Field("schema", "is not valid JSON")
+		}
+		n.Schema = json.RawMessage(raw)
+	}
+	var et *webhooks.EventType
+	if err == nil {
+		et, err = s.opts.Marketplace.CreateEventType(c.Request().Context(), actor(c), n)
+	}
+	if formFault(err) {
+		v, verr := s.adminEventTypesView(c)
+		if verr != nil {
+			return verr
+		}
+		v.fail(err, c)
+		return s.render(c, uiStatus(err), "admin_event_types", v)
+	}
+	if err != nil {
+		return err
+	}
+	return s.redirect(c, "/admin/event-types", "Added "+et.Name+" to the catalogue; apps with "+et.Scope+" can now subscribe to it.")
+}
+
+// adminRunsData is the reconciliation runs page.
+type adminRunsData struct {
+	Page  page.Page[marketplace.Run]
+	Job   string
+	Jobs  []string
+	Query url.Values
+}
+
+func (s *Server) adminRuns(c echo.Context) error {
+	if err := operatorOnly(c); err != nil {
+		return err
+	}
+	r, err := pageRequest(c)
+	if err != nil {
+		return err
+	}
+	job := c.QueryParam("job")
+	p, err := s.opts.Marketplace.ListRuns(c.Request().Context(), actor(c), marketplace.RunQuery{Job: job}, r)
+	if err != nil {
+		return err
+	}
+	v := s.newView(c, "Reconciliation runs")
+	v.Section = "admin"
+	v.Data = adminRunsData{Page: p, Job: job, Jobs: marketplace.Jobs, Query: c.QueryParams()}
+	return s.render(c, http.StatusOK, "admin_runs", v)
+}
