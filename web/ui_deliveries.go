@@ -1,4 +1,423 @@
 package web
 
-// deliveryPages registers this area's pages.
-func (s *Server) deliveryPages(r uiRouter) {}
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
+	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+// deliveryPages registers this area's pages: an app's delivery log, one
+// delivery with its attempts, the endpoint's actions and the health page.
+func (s *Server) deliveryPages(r uiRouter) {
+	r.user(http.MethodGet, "/apps/:slug/deliveries", s.deliveriesPage)
+	r.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.deliveryPage)
+	r.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.redeliverOnePage)
+	r.user(http.MethodPost, "/apps/:slug/redeliveries", s.redeliverFailedPage)
+	r.user(http.MethodPost, "/apps/:slug/test-events", s.testEventPage)
+	r.user(http.MethodPost, "/apps/:slug/endpoint/enable", s.enableEndpointPage)
+	r.user(http.MethodGet, "/apps/:slug/health", s.healthPage)
+}
+
+// localTimeLayout is what <input type="datetime-local"> sends; the pages
+// read and show it as UTC.
+const localTimeLayout = "2006-01-02T15:04"
+
+// formTime reads a datetime-local value (UTC) from the form or query;
+// empty is nil.
+func formTime(raw, field string) (*time.Time, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, nil
+	}
+	for _, layout := range []string{localTimeLayout, "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, raw, time.UTC); err == nil {
+			t = t.UTC()
+			return &t, nil
+		}
+	}
+	return nil, fault.Field(field, "must be a date and time such as 2026-01-02T15:04 (UTC)")
+}
+
+// lifecycleEvents are the events Plugboard itself sends every app.
+var lifecycleEvents = []string{marketplace.EventInstallationCreated, marketplace.EventInstallationUpdated, marketplace.EventInstallationDeleted, "webhook.test"}
+
+// deliveryFilter is the filter form's values and its errors.
+type deliveryFilter struct {
+	Status, EventType, Installation, Since, Until string
+	Errors                                        map[string]string
+}
+
+// query is the filter as URL values (for the pager's links).
+func (f deliveryFilter) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": f.Status, "eventType": f.EventType, "installation": f.Installation, "since": f.Since, "until": f.Until} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// Active reports whether any filter is set.
+func (f deliveryFilter) Active() bool { return len(f.query()) > 0 }
+
+// installationOption is one choice of the installation filter.
+type installationOption struct {
+	UUID, Short, Org, Status string
+}
+
+// deliveryRow is one line of the delivery log.
+type deliveryRow struct {
+	webhooks.Delivery
+	Short, Org string
+}
+
+// deliveriesData is the delivery log page.
+type deliveriesData struct {
+	App           *marketplace.AppView
+	Filter        deliveryFilter
+	Statuses      []string
+	EventTypes    []string
+	Installations []installationOption
+	Rows          []deliveryRow
+	Page          page.Page[webhooks.Delivery]
+	Query         url.Values
+	CanAdmin      bool
+}
+
+func shortUUID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// partnerAppView loads the app for its developer pages: GetApp shows
+// published apps to anyone, these pages only to the owners.
+func (s *Server) partnerAppView(c echo.Context) (*marketplace.AppView, error) {
+	app, err := s.opts.Marketplace.GetApp(c.Request().Context(), actor(c), c.Param("slug"))
+	if err != nil {
+		return nil, err
+	}
+	if !app.Private {
+		return nil, fault.NotFound("app")
+	}
+	return app, nil
+}
+
+func canAdmin(app *marketplace.AppView) bool {
+	return app.Role == marketplace.RoleOwner || app.Role == marketplace.RoleAdmin
+}
+
+// loadDeliveries fills the delivery log for the filter in q. Invalid
+// filters come back as field errors on the filter, with an empty list.
+func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.Values) (*deliveriesData, error) {
+	ctx, a := c.Request().Context(), actor(c)
+	d := &deliveriesData{App: app, CanAdmin: canAdmin(app),
+		Statuses: []string{webhooks.DeliveryPending, webhooks.DeliverySucceeded, webhooks.DeliveryFailed, webhooks.DeliveryPaused},
+		Filter: deliveryFilter{Status: q.Get("status"), EventType: q.Get("eventType"), Installation: q.Get("installation"),
+			Since: q.Get("since"), Until: q.Get("until"), Errors: map[string]string{}}}
+	d.Query = d.Filter.query()
+
+	seen := map[string]bool{}
+	for _, e := range append(append([]string{}, app.Events...), lifecycleEvents...) {
+		if !seen[e] {
+			seen[e] = true
+			d.EventTypes = append(d.EventTypes, e)
+		}
+	}
+	insts, err := s.opts.Marketplace.ListAppInstallations(ctx, a, app.Slug, marketplace.InstallationQuery{}, page.Request{Limit: page.MaxLimit})
+	if err != nil {
+		return nil, err
+	}
+	orgOf := map[string]string{}
+	for _, in := range insts.Items {
+		o := installationOption{UUID: in.UUID, Short: shortUUID(in.UUID), Status: in.Status}
+		if in.Organization != nil {
+			o.Org = in.Organization.Name
+		}
+		orgOf[in.UUID] = o.Org
+		d.Installations = append(d.Installations, o)
+	}
+
+	dq := webhooks.DeliveryQuery{Status: d.Filter.Status, EventType: d.Filter.EventType, InstallationUUID: d.Filter.Installation}
+	var bad []error
+	if dq.Since, err = formTime(d.Filter.Since, "since"); err != nil {
+		bad = append(bad, err)
+	}
+	if dq.Until, err = formTime(d.Filter.Until, "until"); err != nil {
+		bad = append(bad, err)
+	}
+	r, err := pageRequest(c)
+	if err != nil {
+		bad = append(bad, err)
+	}
+	if len(bad) == 0 {
+		d.Page, err = s.opts.Marketplace.ListDeliveries(ctx, a, app.Slug, dq, r)
+		if err != nil {
+			if _, ok := fault.As(err); !ok || !formFault(err) {
+				return nil, err
+			}
+			bad = append(bad, err)
+		}
+	}
+	for _, err := range bad {
+		p := problemFor(err)
+		for k, msg := range p.Fields {
+			d.Filter.Errors[k] = msg
+		}
+		if len(p.Fields) == 0 {
+			d.Filter.Errors["cursor"] = p.Detail
+		}
+	}
+	var missing []string
+	for _, del := range d.Page.Items {
+		if del.InstallationUUID != nil && orgOf[*del.InstallationUUID] == "" {
+			missing = append(missing, *del.InstallationUUID)
+		}
+	}
+	if len(missing) > 0 {
+		more, err := s.opts.Marketplace.AppInstallationOrgs(ctx, a, app.Slug, missing)
+		if err != nil {
+			return nil, err
+		}
+		for k, name := range more {
+			orgOf[k] = name
+		}
+	}
+	for _, del := range d.Page.Items {
+		row := deliveryRow{Delivery: del}
+		if del.InstallationUUID != nil {
+			row.Short, row.Org = shortUUID(*del.InstallationUUID), orgOf[*del.InstallationUUID]
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	return d, nil
+}
+
+// deliveriesPage is an app's delivery log with filters, the endpoint's
+// state and its actions.
+func (s *Server) deliveriesPage(c echo.Context) error {
+	app, err := s.partnerAppView(c)
+	if err != nil {
+		return err
+	}
+	d, err := s.loadDeliveries(c, app, c.QueryParams())
+	if err != nil {
+		return err
+	}
+	v := s.newView(c, "Deliveries · "+app.Name)
+	v.Section = "developer"
+	v.Data = d
+	status := http.StatusOK
+	if len(d.Filter.Errors) > 0 {
+		status = http.StatusBadRequest
+	}
+	return s.render(c, status, "deliveries", v)
+}
+
+// failDeliveries re-renders the log with a form's error (the bulk
+// redelivery form or an action's refusal).
+func (s *Server) failDeliveries(c echo.Context, app *marketplace.AppView, err error) error {
+	d, lerr := s.loadDeliveries(c, app, url.Values{})
+	if lerr != nil {
+		return lerr
+	}
+	v := s.newView(c, "Deliveries · "+app.Name)
+	v.Section = "developer"
+	v.fail(err, c)
+	v.Data = d
+	return s.render(c, uiStatus(err), "deliveries", v)
+}
+
+// redeliverFailedPage sends failed deliveries created in a range again, in
+// the background.
+func (s *Server) redeliverFailedPage(c echo.Context) error {
+	app, err := s.partnerAppView(c)
+	if err != nil {
+		return err
+	}
+	req := marketplace.RedeliveryRequest{Status: webhooks.DeliveryFailed}
+	f := fault.Fields{}
+	var terr error
+	if req.Since, terr = formTime(c.FormValue("since"), "since"); terr != nil {
+		f.Add("since", problemFor(terr).Fields["since"])
+	}
+	if req.Until, terr = formTime(c.FormValue("until"), "until"); terr != nil {
+		f.Add("until", problemFor(terr).Fields["until"])
+	}
+	err = f.Err()
+	var res *marketplace.Redelivery
+	if err == nil {
+		res, err = s.opts.Marketplace.Redeliver(c.Request().Context(), actor(c), app.Slug, req)
+	}
+	if formFault(err) {
+		return s.failDeliveries(c, app, err)
+	}
+	if err != nil {
+		return err
+	}
+	msg := "No failed deliveries in that range; nothing to send again."
+	if res.Count > 0 {
+		msg = fmt.Sprintf("Queued %d %s to be sent again; each gets one more attempt.", res.Count, plural(res.Count, "delivery", "deliveries"))
+	}
+	return s.redirect(c, "/apps/"+app.Slug+"/deliveries?status=failed", msg)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// testEventPage sends a webhook.test event and shows its delivery.
+func (s *Server) testEventPage(c echo.Context) error {
+	app, err := s.partnerAppView(c)
+	if err != nil {
+		return err
+	}
+	d, err := s.opts.Marketplace.SendTestEvent(c.Request().Context(), actor(c), app.Slug)
+	if formFault(err) {
+		return s.failDeliveries(c, app, err)
+	}
+	if err != nil {
+		return err
+	}
+	return s.redirect(c, "/apps/"+app.Slug+"/deliveries/"+d.UUID, "Sent a test event to "+app.WebhookURL+". This page shows its attempts; reload it to see the answer.")
+}
+
+// enableEndpointPage re-enables a disabled endpoint; what was paused is
+// sent now.
+func (s *Server) enableEndpointPage(c echo.Context) error {
+	app, err := s.partnerAppView(c)
+	if err != nil {
+		return err
+	}
+	enabled := webhooks.EndpointEnabled
+	_, err = s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{WebhookStatus: &enabled})
+	if formFault(err) {
+		return s.failDeliveries(c, app, err)
+	}
+	if err != nil {
+		return err
+	}
+	return s.redirect(c, "/apps/"+app.Slug+"/deliveries", "Webhooks are enabled again. Paused deliveries are being sent now.")
+}
+
+// header is one HTTP header of an attempt.
+type header struct{ Name, Value string }
+
+func headersOf(raw json.RawMessage) []header {
+	if len(raw) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	out := make([]header, 0, len(m))
+	for k, v := range m {
+		out = append(out, header{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
+	return out
+}
+
+// attemptView is one attempt for the timeline.
+type attemptView struct {
+	webhooks.Attempt
+	Duration        string
+	Outcome         string // succeeded or failed
+	RequestHeaders  []header
+	ResponseHeaders []header
+	Open            bool
+}
+
+// deliveryData is one delivery's page.
+type deliveryData struct {
+	App      *marketplace.AppView
+	Delivery webhooks.DeliveryDetail
+	Org      string
+	Attempts []attemptView // newest first
+	Pending  bool
+	CanAdmin bool
+}
+
+func formatDuration(us int64) string {
+	switch {
+	case us < 1000:
+		return strconv.FormatInt(us, 10) + " µs"
+	case us < 10_000_000:
+		return strconv.FormatFloat(float64(us)/1000, 'f', 0, 64) + " ms"
+	}
+	return strconv.FormatFloat(float64(us)/1e6, 'f', 1, 64) + " s"
+}
+
+// deliveryPage is one delivery: what was sent and every attempt.
+func (s *Server) deliveryPage(c echo.Context) error {
+	app, err := s.partnerAppView(c)
+	if err != nil {
+		return err
+	}
+	ctx, a := c.Request().Context(), actor(c)
+	del, err := s.opts.Marketplace.GetDelivery(ctx, a, app.Slug, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	d := &deliveryData{App: app, Delivery: *del, Pending: del.Status == webhooks.DeliveryPending, CanAdmin: canAdmin(app)}
+	if del.InstallationUUID != nil {
+		orgs, err := s.opts.Marketplace.AppInstallationOrgs(ctx, a, app.Slug, []string{*del.InstallationUUID})
+		if err != nil {
+			return err
+		}
+		d.Org = orgs[*del.InstallationUUID]
+	}
+	for i := len(del.Attempts) - 1; i >= 0; i-- {
+		at := del.Attempts[i]
+		av := attemptView{Attempt: at, Duration: formatDuration(at.DurationUS), Outcome: webhooks.DeliverySucceeded,
+			RequestHeaders: headersOf(at.RequestHeaders), ResponseHeaders: headersOf(at.ResponseHeaders), Open: i == len(del.Attempts)-1}
+		if at.ErrorClass != "" {
+			av.Outcome = webhooks.DeliveryFailed
+		}
+		d.Attempts = append(d.Attempts, av)
+	}
+	v := s.newView(c, "Delivery "+shortUUID(del.UUID)+" · "+app.Name)
+	v.Section = "developer"
+	v.Data = d
+	return s.render(c, http.StatusOK, "deliveries_detail", v)
+}
+
+// redeliverOnePage sends one delivery again, now.
+func (s *Server) redeliverOnePage(c echo.Context) error {
+	app, err := s.partnerAppView(c)
+	if err != nil {
+		return err
+	}
+	id := c.Param("id")
+	ctx, a := c.Request().Context(), actor(c)
+	if _, err := s.opts.Marketplace.GetDelivery(ctx, a, app.Slug, id); err != nil {
+		return err
+	}
+	res, err := s.opts.Marketplace.Redeliver(ctx, a, app.Slug, marketplace.RedeliveryRequest{Deliveries: []string{id}})
+	if err != nil {
+		return err
+	}
+	msg := "Queued another attempt; reload in a moment to see it below."
+	if res.Count == 0 {
+		msg = "This delivery is still being attempted, so it was not queued again."
+	}
+	return s.redirect(c, "/apps/"+app.Slug+"/deliveries/"+id, msg)
+}
