@@ -26,6 +26,14 @@ func appStatus(t *testing.T, dev *client, slug string) map[string]any {
 	return app
 }
 
+// as returns the browser reporting failures to t (a subtest), sharing its
+// cookies.
+func (b *browser) as(t testing.TB) *browser {
+	c := *b
+	c.t = t
+	return &c
+}
+
 func TestAdminPages(t *testing.T) {
 	p := apptest.Start(t)
 	dev := signUp(t, p, "dev@partner.example")
@@ -39,11 +47,14 @@ func TestAdminPages(t *testing.T) {
 	pages := []string{"/admin/", "/admin/review", "/admin/review/pager-bot", "/admin/event-types", "/admin/reconciliation"}
 
 	t.Run("only operators see the pages", func(t *testing.T) {
+		user := user.as(t)
 		for _, path := range pages {
 			user.get(path).ok(404)
 			newBrowser(t, p).get(path).ok(200, "Sign in").at("/login")
 		}
-		user.get("/orgs/partner/apps").ok(200)
+		if pg := user.get("/orgs/partner/installations").ok(200); strings.Contains(pg.Body, `href="/admin/"`) {
+			t.Error("a non-operator is shown the Operators link")
+		}
 		user.post("/admin/review/pager-bot/approve", nil).ok(404)
 		user.post("/admin/event-types", url.Values{"name": {"issue.created"}, "scope": {"issue:read"}}).ok(404)
 		if appStatus(t, dev, "pager-bot")["status"] != "submitted" {
@@ -52,6 +63,7 @@ func TestAdminPages(t *testing.T) {
 	})
 
 	t.Run("every page renders for an operator", func(t *testing.T) {
+		op := op.as(t)
 		op.get("/admin").ok(200, "Operators").at("/admin/")
 		op.get("/admin/").ok(200, "Operators", "Awaiting review", `href="/admin/queues"`, `aria-current="page">Operators`, "No run yet")
 		op.get("/admin/review").ok(200, "Review queue", "Pager Bot", "Second Bot", "Partner", "org:read", `href="/admin/review/pager-bot"`)
@@ -63,6 +75,7 @@ func TestAdminPages(t *testing.T) {
 	})
 
 	t.Run("reject needs a reason", func(t *testing.T) {
+		op := op.as(t)
 		op.get("/admin/review/pager-bot").ok(200)
 		pg := op.post("/admin/review/pager-bot/reject", url.Values{"statusReason": {"  "}}).ok(400, "Pager Bot")
 		pg.fieldError("statusReason")
@@ -80,6 +93,7 @@ func TestAdminPages(t *testing.T) {
 	})
 
 	t.Run("approve publishes to the directory", func(t *testing.T) {
+		op := op.as(t)
 		op.get("/admin/review/second-bot").ok(200)
 		op.post("/admin/review/second-bot/approve", url.Values{"csrf": {""}}).ok(403)
 		if appStatus(t, dev, "second-bot")["status"] != "submitted" {
@@ -101,6 +115,7 @@ func TestAdminPages(t *testing.T) {
 	})
 
 	t.Run("event types", func(t *testing.T) {
+		op := op.as(t)
 		before := count(t, p, "event_types")
 		op.get("/admin/event-types").ok(200)
 		pg := op.post("/admin/event-types", url.Values{"name": {"Bad Name"}, "scope": {""}}).ok(400)
@@ -127,6 +142,7 @@ func TestAdminPages(t *testing.T) {
 	})
 
 	t.Run("reconciliation runs and their findings", func(t *testing.T) {
+		op := op.as(t)
 		var appID int64
 		p.App.DB.Raw("SELECT id FROM apps WHERE slug = 'second-bot'").Row().Scan(&appID)
 		now := time.Now()

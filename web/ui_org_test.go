@@ -24,6 +24,7 @@ func TestOrgPages(t *testing.T) {
 	instPath := "/orgs/customer/installations/" + uuid
 
 	t.Run("pages render for members and are hidden from others", func(t *testing.T) {
+		admin, member, stranger := admin.as(t), member.as(t), stranger.as(t)
 		for _, path := range []string{"/orgs/customer/installations", instPath, "/orgs/customer/members", "/orgs/customer/audit-log",
 			instPath + "/uninstall", "/orgs/customer/members/1/remove"} {
 			stranger.get(path).ok(404)
@@ -52,12 +53,14 @@ func TestOrgPages(t *testing.T) {
 	})
 
 	t.Run("an organization without apps points to the marketplace", func(t *testing.T) {
+		stranger := stranger.as(t)
 		slug := stranger.uiOrg("Lonely")
 		stranger.get("/orgs/"+slug+"/installations").ok(200, "No apps installed yet", "Browse the marketplace")
 		stranger.get("/orgs/"+slug+"/audit-log?action=member.add").ok(200, "No matching entries")
 	})
 
 	t.Run("audit log filters by action", func(t *testing.T) {
+		admin := admin.as(t)
 		pg := admin.get("/orgs/customer/audit-log?action=member.add").ok(200, "member.add", `<option value="member.add" selected>`)
 		if strings.Contains(pg.Body, "<code>installation.create</code>") {
 			t.Error("the filter kept other actions")
@@ -65,6 +68,7 @@ func TestOrgPages(t *testing.T) {
 	})
 
 	t.Run("change plan", func(t *testing.T) {
+		admin, member := admin.as(t), member.as(t)
 		admin.get(instPath).ok(200)
 		admin.post(instPath+"/plan", url.Values{"plan": {"gold"}}).ok(400).fieldError("plan")
 		member.get(instPath).ok(200)
@@ -84,6 +88,7 @@ func TestOrgPages(t *testing.T) {
 	})
 
 	t.Run("add, promote and remove a member", func(t *testing.T) {
+		admin, member := admin.as(t), member.as(t)
 		before := count(t, p, "memberships")
 		admin.get("/orgs/customer/members").ok(200)
 		pg := admin.post("/orgs/customer/members", url.Values{"email": {"nobody@example.com"}, "role": {"member"}}).ok(400)
@@ -132,6 +137,7 @@ func TestOrgPages(t *testing.T) {
 	})
 
 	t.Run("uninstall after confirming", func(t *testing.T) {
+		admin, member := admin.as(t), member.as(t)
 		member.get(instPath + "/uninstall").ok(200)
 		member.post(instPath+"/uninstall", url.Values{"csrf": {"forged"}}).ok(403)
 		admin.get(instPath+"/uninstall").ok(200, "The partner will be told and its tokens revoked", "Uninstall")
