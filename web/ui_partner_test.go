@@ -197,9 +197,17 @@ func TestPartnerPages(t *testing.T) {
 		}
 	})
 
+	op := operator(t, p, "op@plugboard.example")
+	t.Run("a rejected app shows the reviewer's reason and can be submitted again", func(t *testing.T) {
+		op.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"status": "rejected", "statusReason": "Add a logo, please."}).ok(t, 200, nil)
+		b.get("/apps/pager-bot/").ok(200, "Operators rejected this app", "Add a logo, please.", "Submit for review</button>")
+		b.get(apps).ok(200, "Rejected", "Add a logo, please.")
+		b.post("/apps/pager-bot/submit", nil).ok(200, "Submitted for review")
+	})
+
 	t.Run("outsiders and plain members", func(t *testing.T) {
-		op := operator(t, p, "op@plugboard.example")
 		op.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"status": "published"}).ok(t, 200, nil)
+		b.get("/apps/pager-bot/").ok(200, "Published", `href="/marketplace/pager-bot"`)
 
 		out := uiSignUp(t, p, "mallory@example.com")
 		out.uiOrg("Mallory Inc")
