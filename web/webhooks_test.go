@@ -274,6 +274,24 @@ func TestRetriesUntilTheEndpointRecovers(t *testing.T) {
 	if len(attempts) != 2 || attempts[0].(map[string]any)["responseStatus"] != float64(500) || attempts[0].(map[string]any)["errorClass"] != "http_status" {
 		t.Errorf("attempts %v", attempts)
 	}
+	// The health figures count the failed try by its class.
+	var st struct {
+		Attempts int
+		Buckets  []struct {
+			Attempts     int
+			ErrorClasses map[string]int
+		}
+	}
+	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1h", nil).ok(t, 200, &st)
+	classes := map[string]int{}
+	for _, b := range st.Buckets {
+		for k, v := range b.ErrorClasses {
+			classes[k] += v
+		}
+	}
+	if st.Attempts != 3 || classes["http_status"] != 1 || len(classes) != 1 {
+		t.Errorf("stats: %+v, classes %v", st, classes)
+	}
 }
 
 // waitDelivery polls the log until the delivery of eventType has status.

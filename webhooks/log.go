@@ -204,21 +204,26 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 		Classes       json.RawMessage
 	}
 	var rows []row
+	// One pass over the range's attempts: per bucket the counts and
+	// percentiles, and (grouped separately) the error classes.
 	err := d.db.WithContext(ctx).Raw(`
-		SELECT b.bucket, count(*) AS attempts,
+		WITH a AS (
+		    SELECT date_bin(make_interval(secs => ?), created_at, ?::timestamptz) AS bucket, duration_us, error_class
+		    FROM attempts WHERE app_id = ? AND created_at >= ? AND created_at < ?
+		), classes AS (
+		    SELECT bucket, jsonb_object_agg(error_class, n) AS classes
+		    FROM (SELECT bucket, error_class, count(*) AS n FROM a WHERE error_class <> '' GROUP BY bucket, error_class) c
+		    GROUP BY bucket
+		)
+		SELECT a.bucket, count(*) AS attempts,
 		       count(*) FILTER (WHERE a.error_class = '') AS succeeded,
 		       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_us) / 1000.0 AS p50,
 		       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_us) / 1000.0 AS p95,
 		       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_us) / 1000.0 AS p99,
-		       COALESCE((SELECT jsonb_object_agg(c.error_class, c.n) FROM (
-		           SELECT error_class, count(*) AS n FROM attempts x
-		           WHERE x.app_id = ? AND x.error_class <> '' AND date_bin(make_interval(secs => ?), x.created_at, ?::timestamptz) = b.bucket
-		             AND x.created_at >= ? AND x.created_at < ?
-		           GROUP BY error_class) c), '{}') AS classes
-		FROM attempts a, LATERAL (SELECT date_bin(make_interval(secs => ?), a.created_at, ?::timestamptz) AS bucket) b
-		WHERE a.app_id = ? AND a.created_at >= ? AND a.created_at < ?
-		GROUP BY b.bucket ORDER BY b.bucket`,
-		appID, resolution.Seconds(), since, since, until, resolution.Seconds(), since, appID, since, until).Scan(&rows).Error
+		       COALESCE(classes.classes, '{}') AS classes
+		FROM a LEFT JOIN classes USING (bucket)
+		GROUP BY a.bucket, classes.classes ORDER BY a.bucket`,
+		resolution.Seconds(), since, appID, since, until).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("computing stats: %w", err)
 	}
