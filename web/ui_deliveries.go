@@ -130,6 +130,9 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 		Filter: deliveryFilter{Status: q.Get("status"), EventType: q.Get("eventType"), Installation: q.Get("installation"),
 			Since: q.Get("since"), Until: q.Get("until"), Errors: map[string]string{}}}
 	d.Query = d.Filter.query()
+	if l := q.Get("limit"); l != "" {
+		d.Query.Set("limit", l)
+	}
 
 	seen := map[string]bool{}
 	for _, e := range append(append([]string{}, app.Events...), lifecycleEvents...) {
@@ -222,7 +225,9 @@ func (s *Server) deliveriesPage(c echo.Context) error {
 	v.Section = "developer"
 	v.Data = d
 	status := http.StatusOK
-	if len(d.Filter.Errors) > 0 {
+	// htmx swaps only successful answers: filtering in place shows the
+	// errors with a 200, a plain navigation answers 400.
+	if len(d.Filter.Errors) > 0 && c.Request().Header.Get("HX-Request") == "" {
 		status = http.StatusBadRequest
 	}
 	return s.render(c, status, "deliveries", v)

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"html"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -87,6 +89,16 @@ func TestDeliveryPages(t *testing.T) {
 				t.Errorf("%s: no empty state", tc.query)
 			}
 		}
+		// Pages, newest first, keep the filters.
+		first := dev.get(log+"?limit=1&status=succeeded").ok(200, `rel="next"`)
+		next := regexp.MustCompile(`href="(\?[^"]+)" rel="next"|rel="next" href="(\?[^"]+)"`).FindStringSubmatch(first.Body)
+		if next == nil {
+			t.Fatal("no link to older deliveries")
+		}
+		second := dev.get(log+html.UnescapeString(next[1]+next[2])).ok(200, `rel="prev"`, `<option value="succeeded" selected>`)
+		if a, b := deliveryIDs(first), deliveryIDs(second); len(a) != 1 || len(b) != 1 || a[0] == b[0] || b[0] != created {
+			t.Errorf("pages %v then %v", a, b)
+		}
 		// The filter form keeps its values.
 		dev.get(log+"?eventType=issue.created&status=succeeded").ok(200, `<option value="issue.created" selected>`, `<option value="succeeded" selected>`, "Clear")
 	})
@@ -101,6 +113,10 @@ func TestDeliveryPages(t *testing.T) {
 		} {
 			dev.get(log + query).ok(400).fieldError(field)
 		}
+		// Filtering in place with htmx gets a 200 so the errors are swapped in.
+		req, _ := http.NewRequest(http.MethodGet, h.p.URL+log+"?status=lost", nil)
+		req.Header.Set("HX-Request", "true")
+		dev.do(req).ok(200).fieldError("filter-status")
 	})
 
 	t.Run("the detail shows the payload, headers and answer", func(t *testing.T) {

@@ -45,6 +45,7 @@ type healthData struct {
 	Attempts, Succeeded, Failed int
 	SuccessRate                 float64
 	P50, P95, P99               float64
+	P50Text, P95Text, P99Text   string
 	ErrorClasses                []errorClassCount
 
 	SuccessChart, LatencyChart, ErrorChart template.HTML
@@ -100,6 +101,7 @@ func (s *Server) healthPage(c echo.Context) error {
 		t := total[0]
 		d.Attempts, d.Succeeded, d.Failed, d.SuccessRate = t.Attempts, t.Succeeded, t.Failed, t.SuccessRate
 		d.P50, d.P95, d.P99 = t.P50, t.P95, t.P99
+		d.P50Text, d.P95Text, d.P99Text = formatMs(t.P50), formatMs(t.P95), formatMs(t.P99)
 		for class, n := range t.ErrorClasses {
 			d.ErrorClasses = append(d.ErrorClasses, errorClassCount{class, n})
 		}
@@ -150,9 +152,9 @@ func (s *Server) healthPage(c echo.Context) error {
 func formatMs(v float64) string {
 	switch {
 	case v >= 1000:
-		return strconv.FormatFloat(v/1000, 'f', -1, 64) + " s"
+		return strconv.FormatFloat(math.Round(v/100)/10, 'f', -1, 64) + " s"
 	case v > 0 && v < 10:
-		return strconv.FormatFloat(v, 'f', 1, 64) + " ms"
+		return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64) + " ms"
 	}
 	return strconv.FormatFloat(v, 'f', 0, 64) + " ms"
 }
