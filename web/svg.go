@@ -39,7 +39,7 @@ type chartSpec struct {
 // Chart geometry, in viewBox units.
 const (
 	chartW, chartH         = 640, 220
-	chartPadL, chartPadR   = 56, 12
+	chartPadL, chartPadR   = 68, 12
 	chartPadT, chartPadB   = 12, 28
 	chartPlotW, chartPlotH = chartW - chartPadL - chartPadR, chartH - chartPadT - chartPadB
 	chartMaxXLabels        = 8

@@ -191,3 +191,11 @@ func TestChartNiceMax(t *testing.T) {
 		t.Errorf("NaN gives %v", got)
 	}
 }
+
+func TestFormatMs(t *testing.T) {
+	for in, want := range map[float64]string{0: "0 ms", 0.375: "0.375 ms", 0.2871: "0.287 ms", 3.14159: "3.14 ms", 12.4: "12 ms", 850: "850 ms", 1000: "1 s", 1250: "1.3 s", 12345: "12.3 s"} {
+		if got := formatMs(in); got != want {
+			t.Errorf("formatMs(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

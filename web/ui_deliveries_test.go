@@ -263,8 +263,12 @@ func TestDeliveryPages(t *testing.T) {
 		if strings.Contains(pg.Body, "No attempts in this range") {
 			t.Error("the health page shows no data")
 		}
-		if n := strings.Count(pg.Body, "<path "); n < 2 {
-			t.Errorf("%d lines drawn", n)
+		// Rate and three percentiles: lines, or dots when one period has data.
+		if n := strings.Count(pg.Body, "<circle ") + strings.Count(pg.Body, `stroke-linejoin="round"`); n < 4 {
+			t.Errorf("%d series drawn", n)
+		}
+		if !strings.Contains(pg.Body, "· http_status: 3</title></rect>") {
+			t.Error("no bar for the failed attempts")
 		}
 		for _, r := range []string{"7d", "30d"} {
 			dev.get("/apps/hook-app/health?range="+r).ok(200, `<svg class="chart"`, `aria-current="page">Last `)

@@ -25,7 +25,7 @@ type healthRange struct {
 
 var healthRanges = []healthRange{
 	{Key: "24h", Label: "Last 24 hours", Resolution: "hourly", Span: 24 * time.Hour, Step: time.Hour, labels: "15:04"},
-	{Key: "7d", Label: "Last 7 days", Resolution: "every 6 hours", Span: 7 * 24 * time.Hour, Step: 6 * time.Hour, labels: "Jan 2 15h"},
+	{Key: "7d", Label: "Last 7 days", Resolution: "every 6 hours", Span: 7 * 24 * time.Hour, Step: 6 * time.Hour, labels: "Jan 2"},
 	{Key: "30d", Label: "Last 30 days", Resolution: "daily", Span: 30 * 24 * time.Hour, Step: 24 * time.Hour, labels: "Jan 2"},
 }
 
@@ -154,7 +154,7 @@ func formatMs(v float64) string {
 	case v >= 1000:
 		return strconv.FormatFloat(math.Round(v/100)/10, 'f', -1, 64) + " s"
 	case v > 0 && v < 10:
-		return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64) + " ms"
+		return strconv.FormatFloat(v, 'g', 3, 64) + " ms"
 	}
 	return strconv.FormatFloat(v, 'f', 0, 64) + " ms"
 }
