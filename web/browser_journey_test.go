@@ -130,7 +130,8 @@ func TestBrowserJourney(t *testing.T) {
 	dev.click(`a[href^="/apps/flow/deliveries/"]`)
 	dev.see("installation.created", "webhook-signature", "200")
 	dev.press("Redeliver")
-	dev.see("Attempt 2")
+	dev.see("Queued another attempt")
+	dev.seeAfterReload("2 of at most")
 
 	// Uninstall, with a confirmation.
 	dev.open("/orgs/customer-co/installations/" + q.Get("installationId"))
@@ -138,5 +139,20 @@ func TestBrowserJourney(t *testing.T) {
 	dev.at("/orgs/customer-co/installations/" + q.Get("installationId") + "/uninstall")
 	dev.press("Uninstall")
 	dev.at("/orgs/customer-co/installations")
-	dev.see("Uninstalled")
+	dev.see("Flow was uninstalled")
+	// The partner hears of it: installation.created twice (sent, then
+	// redelivered) and installation.deleted.
+	deadline := time.Now().Add(10 * time.Second)
+	for partner.hookCount() < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := partner.hookCount(); n != 3 {
+		t.Errorf("the partner got %d webhooks, want 3", n)
+	}
+}
+
+func (ps *partnerSite) hookCount() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.hooks
 }

@@ -41,6 +41,12 @@ func startChrome(t testing.TB) context.Context {
 		}
 		t.Skip("Chromium not installed (apt-get install chromium); browser tests skipped outside CI")
 	}
+	// Not t.TempDir: Chromium's helpers may still be writing when the
+	// test's cleanup runs, and a failed RemoveAll would fail the test.
+	profile, err := os.MkdirTemp("", "plugboard-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.NoSandbox,
@@ -52,12 +58,16 @@ func startChrome(t testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		_ = os.RemoveAll(profile)
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("starting %s: %v", exe, err)
 	}
@@ -156,6 +166,28 @@ func (b *tab) see(texts ...string) {
 			b.fail("the page never showed %q", missing)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// seeAfterReload reloads the page until it shows every text: for work
+// that finishes in the background.
+func (b *tab) seeAfterReload(texts ...string) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var body string
+		b.run(chromedp.Reload(), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
+		all := true
+		for _, s := range texts {
+			all = all && strings.Contains(body, s)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.fail("the page never showed %q, however often reloaded", texts)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -145,8 +145,10 @@ func seedShowcase(t testing.TB, history int) *showcase {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := p.App.DB.Raw(`SELECT uuid FROM deliveries d WHERE app_id = (SELECT id FROM apps WHERE slug = 'flow')
-		AND attempts > 1 AND status = 'succeeded' ORDER BY id DESC LIMIT 1`).Scan(&sc.delivery).Error; err != nil || sc.delivery == "" {
+	// A live delivery (really signed and sent) that needed a retry.
+	if err := p.App.DB.Raw(`SELECT d.uuid FROM deliveries d JOIN events e ON e.id = d.event_id
+		WHERE d.app_id = (SELECT id FROM apps WHERE slug = 'flow') AND e.created_by <> 'history'
+		AND d.attempts > 1 AND d.status = 'succeeded' ORDER BY d.id DESC LIMIT 1`).Scan(&sc.delivery).Error; err != nil || sc.delivery == "" {
 		t.Fatalf("no retried delivery to show: %v", err)
 	}
 	return sc
@@ -158,8 +160,8 @@ func signUpNamed(t testing.TB, p *apptest.Platform, email, name string) *client 
 	return signIn(t, p, email)
 }
 
-// seedHistory writes n past deliveries of the busy app, one a minute back
-// from now, each with its attempts: mostly fast successes, some slow, some
+// seedHistory writes n past deliveries of the busy app, spread over the
+// last 7 days, each with its attempts: mostly fast successes, some slow, some
 // failing with 5xx, timeouts or refused connections.
 func seedHistory(t testing.TB, p *apptest.Platform, sc *showcase, n int) {
 	t.Helper()
@@ -172,7 +174,7 @@ WITH inst AS (
 ), ev AS (
   INSERT INTO events (uuid, organization_id, type, data, created_by, created_at)
   SELECT gen_random_uuid(), inst.organization_id, 'incident.opened',
-         jsonb_build_object('id', 'inc_' || g, 'title', 'Error rate above 1% on checkout', 'severity', 'high'), 'history', now() - g * interval '1 minute'
+         jsonb_build_object('id', 'inc_' || g, 'title', 'Error rate above 1% on checkout', 'severity', 'high'), 'history', now() - g * (interval '7 days' / ?::int)
   FROM inst, generate_series(1, ?) g
   RETURNING id, organization_id, created_at
 ), d AS (
@@ -195,16 +197,16 @@ SELECT d.id, d.app_id, a.n, 'https://hooks.flow.example/plugboard',
                           'webhook-signature', 'v1,' || encode(sha256(d.uuid::text::bytea), 'base64'),
                           'plugboard-event', 'incident.opened', 'content-type', 'application/json', 'user-agent', 'Plugboard-Webhooks/dev'),
        CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN
-              CASE WHEN d.id % 3 = 0 THEN NULL ELSE 503 END
+              CASE WHEN d.id % 10 = 0 THEN NULL ELSE 503 END
             ELSE 200 END,
        '{"content-type": "application/json"}',
        CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN '{"error":"upstream busy"}' ELSE '{"ok":true}' END,
-       CASE WHEN (a.n < d.attempts OR d.status = 'failed') AND d.id % 3 = 0 THEN 15000000
+       CASE WHEN (a.n < d.attempts OR d.status = 'failed') AND d.id % 10 = 0 THEN 15000000
             ELSE (12000 + 40000 * random() + CASE WHEN random() < 0.05 THEN 400000 * random() ELSE 0 END)::bigint END,
-       CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN CASE WHEN d.id % 3 = 0 THEN 'timeout' ELSE 'http_status' END ELSE '' END,
-       CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN CASE WHEN d.id % 3 = 0 THEN 'no response within 15s' ELSE 'HTTP 503' END ELSE '' END,
+       CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN CASE WHEN d.id % 10 = 0 THEN 'timeout' ELSE 'http_status' END ELSE '' END,
+       CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN CASE WHEN d.id % 10 = 0 THEN 'no response within 15s' ELSE 'HTTP 503' END ELSE '' END,
        d.created_at + (a.n - 1) * interval '1 second'
-FROM d, LATERAL generate_series(1, d.attempts) AS a(n)`, sc.installation, n).Error
+FROM d, LATERAL generate_series(1, d.attempts) AS a(n)`, sc.installation, n, n).Error
 	if err != nil {
 		t.Fatalf("seeding the delivery history: %v", err)
 	}
