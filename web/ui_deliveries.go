@@ -34,20 +34,22 @@ func (s *Server) deliveryPages(r uiRouter) {
 // read and show it as UTC.
 const localTimeLayout = "2006-01-02T15:04"
 
-// formTime reads a datetime-local value (UTC) from the form or query;
-// empty is nil.
-func formTime(raw, field string) (*time.Time, error) {
+// formTime reads a datetime-local value (UTC) from the form or query into
+// *dst (nil when empty); a value that is not a time is added to f.
+func formTime(f fault.Fields, field, raw string, dst **time.Time) {
+	*dst = nil
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
-		return nil, nil
+		return
 	}
 	for _, layout := range []string{localTimeLayout, "2006-01-02T15:04:05", time.RFC3339} {
 		if t, err := time.ParseInLocation(layout, raw, time.UTC); err == nil {
 			t = t.UTC()
-			return &t, nil
+			*dst = &t
+			return
 		}
 	}
-	return nil, fault.Field(field, "must be a date and time such as 2026-01-02T15:04 (UTC)")
+	f.Add(field, "must be a date and time such as 2026-01-02T15:04 (UTC)")
 }
 
 // lifecycleEvents are the events Plugboard itself sends every app.
@@ -156,11 +158,11 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 	}
 
 	dq := webhooks.DeliveryQuery{Status: d.Filter.Status, EventType: d.Filter.EventType, InstallationUUID: d.Filter.Installation}
+	f := fault.Fields{}
+	formTime(f, "since", d.Filter.Since, &dq.Since)
+	formTime(f, "until", d.Filter.Until, &dq.Until)
 	var bad []error
-	if dq.Since, err = formTime(d.Filter.Since, "since"); err != nil {
-		bad = append(bad, err)
-	}
-	if dq.Until, err = formTime(d.Filter.Until, "until"); err != nil {
+	if err := f.Err(); err != nil {
 		bad = append(bad, err)
 	}
 	r, err := pageRequest(c)
@@ -169,11 +171,10 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 	}
 	if len(bad) == 0 {
 		d.Page, err = s.opts.Marketplace.ListDeliveries(ctx, a, app.Slug, dq, r)
-		if err != nil {
-			if _, ok := fault.As(err); !ok || !formFault(err) {
-				return nil, err
-			}
+		if fe, ok := fault.As(err); ok && fe.Kind == fault.KindInvalid {
 			bad = append(bad, err)
+		} else if err != nil {
+			return nil, err
 		}
 	}
 	for _, err := range bad {
@@ -256,13 +257,8 @@ func (s *Server) redeliverFailedPage(c echo.Context) error {
 	}
 	req := marketplace.RedeliveryRequest{Status: webhooks.DeliveryFailed}
 	f := fault.Fields{}
-	var terr error
-	if req.Since, terr = formTime(c.FormValue("since"), "since"); terr != nil {
-		f.Add("since", problemFor(terr).Fields["since"])
-	}
-	if req.Until, terr = formTime(c.FormValue("until"), "until"); terr != nil {
-		f.Add("until", problemFor(terr).Fields["until"])
-	}
+	formTime(f, "since", c.FormValue("since"), &req.Since)
+	formTime(f, "until", c.FormValue("until"), &req.Until)
 	err = f.Err()
 	var res *marketplace.Redelivery
 	if err == nil {
@@ -310,6 +306,9 @@ func (s *Server) enableEndpointPage(c echo.Context) error {
 	app, err := s.partnerAppView(c)
 	if err != nil {
 		return err
+	}
+	if app.WebhookStatus == webhooks.EndpointEnabled {
+		return s.redirect(c, "/apps/"+app.Slug+"/deliveries", "Webhooks are already enabled.")
 	}
 	enabled := webhooks.EndpointEnabled
 	_, err = s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{WebhookStatus: &enabled})

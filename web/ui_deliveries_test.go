@@ -201,6 +201,7 @@ func TestDeliveryPages(t *testing.T) {
 		if strings.Contains(dev.get(log).Body, "Re-enable webhooks") {
 			t.Error("still offers to re-enable")
 		}
+		dev.post("/apps/hook-app/endpoint/enable", nil).ok(200, "Webhooks are already enabled")
 	})
 
 	t.Run("forms need the CSRF token", func(t *testing.T) {
