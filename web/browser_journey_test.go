@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/app/apptest"
 	"github.com/plugboard/plugboard/marketplace"
