@@ -136,7 +136,7 @@ func (s *Server) adminAppView(c echo.Context) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	scopes, err := s.plainScopes(ctx, app.Scopes)
+	scopes, err := s.describeScopes(ctx, app.Scopes)
 	if err != nil {
 		return nil, err
 	}

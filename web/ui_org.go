@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 
@@ -100,7 +99,7 @@ func (s *Server) orgInstallationView(c echo.Context, org *marketplace.OrgAccess,
 	if err != nil {
 		return nil, err
 	}
-	scopes, err := s.plainScopes(ctx, inst.Scopes)
+	scopes, err := s.describeScopes(ctx, inst.Scopes)
 	if err != nil {
 		return nil, err
 	}
@@ -176,27 +175,6 @@ func (s *Server) orgUninstall(c echo.Context) error {
 		return err
 	}
 	return s.redirect(c, "/orgs/"+org.Org.Slug+"/installations", inst.App.Name+" was uninstalled; its tokens are revoked.")
-}
-
-// plainScopes describes scope names in plain words, in the given order.
-func (s *Server) plainScopes(ctx context.Context, names []string) ([]marketplace.Scope, error) {
-	all, err := s.opts.Marketplace.Scopes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byName := make(map[string]marketplace.Scope, len(all))
-	for _, sc := range all {
-		byName[sc.Name] = sc
-	}
-	out := make([]marketplace.Scope, 0, len(names))
-	for _, n := range names {
-		sc, ok := byName[n]
-		if !ok {
-			sc = marketplace.Scope{Name: n, Description: n}
-		}
-		out = append(out, sc)
-	}
-	return out, nil
 }
 
 // orgMembersData is the members page.
