@@ -34,6 +34,9 @@ type chartSpec struct {
 	Area    bool   // fill under the first line (line charts)
 	// Counts keeps the y ticks on whole numbers (when YMax is 0).
 	Counts bool
+	// Log draws a line chart's y axis in powers of ten, so a slow tail
+	// does not flatten the typical values; zero and below sit at the bottom.
+	Log bool
 }
 
 // Chart geometry, in viewBox units.
@@ -121,12 +124,11 @@ func svgEsc(s string) string { return template.HTMLEscapeString(s) }
 
 // frame opens the SVG and draws the y grid with its labels and the x
 // labels; x(i) gives the centre of position i.
-func (c chartSpec) frame(b *strings.Builder, ymax float64, x func(int) float64) {
+func (c chartSpec) frame(b *strings.Builder, sc yScale, x func(int) float64) {
 	fmt.Fprintf(b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" preserveAspectRatio="xMidYMid meet"><title>%s</title>`,
 		chartW, chartH, svgEsc(c.Title), svgEsc(c.Title))
-	for t := 0; t <= chartYTicks; t++ {
-		v := ymax * float64(t) / chartYTicks
-		y := chartPadT + chartPlotH - chartPlotH*float64(t)/chartYTicks
+	for _, v := range sc.ticks {
+		y := sc.pos(v)
 		fmt.Fprintf(b, `<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#e5e7eb" stroke-width="1"/>`, chartPadL, svgNum(y), chartW-chartPadR, svgNum(y))
 		fmt.Fprintf(b, `<text x="%d" y="%s" text-anchor="end" dominant-baseline="middle">%s</text>`, chartPadL-6, svgNum(y), svgEsc(c.yFormat(v)))
 	}
@@ -135,6 +137,46 @@ func (c chartSpec) frame(b *strings.Builder, ymax float64, x func(int) float64) 
 	for i := 0; i < n && i < len(c.Labels); i += step {
 		fmt.Fprintf(b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`, svgNum(x(i)), chartH-8, svgEsc(c.Labels[i]))
 	}
+}
+
+// yScale places values on the y axis and says where its ticks go.
+type yScale struct {
+	ticks []float64
+	pos   func(float64) float64
+}
+
+// linearScale runs from 0 to ymax in chartYTicks steps.
+func linearScale(ymax float64) yScale {
+	sc := yScale{pos: func(v float64) float64 {
+		v = math.Max(0, math.Min(v, ymax))
+		return chartPadT + chartPlotH - chartPlotH*v/ymax
+	}}
+	for t := 0; t <= chartYTicks; t++ {
+		sc.ticks = append(sc.ticks, ymax*float64(t)/chartYTicks)
+	}
+	return sc
+}
+
+// logScale runs over the powers of ten around the positive values in
+// [lo, hi]; at most chartYTicks+2 of them are labelled, the top one always.
+func logScale(lo, hi float64) yScale {
+	a, z := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+	if z <= a {
+		z = a + 1
+	}
+	step := math.Ceil((z - a) / (chartYTicks + 1))
+	z = a + step*math.Ceil((z-a)/step)
+	sc := yScale{pos: func(v float64) float64 {
+		l := a
+		if v > 0 {
+			l = math.Max(a, math.Min(math.Log10(v), z))
+		}
+		return chartPadT + chartPlotH - chartPlotH*(l-a)/(z-a)
+	}}
+	for e := a; e <= z; e += step {
+		sc.ticks = append(sc.ticks, math.Pow(10, e))
+	}
+	return sc
 }
 
 // empty is the chart's frame with a message instead of data.
@@ -171,17 +213,28 @@ func lineChart(c chartSpec) template.HTML {
 	if n == 0 || !c.hasData() {
 		return c.empty()
 	}
-	ymax := c.YMax
-	if ymax <= 0 {
-		top := 0.0
-		for _, s := range c.Series {
-			for i := range s.Values {
-				if v := chartValue(s, i); !math.IsNaN(v) {
-					top = max(top, v)
+	top, low := 0.0, math.Inf(1)
+	for _, s := range c.Series {
+		for i := range s.Values {
+			if v := chartValue(s, i); !math.IsNaN(v) {
+				top = max(top, v)
+				if v > 0 {
+					low = min(low, v)
 				}
 			}
 		}
-		ymax = c.fitMax(top)
+	}
+	var sc yScale
+	switch {
+	case c.Log && !math.IsInf(low, 1):
+		if c.YMax > 0 {
+			top = c.YMax
+		}
+		sc = logScale(low, max(top, low))
+	case c.YMax > 0:
+		sc = linearScale(c.YMax)
+	default:
+		sc = linearScale(c.fitMax(top))
 	}
 	x := func(i int) float64 {
 		if n == 1 {
@@ -189,13 +242,10 @@ func lineChart(c chartSpec) template.HTML {
 		}
 		return chartPadL + chartPlotW*float64(i)/float64(n-1)
 	}
-	y := func(v float64) float64 {
-		v = math.Max(0, math.Min(v, ymax))
-		return chartPadT + chartPlotH - chartPlotH*v/ymax
-	}
+	y := sc.pos
 	var b strings.Builder
 	b.WriteString(`<figure class="chart-figure">`)
-	c.frame(&b, ymax, x)
+	c.frame(&b, sc, x)
 	for si := len(c.Series) - 1; si >= 0; si-- { // the first chartSeries on top
 		s, col := c.Series[si], c.color(si)
 		// Runs of consecutive values; a lone point is drawn as a dot.
@@ -266,7 +316,7 @@ func stackedBars(c chartSpec) template.HTML {
 	x := func(i int) float64 { return chartPadL + slot*(float64(i)+0.5) }
 	var b strings.Builder
 	b.WriteString(`<figure class="chart-figure">`)
-	c.frame(&b, ymax, x)
+	c.frame(&b, linearScale(ymax), x)
 	for i := 0; i < n; i++ {
 		base := 0.0
 		for si, s := range c.Series {

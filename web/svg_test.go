@@ -199,3 +199,44 @@ func TestFormatMs(t *testing.T) {
 		}
 	}
 }
+
+func TestLogScale(t *testing.T) {
+	cases := []struct {
+		lo, hi float64
+		ticks  []float64
+	}{
+		{0.3, 850, []float64{0.1, 1, 10, 100, 1000}},
+		{3, 15000, []float64{1, 10, 100, 1000, 10000, 100000}},
+		{5, 5, []float64{1, 10}},
+		{0.001, 100000, []float64{0.001, 0.1, 10, 1000, 100000}},
+	}
+	for _, tc := range cases {
+		sc := logScale(tc.lo, tc.hi)
+		if len(sc.ticks) != len(tc.ticks) {
+			t.Errorf("logScale(%v, %v) ticks %v, want %v", tc.lo, tc.hi, sc.ticks, tc.ticks)
+			continue
+		}
+		for i := range sc.ticks {
+			if math.Abs(sc.ticks[i]-tc.ticks[i])/tc.ticks[i] > 1e-9 {
+				t.Errorf("logScale(%v, %v) ticks %v, want %v", tc.lo, tc.hi, sc.ticks, tc.ticks)
+				break
+			}
+		}
+		bottom, top := sc.pos(sc.ticks[0]), sc.pos(sc.ticks[len(sc.ticks)-1])
+		if bottom != chartPadT+chartPlotH || top != chartPadT {
+			t.Errorf("logScale(%v, %v) spans %v..%v", tc.lo, tc.hi, bottom, top)
+		}
+		if sc.pos(0) != bottom || sc.pos(-1) != bottom || sc.pos(tc.hi*1000) != top {
+			t.Errorf("logScale(%v, %v) does not clamp", tc.lo, tc.hi)
+		}
+	}
+	out := string(lineChart(chartSpec{Title: "Latency", Log: true, Labels: []string{"a", "b", "c"}, YFormat: formatMs,
+		Series: []chartSeries{{Name: "p50", Values: []float64{0, 30, 35}}, {Name: "p99", Values: []float64{15000, 200, math.NaN()}}}}))
+	wellFormed(t, out)
+	inBounds(t, out)
+	for _, tick := range []string{">10 ms<", ">100 ms<", ">1 s<", ">10 s<", ">100 s<"} {
+		if !strings.Contains(out, tick) {
+			t.Errorf("no tick %s\n%s", tick, out)
+		}
+	}
+}

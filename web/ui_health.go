@@ -137,7 +137,7 @@ func (s *Server) healthPage(c echo.Context) error {
 	}
 	d.SuccessChart = lineChart(chartSpec{Title: "Success rate, " + rg.Resolution, Labels: labels, Series: []chartSeries{rate}, YMax: 1, Area: true,
 		YFormat: func(v float64) string { return strconv.FormatFloat(v*100, 'f', 0, 64) + "%" }, Empty: "No attempts in this range"})
-	d.LatencyChart = lineChart(chartSpec{Title: "Latency percentiles, " + rg.Resolution, Labels: labels, Series: []chartSeries{p50, p95, p99},
+	d.LatencyChart = lineChart(chartSpec{Title: "Latency percentiles, " + rg.Resolution, Labels: labels, Series: []chartSeries{p50, p95, p99}, Log: true,
 		YFormat: formatMs, Empty: "No attempts in this range"})
 	d.ErrorChart = stackedBars(chartSpec{Title: "Failed attempts by error class, " + rg.Resolution, Labels: labels, Series: classes,
 		Counts: true, Empty: "No failed attempts in this range"})
@@ -153,6 +153,8 @@ func formatMs(v float64) string {
 	switch {
 	case v >= 1000:
 		return strconv.FormatFloat(math.Round(v/100)/10, 'f', -1, 64) + " s"
+	case v > 0 && v < 0.01:
+		return strconv.FormatFloat(v*1000, 'g', 3, 64) + " µs"
 	case v > 0 && v < 10:
 		return strconv.FormatFloat(v, 'g', 3, 64) + " ms"
 	}
