@@ -46,7 +46,9 @@ func (d *Dispatcher) Relay(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	d.log.Info("relay re-enqueued due deliveries", "count", len(rows))
-	d.outbox.enqueue(ctx, rows, 0)
+	// Regardless of the drain registry: a drain that died may still hold
+	// its lease there.
+	d.outbox.kickApps(ctx, appsOf(rows), 1, true)
 	d.metrics.relayed(len(rows))
 	return len(rows), nil
 }
