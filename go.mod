@@ -3,7 +3,6 @@ module github.com/plugboard/plugboard
 go 1.26.8
 
 require (
-	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0

@@ -49,8 +49,7 @@ local now, want = tonumber(ARGV[1]), tonumber(ARGV[3])
 local out = {}
 for i = 1, #KEYS, 3 do
   redis.call('SET', KEYS[i+2], '1', 'PX', 600000)
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if redis.call('ZCARD', KEYS[i]) < want and redis.call('EXISTS', KEYS[i+1]) == 0 then
+  if redis.call('ZCOUNT', KEYS[i], now, '+inf') < want and redis.call('EXISTS', KEYS[i+1]) == 0 then
     redis.call('SET', KEYS[i+1], '1', 'PX', ARGV[2])
     out[#out+1] = 1
   else
@@ -59,9 +58,11 @@ for i = 1, #KEYS, 3 do
 end
 return out`)
 
-// startScript: KEYS active, queued; ARGV lease expiry (ms), lease id.
+// startScript: KEYS active, queued; ARGV lease expiry (ms), lease id, now
+// (ms: expired leases, of drains that died, are dropped).
 var startScript = redis.NewScript(`
 redis.call('DEL', KEYS[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], 600000)
 return 1`)
@@ -139,7 +140,7 @@ func (o *Outbox) register(ctx context.Context, appID int64, ttl time.Duration) *
 	}
 	a, q, _ := drainKeys(appID)
 	now := time.Now()
-	if err := startScript.Run(ctx, o.rdb, []string{a, q}, now.Add(ttl).UnixMilli(), l.id).Err(); err != nil {
+	if err := startScript.Run(ctx, o.rdb, []string{a, q}, now.Add(ttl).UnixMilli(), l.id, now.UnixMilli()).Err(); err != nil {
 		o.log.Warn("drain registry unavailable", "err", err)
 		return l
 	}
