@@ -248,10 +248,10 @@ const drainFor = 5 * time.Second
 // A drain whose batch was small lingers this long before the next claim
 // when that batch's oldest delivery had been due for more than behindFor:
 // the machine is saturated, and bigger batches make each delivery cheaper
-// (in the throughput bench, 3.3 → 5 deliveries per batch and about 18%
+// (in the throughput bench, 3.3 → 9 deliveries per batch and about a third
 // less CPU per delivery). A drain that keeps up never waits.
 const (
-	linger    = 20 * time.Millisecond
+	linger    = 40 * time.Millisecond
 	behindFor = 50 * time.Millisecond
 )
 
