@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,13 +16,17 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 )
@@ -76,7 +82,11 @@ type Attempt struct {
 // Dispatcher delivers webhooks: the asynq handler, the HTTP client, the
 // limits and the bookkeeping.
 type Dispatcher struct {
-	db      *gorm.DB
+	db  *gorm.DB
+	sql *sql.DB
+	// held bounds the connections drains hold across a batch's requests,
+	// so the API and other jobs always find some in the pool.
+	held    chan struct{}
 	outbox  *Outbox
 	limits  *limits
 	client  *http.Client
@@ -102,7 +112,16 @@ type cachedEndpoint struct {
 // NewDispatcher builds the dispatcher.
 func NewDispatcher(db *gorm.DB, rdb redis.UniversalClient, outbox *Outbox, metrics *Metrics, log *slog.Logger) *Dispatcher {
 	opts := outbox.opts
-	d := &Dispatcher{db: db, outbox: outbox, limits: newLimits(rdb), opts: opts, log: log, metrics: metrics, cache: map[int64]cachedEndpoint{},
+	outbox.rdb = rdb
+	sqlDB, err := db.DB()
+	if err != nil {
+		panic(fmt.Sprintf("webhooks: gorm without a *sql.DB: %v", err))
+	}
+	held := 1 << 16
+	if m := sqlDB.Stats().MaxOpenConnections; m > 0 {
+		held = max(1, m-max(2, m/5))
+	}
+	d := &Dispatcher{db: db, sql: sqlDB, held: make(chan struct{}, held), outbox: outbox, limits: newLimits(rdb), opts: opts, log: log, metrics: metrics, cache: map[int64]cachedEndpoint{},
 		listeners: NewListeners(rdb)}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: d.checkAddress}
 	d.client = &http.Client{
@@ -201,6 +220,7 @@ type claimed struct {
 	InstallationUUID *string
 	Data             json.RawMessage
 	EventCreatedAt   time.Time
+	DueAt            time.Time
 }
 
 // result is the outcome of one attempt.
@@ -225,61 +245,208 @@ func (d *Dispatcher) handleDeliver(ctx context.Context, t *asynq.Task) error {
 // drainFor bounds one task's work; what is left gets a fresh task.
 const drainFor = 5 * time.Second
 
+// A drain whose batch was small lingers this long before the next claim
+// when that batch's oldest delivery had been due for more than behindFor:
+// the machine is saturated, and bigger batches make each delivery cheaper
+// (in the throughput bench, 3.3 → 9 deliveries per batch and about a third
+// less CPU per delivery). A drain that keeps up never waits.
+const (
+	linger    = 40 * time.Millisecond
+	behindFor = 50 * time.Millisecond
+)
+
 // drain delivers what is due for an app, a batch at a time, until nothing
 // is due: batches grow with the load, so one claim, one limiter round and
-// one write cover many deliveries.
+// one write cover many deliveries. It is registered as the app's drain
+// meanwhile, so publishes need not enqueue another (drains.go).
 func (d *Dispatcher) drain(ctx context.Context, appID int64) error {
 	start := time.Now()
+	reg := d.outbox.register(ctx, appID, drainFor+d.lease()+5*time.Second)
+	helped := false
 	for {
-		n, err := d.deliver(ctx, appID)
-		if err != nil || n == 0 {
+		n, behind, err := d.deliver(ctx, appID)
+		if err != nil {
+			reg.leave(ctx, false)
 			return err
 		}
+		if n == 0 {
+			if reg.again(ctx) {
+				continue
+			}
+			return nil
+		}
+		if n < d.opts.BatchSize/4 && behind > behindFor {
+			// Behind, with a small batch: the machine is busy rather than
+			// the app. Let the next batch fill a little: per-batch costs
+			// (claim, limiter, commit) then spread over more deliveries.
+			// Never when keeping up: that would only add latency.
+			select {
+			case <-ctx.Done():
+			case <-time.After(linger):
+			}
+		}
+		if n >= d.opts.BatchSize && !helped {
+			// A backlog: a second drain shares it (SKIP LOCKED).
+			helped = true
+			d.outbox.kickApps(ctx, []int64{appID}, 2, false)
+		}
 		if time.Since(start) > drainFor {
-			d.outbox.kick(ctx, appID, 0)
+			reg.leave(ctx, false)
+			d.outbox.kickApps(ctx, []int64{appID}, 1, false)
 			return nil
 		}
 	}
 }
 
-// deliver claims up to a batch of the app's due deliveries in Postgres
-// (SKIP LOCKED: concurrent drains split the work, no two send the same
-// delivery), sends them, and records the outcome in one statement. It
-// returns how many it claimed.
-func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
-	lease := d.lease()
-	var rows []claimed
-	err := d.db.WithContext(ctx).Raw(`
-		UPDATE deliveries d SET claimed_until = now() + make_interval(secs => ?)
-		FROM events e
-		WHERE d.id IN (
-			SELECT id FROM deliveries
-			WHERE app_id = ? AND status = 'pending' AND next_attempt_at <= now() + interval '100 milliseconds'
-			  AND (claimed_until IS NULL OR claimed_until < now())
-			ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED)
-		  AND d.event_id = e.id
-		RETURNING d.id, d.uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid, e.data, e.created_at AS event_created_at`,
-		lease.Seconds(), appID, d.opts.BatchSize).Scan(&rows).Error
-	if err != nil {
-		return 0, fmt.Errorf("claiming deliveries: %w", err)
-	}
-	if len(rows) == 0 {
-		return 0, nil
-	}
+// claimSQL locks up to a batch of the app's due deliveries for the
+// transaction that will record their outcome. SKIP LOCKED: concurrent
+// drains split the work, no two send the same delivery. A lock (not a
+// written claim) holds them: a worker that dies mid-batch drops its
+// connection, PostgreSQL rolls back, and the deliveries are due again at
+// once, with no second row version and no index entries for the claim.
+// claimed_until is still honoured for claims written by older versions.
+const claimSQL = `
+	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at
+	FROM deliveries d JOIN events e ON e.id = d.event_id
+	WHERE d.app_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
+	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+	ORDER BY d.next_attempt_at LIMIT $2
+	FOR NO KEY UPDATE OF d SKIP LOCKED`
+
+// deliver locks up to a batch of the app's due deliveries in Postgres,
+// sends them, and records every attempt and outcome in the same
+// transaction: two round trips to Postgres and one commit per batch. It
+// returns how many it claimed and how long the oldest of them had been due.
+func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, time.Duration, error) {
+	// Everything that needs a connection of its own comes before the
+	// transaction takes one, so drains never wait on the pool while
+	// holding a connection.
 	ep, err := d.endpoint(ctx, appID)
 	if err != nil {
-		d.release(context.WithoutCancel(ctx), rows)
-		return 0, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
+		return 0, 0, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
+	}
+	select {
+	case d.held <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	defer func() { <-d.held }()
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("claiming deliveries: %w", err)
+	}
+	defer conn.Close()
+	var (
+		n     int
+		out   outcome
+		inner error
+	)
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		n, out, inner = d.deliverOn(ctx, c, ep, appID)
+		if pc := c.PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+			// Failed midway: give the locks back, or drop the connection.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+				return driver.ErrBadConn
+			}
+		}
+		return nil
+	})
+	if inner != nil {
+		return n, out.behind, inner
+	}
+	if err != nil {
+		return n, out.behind, fmt.Errorf("delivering: %w", err)
+	}
+	// After commit, with the connection back in the pool.
+	if out.nextDrain >= 0 {
+		d.outbox.kick(context.WithoutCancel(ctx), appID, out.nextDrain)
+	}
+	if out.anyOK && ep.state.FailingSince == nil && !out.anyFail {
+		return n, out.behind, nil // healthy, and known to be: nothing to write
+	}
+	if out.anyOK || out.anyFail {
+		return n, out.behind, d.health(context.WithoutCancel(ctx), appID, out.anyOK, out.anyFail, out.gone)
+	}
+	return n, out.behind, nil
+}
+
+// outcome is what a recorded batch leaves to do after its commit.
+type outcome struct {
+	nextDrain            time.Duration // kick a drain after this; -1: none
+	behind               time.Duration // how long the oldest claimed delivery had been due
+	anyOK, anyFail, gone bool
+}
+
+// deliverOn runs one batch on c: claim, send, record, commit.
+func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoint, appID int64) (int, outcome, error) {
+	none := outcome{nextDrain: -1}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The claim and the record are index lookups by design. Plan them once
+	// per connection (planning them for every batch cost a fifth of
+	// PostgreSQL's time), and never as a sequential scan, which a plan made
+	// while the table was young and small could otherwise keep for good.
+	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
+	b.Queue(claimSQL, appID, d.opts.BatchSize)
+	br := c.SendBatch(ctx, b)
+	var rows []claimed
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		var q pgx.Rows
+		q, err = br.Query()
+		if err == nil {
+			for q.Next() {
+				var r claimed
+				var data string
+				if err = q.Scan(&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, &data, &r.EventCreatedAt, &r.DueAt); err != nil {
+					break
+				}
+				r.Data = json.RawMessage(data)
+				rows = append(rows, r)
+			}
+			q.Close()
+			if err == nil {
+				err = q.Err()
+			}
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, none, fmt.Errorf("claiming deliveries: %w", err)
+	}
+	if len(rows) == 0 {
+		_, err := c.Exec(ctx, "COMMIT")
+		return 0, none, err
 	}
 	if ep.state.Status == EndpointDisabled || ep.ep.URL == "" {
-		return len(rows), d.pause(ctx, appID, rows)
+		ids := make([]int64, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
+		}
+		b := &pgx.Batch{}
+		b.Queue("UPDATE deliveries SET status = 'paused', claimed_until = NULL, next_attempt_at = NULL WHERE id = ANY($1)", ids)
+		b.Queue("COMMIT")
+		if err := c.SendBatch(ctx, b).Close(); err != nil {
+			return len(rows), none, fmt.Errorf("pausing deliveries: %w", err)
+		}
+		return len(rows), none, nil
 	}
+	none.behind = time.Since(rows[0].DueAt)
 	results := make([]result, len(rows))
 	// The batch may wait for the limiters this long in all; the rest is
 	// deferred. Slots and leases are taken a chunk at a time (a few Redis
 	// calls per chunk); chunks send concurrently up to the in-flight cap.
-	// No chunk starts unless it can finish within the claim's lease, so a
-	// slow endpoint never lets the claim lapse while we still send.
+	// No chunk starts unless it can finish within the lease, which bounds
+	// how long the transaction stays open.
+	lease := d.lease()
 	budget := time.Now().Add(waitBudget)
 	lastStart := time.Now().Add(lease - d.opts.Timeout - 2*time.Second)
 	deferRest := func(from int, wait time.Duration) {
@@ -293,18 +460,9 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 			deferRest(i, 10*time.Millisecond)
 			break
 		}
-		k, wait := d.waitTurn(ctx, appID, ep.rateLimit, min(len(rows)-i, ep.maxInFlight), budget)
-		if k == 0 {
-			deferRest(i, wait) // waiting for the limiter: not an attempt
-			break
-		}
-		n, release, err := d.limits.acquire(ctx, appID, ep.maxInFlight, k, lease, max(time.Until(budget), 10*time.Millisecond))
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("in-flight limiter unavailable; delivering without it", "err", err)
-			n, release = k, func() {}
-		}
+		n, release, wait := d.admit(ctx, appID, ep, min(len(rows)-i, ep.maxInFlight), lease, budget)
 		if n == 0 {
-			deferRest(i, 500*time.Millisecond)
+			deferRest(i, wait) // waiting for the limiters: not an attempt
 			break
 		}
 		var chunk sync.WaitGroup
@@ -322,28 +480,48 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, error) {
 	}
 	wg.Wait()
 	d.listeners.forward(context.WithoutCancel(ctx), appID, results)
-	return len(rows), d.record(context.WithoutCancel(ctx), ep, results)
+	// The outcome is written even when the task is being stopped: what
+	// was sent must be logged.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	out, err := d.record(rctx, c, ep, results)
+	out.behind = none.behind
+	return len(rows), out, err
 }
 
-// waitTurn takes up to n slots from the app's rate limit, sleeping for
-// them while the batch's budget allows; with none, it returns how long to
-// defer.
-func (d *Dispatcher) waitTurn(ctx context.Context, appID int64, rate, n int, budget time.Time) (int, time.Duration) {
+// admit takes up to want slots of the app's rate limit and in-flight cap,
+// waiting for them while the batch's budget allows. It returns how many it
+// took and the func that releases their in-flight leases; with none, how
+// long to defer the rest of the batch (always > 0).
+func (d *Dispatcher) admit(ctx context.Context, appID int64, ep cachedEndpoint, want int, lease time.Duration, budget time.Time) (int, func(), time.Duration) {
+	deadline := budget
+	if least := time.Now().Add(10 * time.Millisecond); deadline.Before(least) {
+		deadline = least
+	}
 	for {
-		k, wait, err := d.limits.take(ctx, appID, rate, n)
+		n, retry, full, release, err := d.limits.admit(ctx, appID, ep.rateLimit, ep.maxInFlight, want, lease)
 		if err != nil {
-			d.log.Warn("rate limiter unavailable; delivering without it", "err", err)
-			return n, 0
+			if ctx.Err() != nil {
+				return 0, nil, time.Second // stopped: take nothing
+			}
+			d.log.Warn("limiters unavailable; delivering without them", "err", err)
+			return want, func() {}, 0
 		}
-		if k > 0 {
-			return k, 0
+		if n > 0 {
+			return n, release, 0
 		}
-		if wait > time.Second || time.Now().Add(wait).After(budget) {
-			return 0, max(wait, 50*time.Millisecond)
+		wait := 5 * time.Millisecond // the in-flight cap: poll
+		if !full {
+			if retry > time.Second || time.Now().Add(retry).After(budget) {
+				return 0, nil, max(retry, 50*time.Millisecond)
+			}
+			wait = retry
+		} else if time.Now().After(deadline) {
+			return 0, nil, 500 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
-			return 0, wait
+			return 0, nil, time.Second
 		case <-time.After(wait):
 		}
 	}
@@ -356,23 +534,6 @@ const waitBudget = 2 * time.Second
 // timeout and room to record. A worker that dies mid-batch frees its
 // deliveries for the relay after this.
 func (d *Dispatcher) lease() time.Duration { return waitBudget + 2*d.opts.Timeout + 5*time.Second }
-
-// release gives up claims without an attempt.
-func (d *Dispatcher) release(ctx context.Context, rows []claimed) {
-	ids := make([]int64, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	d.db.WithContext(ctx).Exec("UPDATE deliveries SET claimed_until = NULL WHERE id IN ?", ids)
-}
-
-func (d *Dispatcher) pause(ctx context.Context, appID int64, rows []claimed) error {
-	ids := make([]int64, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	return d.db.WithContext(ctx).Exec("UPDATE deliveries SET status = 'paused', claimed_until = NULL, next_attempt_at = NULL WHERE id IN ?", ids).Error
-}
 
 // Envelope builds the body partners receive.
 func Envelope(deliveryID, eventType string, at time.Time, installationUUID *string, data json.RawMessage) []byte {
@@ -417,7 +578,7 @@ func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) res
 		h.Set("Plugboard-Installation", *c.InstallationUUID)
 	}
 	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
-	reqHeaders, _ := json.Marshal(flatten(h))
+	reqHeaders := headersJSON(h)
 	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
 		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
 	rctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
@@ -446,7 +607,7 @@ func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) res
 	r.attempt.DurationUS = time.Since(now).Microseconds()
 	status := res.StatusCode
 	r.attempt.ResponseStatus = &status
-	r.attempt.ResponseHeaders, _ = json.Marshal(flatten(res.Header))
+	r.attempt.ResponseHeaders = headersJSON(res.Header)
 	r.attempt.ResponseBody = strings.ToValidUTF8(string(buf), "\uFFFD")
 	r.ok = status >= 200 && status < 300
 	if !r.ok {
@@ -461,12 +622,55 @@ func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) res
 	return r
 }
 
-func flatten(h http.Header) map[string]string {
-	m := make(map[string]string, len(h))
+// headersJSON logs headers as a JSON object of lower-case names (sorted)
+// to values (repeated ones joined with ", "). Written by hand: the
+// reflection of encoding/json on a map was 5% of the process's CPU in the
+// throughput bench. Invalid UTF-8 and NUL, which PostgreSQL's jsonb
+// refuses, become U+FFFD.
+func headersJSON(h http.Header) json.RawMessage {
+	keys := make([]string, 0, len(h))
+	size := 2
 	for k, v := range h {
-		m[strings.ToLower(k)] = strings.Join(v, ", ")
+		keys = append(keys, k)
+		size += len(k) + 6
+		for _, x := range v {
+			size += len(x) + 2
+		}
 	}
-	return m
+	slices.SortFunc(keys, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, strings.ToLower(k))
+		b = append(b, ':')
+		b = appendJSONString(b, strings.Join(h[k], ", "))
+	}
+	return append(b, '}')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == 0:
+			b = append(b, "\\ufffd"...)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 func trimErr(err error) string {
@@ -528,78 +732,104 @@ func (d *Dispatcher) delay(next int) time.Duration {
 	return time.Duration(float64(base) * jitter)
 }
 
+// recordSQL writes a batch's attempts and its deliveries' new state in
+// one statement, from arrays: the same text for any batch size.
+const recordSQL = `
+	WITH recorded AS (
+		INSERT INTO attempts (delivery_id, app_id, number, url, request_headers, response_status, response_headers,
+			response_body, duration_us, error_class, error_message, created_at)
+		SELECT t.d, $10, t.n, t.u, t.rq::jsonb, t.rs, t.rh::jsonb, t.b, t.du, t.ec, t.em, t.ca
+		FROM unnest($11::bigint[], $12::int[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::bigint[],
+			$19::text[], $20::text[], $21::timestamptz[]) AS t(d, n, u, rq, rs, rh, b, du, ec, em, ca)
+	)
+	UPDATE deliveries d SET status = v.status, attempts = v.attempts, next_attempt_at = v.next, claimed_until = NULL,
+		last_attempt_at = CASE WHEN v.tried THEN v.last ELSE d.last_attempt_at END,
+		last_status_code = CASE WHEN v.tried THEN v.code ELSE d.last_status_code END,
+		last_error_class = CASE WHEN v.tried THEN v.class ELSE d.last_error_class END,
+		completed_at = v.completed, enqueued_at = now()
+	FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::text[],
+		$8::timestamptz[], $9::bool[]) AS v(id, status, attempts, next, last, code, class, completed, tried)
+	WHERE d.id = v.id AND d.id = ANY($1::bigint[])`
+
 // record writes every attempt and every delivery's new state in one
-// statement (one round trip, its own transaction), then schedules the next
-// drain for retries and tracks endpoint health.
-func (d *Dispatcher) record(ctx context.Context, ep cachedEndpoint, results []result) error {
-	appID := ep.ep.AppID
+// statement and commits the batch's transaction (one round trip). It
+// returns what is left to do after the commit: schedule the next drain for
+// retries, track endpoint health.
+func (d *Dispatcher) record(ctx context.Context, c *pgx.Conn, ep cachedEndpoint, results []result) (outcome, error) {
+	out := outcome{nextDrain: -1}
 	now := time.Now().UTC()
-	var attemptRows, sets []string
-	var aargs, args []any
-	nextDrain := time.Duration(-1)
-	anyOK, anyFail, gone := false, false, false
+	n := len(results)
+	var (
+		ids                 = make([]int64, 0, n)
+		statuses, classes   = make([]string, 0, n), make([]string, 0, n)
+		attempts            = make([]int32, 0, n)
+		nexts, lasts, dones = make([]*time.Time, 0, n), make([]*time.Time, 0, n), make([]*time.Time, 0, n)
+		codes               = make([]*int32, 0, n)
+		tried               = make([]bool, 0, n)
+
+		aDelivery, aDuration = make([]int64, 0, n), make([]int64, 0, n)
+		aNumber, aStatus     = make([]int32, 0, n), make([]*int32, 0, n)
+		aURL, aReq, aBody    = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		aResp                = make([]*string, 0, n)
+		aClass, aMessage     = make([]string, 0, n), make([]string, 0, n)
+		aCreated             = make([]time.Time, 0, n)
+	)
 	for _, r := range results {
 		if r.c.ID == 0 {
 			continue
 		}
 		if r.deferred > 0 {
-			sets = append(sets, "(?::bigint, 'pending', ?::int, ?::timestamptz, NULL::timestamptz, NULL::int, ''::text, NULL::timestamptz, false)")
-			args = append(args, r.c.ID, r.c.Attempts, now.Add(r.deferred))
-			nextDrain = minDelay(nextDrain, r.deferred)
+			t := now.Add(r.deferred)
+			ids, statuses, attempts, nexts = append(ids, r.c.ID), append(statuses, DeliveryPending), append(attempts, int32(r.c.Attempts)), append(nexts, &t)
+			lasts, codes, classes, dones, tried = append(lasts, nil), append(codes, nil), append(classes, ""), append(dones, nil), append(tried, false)
+			out.nextDrain = minDelay(out.nextDrain, r.deferred)
 			continue
 		}
 		a := r.attempt
-		attemptRows = append(attemptRows, "(?::bigint, ?::bigint, ?::int, ?, ?::jsonb, ?::int, ?::jsonb, ?, ?::bigint, ?, ?, ?::timestamptz)")
-		var respHeaders any
-		if len(a.ResponseHeaders) > 0 {
-			respHeaders = string(a.ResponseHeaders)
+		var code *int32
+		if a.ResponseStatus != nil {
+			v := int32(*a.ResponseStatus)
+			code = &v
 		}
-		aargs = append(aargs, a.DeliveryID, a.AppID, a.Number, a.URL, string(a.RequestHeaders), a.ResponseStatus, respHeaders,
-			a.ResponseBody, a.DurationUS, a.ErrorClass, a.ErrorMessage, a.CreatedAt)
-		n := r.c.Attempts + 1
+		var respHeaders *string
+		if len(a.ResponseHeaders) > 0 {
+			v := string(a.ResponseHeaders)
+			respHeaders = &v
+		}
+		aDelivery, aNumber, aURL, aReq = append(aDelivery, a.DeliveryID), append(aNumber, int32(a.Number)), append(aURL, a.URL), append(aReq, string(a.RequestHeaders))
+		aStatus, aResp, aBody, aDuration = append(aStatus, code), append(aResp, respHeaders), append(aBody, a.ResponseBody), append(aDuration, a.DurationUS)
+		aClass, aMessage, aCreated = append(aClass, a.ErrorClass), append(aMessage, a.ErrorMessage), append(aCreated, a.CreatedAt)
+
+		tries := r.c.Attempts + 1
 		status, next, completed := DeliveryPending, (*time.Time)(nil), (*time.Time)(nil)
 		switch {
 		case r.ok:
-			status, completed, anyOK = DeliverySucceeded, &now, true
-		case r.gone || n >= r.c.MaxAttempts:
-			status, completed, anyFail = DeliveryFailed, &now, true
-			gone = gone || r.gone
+			status, completed, out.anyOK = DeliverySucceeded, &now, true
+		case r.gone || tries >= r.c.MaxAttempts:
+			status, completed, out.anyFail = DeliveryFailed, &now, true
+			out.gone = out.gone || r.gone
 		default:
-			anyFail = true
-			wait := max(d.delay(n+1), r.retryIn)
+			out.anyFail = true
+			wait := max(d.delay(tries+1), r.retryIn)
 			t := now.Add(wait)
 			next = &t
-			nextDrain = minDelay(nextDrain, wait)
+			out.nextDrain = minDelay(out.nextDrain, wait)
 		}
-		sets = append(sets, "(?::bigint, ?::text, ?::int, ?::timestamptz, ?::timestamptz, ?::int, ?::text, ?::timestamptz, true)")
-		args = append(args, r.c.ID, status, n, next, a.CreatedAt, a.ResponseStatus, a.ErrorClass, completed)
+		last := a.CreatedAt
+		ids, statuses, attempts, nexts = append(ids, r.c.ID), append(statuses, status), append(attempts, int32(tries)), append(nexts, next)
+		lasts, codes, classes, dones, tried = append(lasts, &last), append(codes, code), append(classes, a.ErrorClass), append(dones, completed), append(tried, true)
 		d.metrics.delivery(status)
 	}
-	if len(sets) == 0 {
-		return nil
+	b := &pgx.Batch{}
+	if len(ids) > 0 {
+		b.Queue(recordSQL, ids, statuses, attempts, nexts, lasts, codes, classes, dones, tried,
+			ep.ep.AppID, aDelivery, aNumber, aURL, aReq, aStatus, aResp, aBody, aDuration, aClass, aMessage, aCreated)
 	}
-	q := ""
-	if len(attemptRows) > 0 {
-		q = `WITH recorded AS (INSERT INTO attempts (delivery_id, app_id, number, url, request_headers, response_status, response_headers,
-			response_body, duration_us, error_class, error_message, created_at) VALUES ` + strings.Join(attemptRows, ",") + `) `
+	b.Queue("COMMIT")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		return outcome{nextDrain: -1}, fmt.Errorf("recording deliveries: %w", err)
 	}
-	q += `UPDATE deliveries d SET status = v.status, attempts = v.attempts, next_attempt_at = v.next, claimed_until = NULL,
-			last_attempt_at = CASE WHEN v.tried THEN v.last ELSE d.last_attempt_at END,
-			last_status_code = CASE WHEN v.tried THEN v.code ELSE d.last_status_code END,
-			last_error_class = CASE WHEN v.tried THEN v.class ELSE d.last_error_class END,
-			completed_at = v.completed, enqueued_at = now()
-			FROM (VALUES ` + strings.Join(sets, ",") + `) AS v(id, status, attempts, next, last, code, class, completed, tried)
-			WHERE d.id = v.id`
-	if err := d.db.WithContext(ctx).Exec(q, append(aargs, args...)...).Error; err != nil {
-		return fmt.Errorf("recording deliveries: %w", err)
-	}
-	if nextDrain >= 0 {
-		d.outbox.kick(ctx, appID, nextDrain)
-	}
-	if anyOK && ep.state.FailingSince == nil && !anyFail {
-		return nil // healthy, and known to be: nothing to write
-	}
-	return d.health(ctx, appID, anyOK, anyFail, gone)
+	return out, nil
 }
 
 func minDelay(cur, d time.Duration) time.Duration {
@@ -645,7 +875,9 @@ func (d *Dispatcher) Disable(ctx context.Context, appID int64, reason string) er
 			return fmt.Errorf("disabling endpoint: %w", res.Error)
 		}
 		changed = res.RowsAffected > 0
-		return tx.Exec("UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())", appID).Error
+		return tx.Exec(`UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
+			SELECT id FROM deliveries WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+			FOR NO KEY UPDATE SKIP LOCKED)`, appID).Error
 	})
 	d.forget(appID)
 	if err == nil && changed {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 )
 
@@ -100,6 +102,12 @@ type Delivery struct {
 	CompletedAt      *time.Time
 }
 
+// pgArray passes a slice as one PostgreSQL array parameter (gorm would
+// expand a bare slice into a list).
+func pgArray[T any](v []T) pgtype.Array[T] {
+	return pgtype.Array[T]{Elements: v, Dims: []pgtype.ArrayDimension{{Length: int32(len(v)), LowerBound: 1}}, Valid: true}
+}
+
 // ref is what the queue needs of a delivery.
 type ref struct {
 	ID    int64
@@ -116,8 +124,11 @@ type collector struct{ refs []ref }
 type Outbox struct {
 	dir   Directory
 	queue *asynq.Client
-	opts  Options
-	log   *slog.Logger
+	// rdb is the queue's Redis, for checking many drain tasks at once
+	// (NewDispatcher sets it).
+	rdb  redis.UniversalClient
+	opts Options
+	log  *slog.Logger
 }
 
 // NewOutbox returns an outbox; SetDirectory must be called before Publish.
@@ -197,28 +208,36 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 	for _, id := range disabled {
 		paused[id] = true
 	}
-	rows := make([]Delivery, len(recipients))
+	// One statement for every delivery, its text the same for any number
+	// of recipients (arrays, not a VALUES list): no per-row reflection, one
+	// cached plan.
+	n := len(recipients)
+	uuids, appIDs, statuses := make([]string, n), make([]int64, n), make([]string, n)
+	instIDs, instUUIDs := make([]*int64, n), make([]*string, n)
+	var refs []ref
 	for i, r := range recipients {
-		d := Delivery{UUID: uuid.NewString(), EventID: e.ID, AppID: r.AppID, OrganizationID: ev.OrganizationID, EventType: ev.Type,
-			Status: DeliveryPending, MaxAttempts: len(o.opts.RetrySchedule), NextAttemptAt: &now, EnqueuedAt: &now, CreatedAt: now}
+		uuids[i], appIDs[i], statuses[i] = uuid.NewString(), r.AppID, DeliveryPending
 		if r.InstallationID != 0 {
-			d.InstallationID, d.InstallationUUID = &r.InstallationID, &r.InstallationUUID
+			instIDs[i], instUUIDs[i] = &recipients[i].InstallationID, &recipients[i].InstallationUUID
 		}
 		if paused[r.AppID] {
-			d.Status, d.NextAttemptAt = DeliveryPaused, nil
+			statuses[i] = DeliveryPaused
+		} else {
+			refs = append(refs, ref{AppID: r.AppID})
 		}
-		rows[i] = d
 	}
-	if err := tx.WithContext(ctx).CreateInBatches(&rows, 500).Error; err != nil {
+	err = tx.WithContext(ctx).Exec(`INSERT INTO deliveries (uuid, event_id, app_id, installation_id, installation_uuid, organization_id,
+			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at)
+		SELECT v.u, ?, v.a, v.i, v.iu, ?, ?, v.s, 0, ?, CASE WHEN v.s = 'pending' THEN ?::timestamptz END, ?::timestamptz, ?::timestamptz
+		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::uuid[], ?::text[]) AS v(u, a, i, iu, s)`,
+		e.ID, ev.OrganizationID, ev.Type, len(o.opts.RetrySchedule), now, now, now,
+		pgArray(uuids), pgArray(appIDs), pgArray(instIDs), pgArray(instUUIDs), pgArray(statuses)).Error
+	if err != nil {
 		return nil, fmt.Errorf("creating deliveries of %s: %w", ev.Type, err)
 	}
 	if v, ok := tx.Get(collectorKey); ok {
 		c := v.(*collector)
-		for _, d := range rows {
-			if d.Status == DeliveryPending {
-				c.refs = append(c.refs, ref{ID: d.ID, AppID: d.AppID})
-			}
-		}
+		c.refs = append(c.refs, refs...)
 	}
 	return e, nil
 }
@@ -235,43 +254,43 @@ type deliverPayload struct {
 
 // enqueue kicks a drain of every app in refs, after delay.
 func (o *Outbox) enqueue(ctx context.Context, refs []ref, delay time.Duration) {
+	apps := appsOf(refs)
+	if delay > 0 {
+		for _, id := range apps {
+			o.kick(ctx, id, delay)
+		}
+		return
+	}
+	o.kickApps(ctx, apps, 1, false)
+}
+
+func appsOf(refs []ref) []int64 {
 	seen := map[int64]bool{}
+	apps := make([]int64, 0, len(refs))
 	for _, r := range refs {
 		if !seen[r.AppID] {
 			seen[r.AppID] = true
-			o.kick(ctx, r.AppID, delay)
+			apps = append(apps, r.AppID)
 		}
 	}
+	return apps
 }
 
-// kick makes sure a drain task for appID runs after the caller's commit
-// (and no earlier than delay from now). An app has at most two queued or
-// running drain tasks, ids "a" and "b" (they may run at once: claims with
-// SKIP LOCKED split the work). When both exist, a running drain loops until
-// nothing is due, so it finds what was just committed; the relay catches
-// the rare case where both were finishing.
+// kick makes sure a drain of appID runs after the caller's commit, and no
+// earlier than delay from now: at once through the drain registry (see
+// drains.go), later as a task of its own per due time (to 100 ms), so it is
+// not swallowed by a drain running now.
 func (o *Outbox) kick(ctx context.Context, appID int64, delay time.Duration) {
-	payload, _ := json.Marshal(deliverPayload{AppID: appID})
-	base := "drain:" + strconv.FormatInt(appID, 10) + ":"
-	slots := []string{"a", "b"}
-	if delay > 0 {
-		// A retry later: its own id per due time (to 100 ms), so it is not
-		// swallowed by a drain running now.
-		slots = []string{"t" + strconv.FormatInt(time.Now().Add(delay).UnixMilli()/100, 10)}
+	if delay <= 0 {
+		o.kickApps(ctx, []int64{appID}, 1, false)
+		return
 	}
-	for _, slot := range slots {
-		opts := []asynq.Option{asynq.Queue(QueueName), asynq.TaskID(base + slot), asynq.MaxRetry(20), asynq.Timeout(o.opts.Timeout*2 + time.Minute)}
-		if delay > 0 {
-			opts = append(opts, asynq.ProcessIn(delay))
-		}
-		_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, opts...))
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
-			o.log.Warn("enqueueing a drain failed; the relay will send", "app", appID, "err", err)
-			return
-		}
+	payload, _ := json.Marshal(deliverPayload{AppID: appID})
+	id := "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(time.Now().Add(delay).UnixMilli()/100, 10)
+	_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueName), asynq.TaskID(id), asynq.MaxRetry(20),
+		asynq.Timeout(o.opts.Timeout*2+time.Minute), asynq.ProcessIn(delay)))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
+		o.log.Warn("enqueueing a drain failed; the relay will send", "app", appID, "err", err)
 	}
 }
 

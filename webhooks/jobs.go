@@ -26,18 +26,21 @@ func (d *Dispatcher) handleRelay(ctx context.Context, _ *asynq.Task) error {
 }
 
 // Relay runs one relay pass and returns how many deliveries it enqueued.
+// It goes app by app, on the index the drains use (deliveries_app_due_idx).
 func (d *Dispatcher) Relay(ctx context.Context) (int, error) {
 	grace := d.opts.RelayGrace
 	var rows []ref
 	err := d.db.WithContext(ctx).Raw(`
 		UPDATE deliveries SET enqueued_at = now()
 		WHERE id IN (
-			SELECT id FROM deliveries
-			WHERE status = 'pending' AND next_attempt_at <= now() - make_interval(secs => ?)
-			  AND (claimed_until IS NULL OR claimed_until < now())
-			  AND (enqueued_at IS NULL OR enqueued_at <= now() - make_interval(secs => ?))
-			ORDER BY next_attempt_at LIMIT 5000
-			FOR UPDATE SKIP LOCKED)
+			SELECT d.id FROM apps a CROSS JOIN LATERAL (
+				SELECT id FROM deliveries
+				WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= now() - make_interval(secs => ?)
+				  AND (claimed_until IS NULL OR claimed_until < now())
+				  AND (enqueued_at IS NULL OR enqueued_at <= now() - make_interval(secs => ?))
+				ORDER BY next_attempt_at LIMIT 5000
+				FOR UPDATE SKIP LOCKED) d
+			LIMIT 5000)
 		RETURNING id, app_id`, grace.Seconds(), grace.Seconds()).Scan(&rows).Error
 	if err != nil {
 		return 0, fmt.Errorf("relay: finding due deliveries: %w", err)
@@ -46,7 +49,9 @@ func (d *Dispatcher) Relay(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	d.log.Info("relay re-enqueued due deliveries", "count", len(rows))
-	d.outbox.enqueue(ctx, rows, 0)
+	// Regardless of the drain registry: a drain that died may still hold
+	// its lease there.
+	d.outbox.kickApps(ctx, appsOf(rows), 1, true)
 	d.metrics.relayed(len(rows))
 	return len(rows), nil
 }

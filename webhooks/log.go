@@ -282,7 +282,9 @@ func (d *Dispatcher) SetEndpoint(ctx context.Context, tx *gorm.DB, appID int64, 
 			WHERE app_id = ? AND status <> 'disabled'`, reason, appID).Error; err != nil {
 			return fmt.Errorf("disabling endpoint: %w", err)
 		}
-		if err := db.Exec("UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())", appID).Error; err != nil {
+		if err := db.Exec(`UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
+			SELECT id FROM deliveries WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+			FOR NO KEY UPDATE SKIP LOCKED)`, appID).Error; err != nil {
 			return fmt.Errorf("pausing deliveries: %w", err)
 		}
 	}

@@ -41,7 +41,9 @@ func NewMetrics(reg prometheus.Registerer, db *gorm.DB, inspector *asynq.Inspect
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var lag float64
-		db.WithContext(ctx).Raw("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(next_attempt_at)), 0) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()").Scan(&lag)
+		db.WithContext(ctx).Raw(`SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(d.next_attempt_at)), 0) FROM apps a CROSS JOIN LATERAL (
+			SELECT next_attempt_at FROM deliveries WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= now()
+			ORDER BY next_attempt_at LIMIT 1) d`).Scan(&lag)
 		return lag
 	}))
 	return m

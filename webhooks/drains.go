@@ -1,0 +1,181 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// The drain registry decides when a publish must enqueue a drain task.
+//
+// Per app, Redis holds the drains running now (a sorted set of leases scored
+// by expiry), a "queued" mark while a drain task waits in the queue, and a
+// "dirty" mark that every publish sets. A publish enqueues a drain only when
+// the app has neither a running nor a queued one. A drain that finds nothing
+// due leaves only if no publish marked the app dirty since it last looked;
+// otherwise it claims again. Both steps are Lua scripts, so they are atomic
+// against each other: either the drain sees the mark and looks again, or it
+// has left the set before the publish checks it, and the publish enqueues a
+// fresh drain. No committed delivery is left without a drain coming for it.
+//
+// A drain that dies keeps its lease until the lease expires (the longest a
+// task can run); meanwhile the relay, which enqueues regardless, covers it.
+// If Redis is unreachable, every kick enqueues.
+//
+// Under load one drain per app runs continuously and each batch takes what
+// accumulated during the previous one: batches grow with the load instead of
+// two drains splitting a trickle, and publishes cost one Redis round trip for
+// all the apps of an event. A drain that claims a full batch asks for a
+// second one to help.
+
+// All the registry's keys share one hash tag, so one script may touch the
+// keys of many apps on a Redis Cluster too.
+func drainKeys(appID int64) (active, queued, dirty string) {
+	base := "plugboard:{drains}:" + strconv.FormatInt(appID, 10)
+	return base + ":active", base + ":queued", base + ":dirty"
+}
+
+// kickScript: KEYS are (active, queued, dirty) per app; ARGV[1] now (ms),
+// ARGV[2] the queued mark's lifetime (ms), ARGV[3] how many drains the app
+// should have. It marks every app dirty and returns, per app, 1 when the
+// caller must enqueue a drain (and marks it queued).
+var kickScript = redis.NewScript(`
+local now, want = tonumber(ARGV[1]), tonumber(ARGV[3])
+local out = {}
+for i = 1, #KEYS, 3 do
+  redis.call('SET', KEYS[i+2], '1', 'PX', 600000)
+  if redis.call('ZCOUNT', KEYS[i], now, '+inf') < want and redis.call('EXISTS', KEYS[i+1]) == 0 then
+    redis.call('SET', KEYS[i+1], '1', 'PX', ARGV[2])
+    out[#out+1] = 1
+  else
+    out[#out+1] = 0
+  end
+end
+return out`)
+
+// startScript: KEYS active, queued; ARGV lease expiry (ms), lease id, now
+// (ms: expired leases, of drains that died, are dropped).
+var startScript = redis.NewScript(`
+redis.call('DEL', KEYS[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 600000)
+return 1`)
+
+// leaveScript: KEYS active, dirty; ARGV lease id, new expiry (ms), and
+// "check" to stay when the app is dirty. Returns 1 when the drain must look
+// again (the mark is consumed and the lease extended), 0 when it has left.
+var leaveScript = redis.NewScript(`
+if ARGV[3] == 'check' and redis.call('DEL', KEYS[2]) == 1 then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  return 1
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 0`)
+
+// queuedFor is how long a queued mark stands for a drain task that has not
+// started: longer than a task normally waits in the queue.
+const queuedFor = 30 * time.Second
+
+// kickApps makes sure a drain will look at each app after the caller's
+// commit: want is how many drains the app should have (1, or 2 for a
+// helper); force enqueues one regardless (the relay's safety net).
+func (o *Outbox) kickApps(ctx context.Context, apps []int64, want int, force bool) {
+	if len(apps) == 0 {
+		return
+	}
+	need := apps
+	if o.rdb != nil {
+		keys := make([]string, 0, 3*len(apps))
+		for _, id := range apps {
+			a, q, d := drainKeys(id)
+			keys = append(keys, a, q, d)
+		}
+		res, err := kickScript.Run(ctx, o.rdb, keys, time.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
+		if err != nil {
+			o.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
+		} else if !force {
+			need = need[:0:0]
+			for i, v := range res {
+				if v == 1 && i < len(apps) {
+					need = append(need, apps[i])
+				}
+			}
+		}
+	}
+	for _, id := range need {
+		payload, _ := json.Marshal(deliverPayload{AppID: id})
+		_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueName), asynq.MaxRetry(20),
+			asynq.Timeout(o.opts.Timeout*2+time.Minute)))
+		if err != nil {
+			o.log.Warn("enqueueing a drain failed; the relay will send", "app", id, "err", err)
+			if o.rdb != nil {
+				_, q, _ := drainKeys(id)
+				o.rdb.Del(context.WithoutCancel(ctx), q)
+			}
+		}
+	}
+}
+
+// drainLease is a running drain's entry in the registry.
+type drainLease struct {
+	o       *Outbox
+	appID   int64
+	id      string
+	ttl     time.Duration
+	ok      bool // registered
+	renewed time.Time
+}
+
+// register enters a drain in the registry for ttl (renewed as it goes).
+func (o *Outbox) register(ctx context.Context, appID int64, ttl time.Duration) *drainLease {
+	l := &drainLease{o: o, appID: appID, id: uuid.NewString(), ttl: ttl}
+	if o.rdb == nil {
+		return l
+	}
+	a, q, _ := drainKeys(appID)
+	now := time.Now()
+	if err := startScript.Run(ctx, o.rdb, []string{a, q}, now.Add(ttl).UnixMilli(), l.id, now.UnixMilli()).Err(); err != nil {
+		o.log.Warn("drain registry unavailable", "err", err)
+		return l
+	}
+	l.ok, l.renewed = true, now
+	return l
+}
+
+// again reports whether the drain must look again before it leaves: a
+// publish marked the app dirty since the last look. Otherwise the drain has
+// left the registry.
+func (l *drainLease) again(ctx context.Context) bool {
+	return l.leave(ctx, true)
+}
+
+// leave takes the drain out of the registry (check: unless the app is
+// dirty, see again).
+func (l *drainLease) leave(ctx context.Context, check bool) bool {
+	if !l.ok {
+		return false
+	}
+	a, _, d := drainKeys(l.appID)
+	mode := "leave"
+	if check {
+		mode = "check"
+	}
+	now := time.Now()
+	n, err := leaveScript.Run(context.WithoutCancel(ctx), l.o.rdb, []string{a, d}, l.id, now.Add(l.ttl).UnixMilli(), mode).Int()
+	if err != nil {
+		l.ok = false
+		return false
+	}
+	if n == 1 {
+		l.renewed = now
+		return true
+	}
+	l.ok = false
+	return false
+}
