@@ -66,9 +66,12 @@ func (s *Service) InstallationSummaries(ctx context.Context, a Actor, orgRef str
 		CreatedAt      time.Time
 		CompletedAt    *time.Time
 	}
-	if err := db.Raw(`SELECT DISTINCT ON (installation_id) installation_id, status, created_at, completed_at
-		FROM deliveries WHERE organization_id = ? AND installation_id IN ?
-		ORDER BY installation_id, id DESC`, acc.Org.ID, ids).Scan(&latest).Error; err != nil {
+	// One index probe per installation (deliveries_installation_recent_idx).
+	if err := db.Raw(`SELECT i.id AS installation_id, d.status, d.created_at, d.completed_at
+		FROM installations i
+		CROSS JOIN LATERAL (SELECT status, created_at, completed_at FROM deliveries
+		                    WHERE installation_id = i.id ORDER BY created_at DESC LIMIT 1) d
+		WHERE i.id IN ? AND i.organization_id = ?`, ids, acc.Org.ID).Scan(&latest).Error; err != nil {
 		return nil, fmt.Errorf("finding latest deliveries: %w", err)
 	}
 	for _, l := range latest {

@@ -123,6 +123,7 @@ func seedShowcase(t testing.TB, history int) *showcase {
 			sc.installation = inst["uuid"].(string)
 		}
 	}
+	seedHistory(t, p, sc, history)
 	// Live traffic through the real pipeline: some answered 503, retried.
 	for i := range 30 {
 		sc.customer.do("POST", "/api/0/organizations/northwind-traders/events/", map[string]any{"type": "incident.opened",
@@ -131,7 +132,6 @@ func seedShowcase(t testing.TB, history int) *showcase {
 	if _, err := p.App.Reconciler.RunJob(t.Context(), "partner_sync"); err != nil {
 		t.Fatal(err)
 	}
-	seedHistory(t, p, sc, history)
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -148,7 +148,7 @@ func seedShowcase(t testing.TB, history int) *showcase {
 	// A live delivery (really signed and sent) that needed a retry.
 	if err := p.App.DB.Raw(`SELECT d.uuid FROM deliveries d JOIN events e ON e.id = d.event_id
 		WHERE d.app_id = (SELECT id FROM apps WHERE slug = 'flow') AND e.created_by <> 'history'
-		AND d.attempts > 1 AND d.status = 'succeeded' ORDER BY d.id DESC LIMIT 1`).Scan(&sc.delivery).Error; err != nil || sc.delivery == "" {
+		AND d.attempts > 1 AND d.status = 'succeeded' ORDER BY d.event_type = 'incident.opened' DESC, d.id DESC LIMIT 1`).Scan(&sc.delivery).Error; err != nil || sc.delivery == "" {
 		t.Fatalf("no retried delivery to show: %v", err)
 	}
 	return sc
@@ -161,7 +161,7 @@ func signUpNamed(t testing.TB, p *apptest.Platform, email, name string) *client 
 }
 
 // seedHistory writes n past deliveries of the busy app, spread over the
-// last 7 days, each with its attempts: mostly fast successes, some slow, some
+// last 7 days in the order they happened, each with its attempts: mostly fast successes, some slow, some
 // failing with 5xx, timeouts or refused connections.
 func seedHistory(t testing.TB, p *apptest.Platform, sc *showcase, n int) {
 	t.Helper()
@@ -174,7 +174,7 @@ WITH inst AS (
 ), ev AS (
   INSERT INTO events (uuid, organization_id, type, data, created_by, created_at)
   SELECT gen_random_uuid(), inst.organization_id, 'incident.opened',
-         jsonb_build_object('id', 'inc_' || g, 'title', 'Error rate above 1% on checkout', 'severity', 'high'), 'history', now() - g * (interval '7 days' / ?::int)
+         jsonb_build_object('id', 'inc_' || g, 'title', 'Error rate above 1% on checkout', 'severity', 'high'), 'history', now() - interval '1 minute' - (?::int - g) * (interval '7 days' / ?::int)
   FROM inst, generate_series(1, ?) g
   RETURNING id, organization_id, created_at
 ), d AS (
@@ -206,7 +206,7 @@ SELECT d.id, d.app_id, a.n, 'https://hooks.flow.example/plugboard',
        CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN CASE WHEN d.id % 10 = 0 THEN 'timeout' ELSE 'http_status' END ELSE '' END,
        CASE WHEN a.n < d.attempts OR d.status = 'failed' THEN CASE WHEN d.id % 10 = 0 THEN 'no response within 15s' ELSE 'HTTP 503' END ELSE '' END,
        d.created_at + (a.n - 1) * interval '1 second'
-FROM d, LATERAL generate_series(1, d.attempts) AS a(n)`, sc.installation, n, n).Error
+FROM d, LATERAL generate_series(1, d.attempts) AS a(n)`, sc.installation, n, n, n).Error
 	if err != nil {
 		t.Fatalf("seeding the delivery history: %v", err)
 	}
