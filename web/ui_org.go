@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -104,6 +105,11 @@ func (s *Server) orgInstallationView(c echo.Context, org *marketplace.OrgAccess,
 		return nil, err
 	}
 	plans, err := s.opts.Marketplace.ListPlans(ctx, a, inst.App.Slug)
+	if errors.Is(err, fault.ErrNotFound) {
+		// The app was pulled from the marketplace: its installations stay
+		// (and can be uninstalled) but no plan can be chosen.
+		plans, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

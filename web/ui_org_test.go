@@ -136,6 +136,13 @@ func TestOrgPages(t *testing.T) {
 		admin.get("/orgs/customer/members/999999/remove").ok(404)
 	})
 
+	t.Run("an app pulled from the marketplace keeps its installation page", func(t *testing.T) {
+		admin := admin.as(t)
+		signIn(t, p, "ops@plugboard.example").do("PUT", "/api/0/apps/flow-app/", map[string]any{"status": "rejected", "statusReason": "Pulled"}).ok(t, 200, nil)
+		admin.get(instPath).ok(200, "Flow App", "Uninstall Flow App")
+		admin.get("/orgs/customer/installations").ok(200, "Flow App")
+	})
+
 	t.Run("uninstall after confirming", func(t *testing.T) {
 		admin, member := admin.as(t), member.as(t)
 		member.get(instPath + "/uninstall").ok(200)
