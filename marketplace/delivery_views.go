@@ -3,6 +3,8 @@ package marketplace
 import (
 	"context"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // AppInstallationOrgs names the organization of each of the app's
@@ -15,7 +17,16 @@ func (s *Service) AppInstallationOrgs(ctx context.Context, a Actor, ref string, 
 		return nil, err
 	}
 	out := map[string]string{}
-	if len(uuids) == 0 {
+	// Compared as uuids, so the lookup uses the installations' uuid index
+	// (a text cast would read every installation of the app); what is not
+	// a uuid names no installation.
+	valid := make([]string, 0, len(uuids))
+	for _, u := range uuids {
+		if _, err := uuid.Parse(u); err == nil {
+			valid = append(valid, u)
+		}
+	}
+	if len(valid) == 0 {
 		return out, nil
 	}
 	var rows []struct {
@@ -24,7 +35,7 @@ func (s *Service) AppInstallationOrgs(ctx context.Context, a Actor, ref string, 
 	}
 	err = s.db.WithContext(ctx).Table("installations").Select("installations.uuid, organizations.name").
 		Joins("JOIN organizations ON organizations.id = installations.organization_id").
-		Where("installations.app_id = ? AND installations.uuid::text IN ?", v.ID, uuids).Scan(&rows).Error
+		Where("installations.app_id = ? AND installations.uuid IN ?", v.ID, valid).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("naming installations' organizations: %w", err)
 	}

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"errors"
 	"html"
 	"net/http"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/marketplace"
 )
@@ -292,4 +295,58 @@ func hasHit(hits []hit, id string) bool {
 		}
 	}
 	return false
+}
+
+// TestAppInstallationOrgsUsesUUIDIndex: the delivery log names the
+// organization of each delivery's installation; for an app with many
+// installations that lookup must go by the installations' uuid index, not
+// through every installation of the app.
+func TestAppInstallationOrgsUsesUUIDIndex(t *testing.T) {
+	w := newWorld(t, false)
+	p := w.p
+	inst, _ := w.install(t, "free")
+	uuid := inst["uuid"].(string)
+
+	var captured []string
+	db := p.App.DB
+	if err := db.Callback().Row().After("gorm:row").Register("test:capture_installation_orgs", func(tx *gorm.DB) {
+		if sql := tx.Statement.SQL.String(); strings.Contains(sql, "organizations.name") && strings.Contains(sql, "installations.app_id") {
+			captured = append(captured, tx.Dialector.Explain(sql, tx.Statement.Vars...))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Callback().Row().Remove("test:capture_installation_orgs") })
+
+	got, err := p.App.Marketplace.AppInstallationOrgs(t.Context(), signInActor(t, p, "dev@partner.example"), "flow-app", []string{uuid, "not-a-uuid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[uuid] != "Customer" || len(got) != 1 {
+		t.Fatalf("organizations %v", got)
+	}
+	if len(captured) != 1 {
+		t.Fatalf("captured %d queries", len(captured))
+	}
+	// Without the per-app index (dropped in a transaction rolled back
+	// below), only the uuid index can find the rows without a scan.
+	var plan []string
+	errRollback := errors.New("rollback")
+	err = db.Transaction(func(tx *gorm.DB) error {
+		for _, stmt := range []string{"SET LOCAL enable_seqscan = off", "DROP INDEX installations_app_idx"} {
+			if err := tx.Exec(stmt).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Raw("EXPLAIN " + captured[0]).Scan(&plan).Error; err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "\n"), "installations_uuid_key") {
+		t.Errorf("the lookup does not use the uuid index:\n%s\n%s", captured[0], strings.Join(plan, "\n"))
+	}
 }
