@@ -64,14 +64,14 @@ func (s *Server) installedApps(ctx context.Context, v *view) map[int64]string {
 	if v.Org == nil {
 		return out
 	}
-	p, err := s.opts.Marketplace.ListOrgInstallations(ctx, v.Actor, v.Org.Org.Slug, marketplace.InstallationQuery{}, page.Request{Limit: page.MaxLimit})
+	// Only live installations: uninstalled ones listed first would push
+	// them off the page.
+	p, err := s.opts.Marketplace.ListLiveOrgInstallations(ctx, v.Actor, v.Org.Org.Slug, page.Request{Limit: page.MaxLimit})
 	if err != nil {
-		return out // members below admin may not list; the page still works
+		return out // the page still works without the badges
 	}
 	for _, in := range p.Items {
-		if in.Live() {
-			out[in.AppID] = in.UUID
-		}
+		out[in.AppID] = in.UUID
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,23 @@ func TestMarketplacePages(t *testing.T) {
 		b.get("/marketplace/flow-app").ok(200, "Installed in Customer", "/orgs/customer/installations/"+q.Get("installationId"))
 		b.get("/marketplace/flow-app/install")
 		b.post("/marketplace/flow-app/install", url.Values{"org": {"customer"}, "plan": {"free"}}).ok(409, "already installed", "Manage the installation")
+	})
+
+	t.Run("an installation older than a page of uninstalled ones is still found", func(t *testing.T) {
+		b := uiSignIn(t, p, "admin@customer.example")
+		pg := b.get("/marketplace/flow-app").ok(200, "Installed in Customer")
+		live := regexp.MustCompile(`/orgs/customer/installations/([0-9a-f-]{36})`).FindStringSubmatch(pg.Body)
+		if live == nil {
+			t.Fatal("no link to the installation")
+		}
+		// 100 earlier installs of the organization, since uninstalled, listed
+		// before it (newest first).
+		if err := p.App.DB.Exec(`INSERT INTO installations (uuid, app_id, organization_id, status)
+			SELECT gen_random_uuid(), app_id, organization_id, 'deleted' FROM installations, generate_series(1, 100) WHERE uuid = ?`, live[1]).Error; err != nil {
+			t.Fatal(err)
+		}
+		b.get("/marketplace/flow-app").ok(200, "Installed in Customer", live[0])
+		b.get("/marketplace").ok(200, `<span class="badge good">Installed</span>`)
 	})
 
 	t.Run("members who are not admins are told to ask an admin", func(t *testing.T) {
