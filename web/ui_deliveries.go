@@ -156,6 +156,12 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 		orgOf[in.UUID] = o.Org
 		d.Installations = append(d.Installations, o)
 	}
+	// The installation filtered on may be beyond that first page: it is
+	// named with the deliveries' below and stays a selected choice.
+	filtered := d.Filter.Installation
+	if _, listed := orgOf[filtered]; listed {
+		filtered = ""
+	}
 
 	dq := webhooks.DeliveryQuery{Status: d.Filter.Status, EventType: d.Filter.EventType, InstallationUUID: d.Filter.Installation}
 	f := fault.Fields{}
@@ -192,6 +198,9 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 			missing = append(missing, *del.InstallationUUID)
 		}
 	}
+	if filtered != "" {
+		missing = append(missing, filtered)
+	}
 	if len(missing) > 0 {
 		more, err := s.opts.Marketplace.AppInstallationOrgs(ctx, a, app.Slug, missing)
 		if err != nil {
@@ -200,6 +209,9 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 		for k, name := range more {
 			orgOf[k] = name
 		}
+	}
+	if filtered != "" && orgOf[filtered] != "" {
+		d.Installations = append(d.Installations, installationOption{UUID: filtered, Short: shortUUID(filtered), Org: orgOf[filtered]})
 	}
 	for _, del := range d.Page.Items {
 		row := deliveryRow{Delivery: del}

@@ -280,6 +280,20 @@ func TestDeliveryPages(t *testing.T) {
 		dev.get("/apps/hook-app/health?range=1y").ok(400)
 	})
 
+	t.Run("the installation filter keeps an installation beyond the first page", func(t *testing.T) {
+		dev.t = t
+		// 100 later installations of the app, since uninstalled, come first
+		// in the app's list of installations.
+		if err := h.p.App.DB.Exec(`INSERT INTO installations (uuid, app_id, organization_id, status)
+			SELECT gen_random_uuid(), app_id, organization_id, 'deleted' FROM installations, generate_series(1, 100) WHERE uuid = ?`, h.inst).Error; err != nil {
+			t.Fatal(err)
+		}
+		pg := dev.get(log+"?installation="+h.inst).ok(200, `<option value="`+h.inst+`" selected>Customer · `+h.inst[:8]+`</option>`)
+		if len(deliveryIDs(pg)) == 0 {
+			t.Error("the filter lost the deliveries")
+		}
+	})
+
 	t.Run("health without data", func(t *testing.T) {
 		dev.t = t
 		h.dev.do("POST", "/api/0/organizations/partner/apps/", publicApp("Quiet App")).ok(t, 201, nil)
