@@ -234,8 +234,7 @@ func (s *Server) deliveriesPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := s.newView(c, "Deliveries · "+app.Name)
-	v.Section = "developer"
+	v := s.partnerView(c, app, "Deliveries")
 	v.Data = d
 	status := http.StatusOK
 	// htmx swaps only successful answers: filtering in place shows the
@@ -253,8 +252,7 @@ func (s *Server) failDeliveries(c echo.Context, app *marketplace.AppView, err er
 	if lerr != nil {
 		return lerr
 	}
-	v := s.newView(c, "Deliveries · "+app.Name)
-	v.Section = "developer"
+	v := s.partnerView(c, app, "Deliveries")
 	v.fail(err, c)
 	v.Data = d
 	return s.render(c, uiStatus(err), "deliveries", v)
@@ -410,8 +408,7 @@ func (s *Server) deliveryPage(c echo.Context) error {
 		}
 		d.Attempts = append(d.Attempts, av)
 	}
-	v := s.newView(c, "Delivery "+shortUUID(del.UUID)+" · "+app.Name)
-	v.Section = "developer"
+	v := s.partnerView(c, app, "Delivery "+shortUUID(del.UUID))
 	v.Data = d
 	return s.render(c, http.StatusOK, "deliveries_detail", v)
 }

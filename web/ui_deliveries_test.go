@@ -300,6 +300,14 @@ func TestDeliveryPages(t *testing.T) {
 		dev.get("/apps/quiet-app/health").ok(200, "No attempts in this range", "No reconciliation runs yet", "No failed attempts in this range")
 		dev.get("/apps/quiet-app/deliveries").ok(200, "No deliveries yet", "Send test event")
 	})
+
+	t.Run("the app's organization is the current one", func(t *testing.T) {
+		dev.t = t
+		dev.uiOrg("Side Project") // now the remembered organization
+		for _, path := range []string{log, log + "/" + created, "/apps/hook-app/health"} {
+			dev.get(path).ok(200, `<a href="/orgs/partner/apps" aria-current="page">Developer</a>`)
+		}
+	})
 }
 
 func hasHit(hits []hit, id string) bool {

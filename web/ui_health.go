@@ -142,8 +142,7 @@ func (s *Server) healthPage(c echo.Context) error {
 	d.ErrorChart = stackedBars(chartSpec{Title: "Failed attempts by error class, " + rg.Resolution, Labels: labels, Series: classes,
 		Counts: true, Empty: "No failed attempts in this range"})
 
-	v := s.newView(c, "Health · "+app.Name)
-	v.Section = "developer"
+	v := s.partnerView(c, app, "Health")
 	v.Data = d
 	return s.render(c, http.StatusOK, "health", v)
 }
