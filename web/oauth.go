@@ -137,7 +137,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if err != nil {
 		return s.authorizeFailure(c, r, err)
 	}
-	return s.renderConsent(c, consent, r, "")
+	return s.renderConsent(c, consent, r, nil)
 }
 
 // decide is POST /oauth/authorize: the consent form's answer.
@@ -164,11 +164,7 @@ func (s *Server) decide(c echo.Context) error {
 		if cerr != nil {
 			return s.authorizeFailure(c, r, cerr)
 		}
-		msg := fe.Message
-		for _, v := range fe.Fields {
-			msg = v
-		}
-		return s.renderConsent(c, consent, r, msg)
+		return s.renderConsent(c, consent, r, err)
 	}
 	if err != nil {
 		return s.authorizeFailure(c, r, err)
@@ -176,7 +172,7 @@ func (s *Server) decide(c echo.Context) error {
 	return c.Redirect(http.StatusFound, to)
 }
 
-func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r marketplace.AuthorizeRequest, msg string) error {
+func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r marketplace.AuthorizeRequest, failed error) error {
 	cp := &consentPage{App: consent.App, Scopes: consent.Scopes, Orgs: consent.Orgs, Plans: consent.Plans,
 		Action: "/oauth/authorize", OAuth: true, Org: c.FormValue("org"), Plan: c.FormValue("plan"), RedirectHost: consent.RedirectURI,
 		Hidden: map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
@@ -193,8 +189,9 @@ func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r m
 	}
 	v.Data = cp
 	status := http.StatusOK
-	if msg != "" {
-		v.ErrorMsg, status = msg, http.StatusBadRequest
+	if failed != nil {
+		failConsent(v, failed, c, consent.App.Name)
+		status = uiStatus(failed)
 	}
 	return s.render(c, status, "install", v)
 }

@@ -193,6 +193,16 @@ func (s *Server) installConsent(c echo.Context) (*consentPage, error) {
 	return cp, nil
 }
 
+// failConsent puts err on the consent page: org and plan errors beside
+// their fields, a refusal about the app itself (which has no field) above
+// the form.
+func failConsent(v *view, err error, c echo.Context, appName string) {
+	v.fail(err, c)
+	if msg, ok := v.Errors["app"]; ok {
+		v.ErrorMsg = appName + ": " + msg
+	}
+}
+
 // installApp installs the app and sends the browser to the partner with
 // the code, or back to the installed apps when the app has no redirect URL.
 func (s *Server) installApp(c echo.Context) error {
@@ -209,7 +219,7 @@ func (s *Server) installApp(c echo.Context) error {
 		}
 		v := s.newView(c, "Install "+cp.App.Name)
 		v.Section = "marketplace"
-		v.fail(err, c)
+		failConsent(v, err, c, cp.App.Name)
 		v.Data = cp
 		return s.render(c, uiStatus(err), "install", v)
 	}

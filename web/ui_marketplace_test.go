@@ -74,6 +74,30 @@ func TestMarketplacePages(t *testing.T) {
 		b.get("/marketplace").ok(200, `<span class="badge good">Installed</span>`)
 	})
 
+	t.Run("a refusal about the app itself is shown", func(t *testing.T) {
+		internal := publicApp("Own Tool")
+		internal["kind"] = "internal"
+		w.dev.do("POST", "/api/0/organizations/partner/apps/", internal).ok(t, 201, nil)
+		b := uiSignIn(t, p, "dev@partner.example")
+		b.get("/marketplace/own-tool/install").ok(200, "Approve and install")
+		b.post("/marketplace/own-tool/install", url.Values{"org": {"partner"}}).ok(400, "internal integrations are installed when they are created")
+	})
+
+	t.Run("the OAuth consent shows a refused plan beside the plans", func(t *testing.T) {
+		b := uiSignIn(t, p, "admin@customer.example")
+		authURL := w.oauth.AuthCodeURL("st4te")
+		u, _ := url.Parse(authURL)
+		b.get(u.RequestURI()).ok(200, "Install Flow App")
+		form := u.Query()
+		form.Set("org", "customer")
+		form.Set("plan", "gold")
+		form.Set("decision", "approve")
+		pg := b.post("/oauth/authorize", form).ok(400, "Install Flow App")
+		if msg := pg.fieldError("plan"); !strings.Contains(msg, "must be one of the app's plans") {
+			t.Errorf("plan error %q", msg)
+		}
+	})
+
 	t.Run("members who are not admins are told to ask an admin", func(t *testing.T) {
 		b := uiSignUp(t, p, "newbie@customer.example")
 		b.get("/marketplace/flow-app/install").ok(200, "You are not an admin of any organization")
