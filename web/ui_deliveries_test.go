@@ -301,6 +301,16 @@ func TestDeliveryPages(t *testing.T) {
 		dev.get("/apps/quiet-app/deliveries").ok(200, "No deliveries yet", "Send test event")
 	})
 
+	t.Run("the audit log filter offers every action the log shows", func(t *testing.T) {
+		dev.t = t
+		pg := dev.get("/orgs/partner/audit-log?limit=100").ok(200, "<code>app.redeliver</code>")
+		for _, m := range regexp.MustCompile(`<td><code>([a-z_.]+)</code></td>`).FindAllStringSubmatch(pg.Body, -1) {
+			if !strings.Contains(pg.Body, `<option value="`+m[1]+`"`) {
+				t.Errorf("the filter does not offer %s", m[1])
+			}
+		}
+	})
+
 	t.Run("the app's organization is the current one", func(t *testing.T) {
 		dev.t = t
 		dev.uiOrg("Side Project") // now the remembered organization

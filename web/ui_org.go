@@ -352,8 +352,10 @@ var auditActions = []string{
 	"organization.create", "organization.update",
 	"member.add", "member.update", "member.remove",
 	"app.create", "app.update", "app.submit", "app.publish", "app.reject", "app.delete", "app.rotate_secret", "app.rotate_webhook_secret",
+	"app.redeliver", "app.webhook_disabled",
 	"plan.create", "plan.update", "plan.delete",
-	"installation.create", "installation.verify", "installation.update", "installation.change_plan",
+	"installation.create", "installation.grant", "installation.token_exchange", "installation.verify", "installation.update", "installation.change_plan",
+	"installation.reauthorize", "installation.resend_lifecycle",
 	"installation.delete", "installation.fail", "installation.out_of_sync", "installation.in_sync",
 }
 
