@@ -549,7 +549,27 @@ func (s *Service) listRuns(ctx context.Context, db *gorm.DB, q RunQuery, r page.
 	if err := page.Query(db, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
 		return page.Page[Run]{}, fmt.Errorf("listing runs: %w", err)
 	}
+	if appID != nil {
+		for i := range rows {
+			scopeRun(&rows[i])
+		}
+	}
 	return page.Finish(rows, r, func(x Run) (string, int64) { return "", x.ID }), nil
+}
+
+// scopeRun narrows a run across every app to what one app's partner may
+// see: its figures count only that app's findings (all of them were
+// examined and found), and errors, which may name other apps, are dropped.
+func scopeRun(run *Run) {
+	if run.AppID != nil {
+		return
+	}
+	run.Examined, run.Found, run.Repaired, run.Errors = len(run.Findings), len(run.Findings), 0, Strings{}
+	for _, f := range run.Findings {
+		if f.Repaired {
+			run.Repaired++
+		}
+	}
 }
 
 // TaskPrefix starts the reconciliation task types: "reconcile:<job>".

@@ -382,3 +382,40 @@ func TestNoCreatedResentAfterUninstall(t *testing.T) {
 		t.Errorf("resends recorded: %v", audit)
 	}
 }
+
+func TestPartnerSeesOnlyItsShareOfARunOverEveryApp(t *testing.T) {
+	h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = time.Hour })
+	db := h.p.App.DB
+	var appID, runID int64
+	if err := db.Raw("SELECT id FROM apps WHERE slug = 'hook-app'").Scan(&appID).Error; err != nil {
+		t.Fatal(err)
+	}
+	// A run over every app: 50 examined, one finding of ours (repaired),
+	// two of another app, and an error about that other app.
+	if err := db.Raw(`INSERT INTO reconciliation_runs (job, slot, started_at, finished_at, examined, found, repaired, errors)
+		VALUES ('lifecycle_delivery', 'test', now(), now(), 50, 3, 2, '["resending to other-app: connection refused"]') RETURNING id`).Scan(&runID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(`INSERT INTO reconciliation_findings (run_id, app_id, installation_uuid, reason, action, repaired)
+		VALUES (?, ?, gen_random_uuid(), 'lifecycle_delivery_failed', 'resent', true),
+		       (?, ?, gen_random_uuid(), 'lifecycle_delivery_failed', 'resent', true),
+		       (?, ?, gen_random_uuid(), 'lifecycle_delivery_failed', '', false)`,
+		runID, appID, runID, appID+1000, runID, appID+1000).Error; err != nil {
+		t.Fatal(err)
+	}
+	var runs []map[string]any
+	h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/?job=lifecycle_delivery", nil).ok(t, 200, &runs)
+	if len(runs) != 1 {
+		t.Fatalf("runs %v", runs)
+	}
+	r := runs[0]
+	if r["examined"] != 1.0 || r["found"] != 1.0 || r["repaired"] != 1.0 || len(r["errors"].([]any)) != 0 || len(r["findings"].([]any)) != 1 {
+		t.Errorf("the partner sees %v", r)
+	}
+	// Operators see the whole run.
+	op := operator(t, h.p, "ops3@plugboard.example")
+	op.do("GET", "/api/0/reconciliation-runs/?job=lifecycle_delivery", nil).ok(t, 200, &runs)
+	if len(runs) != 1 || runs[0]["examined"] != 50.0 || runs[0]["found"] != 3.0 || len(runs[0]["errors"].([]any)) != 1 || len(runs[0]["findings"].([]any)) != 3 {
+		t.Errorf("the operator sees %v", runs)
+	}
+}

@@ -63,6 +63,7 @@ type view struct {
 	CSRF    string
 	Flash   string
 	Path    string
+	Here    string // path and query of a GET, where signing in returns to
 	Version string
 
 	// Forms: the submitted values, per-field errors and a form-level error.
@@ -142,7 +143,7 @@ func (s *Server) render(c echo.Context, status int, name string, v *view) error 
 // current one and the flash message.
 func (s *Server) newView(c echo.Context, title string) *view {
 	a := actor(c)
-	v := &view{Title: title, Actor: a, Path: c.Request().URL.Path, Version: s.opts.Version, Form: url.Values{}}
+	v := &view{Title: title, Actor: a, Path: c.Request().URL.Path, Here: here(c.Request()), Version: s.opts.Version, Form: url.Values{}}
 	if ck, err := c.Cookie(flashCookie); err == nil && ck.Value != "" {
 		v.Flash, _ = url.QueryUnescape(ck.Value)
 		c.SetCookie(&http.Cookie{Name: flashCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
@@ -477,4 +478,13 @@ func ago(d time.Duration) string {
 		return fmt.Sprintf("%d h ago", int(d.Hours()))
 	}
 	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
+
+// here is where "Sign in" returns to: the page with its query for a GET,
+// its path otherwise (a form's answer cannot be fetched again).
+func here(r *http.Request) string {
+	if r.Method == http.MethodGet {
+		return r.URL.RequestURI()
+	}
+	return r.URL.Path
 }

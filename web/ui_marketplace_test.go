@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"html"
 	"net/url"
 	"regexp"
 	"strings"
@@ -20,6 +21,18 @@ func TestMarketplacePages(t *testing.T) {
 			t.Error("search did not narrow the list")
 		}
 		b.get("/marketplace?category=alerting").ok(200, "Flow App")
+
+		// "Sign in" from a search returns to that search.
+		pg := b.get("/marketplace?q=flow&category=alerting")
+		m := regexp.MustCompile(`href="(/login\?next=[^"]+)"`).FindStringSubmatch(pg.Body)
+		if m == nil {
+			t.Fatal("no Sign in link")
+		}
+		login := b.get(html.UnescapeString(m[1])).ok(200)
+		next := regexp.MustCompile(`name="next" value="([^"]*)"`).FindStringSubmatch(login.Body)
+		if next == nil || html.UnescapeString(next[1]) != "/marketplace?q=flow&category=alerting" {
+			t.Fatalf("the sign-in form returns to %v", next)
+		}
 		if pg := b.get("/marketplace?category=security").ok(200); strings.Contains(pg.Body, `href="/marketplace/flow-app"`) {
 			t.Error("category did not narrow the list")
 		}

@@ -116,6 +116,8 @@ func TestOrgPages(t *testing.T) {
 		}
 		// The last owner stays owner: a form-level message.
 		admin.post("/orgs/customer/members/"+ids["admin@customer.example"]+"/role", url.Values{"role": {"member"}}).ok(409, "last owner")
+		// A bad role is named in the message, since the menu has no field error.
+		admin.post("/orgs/customer/members/"+ids["member@customer.example"]+"/role", url.Values{"role": {"emperor"}}).ok(400, "role: ")
 		admin.post("/orgs/customer/members/"+ids["member@customer.example"]+"/role", url.Values{"role": {"admin"}}).ok(200, "is now admin")
 		w.admin.do("GET", "/api/0/organizations/customer/members/", nil).ok(t, 200, &members)
 		for _, m := range members {
