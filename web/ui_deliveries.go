@@ -21,13 +21,13 @@ import (
 // deliveryPages registers this area's pages: an app's delivery log, one
 // delivery with its attempts, the endpoint's actions and the health page.
 func (s *Server) deliveryPages(r uiRouter) {
-	r.user(http.MethodGet, "/apps/:slug/deliveries", s.deliveriesPage)
-	r.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.deliveryPage)
-	r.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.redeliverOnePage)
-	r.user(http.MethodPost, "/apps/:slug/redeliveries", s.redeliverFailedPage)
-	r.user(http.MethodPost, "/apps/:slug/test-events", s.testEventPage)
-	r.user(http.MethodPost, "/apps/:slug/endpoint/enable", s.enableEndpointPage)
-	r.user(http.MethodGet, "/apps/:slug/health", s.healthPage)
+	r.user(http.MethodGet, "/apps/:slug/deliveries", s.withApp(s.deliveriesPage))
+	r.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.withApp(s.deliveryPage))
+	r.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.withApp(s.redeliverOnePage))
+	r.user(http.MethodPost, "/apps/:slug/redeliveries", s.withApp(s.redeliverFailedPage))
+	r.user(http.MethodPost, "/apps/:slug/test-events", s.withApp(s.testEventPage))
+	r.user(http.MethodPost, "/apps/:slug/endpoint/enable", s.withApp(s.enableEndpointPage))
+	r.user(http.MethodGet, "/apps/:slug/health", s.withApp(s.healthPage))
 }
 
 // localTimeLayout is what <input type="datetime-local"> sends; the pages
@@ -108,17 +108,6 @@ func shortUUID(id string) string {
 
 // partnerAppView loads the app for its developer pages: GetApp shows
 // published apps to anyone, these pages only to the owners.
-func (s *Server) partnerAppView(c echo.Context) (*marketplace.AppView, error) {
-	app, err := s.opts.Marketplace.GetApp(c.Request().Context(), actor(c), c.Param("slug"))
-	if err != nil {
-		return nil, err
-	}
-	if !app.Private {
-		return nil, fault.NotFound("app")
-	}
-	return app, nil
-}
-
 func canAdmin(app *marketplace.AppView) bool {
 	return app.Role == marketplace.RoleOwner || app.Role == marketplace.RoleAdmin
 }
@@ -225,11 +214,7 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 
 // deliveriesPage is an app's delivery log with filters, the endpoint's
 // state and its actions.
-func (s *Server) deliveriesPage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) deliveriesPage(c echo.Context, app *marketplace.AppView) error {
 	d, err := s.loadDeliveries(c, app, c.QueryParams())
 	if err != nil {
 		return err
@@ -260,16 +245,12 @@ func (s *Server) failDeliveries(c echo.Context, app *marketplace.AppView, err er
 
 // redeliverFailedPage sends failed deliveries created in a range again, in
 // the background.
-func (s *Server) redeliverFailedPage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) redeliverFailedPage(c echo.Context, app *marketplace.AppView) error {
 	req := marketplace.RedeliveryRequest{Status: webhooks.DeliveryFailed}
 	f := fault.Fields{}
 	formTime(f, "since", c.FormValue("since"), &req.Since)
 	formTime(f, "until", c.FormValue("until"), &req.Until)
-	err = f.Err()
+	err := f.Err()
 	var res *marketplace.Redelivery
 	if err == nil {
 		res, err = s.opts.Marketplace.Redeliver(c.Request().Context(), actor(c), app.Slug, req)
@@ -295,11 +276,7 @@ func plural(n int, one, many string) string {
 }
 
 // testEventPage sends a webhook.test event and shows its delivery.
-func (s *Server) testEventPage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) testEventPage(c echo.Context, app *marketplace.AppView) error {
 	d, err := s.opts.Marketplace.SendTestEvent(c.Request().Context(), actor(c), app.Slug)
 	if formFault(err) {
 		return s.failDeliveries(c, app, err)
@@ -312,16 +289,12 @@ func (s *Server) testEventPage(c echo.Context) error {
 
 // enableEndpointPage re-enables a disabled endpoint; what was paused is
 // sent now.
-func (s *Server) enableEndpointPage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) enableEndpointPage(c echo.Context, app *marketplace.AppView) error {
 	if app.WebhookStatus == webhooks.EndpointEnabled {
 		return s.redirect(c, "/apps/"+app.Slug+"/deliveries", "Webhooks are already enabled.")
 	}
 	enabled := webhooks.EndpointEnabled
-	_, err = s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{WebhookStatus: &enabled})
+	_, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{WebhookStatus: &enabled})
 	if formFault(err) {
 		return s.failDeliveries(c, app, err)
 	}
@@ -381,11 +354,7 @@ func formatDuration(us int64) string {
 }
 
 // deliveryPage is one delivery: what was sent and every attempt.
-func (s *Server) deliveryPage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) deliveryPage(c echo.Context, app *marketplace.AppView) error {
 	ctx, a := c.Request().Context(), actor(c)
 	del, err := s.opts.Marketplace.GetDelivery(ctx, a, app.Slug, c.Param("id"))
 	if err != nil {
@@ -414,11 +383,7 @@ func (s *Server) deliveryPage(c echo.Context) error {
 }
 
 // redeliverOnePage sends one delivery again, now.
-func (s *Server) redeliverOnePage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) redeliverOnePage(c echo.Context, app *marketplace.AppView) error {
 	id := c.Param("id")
 	ctx, a := c.Request().Context(), actor(c)
 	if _, err := s.opts.Marketplace.GetDelivery(ctx, a, app.Slug, id); err != nil {

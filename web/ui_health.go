@@ -56,11 +56,7 @@ type healthData struct {
 
 // healthPage shows an app's delivery health over a range and its
 // reconciliation reports.
-func (s *Server) healthPage(c echo.Context) error {
-	app, err := s.partnerAppView(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	rg, ok := healthRanges[0], false
 	key := c.QueryParam("range")
 	for _, r := range healthRanges {

@@ -25,27 +25,27 @@ func (s *Server) partnerPages(r uiRouter) {
 	r.user(http.MethodGet, "/apps/:slug", func(c echo.Context) error {
 		return c.Redirect(http.StatusMovedPermanently, "/apps/"+url.PathEscape(c.Param("slug"))+"/")
 	})
-	r.user(http.MethodGet, "/apps/:slug/", s.partnerOverview)
+	r.user(http.MethodGet, "/apps/:slug/", s.withApp(s.partnerOverview))
 	r.user(http.MethodPost, "/apps/:slug/submit", s.partnerSubmit)
-	r.user(http.MethodGet, "/apps/:slug/settings", s.partnerSettings)
-	r.user(http.MethodPost, "/apps/:slug/settings", s.partnerSaveSettings)
-	r.user(http.MethodGet, "/apps/:slug/delete", s.partnerConfirmDelete)
-	r.user(http.MethodPost, "/apps/:slug/delete", s.partnerDelete)
+	r.user(http.MethodGet, "/apps/:slug/settings", s.withApp(s.partnerSettings))
+	r.user(http.MethodPost, "/apps/:slug/settings", s.withApp(s.partnerSaveSettings))
+	r.user(http.MethodGet, "/apps/:slug/delete", s.withApp(s.partnerConfirmDelete))
+	r.user(http.MethodPost, "/apps/:slug/delete", s.withApp(s.partnerDelete))
 
-	r.user(http.MethodGet, "/apps/:slug/plans", s.partnerPlans)
-	r.user(http.MethodPost, "/apps/:slug/plans", s.partnerCreatePlan)
-	r.user(http.MethodGet, "/apps/:slug/plans/:plan/edit", s.partnerEditPlan)
-	r.user(http.MethodPost, "/apps/:slug/plans/:plan/edit", s.partnerUpdatePlan)
-	r.user(http.MethodGet, "/apps/:slug/plans/:plan/delete", s.partnerConfirmDeletePlan)
-	r.user(http.MethodPost, "/apps/:slug/plans/:plan/delete", s.partnerDeletePlan)
+	r.user(http.MethodGet, "/apps/:slug/plans", s.withApp(s.partnerPlans))
+	r.user(http.MethodPost, "/apps/:slug/plans", s.withApp(s.partnerCreatePlan))
+	r.user(http.MethodGet, "/apps/:slug/plans/:plan/edit", s.withApp(s.partnerEditPlan))
+	r.user(http.MethodPost, "/apps/:slug/plans/:plan/edit", s.withApp(s.partnerUpdatePlan))
+	r.user(http.MethodGet, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerConfirmDeletePlan))
+	r.user(http.MethodPost, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerDeletePlan))
 
-	r.user(http.MethodGet, "/apps/:slug/credentials", s.partnerCredentials)
-	r.user(http.MethodGet, "/apps/:slug/rotate-secret", s.partnerConfirmRotateSecret)
-	r.user(http.MethodPost, "/apps/:slug/rotate-secret", s.partnerRotateSecret)
-	r.user(http.MethodGet, "/apps/:slug/rotate-webhook-secret", s.partnerConfirmRotateWebhookSecret)
-	r.user(http.MethodPost, "/apps/:slug/rotate-webhook-secret", s.partnerRotateWebhookSecret)
+	r.user(http.MethodGet, "/apps/:slug/credentials", s.withApp(s.partnerCredentials))
+	r.user(http.MethodGet, "/apps/:slug/rotate-secret", s.withApp(s.partnerConfirmRotateSecret))
+	r.user(http.MethodPost, "/apps/:slug/rotate-secret", s.withApp(s.partnerRotateSecret))
+	r.user(http.MethodGet, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerConfirmRotateWebhookSecret))
+	r.user(http.MethodPost, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerRotateWebhookSecret))
 
-	r.user(http.MethodGet, "/apps/:slug/installations", s.partnerInstallations)
+	r.user(http.MethodGet, "/apps/:slug/installations", s.withApp(s.partnerInstallations))
 }
 
 // partnerApp loads the app of the path for its developer pages: only the
@@ -60,6 +60,18 @@ func (s *Server) partnerApp(c echo.Context) (*marketplace.AppView, error) {
 		return nil, fault.NotFound("app")
 	}
 	return v, nil
+}
+
+// withApp adapts h, a page of the app in the path, to a handler: the app
+// is found (or the answer is its not found) before h runs.
+func (s *Server) withApp(h func(c echo.Context, app *marketplace.AppView) error) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		app, err := s.partnerApp(c)
+		if err != nil {
+			return err
+		}
+		return h(c, app)
+	}
 }
 
 // partnerView starts the view of an app's developer page: the app's
@@ -275,11 +287,7 @@ func checklist(app *marketplace.AppView) []checkItem {
 	)
 }
 
-func (s *Server) partnerOverview(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerOverview(c echo.Context, app *marketplace.AppView) error {
 	return s.renderOverview(c, app, http.StatusOK, nil)
 }
 
@@ -312,11 +320,7 @@ func (s *Server) partnerSubmit(c echo.Context) error {
 
 // --- Settings and deletion ------------------------------------------------
 
-func (s *Server) partnerSettings(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerSettings(c echo.Context, app *marketplace.AppView) error {
 	return s.renderSettings(c, app, http.StatusOK, nil)
 }
 
@@ -333,11 +337,7 @@ func (s *Server) renderSettings(c echo.Context, app *marketplace.AppView, status
 	return s.render(c, status, "partner_form", v)
 }
 
-func (s *Server) partnerSaveSettings(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerSaveSettings(c echo.Context, app *marketplace.AppView) error {
 	saved, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{AppFields: appFields(c, false)})
 	if formFault(err) {
 		return s.renderSettings(c, app, uiStatus(err), err)
@@ -348,23 +348,15 @@ func (s *Server) partnerSaveSettings(c echo.Context) error {
 	return s.redirect(c, "/apps/"+saved.Slug+"/settings", "Saved the settings of "+saved.Name+".")
 }
 
-func (s *Server) partnerConfirmDelete(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerConfirmDelete(c echo.Context, app *marketplace.AppView) error {
 	return s.confirm(c, "Delete "+app.Name, confirmation{
 		Heading: "Delete " + app.Name + "?",
 		Message: "The app, its plans and its credentials are deleted for good, and its webhooks stop. Organizations that still have it installed must uninstall it first.",
 		Action:  "/apps/" + app.Slug + "/delete", Button: "Delete app", Cancel: "/apps/" + app.Slug + "/settings", Danger: true})
 }
 
-func (s *Server) partnerDelete(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
-	err = s.opts.Marketplace.DeleteApp(c.Request().Context(), actor(c), app.Slug)
+func (s *Server) partnerDelete(c echo.Context, app *marketplace.AppView) error {
+	err := s.opts.Marketplace.DeleteApp(c.Request().Context(), actor(c), app.Slug)
 	if formFault(err) {
 		v := s.partnerView(c, app, "Settings")
 		v.fail(err, c)
@@ -394,11 +386,7 @@ func planFields(c echo.Context) marketplace.PlanFields {
 	return f
 }
 
-func (s *Server) partnerPlans(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerPlans(c echo.Context, app *marketplace.AppView) error {
 	return s.renderPlans(c, app, http.StatusOK, nil)
 }
 
@@ -417,11 +405,7 @@ func (s *Server) renderPlans(c echo.Context, app *marketplace.AppView, status in
 	return s.render(c, status, "partner_plans", v)
 }
 
-func (s *Server) partnerCreatePlan(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerCreatePlan(c echo.Context, app *marketplace.AppView) error {
 	plan, err := s.opts.Marketplace.CreatePlan(c.Request().Context(), actor(c), app.Slug, planFields(c))
 	if formFault(err) {
 		return s.renderPlans(c, app, uiStatus(err), err)
@@ -443,11 +427,7 @@ func findPlan(app *marketplace.AppView, ref string) (*marketplace.Plan, error) {
 	return nil, fault.NotFound("plan")
 }
 
-func (s *Server) partnerEditPlan(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerEditPlan(c echo.Context, app *marketplace.AppView) error {
 	plan, err := findPlan(app, c.Param("plan"))
 	if err != nil {
 		return err
@@ -457,11 +437,7 @@ func (s *Server) partnerEditPlan(c echo.Context) error {
 	return s.render(c, http.StatusOK, "partner_plan_edit", v)
 }
 
-func (s *Server) partnerUpdatePlan(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerUpdatePlan(c echo.Context, app *marketplace.AppView) error {
 	plan, err := findPlan(app, c.Param("plan"))
 	if err != nil {
 		return err
@@ -479,11 +455,7 @@ func (s *Server) partnerUpdatePlan(c echo.Context) error {
 	return s.redirect(c, "/apps/"+app.Slug+"/plans", "Saved the "+saved.Name+" plan.")
 }
 
-func (s *Server) partnerConfirmDeletePlan(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerConfirmDeletePlan(c echo.Context, app *marketplace.AppView) error {
 	plan, err := findPlan(app, c.Param("plan"))
 	if err != nil {
 		return err
@@ -494,11 +466,7 @@ func (s *Server) partnerConfirmDeletePlan(c echo.Context) error {
 		Action:  "/apps/" + app.Slug + "/plans/" + plan.Slug + "/delete", Button: "Delete plan", Cancel: "/apps/" + app.Slug + "/plans", Danger: true})
 }
 
-func (s *Server) partnerDeletePlan(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerDeletePlan(c echo.Context, app *marketplace.AppView) error {
 	plan, err := findPlan(app, c.Param("plan"))
 	if err != nil {
 		return err
@@ -524,22 +492,14 @@ type rotated struct {
 	PreviousUntil time.Time
 }
 
-func (s *Server) partnerCredentials(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerCredentials(c echo.Context, app *marketplace.AppView) error {
 	v := s.partnerView(c, app, "Credentials")
 	overlap := app.PreviousSecretExpiresAt != nil && app.PreviousSecretExpiresAt.After(time.Now())
 	v.Data = map[string]any{"App": app, "Overlap": overlap}
 	return s.render(c, http.StatusOK, "partner_credentials", v)
 }
 
-func (s *Server) partnerConfirmRotateSecret(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerConfirmRotateSecret(c echo.Context, app *marketplace.AppView) error {
 	msg := "A new client secret is issued and the current one stops working at once: update the app's configuration right after."
 	if app.Kind == marketplace.KindInternal {
 		msg += " The installation's access token is replaced too."
@@ -548,11 +508,7 @@ func (s *Server) partnerConfirmRotateSecret(c echo.Context) error {
 		Action: "/apps/" + app.Slug + "/rotate-secret", Button: "Rotate client secret", Cancel: "/apps/" + app.Slug + "/credentials", Danger: true})
 }
 
-func (s *Server) partnerRotateSecret(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerRotateSecret(c echo.Context, app *marketplace.AppView) error {
 	out, err := s.opts.Marketplace.RotateClientSecret(c.Request().Context(), actor(c), app.Slug)
 	if err != nil {
 		return err
@@ -562,21 +518,13 @@ func (s *Server) partnerRotateSecret(c echo.Context) error {
 	return s.render(c, http.StatusOK, "partner_secret", v)
 }
 
-func (s *Server) partnerConfirmRotateWebhookSecret(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerConfirmRotateWebhookSecret(c echo.Context, app *marketplace.AppView) error {
 	return s.confirm(c, "Rotate webhook secret", confirmation{Heading: "Rotate the webhook signing secret of " + app.Name + "?",
 		Message: "A new signing secret is issued. For the next 24 hours webhooks carry signatures from both the old and the new secret, so the app keeps verifying them while you deploy the new one.",
 		Action:  "/apps/" + app.Slug + "/rotate-webhook-secret", Button: "Rotate webhook secret", Cancel: "/apps/" + app.Slug + "/credentials", Danger: true})
 }
 
-func (s *Server) partnerRotateWebhookSecret(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerRotateWebhookSecret(c echo.Context, app *marketplace.AppView) error {
 	secret, until, err := s.opts.Marketplace.RotateWebhookSecret(c.Request().Context(), actor(c), app.Slug)
 	if err != nil {
 		return err
@@ -588,11 +536,7 @@ func (s *Server) partnerRotateWebhookSecret(c echo.Context) error {
 
 // --- Installations ----------------------------------------------------------
 
-func (s *Server) partnerInstallations(c echo.Context) error {
-	app, err := s.partnerApp(c)
-	if err != nil {
-		return err
-	}
+func (s *Server) partnerInstallations(c echo.Context, app *marketplace.AppView) error {
 	r, err := pageRequest(c)
 	if err != nil {
 		return err
