@@ -143,10 +143,10 @@ func (s *Service) SendTestEvent(ctx context.Context, a Actor, ref string) (*webh
 }
 
 // Stats are an app's delivery health figures.
-func (s *Service) Stats(ctx context.Context, a Actor, ref string, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, error) {
+func (s *Service) Stats(ctx context.Context, a Actor, ref string, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error) {
 	v, err := s.partnerApp(ctx, a, ref)
 	if err != nil {
-		return nil, err
+		return nil, webhooks.Bucket{}, err
 	}
 	return s.dispatcher.Stats(ctx, v.ID, since, until, resolution)
 }

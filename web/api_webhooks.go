@@ -177,7 +177,7 @@ func (s *Server) stats(c echo.Context) error {
 		st := until.Add(-24 * time.Hour)
 		since = &st
 	}
-	buckets, err := s.opts.Marketplace.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), *since, *until, res)
+	buckets, total, err := s.opts.Marketplace.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), *since, *until, res)
 	if err != nil {
 		return err
 	}
@@ -188,16 +188,11 @@ func (s *Server) stats(c echo.Context) error {
 		Attempts    int          `json:"attempts"`
 		SuccessRate float64      `json:"successRate"`
 		Buckets     []bucketJSON `json:"buckets"`
-	}{Since: *since, Until: *until, Resolution: res.String(), Buckets: make([]bucketJSON, len(buckets))}
-	ok := 0
+	}{Since: *since, Until: *until, Resolution: res.String(), Attempts: total.Attempts, SuccessRate: total.SuccessRate,
+		Buckets: make([]bucketJSON, len(buckets))}
 	for i, b := range buckets {
 		out.Buckets[i] = bucketJSON{Start: b.Start, Attempts: b.Attempts, Succeeded: b.Succeeded, Failed: b.Failed, SuccessRate: b.SuccessRate,
 			LatencyP50: b.P50, LatencyP95: b.P95, LatencyP99: b.P99, ErrorClasses: b.ErrorClasses}
-		out.Attempts += b.Attempts
-		ok += b.Succeeded
-	}
-	if out.Attempts > 0 {
-		out.SuccessRate = float64(ok) / float64(out.Attempts)
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -71,12 +71,7 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	ctx, a := c.Request().Context(), actor(c)
 	until := timeNow().UTC().Truncate(rg.Step).Add(rg.Step)
 	since := until.Add(-rg.Span)
-	buckets, err := s.opts.Marketplace.Stats(ctx, a, app.Slug, since, until, rg.Step)
-	if err != nil {
-		return err
-	}
-	// One bucket over the whole range gives its percentiles.
-	total, err := s.opts.Marketplace.Stats(ctx, a, app.Slug, since, until, until.Sub(since))
+	buckets, t, err := s.opts.Marketplace.Stats(ctx, a, app.Slug, since, until, rg.Step)
 	if err != nil {
 		return err
 	}
@@ -93,21 +88,18 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	}
 
 	d := &healthData{App: app, Range: rg, Ranges: healthRanges, Since: since, Until: until, Runs: runs, Query: url.Values{"range": {rg.Key}}}
-	if len(total) > 0 {
-		t := total[0]
-		d.Attempts, d.Succeeded, d.Failed, d.SuccessRate = t.Attempts, t.Succeeded, t.Failed, t.SuccessRate
-		d.P50, d.P95, d.P99 = t.P50, t.P95, t.P99
-		d.P50Text, d.P95Text, d.P99Text = formatMs(t.P50), formatMs(t.P95), formatMs(t.P99)
-		for class, n := range t.ErrorClasses {
-			d.ErrorClasses = append(d.ErrorClasses, errorClassCount{class, n})
-		}
-		sort.Slice(d.ErrorClasses, func(i, j int) bool {
-			if d.ErrorClasses[i].N != d.ErrorClasses[j].N {
-				return d.ErrorClasses[i].N > d.ErrorClasses[j].N
-			}
-			return d.ErrorClasses[i].Class < d.ErrorClasses[j].Class
-		})
+	d.Attempts, d.Succeeded, d.Failed, d.SuccessRate = t.Attempts, t.Succeeded, t.Failed, t.SuccessRate
+	d.P50, d.P95, d.P99 = t.P50, t.P95, t.P99
+	d.P50Text, d.P95Text, d.P99Text = formatMs(t.P50), formatMs(t.P95), formatMs(t.P99)
+	for class, n := range t.ErrorClasses {
+		d.ErrorClasses = append(d.ErrorClasses, errorClassCount{class, n})
 	}
+	sort.Slice(d.ErrorClasses, func(i, j int) bool {
+		if d.ErrorClasses[i].N != d.ErrorClasses[j].N {
+			return d.ErrorClasses[i].N > d.ErrorClasses[j].N
+		}
+		return d.ErrorClasses[i].Class < d.ErrorClasses[j].Class
+	})
 
 	labels := make([]string, len(buckets))
 	rate := chartSeries{Name: "Success rate", Color: "#10b981"}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,4 +392,56 @@ func TestTestEventsAndStats(t *testing.T) {
 		t.Errorf("stats %v", st)
 	}
 	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1s", nil).problem(t, 400, "invalid_input")
+}
+
+// TestStatsOverBucketsAndTheRange checks the figures against attempts of
+// known durations: per bucket through the API, over the whole range on the
+// health page.
+func TestStatsOverBucketsAndTheRange(t *testing.T) {
+	h := newHooks(t)
+	// Two hours ago: 10 and 20 ms, both delivered. An hour ago: 30 ms
+	// delivered, 40 ms timed out, 50 ms answered 500.
+	// These five are the only attempts (the installation.created one goes).
+	hour := time.Now().UTC().Truncate(time.Hour)
+	if err := h.p.App.DB.Exec(`DELETE FROM attempts`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.App.DB.Exec(`INSERT INTO attempts (delivery_id, app_id, number, url, request_headers, response_status, duration_us, error_class, created_at)
+		SELECT d.id, d.app_id, 1, 'http://sink', '{}', x.status, x.us, x.class, x.at
+		FROM (SELECT id, app_id FROM deliveries WHERE app_id = (SELECT id FROM apps WHERE slug = 'hook-app') LIMIT 1) d,
+		(VALUES (200, 10000, '', ?::timestamptz), (200, 20000, '', ?::timestamptz),
+		        (200, 30000, '', ?::timestamptz), (NULL, 40000, 'timeout', ?::timestamptz), (500, 50000, 'http_status', ?::timestamptz)) AS x(status, us, class, at)`,
+		hour.Add(-110*time.Minute), hour.Add(-100*time.Minute), hour.Add(-50*time.Minute), hour.Add(-40*time.Minute), hour.Add(-30*time.Minute)).Error; err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Attempts    int     `json:"attempts"`
+		SuccessRate float64 `json:"successRate"`
+		Buckets     []struct {
+			Attempts     int            `json:"attempts"`
+			Failed       int            `json:"failed"`
+			LatencyP50   float64        `json:"latencyP50Ms"`
+			ErrorClasses map[string]int `json:"errorClasses"`
+		} `json:"buckets"`
+	}
+	q := url.Values{"since": {hour.Add(-2 * time.Hour).Format(time.RFC3339)}, "until": {hour.Format(time.RFC3339)}, "resolution": {"1h"}}
+	h.dev.do("GET", "/api/0/apps/hook-app/stats/?"+q.Encode(), nil).ok(t, 200, &st)
+	if st.Attempts != 5 || st.SuccessRate != 0.6 || len(st.Buckets) != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if b := st.Buckets[0]; b.Attempts != 2 || b.Failed != 0 || b.LatencyP50 != 15 || len(b.ErrorClasses) != 0 {
+		t.Errorf("first hour %+v", b)
+	}
+	if b := st.Buckets[1]; b.Attempts != 3 || b.Failed != 2 || b.LatencyP50 != 40 || b.ErrorClasses["timeout"] != 1 || b.ErrorClasses["http_status"] != 1 {
+		t.Errorf("second hour %+v", b)
+	}
+	// The page's figures are over the whole range: the median of all
+	// five is 30 ms, and both error classes are counted.
+	dev := uiSignIn(t, h.p, "dev@partner.example")
+	pg := dev.get("/apps/hook-app/health?range=24h").ok(200)
+	for _, want := range []string{`<div class="value">30 ms</div>`, "timeout", "http_status"} {
+		if !strings.Contains(pg.Body, want) {
+			t.Errorf("the health page lacks %q", want)
+		}
+	}
 }

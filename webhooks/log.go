@@ -188,8 +188,9 @@ type Bucket struct {
 	ErrorClasses  map[string]int
 }
 
-// Stats summarises an app's attempts in [since, until) per resolution.
-func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]Bucket, error) {
+// Stats summarises an app's attempts in [since, until) per resolution, and
+// over the whole range (total: its Start is since).
+func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) (buckets []Bucket, total Bucket, err error) {
 	// Postgres keeps microseconds: bucket starts must match its date_bin.
 	since, until = since.UTC().Truncate(time.Microsecond), until.UTC().Truncate(time.Microsecond)
 	f := fault.Fields{}
@@ -197,56 +198,71 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 	f.Check(resolution < time.Minute, "resolution", "must be at least 1m")
 	f.Check(resolution >= time.Minute && until.Sub(since)/resolution > 1000, "resolution", "gives more than 1000 buckets; choose a coarser one")
 	if err := f.Err(); err != nil {
-		return nil, err
+		return nil, Bucket{}, err
 	}
 	type row struct {
-		Bucket        time.Time
+		Bucket        *time.Time // nil: the whole range
 		Attempts      int
 		Succeeded     int
 		P50, P95, P99 float64
 		Classes       json.RawMessage
 	}
 	var rows []row
-	// One pass over the range's attempts: per bucket the counts and
-	// percentiles, and (grouped separately) the error classes.
-	err := d.db.WithContext(ctx).Raw(`
-		WITH a AS (
+	// One pass over the range's attempts: per bucket and over the range
+	// (grouping sets) the counts and percentiles; the error classes per
+	// bucket are counted apart and joined to the few bucket rows. Each
+	// side is grouped before the join, whatever the planner believes of
+	// the table's size.
+	err = d.db.WithContext(ctx).Raw(`
+		WITH a AS MATERIALIZED (
 		    SELECT date_bin(make_interval(secs => ?), created_at, ?::timestamptz) AS bucket, duration_us, error_class
 		    FROM attempts WHERE app_id = ? AND created_at >= ? AND created_at < ?
-		), classes AS (
+		), m AS (
+		    SELECT bucket, count(*) AS attempts,
+		           count(*) FILTER (WHERE error_class = '') AS succeeded,
+		           percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_us) / 1000.0 AS p50,
+		           percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_us) / 1000.0 AS p95,
+		           percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_us) / 1000.0 AS p99
+		    FROM a GROUP BY GROUPING SETS ((bucket), ())
+		), classes AS MATERIALIZED (
 		    SELECT bucket, jsonb_object_agg(error_class, n) AS classes
 		    FROM (SELECT bucket, error_class, count(*) AS n FROM a WHERE error_class <> '' GROUP BY bucket, error_class) c
 		    GROUP BY bucket
 		)
-		SELECT a.bucket, count(*) AS attempts,
-		       count(*) FILTER (WHERE a.error_class = '') AS succeeded,
-		       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_us) / 1000.0 AS p50,
-		       percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_us) / 1000.0 AS p95,
-		       percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_us) / 1000.0 AS p99,
-		       COALESCE(classes.classes, '{}') AS classes
-		FROM a LEFT JOIN classes USING (bucket)
-		GROUP BY a.bucket, classes.classes ORDER BY a.bucket`,
+		SELECT m.bucket, m.attempts, m.succeeded, m.p50, m.p95, m.p99, COALESCE(classes.classes, '{}') AS classes
+		FROM m LEFT JOIN classes ON classes.bucket = m.bucket`,
 		resolution.Seconds(), since, appID, since, until).Scan(&rows).Error
 	if err != nil {
-		return nil, fmt.Errorf("computing stats: %w", err)
+		return nil, Bucket{}, fmt.Errorf("computing stats: %w", err)
 	}
 	byStart := map[time.Time]row{}
+	total = Bucket{Start: since, ErrorClasses: map[string]int{}}
 	for _, r := range rows {
+		if r.Bucket == nil {
+			total.Attempts, total.Succeeded, total.Failed = r.Attempts, r.Succeeded, r.Attempts-r.Succeeded
+			total.P50, total.P95, total.P99 = r.P50, r.P95, r.P99
+			if r.Attempts > 0 {
+				total.SuccessRate = float64(r.Succeeded) / float64(r.Attempts)
+			}
+			continue
+		}
 		byStart[r.Bucket.UTC()] = r
 	}
-	var out []Bucket
 	for t := since.UTC(); t.Before(until); t = t.Add(resolution) {
 		r := byStart[t]
 		b := Bucket{Start: t, Attempts: r.Attempts, Succeeded: r.Succeeded, Failed: r.Attempts - r.Succeeded, P50: r.P50, P95: r.P95, P99: r.P99, ErrorClasses: map[string]int{}}
 		if len(r.Classes) > 0 {
 			_ = json.Unmarshal(r.Classes, &b.ErrorClasses)
 		}
+		for class, n := range b.ErrorClasses {
+			total.ErrorClasses[class] += n
+		}
 		if b.Attempts > 0 {
 			b.SuccessRate = float64(b.Succeeded) / float64(b.Attempts)
 		}
-		out = append(out, b)
+		buckets = append(buckets, b)
 	}
-	return out, nil
+	return buckets, total, nil
 }
 
 // SetEndpoint changes an app's endpoint inside the caller's transaction:
