@@ -628,7 +628,8 @@ func (d *Dispatcher) send(ctx context.Context, ep cachedEndpoint, c claimed) res
 // throughput bench. Invalid UTF-8 and NUL, which PostgreSQL's jsonb
 // refuses, become U+FFFD.
 func headersJSON(h http.Header) json.RawMessage {
-	keys := make([]string, 0, len(h))
+	var small [24]string
+	keys := small[:0]
 	size := 2
 	for k, v := range h {
 		keys = append(keys, k)
@@ -637,21 +638,46 @@ func headersJSON(h http.Header) json.RawMessage {
 			size += len(x) + 2
 		}
 	}
-	slices.SortFunc(keys, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	slices.SortFunc(keys, compareLower)
 	b := make([]byte, 0, size)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, strings.ToLower(k))
+		b = appendJSONString(b, k, true)
 		b = append(b, ':')
-		b = appendJSONString(b, strings.Join(h[k], ", "))
+		if v := h[k]; len(v) == 1 {
+			b = appendJSONString(b, v[0], false)
+		} else {
+			b = appendJSONString(b, strings.Join(v, ", "), false)
+		}
 	}
 	return append(b, '}')
 }
 
-func appendJSONString(b []byte, s string) []byte {
+// lowerASCII is c in lower case when it is an ASCII capital.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// compareLower orders header names as their lower-case forms, without
+// making them (sorting by strings.ToLower was most of headersJSON's cost).
+func compareLower(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if x, y := lowerASCII(a[i]), lowerASCII(b[i]); x != y {
+			return int(x) - int(y)
+		}
+	}
+	return len(a) - len(b)
+}
+
+// appendJSONString appends s as a JSON string, its ASCII capitals in lower
+// case when lower is set.
+func appendJSONString(b []byte, s string, lower bool) []byte {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -666,6 +692,8 @@ func appendJSONString(b []byte, s string) []byte {
 			b = append(b, "\\ufffd"...)
 		case c < 0x20:
 			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		case lower:
+			b = append(b, lowerASCII(c))
 		default:
 			b = append(b, c)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"regexp"
 	"testing"
 )
 
@@ -28,7 +29,30 @@ func TestHeadersJSON(t *testing.T) {
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got %q, want %q", m, want)
 	}
+	// Sorted by lower-case name, whatever the case they came in.
+	h.Set("a-first", "1")
+	h["ZZ-Last"] = []string{"2"}
+	order := regexp.MustCompile(`"([a-z-]+)":`).FindAllStringSubmatch(string(headersJSON(h)), -1)
+	var names []string
+	for _, m := range order {
+		names = append(names, m[1])
+	}
+	if want := []string{"a-first", "content-type", "set-cookie", "webhook-signature", "x-odd", "zz-last"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("order %v, want %v", names, want)
+	}
 	if string(headersJSON(http.Header{})) != "{}" {
 		t.Errorf("empty headers: %s", headersJSON(http.Header{}))
+	}
+}
+
+// BenchmarkHeadersJSON logs a typical request's headers.
+func BenchmarkHeadersJSON(b *testing.B) {
+	h := http.Header{}
+	for _, k := range []string{"Content-Type", "User-Agent", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Plugboard-Event", "Plugboard-Installation"} {
+		h.Set(k, "value-of-"+k+"-0123456789abcdef")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		headersJSON(h)
 	}
 }
