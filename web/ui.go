@@ -86,6 +86,22 @@ func (v *view) fail(err error, c echo.Context) {
 	}
 }
 
+// failAbove is fail for a form whose fields show no errors of their own
+// (menus in a table): each field's fault is named in the form-level
+// message, and the form is not refilled.
+func (v *view) failAbove(err error, c echo.Context) {
+	v.fail(err, c)
+	if len(v.Errors) > 0 {
+		msgs := make([]string, 0, len(v.Errors))
+		for f, m := range v.Errors {
+			msgs = append(msgs, f+": "+m)
+		}
+		sort.Strings(msgs)
+		v.ErrorMsg = strings.Join(msgs, "; ")
+	}
+	v.Form, v.Errors = url.Values{}, nil
+}
+
 // uiStatus is the status a page re-rendered after err answers with.
 func uiStatus(err error) int { return problemFor(err).Status }
 

@@ -106,8 +106,8 @@ func shortUUID(id string) string {
 	return id
 }
 
-// partnerAppView loads the app for its developer pages: GetApp shows
-// published apps to anyone, these pages only to the owners.
+// canAdmin reports whether the user may act on the app's endpoint and
+// deliveries (owner or admin of its organization).
 func canAdmin(app *marketplace.AppView) bool {
 	return app.Role == marketplace.RoleOwner || app.Role == marketplace.RoleAdmin
 }

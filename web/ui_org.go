@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"sort"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -237,19 +235,10 @@ func (s *Server) orgMembersFailed(c echo.Context, err error, addForm bool) error
 	if verr != nil {
 		return verr
 	}
-	v.fail(err, c)
-	if !addForm {
-		// The role menus have no field beside them: name each fault in
-		// the form-level message instead.
-		if len(v.Errors) > 0 {
-			msgs := make([]string, 0, len(v.Errors))
-			for f, m := range v.Errors {
-				msgs = append(msgs, f+": "+m)
-			}
-			sort.Strings(msgs)
-			v.ErrorMsg = strings.Join(msgs, "; ")
-		}
-		v.Form, v.Errors = url.Values{}, nil
+	if addForm {
+		v.fail(err, c)
+	} else {
+		v.failAbove(err, c)
 	}
 	return s.render(c, uiStatus(err), "org_members", v)
 }

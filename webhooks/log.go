@@ -200,14 +200,7 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 	if err := f.Err(); err != nil {
 		return nil, Bucket{}, err
 	}
-	type row struct {
-		Bucket        *time.Time // nil: the whole range
-		Attempts      int
-		Succeeded     int
-		P50, P95, P99 float64
-		Classes       json.RawMessage
-	}
-	var rows []row
+	var rows []statsRow
 	// One pass over the range's attempts: per bucket and over the range
 	// (grouping sets) the counts and percentiles; the error classes per
 	// bucket are counted apart and joined to the few bucket rows. Each
@@ -235,34 +228,52 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 	if err != nil {
 		return nil, Bucket{}, fmt.Errorf("computing stats: %w", err)
 	}
-	byStart := map[time.Time]row{}
-	total = Bucket{Start: since, ErrorClasses: map[string]int{}}
+	byStart := map[time.Time]statsRow{}
+	var whole statsRow
 	for _, r := range rows {
 		if r.Bucket == nil {
-			total.Attempts, total.Succeeded, total.Failed = r.Attempts, r.Succeeded, r.Attempts-r.Succeeded
-			total.P50, total.P95, total.P99 = r.P50, r.P95, r.P99
-			if r.Attempts > 0 {
-				total.SuccessRate = float64(r.Succeeded) / float64(r.Attempts)
-			}
+			whole = r
 			continue
 		}
 		byStart[r.Bucket.UTC()] = r
 	}
+	// The range's error classes are its buckets' summed; the query counts
+	// them per bucket only.
+	total = whole.bucket(since)
 	for t := since.UTC(); t.Before(until); t = t.Add(resolution) {
 		r := byStart[t]
-		b := Bucket{Start: t, Attempts: r.Attempts, Succeeded: r.Succeeded, Failed: r.Attempts - r.Succeeded, P50: r.P50, P95: r.P95, P99: r.P99, ErrorClasses: map[string]int{}}
+		b := r.bucket(t)
 		if len(r.Classes) > 0 {
-			_ = json.Unmarshal(r.Classes, &b.ErrorClasses)
+			if err := json.Unmarshal(r.Classes, &b.ErrorClasses); err != nil {
+				return nil, Bucket{}, fmt.Errorf("reading error classes: %w", err)
+			}
 		}
 		for class, n := range b.ErrorClasses {
 			total.ErrorClasses[class] += n
 		}
-		if b.Attempts > 0 {
-			b.SuccessRate = float64(b.Succeeded) / float64(b.Attempts)
-		}
 		buckets = append(buckets, b)
 	}
 	return buckets, total, nil
+}
+
+// statsRow is one row of Stats' query: a bucket, or (Bucket nil) the range.
+type statsRow struct {
+	Bucket        *time.Time
+	Attempts      int
+	Succeeded     int
+	P50, P95, P99 float64
+	Classes       json.RawMessage
+}
+
+// bucket is r's figures as the bucket starting at start, without its
+// error classes.
+func (r statsRow) bucket(start time.Time) Bucket {
+	b := Bucket{Start: start, Attempts: r.Attempts, Succeeded: r.Succeeded, Failed: r.Attempts - r.Succeeded,
+		P50: r.P50, P95: r.P95, P99: r.P99, ErrorClasses: map[string]int{}}
+	if b.Attempts > 0 {
+		b.SuccessRate = float64(b.Succeeded) / float64(b.Attempts)
+	}
+	return b
 }
 
 // SetEndpoint changes an app's endpoint inside the caller's transaction:
