@@ -59,9 +59,8 @@ type App struct {
 	Registry *prometheus.Registry
 	Web      *web.Server
 
-	Marketplace *marketplace.Service
+	Marketplace *marketplace.Services
 	Dispatcher  *webhooks.Dispatcher
-	Reconciler  *marketplace.Reconciler
 
 	worker    *asynq.Server
 	mux       *asynq.ServeMux
@@ -203,7 +202,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 }
 
 // buildServices wires the domain services.
-func (a *App) buildServices() (web.Services, error) {
+func (a *App) buildServices() (*marketplace.Services, error) {
+	mopts := marketplace.Options{
+		SecretKey:    a.Config.SecretKey.Reveal(),
+		Issuer:       a.Config.BaseURL,
+		TokenTTL:     a.Config.TokenTTL,
+		SessionTTL:   a.Config.SessionTTL,
+		PasswordCost: a.Config.PasswordCost,
+		GrantTTL:     a.Config.GrantTTL,
+		Logger:       a.Log,
+	}
+	directory, err := marketplace.NewWebhookDirectory(a.DB, mopts)
+	if err != nil {
+		return nil, err
+	}
 	catalog := webhooks.NewCatalog(a.DB)
 	outbox := webhooks.NewOutbox(a.Queue, webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
@@ -216,42 +228,28 @@ func (a *App) buildServices() (web.Services, error) {
 		RelayGrace:         a.Config.RelayGrace,
 		Version:            Version,
 	}, a.Log.With("component", "webhooks"))
+	outbox.SetDirectory(directory)
 	metrics := webhooks.NewMetrics(a.Registry, a.DB, asynq.NewInspectorFromRedisClient(a.Redis))
 	a.Dispatcher = webhooks.NewDispatcher(a.DB, a.Redis, outbox, metrics, a.Log.With("component", "dispatcher"))
 	a.Dispatcher.Register(a.mux)
 	if a.scheduler != nil {
 		if err := webhooks.Schedule(a.scheduler, a.Config.RelayInterval); err != nil {
-			return web.Services{}, err
+			return nil, err
 		}
 	}
-	market, err := marketplace.New(a.DB, catalog, outbox, marketplace.Options{
-		SecretKey:    a.Config.SecretKey.Reveal(),
-		Issuer:       a.Config.BaseURL,
-		TokenTTL:     a.Config.TokenTTL,
-		SessionTTL:   a.Config.SessionTTL,
-		PasswordCost: a.Config.PasswordCost,
-		GrantTTL:     a.Config.GrantTTL,
-		Logger:       a.Log,
-	})
+	market, err := marketplace.New(a.DB, marketplace.Deps{Outbox: outbox, Catalog: catalog, Log: a.Dispatcher, Endpoints: a.Dispatcher, Stream: a.Dispatcher},
+		mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
 	if err != nil {
-		return web.Services{}, err
+		return nil, err
 	}
-	outbox.SetDirectory(market)
-	market.SetDispatcher(a.Dispatcher)
-	a.Reconciler = marketplace.NewReconciler(market, marketplace.ReconcileOptions{
-		Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
-	for _, job := range marketplace.Jobs {
-		typ := marketplace.TaskPrefix + job
-		a.mux.HandleFunc(typ, func(ctx context.Context, t *asynq.Task) error { return a.Reconciler.HandleTask(ctx, t.Type()) })
-		if a.scheduler != nil {
-			if _, err := a.scheduler.Register(fmt.Sprintf("@every %s", a.Config.ReconcileInterval), asynq.NewTask(typ, nil),
-				asynq.Queue("low"), asynq.Unique(a.Config.ReconcileInterval), asynq.MaxRetry(0)); err != nil {
-				return web.Services{}, fmt.Errorf("scheduling %s: %w", job, err)
-			}
+	market.Reconciler.Register(a.mux)
+	if a.scheduler != nil {
+		if err := market.Reconciler.Schedule(a.scheduler); err != nil {
+			return nil, err
 		}
 	}
 	a.Marketplace = market
-	return web.Services{Marketplace: market, Catalog: catalog}, nil
+	return market, nil
 }
 
 // Listen binds the HTTP address; Run calls it when it was not called before.

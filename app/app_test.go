@@ -61,7 +61,7 @@ func TestPlatformServesProbesAndMetrics(t *testing.T) {
 		operator bool
 		want     int
 	}{{"ops@example.com", true, 200}, {"dev@example.com", false, 404}} {
-		if _, err := p.App.Marketplace.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{Email: u.email, Password: "correct horse battery", IsOperator: u.operator}); err != nil {
+		if _, err := p.App.Marketplace.Accounts.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{Email: u.email, Password: "correct horse battery", IsOperator: u.operator}); err != nil {
 			t.Fatal(err)
 		}
 		jar, _ := cookiejar.New(nil)

@@ -2,6 +2,9 @@ package marketplace
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -45,7 +48,7 @@ func (n *NewUser) validate() error {
 }
 
 // SignUp creates a user. Operators are made only from the command line.
-func (s *Service) SignUp(ctx context.Context, a Actor, n NewUser) (*User, error) {
+func (s *Accounts) SignUp(ctx context.Context, a Actor, n NewUser) (*User, error) {
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
@@ -82,7 +85,7 @@ type SignIn struct {
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.MinCost)
 
 // SignIn checks a password and opens a session.
-func (s *Service) SignIn(ctx context.Context, a Actor, email, password, userAgent string) (*SignIn, error) {
+func (s *Accounts) SignIn(ctx context.Context, a Actor, email, password, userAgent string) (*SignIn, error) {
 	bad := fault.Unauthorized("invalid_credentials", "The email or password is wrong.")
 	f := fault.Fields{}
 	f.Check(strings.TrimSpace(email) == "", "email", "is required")
@@ -122,7 +125,7 @@ func (s *Service) SignIn(ctx context.Context, a Actor, email, password, userAgen
 }
 
 // SignOut ends the actor's session; its cookie and JWTs stop working.
-func (s *Service) SignOut(ctx context.Context, a Actor) error {
+func (s *Accounts) SignOut(ctx context.Context, a Actor) error {
 	if err := requireUser(a); err != nil {
 		return err
 	}
@@ -139,14 +142,14 @@ var errBadToken = fault.Unauthorized("invalid_token", "The token is invalid, exp
 
 // AuthenticateBearer resolves an Authorization: Bearer value: a personal API
 // token (pbu_…) or a sign-in JWT.
-func (s *Service) AuthenticateBearer(ctx context.Context, token string) (Actor, error) {
+func (s *Accounts) AuthenticateBearer(ctx context.Context, token string) (Actor, error) {
 	switch {
 	case strings.HasPrefix(token, PrefixAPIToken):
 		return s.authenticateAPIToken(ctx, token)
 	case strings.HasPrefix(token, PrefixAccess):
-		return s.authenticateInstallationToken(ctx, token)
+		return s.tokens.authenticateInstallationToken(ctx, token)
 	case strings.HasPrefix(token, PrefixService):
-		return s.authenticateServiceToken(ctx, token)
+		return s.hosts.authenticateServiceToken(ctx, token)
 	case strings.Count(token, ".") == 2:
 		// A user's sign-in JWT names the platform as issuer; an app's names
 		// its client id.
@@ -155,7 +158,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, token string) (Actor, 
 			return Actor{}, errBadToken
 		}
 		if iss, _ := claims["iss"].(string); iss != "" && iss != s.opts.Issuer {
-			return s.authenticateAppJWT(ctx, token, iss)
+			return s.oauth.authenticateAppJWT(ctx, token, iss)
 		}
 		return s.authenticateJWT(ctx, token)
 	}
@@ -163,7 +166,7 @@ func (s *Service) AuthenticateBearer(ctx context.Context, token string) (Actor, 
 }
 
 // AuthenticateSession resolves a session cookie.
-func (s *Service) AuthenticateSession(ctx context.Context, token string) (Actor, error) {
+func (s *Accounts) AuthenticateSession(ctx context.Context, token string) (Actor, error) {
 	var sess Session
 	err := s.db.WithContext(ctx).Where("token_hash = ? AND expires_at > ?", secret.Hash(token), s.now()).First(&sess).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -175,7 +178,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, token string) (Actor,
 	return s.actorFor(ctx, sess.UserID, sess.ID)
 }
 
-func (s *Service) authenticateJWT(ctx context.Context, raw string) (Actor, error) {
+func (s *Accounts) authenticateJWT(ctx context.Context, raw string) (Actor, error) {
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return s.jwtKey, nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(s.opts.Issuer), jwt.WithAudience("plugboard-api"),
@@ -198,7 +201,7 @@ func (s *Service) authenticateJWT(ctx context.Context, raw string) (Actor, error
 	return s.actorFor(ctx, uid, sid)
 }
 
-func (s *Service) authenticateAPIToken(ctx context.Context, token string) (Actor, error) {
+func (s *Accounts) authenticateAPIToken(ctx context.Context, token string) (Actor, error) {
 	var t APIToken
 	err := s.db.WithContext(ctx).Where("token_hash = ?", secret.Hash(token)).First(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -216,7 +219,7 @@ func (s *Service) authenticateAPIToken(ctx context.Context, token string) (Actor
 	return s.actorFor(ctx, t.UserID, 0)
 }
 
-func (s *Service) actorFor(ctx context.Context, userID, sessionID int64) (Actor, error) {
+func (s *Accounts) actorFor(ctx context.Context, userID, sessionID int64) (Actor, error) {
 	var u User
 	if err := s.db.WithContext(ctx).First(&u, userID).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -234,7 +237,7 @@ type NewAPIToken struct {
 }
 
 // CreateAPIToken makes a personal API token for the actor.
-func (s *Service) CreateAPIToken(ctx context.Context, a Actor, name string, expiresAt *time.Time) (*NewAPIToken, error) {
+func (s *Accounts) CreateAPIToken(ctx context.Context, a Actor, name string, expiresAt *time.Time) (*NewAPIToken, error) {
 	if err := requireUser(a); err != nil {
 		return nil, err
 	}
@@ -262,7 +265,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, a Actor, name string, expi
 }
 
 // ListAPITokens returns the actor's tokens, newest first.
-func (s *Service) ListAPITokens(ctx context.Context, a Actor) ([]APIToken, error) {
+func (s *Accounts) ListAPITokens(ctx context.Context, a Actor) ([]APIToken, error) {
 	if err := requireUser(a); err != nil {
 		return nil, err
 	}
@@ -274,7 +277,7 @@ func (s *Service) ListAPITokens(ctx context.Context, a Actor) ([]APIToken, error
 }
 
 // DeleteAPIToken revokes one of the actor's tokens.
-func (s *Service) DeleteAPIToken(ctx context.Context, a Actor, id string) error {
+func (s *Accounts) DeleteAPIToken(ctx context.Context, a Actor, id string) error {
 	if err := requireUser(a); err != nil {
 		return err
 	}
@@ -299,4 +302,24 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// CSRFToken is the token forms of a signed-in session carry.
+func (s *Accounts) CSRFToken(a Actor) string {
+	m := hmac.New(sha256.New, s.jwtKey)
+	fmt.Fprintf(m, "csrf:%d", a.SessionID)
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// CheckCSRF reports whether token is the session's CSRF token.
+func (s *Accounts) CheckCSRF(a Actor, token string) bool {
+	return a.SessionID != 0 && hmac.Equal([]byte(token), []byte(s.CSRFToken(a)))
+}
+
+// Me is the signed-in user.
+func (s *Accounts) Me(a Actor) (*User, error) {
+	if !a.SignedIn() {
+		return nil, errNotSignedIn
+	}
+	return a.User, nil
 }

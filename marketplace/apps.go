@@ -2,8 +2,6 @@ package marketplace
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
@@ -89,7 +86,7 @@ func checkURL(f fault.Fields, field, raw string, required bool) {
 
 // apply validates fields and copies them onto app; creating says whether
 // absent required fields are errors.
-func (s *Service) apply(ctx context.Context, f fault.Fields, app *App, in AppFields, creating bool) error {
+func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields, creating bool) error {
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -183,8 +180,8 @@ func dedupe(in []string) Strings {
 
 // checkScopesAndEvents: every scope is in the catalogue, every event exists
 // and is allowed by the scopes.
-func (s *Service) checkScopesAndEvents(ctx context.Context, f fault.Fields, scopes, events []string) error {
-	known, err := s.Scopes(ctx)
+func (s *Apps) checkScopesAndEvents(ctx context.Context, f fault.Fields, scopes, events []string) error {
+	known, err := s.events.Scopes(ctx)
 	if err != nil {
 		return err
 	}
@@ -193,7 +190,7 @@ func (s *Service) checkScopesAndEvents(ctx context.Context, f fault.Fields, scop
 			f.Add("scopes", fmt.Sprintf("%q is not a known scope; see GET /api/0/scopes/", sc))
 		}
 	}
-	types, err := s.catalog.List(ctx)
+	types, err := s.events.catalog.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -210,9 +207,9 @@ func (s *Service) checkScopesAndEvents(ctx context.Context, f fault.Fields, scop
 }
 
 // CreateApp registers an app owned by organization ref; admins and owners.
-func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFields) (*CreatedApp, error) {
+func (s *Apps) CreateApp(ctx context.Context, a Actor, ref string, in AppFields) (*CreatedApp, error) {
 	var out *CreatedApp
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.publishTx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
 		if err != nil {
 			return err
@@ -245,63 +242,15 @@ func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFiel
 			return err
 		}
 		if app.Kind == KindInternal {
-			return s.installInternal(ctx, tx, a, acc.Org, &app, out)
+			return s.installs.installInternal(ctx, tx, a, acc.Org, &app, out)
 		}
 		return nil
 	})
 	return out, err
 }
 
-// view loads app ref as the actor may see it; hidden apps are not found.
-func (s *Service) view(ctx context.Context, db *gorm.DB, a Actor, ref string, lock bool) (*AppView, error) {
-	q := byRef(db.WithContext(ctx), "apps", ref).Preload("Organization")
-	if lock {
-		q = q.Clauses(lockForUpdate)
-	}
-	var app App
-	if err := q.First(&app).Error; err != nil {
-		return nil, dbErr(err, "app", "")
-	}
-	v := &AppView{App: app}
-	if a.User != nil {
-		var m Membership
-		err := db.WithContext(ctx).Where("organization_id = ? AND user_id = ?", app.OrganizationID, a.User.ID).First(&m).Error
-		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, fmt.Errorf("finding membership: %w", err)
-		}
-		v.Role = m.Role
-	}
-	v.Private = v.Role != "" || a.IsOperator()
-	listed := app.Kind == KindPublic && app.Status == StatusPublished
-	if !listed && !v.Private {
-		return nil, fault.NotFound("app")
-	}
-	return v, nil
-}
-
-// manage loads app ref for a change by an admin of its owner organization.
-func (s *Service) manage(ctx context.Context, tx *gorm.DB, a Actor, ref string) (*AppView, error) {
-	if err := requireUser(a); err != nil {
-		return nil, err
-	}
-	v, err := s.view(ctx, tx, a, ref, true)
-	if err != nil {
-		return nil, err
-	}
-	if v.Role == "" {
-		if a.IsOperator() {
-			return nil, fault.Forbidden("not_owner", "Only the owner organization's admins change this app; operators review it with status.")
-		}
-		return nil, fault.NotFound("app")
-	}
-	if roleRank[v.Role] < roleRank[RoleAdmin] {
-		return nil, fault.Forbidden("insufficient_role", "Changing an app needs the admin role in its organization.")
-	}
-	return v, nil
-}
-
 // GetApp returns one app as the actor may see it, with its plans.
-func (s *Service) GetApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
+func (s *Apps) GetApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
 	v, err := s.view(ctx, s.db, a, ref, false)
 	if err != nil {
 		return nil, err
@@ -328,7 +277,7 @@ type AppUpdate struct {
 
 // UpdateApp changes an app. Owners' admins change its fields; operators set
 // status to published or rejected (with a reason) on a submitted app.
-func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) (*AppView, error) {
+func (s *Apps) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) (*AppView, error) {
 	f := fault.Fields{}
 	f.Check(u.WebhookStatus != nil && *u.WebhookStatus != "enabled" && *u.WebhookStatus != "disabled", "webhookStatus", "must be enabled or disabled")
 	f.Check(u.WebhookRateLimit != nil && (*u.WebhookRateLimit < 1 || *u.WebhookRateLimit > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
@@ -337,7 +286,7 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		return nil, err
 	}
 	var out *AppView
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.publishTx(ctx, func(tx *gorm.DB) error {
 		if u.Status != nil {
 			if u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil {
 				return fault.Field("status", "is changed on its own, without other fields")
@@ -388,7 +337,7 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		return nil, err
 	}
 	if out.Role != "" {
-		s.dispatcher.Forget(out.ID)
+		s.endpoints.Forget(out.ID)
 		if err := s.loadEndpoint(ctx, out); err != nil {
 			return nil, err
 		}
@@ -411,84 +360,8 @@ func changed(in AppFields) JSON {
 	return JSON{"fields": names}
 }
 
-func (s *Service) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status string, reason *string, other AppFields, out **AppView) error {
-	if err := requireUser(a); err != nil {
-		return err
-	}
-	if !a.IsOperator() {
-		if _, err := s.view(ctx, tx, a, ref, false); err != nil {
-			return err
-		}
-		return fault.Forbidden("operator_only", "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
-	}
-	if other != (AppFields{}) {
-		return fault.Field("status", "is changed on its own, without other fields")
-	}
-	v, err := s.view(ctx, tx, a, ref, true)
-	if err != nil {
-		return err
-	}
-	f := fault.Fields{}
-	f.Check(status != StatusPublished && status != StatusRejected, "status", "must be published or rejected")
-	f.Check(status == StatusRejected && (reason == nil || strings.TrimSpace(*reason) == ""), "statusReason", "is required to reject an app")
-	if err := f.Err(); err != nil {
-		return err
-	}
-	if v.Kind != KindPublic {
-		return fault.Conflict("not_public", "Internal apps are never published.")
-	}
-	allowed := map[string][]string{StatusPublished: {StatusSubmitted}, StatusRejected: {StatusSubmitted, StatusPublished}}
-	if !slices.Contains(allowed[status], v.Status) {
-		return fault.Conflict("invalid_transition", fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
-	}
-	v.Status, v.StatusReason, v.UpdatedAt = status, "", s.now()
-	if reason != nil {
-		v.StatusReason = strings.TrimSpace(*reason)
-	}
-	if status == StatusPublished {
-		v.PublishedAt = ptr(s.now())
-	}
-	if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
-		return fmt.Errorf("saving review: %w", err)
-	}
-	*out = v
-	return s.audit(tx, a, &v.OrganizationID, "app."+map[string]string{StatusPublished: "publish", StatusRejected: "reject"}[status],
-		"app", idStr(v.ID), v.Slug, JSON{"reason": v.StatusReason})
-}
-
-// SubmitApp asks operators to review a public app; it must be complete.
-func (s *Service) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
-	var out *AppView
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		v, err := s.manage(ctx, tx, a, ref)
-		if err != nil {
-			return err
-		}
-		if v.Kind != KindPublic {
-			return fault.Conflict("not_public", "Internal apps are installed in their organization and never reviewed.")
-		}
-		if v.Status != StatusDraft && v.Status != StatusRejected {
-			return fault.Conflict("invalid_transition", fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
-		}
-		f := fault.Fields{}
-		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
-		f.Check(strings.TrimSpace(v.Overview) == "", "overview", "is required before review: the marketplace shows it")
-		f.Check(len(v.Scopes) == 0, "scopes", "needs at least one scope before review")
-		if err := f.Err(); err != nil {
-			return err
-		}
-		v.Status, v.StatusReason, v.SubmittedAt, v.UpdatedAt = StatusSubmitted, "", ptr(s.now()), s.now()
-		if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
-			return fmt.Errorf("submitting app: %w", err)
-		}
-		out = v
-		return s.audit(tx, a, &v.OrganizationID, "app.submit", "app", idStr(v.ID), v.Slug, nil)
-	})
-	return out, err
-}
-
 // DeleteApp removes an app and its plans.
-func (s *Service) DeleteApp(ctx context.Context, a Actor, ref string) error {
+func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
@@ -509,132 +382,8 @@ func (s *Service) DeleteApp(ctx context.Context, a Actor, ref string) error {
 	})
 }
 
-// RotatedSecret is a new client secret and, for an internal integration, a
-// new access token (the old ones stop working at once).
-type RotatedSecret struct {
-	ClientSecret string
-	Token        string
-}
-
-// RotateClientSecret issues a new client secret; the old one stops working.
-// For internal integrations it also replaces the installation's token.
-func (s *Service) RotateClientSecret(ctx context.Context, a Actor, ref string) (*RotatedSecret, error) {
-	out := &RotatedSecret{ClientSecret: secret.Token("pbcs_", 32)}
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		v, err := s.manage(ctx, tx, a, ref)
-		if err != nil {
-			return err
-		}
-		if err := tx.Model(&App{}).Where("id = ?", v.ID).Updates(map[string]any{
-			"client_secret_hash": secret.Hash(out.ClientSecret), "client_secret_sealed": s.box.Seal(out.ClientSecret),
-			"updated_at": s.now()}).Error; err != nil {
-			return fmt.Errorf("rotating client secret: %w", err)
-		}
-		if v.Kind == KindInternal {
-			var inst Installation
-			err := tx.Preload("App").Where("app_id = ? AND status = ?", v.ID, InstallInstalled).First(&inst).Error
-			if err == nil {
-				if err := tx.Model(&Token{}).Where("installation_id = ? AND revoked_at IS NULL", inst.ID).Update("revoked_at", s.now()).Error; err != nil {
-					return fmt.Errorf("revoking internal token: %w", err)
-				}
-				set, err := s.issueInternal(ctx, tx, &inst)
-				if err != nil {
-					return err
-				}
-				out.Token = set
-			} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-				return fmt.Errorf("finding internal installation: %w", err)
-			}
-		}
-		return s.audit(tx, a, &v.OrganizationID, "app.rotate_secret", "app", idStr(v.ID), v.Slug, nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// installInternal installs an internal integration into its own organization
-// and issues its token: no review, no redirect, no code.
-func (s *Service) installInternal(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, out *CreatedApp) error {
-	inst := Installation{UUID: uuid.NewString(), AppID: app.ID, OrganizationID: org.ID, Status: InstallInstalled, SyncState: InSync,
-		Scopes: app.Scopes, CreatedAt: s.now(), UpdatedAt: s.now(), VerifiedAt: ptr(s.now()), InstalledBy: &a.User.ID,
-		App: app, Organization: &org}
-	if err := tx.Omit("App", "Organization", "Plan").Create(&inst).Error; err != nil {
-		return fmt.Errorf("installing internal integration: %w", err)
-	}
-	if err := tx.Model(&App{}).Where("id = ?", app.ID).UpdateColumn("installs_count", 1).Error; err != nil {
-		return fmt.Errorf("counting install: %w", err)
-	}
-	app.InstallsCount, out.App.InstallsCount = 1, 1
-	token, err := s.issueInternal(ctx, tx, &inst)
-	if err != nil {
-		return err
-	}
-	if err := s.lifecycle(ctx, tx, &inst, EventInstallationCreated, nil); err != nil {
-		return err
-	}
-	out.Installation, out.Token = &inst, token
-	return s.audit(tx, a, &org.ID, "installation.create", "installation", inst.UUID, app.Slug, JSON{"status": inst.Status, "internal": true})
-}
-
-// issueInternal issues a non-expiring access token for an internal integration.
-func (s *Service) issueInternal(ctx context.Context, tx *gorm.DB, inst *Installation) (string, error) {
-	access := secret.Token(PrefixAccess, 32)
-	t := Token{InstallationID: inst.ID, Family: uuid.NewString(), Kind: "access", TokenHash: secret.Hash(access),
-		Scopes: inst.Scopes, CreatedAt: s.now()}
-	if err := tx.WithContext(ctx).Create(&t).Error; err != nil {
-		return "", fmt.Errorf("issuing internal token: %w", err)
-	}
-	return access, nil
-}
-
-// RotateWebhookSecret issues a new signing secret; the old one keeps signing
-// beside it for WebhookSecretOverlap.
-func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) (string, time.Time, error) {
-	fresh := newWebhookSecret()
-	until := s.now().Add(WebhookSecretOverlap)
-	var appID int64
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		v, err := s.manage(ctx, tx, a, ref)
-		if err != nil {
-			return err
-		}
-		appID = v.ID
-		if err := tx.Model(&App{}).Where("id = ?", v.ID).Updates(map[string]any{
-			"previous_webhook_secret": v.WebhookSecret, "previous_secret_expires_at": until,
-			"webhook_secret": s.box.Seal(fresh), "updated_at": s.now()}).Error; err != nil {
-			return fmt.Errorf("rotating webhook secret: %w", err)
-		}
-		return s.audit(tx, a, &v.OrganizationID, "app.rotate_webhook_secret", "app", idStr(v.ID), v.Slug, JSON{"previousValidUntil": until})
-	})
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	if s.dispatcher != nil {
-		s.dispatcher.Forget(appID) // sign with both secrets from now on
-	}
-	return fresh, until, nil
-}
-
-// WebhookSecrets returns the secrets that sign an app's webhooks now: the
-// current one first, then the previous one while its overlap lasts.
-func (s *Service) WebhookSecrets(app *App) ([]string, error) {
-	cur, err := s.box.Open(app.WebhookSecret)
-	if err != nil {
-		return nil, fmt.Errorf("opening webhook secret of %s: %w", app.Slug, err)
-	}
-	out := []string{cur}
-	if len(app.PreviousWebhookSecret) > 0 && app.PreviousSecretExpiresAt != nil && app.PreviousSecretExpiresAt.After(s.now()) {
-		if prev, err := s.box.Open(app.PreviousWebhookSecret); err == nil {
-			out = append(out, prev)
-		}
-	}
-	return out, nil
-}
-
 // ListOrgApps returns the apps an organization owns; any member may read.
-func (s *Service) ListOrgApps(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[AppView], error) {
+func (s *Apps) ListOrgApps(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[AppView], error) {
 	acc, err := s.access(ctx, s.db, a, ref, RoleMember)
 	if err != nil {
 		return page.Page[AppView]{}, err
@@ -646,10 +395,4 @@ func (s *Service) ListOrgApps(ctx context.Context, a Actor, ref string, r page.R
 	}
 	p := page.Finish(rows, r, func(a App) (string, int64) { return "", a.ID })
 	return page.Map(p, func(app App) AppView { return AppView{App: app, Private: true, Role: acc.Role} }), nil
-}
-
-// newWebhookSecret makes a Standard Webhooks secret: whsec_ and 24 random
-// bytes in standard base64, which every Standard Webhooks library decodes.
-func newWebhookSecret() string {
-	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(secret.Bytes(24))
 }

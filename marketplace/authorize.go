@@ -2,9 +2,6 @@ package marketplace
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -51,7 +48,7 @@ type Consent struct {
 var challengeRe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // PrepareAuthorize validates an authorize request for a signed-in user.
-func (s *Service) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeRequest) (*Consent, error) {
+func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeRequest) (*Consent, error) {
 	if r.ClientID == "" {
 		return nil, &AuthorizeError{false, "invalid_request", "client_id is required.", ""}
 	}
@@ -109,7 +106,7 @@ func (s *Service) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeRequ
 			c.Orgs = append(c.Orgs, OrgAccess{Org: r.Organization, Role: r.Role})
 		}
 	}
-	all, err := s.Scopes(ctx)
+	all, err := s.events.Scopes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +131,7 @@ type Approval struct {
 // Approve installs the app into the chosen organization (or, when it is
 // installed already, issues a fresh code for that installation) and returns
 // the URL to redirect the browser to.
-func (s *Service) Approve(ctx context.Context, a Actor, ap Approval) (string, error) {
+func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, error) {
 	consent, err := s.PrepareAuthorize(ctx, a, ap.AuthorizeRequest)
 	if err != nil {
 		return "", err
@@ -142,22 +139,22 @@ func (s *Service) Approve(ctx context.Context, a Actor, ap Approval) (string, er
 	var code string
 	var inst *Installation
 	var orgSlug string
-	err = s.tx(ctx, func(tx *gorm.DB) error {
+	err = s.publishTx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ap.Org, RoleAdmin)
 		if err != nil {
 			return fault.Field("org", "choose an organization where you are an admin")
 		}
 		orgSlug = acc.Org.Slug
 		g := grantOptions{RedirectURI: ap.RedirectURI, CodeChallenge: ap.CodeChallenge, CodeChallengeMethod: ap.CodeChallengeMethod}
-		app, plan, err := s.installable(ctx, tx, a, acc.Org, idStr(consent.App.ID), ap.Plan)
+		app, plan, err := s.installs.installable(ctx, tx, a, acc.Org, idStr(consent.App.ID), ap.Plan)
 		if err != nil {
 			return err
 		}
-		res, err := s.install(ctx, tx, a, acc.Org, app, plan, g)
+		res, err := s.installs.install(ctx, tx, a, acc.Org, app, plan, g)
 		var dup *AlreadyInstalledError
 		if errors.As(err, &dup) {
 			inst = dup.Installation
-			code, _, err = s.newGrant(ctx, tx, inst.ID, g)
+			code, _, err = s.installs.newGrant(ctx, tx, inst.ID, g)
 			if err != nil {
 				return err
 			}
@@ -177,7 +174,7 @@ func (s *Service) Approve(ctx context.Context, a Actor, ap Approval) (string, er
 }
 
 // Deny returns the redirect that tells the client the user said no.
-func (s *Service) Deny(ctx context.Context, a Actor, r AuthorizeRequest) (string, error) {
+func (s *OAuth) Deny(ctx context.Context, a Actor, r AuthorizeRequest) (string, error) {
 	consent, err := s.PrepareAuthorize(ctx, a, r)
 	if err != nil {
 		return "", err
@@ -200,16 +197,4 @@ func AuthorizeRedirect(redirectURI string, params map[string]string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// CSRFToken is the token forms of a signed-in session carry.
-func (s *Service) CSRFToken(a Actor) string {
-	m := hmac.New(sha256.New, s.jwtKey)
-	fmt.Fprintf(m, "csrf:%d", a.SessionID)
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// CheckCSRF reports whether token is the session's CSRF token.
-func (s *Service) CheckCSRF(a Actor, token string) bool {
-	return a.SessionID != 0 && hmac.Equal([]byte(token), []byte(s.CSRFToken(a)))
 }

@@ -13,7 +13,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
-	"github.com/plugboard/plugboard/app/page"
 	"github.com/plugboard/plugboard/app/secret"
 	"github.com/plugboard/plugboard/webhooks"
 )
@@ -57,9 +56,9 @@ type grantOptions struct {
 }
 
 // Install installs app into organization orgRef, by an admin there.
-func (s *Service) Install(ctx context.Context, a Actor, orgRef, appRef, planRef string) (*NewInstallation, error) {
+func (s *Installs) Install(ctx context.Context, a Actor, orgRef, appRef, planRef string) (*NewInstallation, error) {
 	var out *NewInstallation
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.publishTx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, orgRef, RoleAdmin)
 		if err != nil {
 			return err
@@ -75,7 +74,7 @@ func (s *Service) Install(ctx context.Context, a Actor, orgRef, appRef, planRef 
 }
 
 // installable finds an app the organization may install, and its plan.
-func (s *Service) installable(ctx context.Context, tx *gorm.DB, a Actor, org Organization, appRef, planRef string) (*App, *Plan, error) {
+func (s *Installs) installable(ctx context.Context, tx *gorm.DB, a Actor, org Organization, appRef, planRef string) (*App, *Plan, error) {
 	if strings.TrimSpace(appRef) == "" {
 		return nil, nil, fault.Field("app", "is required")
 	}
@@ -120,7 +119,7 @@ func (s *Service) installable(ctx context.Context, tx *gorm.DB, a Actor, org Org
 
 // install creates the installation, its grant and the installation.created
 // event in tx.
-func (s *Service) install(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, plan *Plan, g grantOptions) (*NewInstallation, error) {
+func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, plan *Plan, g grantOptions) (*NewInstallation, error) {
 	var live Installation
 	err := tx.WithContext(ctx).Where("app_id = ? AND organization_id = ? AND status IN ?", app.ID, org.ID,
 		[]string{InstallPending, InstallInstalled}).First(&live).Error
@@ -166,7 +165,7 @@ func (s *Service) install(ctx context.Context, tx *gorm.DB, a Actor, org Organiz
 	return &NewInstallation{Installation: &inst, RedirectURL: redirect, Code: code}, nil
 }
 
-func (s *Service) newGrant(ctx context.Context, tx *gorm.DB, installationID int64, g grantOptions) (string, *Grant, error) {
+func (s *Installs) newGrant(ctx context.Context, tx *gorm.DB, installationID int64, g grantOptions) (string, *Grant, error) {
 	code := secret.Token(PrefixCode, 32)
 	grant := &Grant{InstallationID: installationID, CodeHash: secret.Hash(code), RedirectURI: g.RedirectURI,
 		CodeChallenge: g.CodeChallenge, CodeChallengeMethod: g.CodeChallengeMethod, CreatedAt: s.now(), ExpiresAt: s.now().Add(s.opts.GrantTTL)}
@@ -177,7 +176,7 @@ func (s *Service) newGrant(ctx context.Context, tx *gorm.DB, installationID int6
 }
 
 // redirectURL is where the browser goes to finish installing at the partner.
-func (s *Service) redirectURL(app *App, inst *Installation, orgSlug, code string) (string, error) {
+func (s *Installs) redirectURL(app *App, inst *Installation, orgSlug, code string) (string, error) {
 	u, err := url.Parse(app.RedirectURL)
 	if err != nil {
 		return "", fmt.Errorf("parsing redirect URL of %s: %w", app.Slug, err)
@@ -197,11 +196,11 @@ func (s *Service) redirectURL(app *App, inst *Installation, orgSlug, code string
 
 // InstallState signs the state a redirect carries (EdDSA, verifiable with
 // the platform's JWKS), so the partner can tell the redirect is genuine.
-func (s *Service) InstallState(app *App, inst *Installation, orgSlug string) (string, error) {
+func (s *Installs) InstallState(app *App, inst *Installation, orgSlug string) (string, error) {
 	claims := jwt.MapClaims{"iss": s.opts.Issuer, "aud": app.ClientID, "sub": inst.UUID, "org": orgSlug,
 		"iat": s.now().Unix(), "exp": s.now().Add(s.opts.GrantTTL).Unix()}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = s.StateKeyID()
+	t.Header["kid"] = s.stateKeyID()
 	signed, err := t.SignedString(s.stateKey)
 	if err != nil {
 		return "", fmt.Errorf("signing install state: %w", err)
@@ -210,7 +209,7 @@ func (s *Service) InstallState(app *App, inst *Installation, orgSlug string) (st
 }
 
 // lifecycle publishes an installation event, addressed to inst only.
-func (s *Service) lifecycle(ctx context.Context, tx *gorm.DB, inst *Installation, typ string, extra map[string]any) error {
+func (s *Installs) lifecycle(ctx context.Context, tx *gorm.DB, inst *Installation, typ string, extra map[string]any) error {
 	data := map[string]any{"installation": lifecycleInstallation(inst)}
 	for k, v := range extra {
 		data[k] = v
@@ -245,7 +244,7 @@ func planData(p *Plan) map[string]any {
 
 // loadInstallation finds an installation by uuid with its app, organization
 // and plan.
-func (s *Service) loadInstallation(ctx context.Context, tx *gorm.DB, id string, lock bool) (*Installation, error) {
+func (s *Installs) loadInstallation(ctx context.Context, tx *gorm.DB, id string, lock bool) (*Installation, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, fault.NotFound("installation")
 	}
@@ -270,7 +269,7 @@ const (
 	sideApp // the app itself or this installation's token
 )
 
-func (s *Service) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Installation) (side, error) {
+func (s *Installs) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Installation) (side, error) {
 	switch {
 	case a.Service != nil:
 		return sideNone, nil // host service tokens publish events, nothing more
@@ -303,7 +302,7 @@ func (s *Service) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Instal
 
 // installationFor locks an installation for a change and says who the actor
 // is to it; strangers get not-found.
-func (s *Service) installationFor(ctx context.Context, tx *gorm.DB, a Actor, id string) (*Installation, side, error) {
+func (s *Installs) installationFor(ctx context.Context, tx *gorm.DB, a Actor, id string) (*Installation, side, error) {
 	inst, err := s.loadInstallation(ctx, tx, id, true)
 	if err != nil {
 		return nil, sideNone, err
@@ -317,7 +316,7 @@ func (s *Service) installationFor(ctx context.Context, tx *gorm.DB, a Actor, id 
 
 // GetInstallation returns one installation to its organization's members,
 // its app, or its own token.
-func (s *Service) GetInstallation(ctx context.Context, a Actor, id string) (*Installation, error) {
+func (s *Installs) GetInstallation(ctx context.Context, a Actor, id string) (*Installation, error) {
 	inst, err := s.loadInstallation(ctx, s.db, id, false)
 	if err != nil {
 		return nil, err
@@ -330,148 +329,6 @@ func (s *Service) GetInstallation(ctx context.Context, a Actor, id string) (*Ins
 		return nil, fault.NotFound("installation")
 	}
 	return inst, nil
-}
-
-// InstallationUpdate is a PUT on an installation.
-type InstallationUpdate struct {
-	Status     *string // "installed": the app verifies the install
-	Plan       *string // an org admin changes plan
-	ExternalID *string // the partner's account id, shown to the organization
-	ConfigURL  *string // where the organization configures the app at the partner
-}
-
-// UpdateInstallation verifies an install or records the partner's account
-// (the app's side), or changes plan (an organization admin).
-func (s *Service) UpdateInstallation(ctx context.Context, a Actor, id string, u InstallationUpdate) (*Installation, error) {
-	var out *Installation
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		inst, sd, err := s.installationFor(ctx, tx, a, id)
-		if err != nil {
-			return err
-		}
-		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is %s.", inst.Status))
-		}
-		appSide := u.Status != nil || u.ExternalID != nil || u.ConfigURL != nil
-		if appSide && sd != sideApp {
-			return fault.Forbidden("app_only", "Only the app verifies its installation or sets externalId and configUrl, with the installation's token.")
-		}
-		if u.Plan != nil && sd != sideAdmin {
-			if sd == sideMember {
-				return fault.Forbidden("insufficient_role", "Changing plan needs the admin role in the organization.")
-			}
-			return fault.Forbidden("admin_only", "Only the organization's admins change plan.")
-		}
-		f := fault.Fields{}
-		f.Check(u.Status != nil && *u.Status != InstallInstalled, "status", `must be "installed"`)
-		if u.ExternalID != nil {
-			f.Check(len(*u.ExternalID) > 200, "externalId", "must be at most 200 characters")
-		}
-		if u.ConfigURL != nil {
-			checkURL(f, "configUrl", *u.ConfigURL, false)
-		}
-		if err := f.Err(); err != nil {
-			return err
-		}
-		changes := map[string]any{"updated_at": s.now()}
-		action := "installation.update"
-		if u.Status != nil && inst.Status == InstallPending {
-			changes["status"], changes["verified_at"] = InstallInstalled, s.now()
-			inst.Status, inst.VerifiedAt = InstallInstalled, ptr(s.now())
-			action = "installation.verify"
-		}
-		if u.ExternalID != nil {
-			changes["external_id"], inst.ExternalID = *u.ExternalID, *u.ExternalID
-		}
-		if u.ConfigURL != nil {
-			changes["config_url"], inst.ConfigURL = *u.ConfigURL, *u.ConfigURL
-		}
-		var planChange map[string]any
-		if u.Plan != nil {
-			_, plan, err := s.installable(ctx, tx, a, *inst.Organization, idStr(inst.AppID), *u.Plan)
-			if err != nil {
-				return err
-			}
-			if plan != nil && (inst.PlanID == nil || *inst.PlanID != plan.ID) {
-				planChange = map[string]any{"previousPlan": planData(inst.Plan)}
-				changes["plan_id"], inst.PlanID, inst.Plan = plan.ID, &plan.ID, plan
-				action = "installation.change_plan"
-			}
-		}
-		if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(changes).Error; err != nil {
-			return fmt.Errorf("updating installation: %w", err)
-		}
-		inst.UpdatedAt = s.now()
-		if planChange != nil {
-			if err := s.lifecycle(ctx, tx, inst, EventInstallationUpdated, planChange); err != nil {
-				return err
-			}
-		}
-		out = inst
-		return s.audit(tx, a, &inst.OrganizationID, action, "installation", inst.UUID, inst.App.Slug, nil)
-	})
-	return out, err
-}
-
-// Uninstall deletes an installation: tokens are revoked at once and the app
-// is told with installation.deleted. Org admins, the app, or its token.
-func (s *Service) Uninstall(ctx context.Context, a Actor, id string) error {
-	return s.tx(ctx, func(tx *gorm.DB) error {
-		inst, sd, err := s.installationFor(ctx, tx, a, id)
-		if err != nil {
-			return err
-		}
-		if sd == sideMember {
-			return fault.Forbidden("insufficient_role", "Uninstalling needs the admin role in the organization.")
-		}
-		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is already %s.", inst.Status))
-		}
-		return s.endInstallation(ctx, tx, a, inst, InstallDeleted, "uninstalled")
-	})
-}
-
-// endInstallation moves a live installation to deleted or failed, revokes
-// its grants and tokens, and tells the app.
-func (s *Service) endInstallation(ctx context.Context, tx *gorm.DB, a Actor, inst *Installation, status, reason string) error {
-	now := s.now()
-	if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(map[string]any{
-		"status": status, "status_reason": reason, "deleted_at": now, "updated_at": now}).Error; err != nil {
-		return fmt.Errorf("ending installation: %w", err)
-	}
-	inst.Status, inst.StatusReason, inst.DeletedAt = status, reason, &now
-	if err := s.revokeInstallationCredentials(tx, inst.ID); err != nil {
-		return err
-	}
-	if err := tx.Model(&App{}).Where("id = ? AND installs_count > 0", inst.AppID).
-		UpdateColumn("installs_count", gorm.Expr("installs_count - 1")).Error; err != nil {
-		return fmt.Errorf("counting uninstall: %w", err)
-	}
-	if err := s.lifecycle(ctx, tx, inst, EventInstallationDeleted, map[string]any{"reason": reason}); err != nil {
-		return err
-	}
-	action := "installation.delete"
-	if status == InstallFailed {
-		action = "installation.fail"
-	}
-	return s.audit(tx, a, &inst.OrganizationID, action, "installation", inst.UUID, inst.App.Slug, JSON{"reason": reason})
-}
-
-func (s *Service) revokeInstallationCredentials(tx *gorm.DB, installationID int64) error {
-	now := s.now()
-	if err := tx.Model(&Token{}).Where("installation_id = ? AND revoked_at IS NULL", installationID).Update("revoked_at", now).Error; err != nil {
-		return fmt.Errorf("revoking tokens: %w", err)
-	}
-	if err := tx.Model(&Grant{}).Where("installation_id = ? AND revoked_at IS NULL AND used_at IS NULL", installationID).Update("revoked_at", now).Error; err != nil {
-		return fmt.Errorf("revoking grants: %w", err)
-	}
-	return nil
-}
-
-// InstallationQuery filters installation lists.
-type InstallationQuery struct {
-	Status    string
-	SyncState string
 }
 
 func (q InstallationQuery) apply(db *gorm.DB) (*gorm.DB, error) {
@@ -491,81 +348,26 @@ func (q InstallationQuery) apply(db *gorm.DB) (*gorm.DB, error) {
 	return db, nil
 }
 
-func (s *Service) listInstallations(ctx context.Context, q *gorm.DB, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
-	q, err := iq.apply(q.WithContext(ctx).Preload("App").Preload("Organization").Preload("Plan"))
+// installInternal installs an internal integration into its own organization
+// and issues its token: no review, no redirect, no code.
+func (s *Installs) installInternal(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, out *CreatedApp) error {
+	inst := Installation{UUID: uuid.NewString(), AppID: app.ID, OrganizationID: org.ID, Status: InstallInstalled, SyncState: InSync,
+		Scopes: app.Scopes, CreatedAt: s.now(), UpdatedAt: s.now(), VerifiedAt: ptr(s.now()), InstalledBy: &a.User.ID,
+		App: app, Organization: &org}
+	if err := tx.Omit("App", "Organization", "Plan").Create(&inst).Error; err != nil {
+		return fmt.Errorf("installing internal integration: %w", err)
+	}
+	if err := tx.Model(&App{}).Where("id = ?", app.ID).UpdateColumn("installs_count", 1).Error; err != nil {
+		return fmt.Errorf("counting install: %w", err)
+	}
+	app.InstallsCount, out.App.InstallsCount = 1, 1
+	token, err := s.tokens.issueInternal(ctx, tx, &inst)
 	if err != nil {
-		return page.Page[Installation]{}, err
+		return err
 	}
-	var rows []Installation
-	if err := page.Query(q, "installations.id", page.Sort{Column: "installations.id", Desc: true}, r).Find(&rows).Error; err != nil {
-		return page.Page[Installation]{}, fmt.Errorf("listing installations: %w", err)
+	if err := s.lifecycle(ctx, tx, &inst, EventInstallationCreated, nil); err != nil {
+		return err
 	}
-	return page.Finish(rows, r, func(i Installation) (string, int64) { return "", i.ID }), nil
-}
-
-// ListOrgInstallations lists the apps installed in an organization; members.
-func (s *Service) ListOrgInstallations(ctx context.Context, a Actor, orgRef string, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
-	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
-	if err != nil {
-		return page.Page[Installation]{}, err
-	}
-	return s.listInstallations(ctx, s.db.Where("installations.organization_id = ?", acc.Org.ID), iq, r)
-}
-
-// ListAppInstallations lists an app's installations to its owner
-// organization's members or the app itself.
-func (s *Service) ListAppInstallations(ctx context.Context, a Actor, appRef string, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
-	var appID int64
-	switch {
-	case a.App != nil:
-		var app App
-		if err := byRef(s.db.WithContext(ctx), "apps", appRef).First(&app).Error; err != nil || app.ID != a.App.ID {
-			return page.Page[Installation]{}, fault.NotFound("app")
-		}
-		appID = app.ID
-	case a.Installation != nil:
-		return page.Page[Installation]{}, fault.Forbidden("app_credentials_required", "List installations as the app itself (client credentials or an app JWT), not with an installation token.")
-	default:
-		v, err := s.view(ctx, s.db, a, appRef, false)
-		if err != nil {
-			return page.Page[Installation]{}, err
-		}
-		if v.Role == "" {
-			return page.Page[Installation]{}, fault.NotFound("app")
-		}
-		appID = v.ID
-	}
-	return s.listInstallations(ctx, s.db.Where("installations.app_id = ?", appID), iq, r)
-}
-
-// requireScope checks an installation token may read organization orgID
-// with scope.
-func requireScope(a Actor, orgID int64, scope string) error {
-	inst := a.Installation
-	if inst.OrganizationID != orgID {
-		return fault.NotFound("organization")
-	}
-	if inst.Status == InstallPending {
-		return fault.Forbidden("installation_pending", "The installation is waiting for the app to verify it: PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"}.")
-	}
-	if !slices.Contains(a.Scopes, scope) {
-		return fault.Forbidden("missing_scope", fmt.Sprintf("This needs the %s scope, which the installation was not granted.", scope))
-	}
-	return nil
-}
-
-// platformAccess lets users (members) and installation tokens with scope read
-// an organization.
-func (s *Service) platformAccess(ctx context.Context, a Actor, ref, scope string) (*OrgAccess, error) {
-	if a.Installation == nil {
-		return s.access(ctx, s.db, a, ref, RoleMember)
-	}
-	var org Organization
-	if err := byRef(s.db.WithContext(ctx), "organizations", ref).First(&org).Error; err != nil {
-		return nil, dbErr(err, "organization", "")
-	}
-	if err := requireScope(a, org.ID, scope); err != nil {
-		return nil, err
-	}
-	return &OrgAccess{Org: org}, nil
+	out.Installation, out.Token = &inst, token
+	return s.audit(tx, a, &org.ID, "installation.create", "installation", inst.UUID, app.Slug, JSON{"status": inst.Status, "internal": true})
 }

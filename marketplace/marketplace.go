@@ -26,7 +26,6 @@ import (
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/secret"
-	"github.com/plugboard/plugboard/webhooks"
 )
 
 // Options configure the service.
@@ -42,21 +41,19 @@ type Options struct {
 	Now          func() time.Time
 }
 
-// Service is the marketplace's behaviour over its store.
-type Service struct {
-	db         *gorm.DB
-	opts       Options
-	log        *slog.Logger
-	box        *secret.Box
-	jwtKey     []byte
-	stateKey   ed25519.PrivateKey
-	catalog    *webhooks.Catalog
-	outbox     *webhooks.Outbox
-	dispatcher *webhooks.Dispatcher
+// core is what every service of the package shares: the database, the
+// clock, the keys and the audit log. It holds no behaviour of a concept.
+type core struct {
+	db       *gorm.DB
+	opts     Options
+	log      *slog.Logger
+	box      *secret.Box
+	jwtKey   []byte
+	stateKey ed25519.PrivateKey
+	outbox   Publisher
 }
 
-// New returns a service on db.
-func New(db *gorm.DB, catalog *webhooks.Catalog, outbox *webhooks.Outbox, opts Options) (*Service, error) {
+func newCore(db *gorm.DB, outbox Publisher, opts Options) (*core, error) {
 	if opts.GrantTTL == 0 {
 		opts.GrantTTL = 10 * time.Minute
 	}
@@ -73,9 +70,59 @@ func New(db *gorm.DB, catalog *webhooks.Catalog, outbox *webhooks.Outbox, opts O
 	if err != nil {
 		return nil, fmt.Errorf("creating secret box: %w", err)
 	}
-	return &Service{db: db, opts: opts, log: opts.Logger, box: box, catalog: catalog, outbox: outbox,
+	return &core{db: db, opts: opts, log: opts.Logger, box: box, outbox: outbox,
 		jwtKey:   secret.Derive(opts.SecretKey, "jwt"),
 		stateKey: ed25519.NewKeyFromSeed(secret.Derive(opts.SecretKey, "install-state"))}, nil
+}
+
+// Services are the marketplace's services, one per concept, built together
+// by New.
+type Services struct {
+	Accounts      *Accounts
+	Orgs          *Orgs
+	Apps          *Apps
+	Installs      *Installs
+	OAuth         *OAuth
+	ServiceTokens *ServiceTokens
+	Events        *Events
+	Deliveries    *Deliveries
+	Reconciler    *Reconciler
+}
+
+// Deps are what the marketplace uses of the webhooks domain, each a narrow
+// port declared in ports.go.
+type Deps struct {
+	Outbox    Publisher
+	Catalog   EventCatalog
+	Log       DeliveryLog
+	Endpoints EndpointAdmin
+	Stream    DeliveryStream
+}
+
+// New builds every service on db, in one pass.
+func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Services, error) {
+	c, err := newCore(db, deps.Outbox, opts)
+	if err != nil {
+		return nil, err
+	}
+	tokens := &tokens{core: c}
+	events := &Events{core: c, catalog: deps.Catalog}
+	installs := &Installs{core: c, tokens: tokens}
+	orgs := &Orgs{core: c, installs: installs}
+	apps := &Apps{core: c, events: events, installs: installs, tokens: tokens, endpoints: deps.Endpoints}
+	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
+	hosts := &ServiceTokens{core: c}
+	return &Services{
+		Accounts:      &Accounts{core: c, tokens: tokens, hosts: hosts, oauth: oauth},
+		Orgs:          orgs,
+		Apps:          apps,
+		Installs:      installs,
+		OAuth:         oauth,
+		ServiceTokens: hosts,
+		Events:        events,
+		Deliveries:    &Deliveries{core: c, installs: installs, log: deps.Log, endpoints: deps.Endpoints, stream: deps.Stream},
+		Reconciler:    newReconciler(c, installs, deps.Endpoints, ropts),
+	}, nil
 }
 
 // Actor is whoever makes a request: a user, an app authenticated as itself,
@@ -105,23 +152,16 @@ func (a Actor) SignedIn() bool { return a.User != nil }
 // IsOperator reports whether the actor reviews apps and manages the catalogue.
 func (a Actor) IsOperator() bool { return a.User != nil && a.User.IsOperator }
 
-func (s *Service) now() time.Time { return s.opts.Now() }
+func (s *core) now() time.Time { return s.opts.Now() }
 
-// requireUser fails unless a user makes the request: 401 for nobody, 403
-// for apps and installations, which have routes of their own.
-func requireUser(a Actor) error {
-	if a.App != nil || a.Installation != nil || a.Service != nil {
-		return fault.Forbidden("users_only", "This route is for users; app and installation credentials cannot use it.")
-	}
-	if a.User == nil {
-		return fault.Unauthorized("not_authenticated", "Sign in, or send an API token as Authorization: Bearer.")
-	}
-	return nil
+// tx runs fn in a transaction that publishes nothing.
+func (s *core) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
 }
 
-// tx runs fn in a transaction; webhooks published in it are enqueued after
-// it commits.
-func (s *Service) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+// publishTx is tx for writes that publish webhooks: the outbox enqueues
+// what was published once the transaction commits.
+func (s *core) publishTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.outbox.Transaction(ctx, s.db, fn)
 }
 
@@ -174,7 +214,7 @@ func byRef(q *gorm.DB, table, ref string) *gorm.DB {
 }
 
 // audit writes one audit entry inside tx.
-func (s *Service) audit(tx *gorm.DB, a Actor, orgID *int64, action, targetType, targetID, targetLabel string, data JSON) error {
+func (s *core) audit(tx *gorm.DB, a Actor, orgID *int64, action, targetType, targetID, targetLabel string, data JSON) error {
 	e := AuditEntry{OrganizationID: orgID, ActorType: "system", Action: action, TargetType: targetType,
 		TargetID: targetID, TargetLabel: targetLabel, IP: a.IP, Data: data, CreatedAt: s.now()}
 	switch {
@@ -203,3 +243,15 @@ func ptr[T any](v T) *T { return &v }
 var lockForUpdate = clause.Locking{Strength: "UPDATE"}
 
 var skipLocked = clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}
+
+func actorLabel(a Actor) string {
+	switch {
+	case a.User != nil:
+		return a.User.Email
+	case a.App != nil:
+		return "app " + a.App.Slug
+	case a.Service != nil:
+		return "service token " + a.Service.Name
+	}
+	return "system"
+}

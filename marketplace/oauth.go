@@ -36,13 +36,15 @@ func invalidGrant(desc string) error  { return &OAuthError{"invalid_grant", desc
 func invalidClient(desc string) error { return &OAuthError{"invalid_client", desc, 401} }
 
 // StateKeyID names the key that signs install states.
-func (s *Service) StateKeyID() string {
+func (s *OAuth) StateKeyID() string { return s.stateKeyID() }
+
+func (s *core) stateKeyID() string {
 	h := sha256.Sum256(s.stateKey.Public().(ed25519.PublicKey))
 	return base64.RawURLEncoding.EncodeToString(h[:8])
 }
 
 // JWKS is the JSON Web Key Set partners verify install states with.
-func (s *Service) JWKS() map[string]any {
+func (s *OAuth) JWKS() map[string]any {
 	pub := s.stateKey.Public().(ed25519.PublicKey)
 	return map[string]any{"keys": []map[string]any{{
 		"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": s.StateKeyID(),
@@ -51,10 +53,10 @@ func (s *Service) JWKS() map[string]any {
 }
 
 // PublicStateKey is the key install states verify with.
-func (s *Service) PublicStateKey() crypto.PublicKey { return s.stateKey.Public() }
+func (s *OAuth) PublicStateKey() crypto.PublicKey { return s.stateKey.Public() }
 
 // AuthenticateClient checks an app's client id and secret.
-func (s *Service) AuthenticateClient(ctx context.Context, clientID, clientSecret string) (*App, error) {
+func (s *OAuth) AuthenticateClient(ctx context.Context, clientID, clientSecret string) (*App, error) {
 	if clientID == "" || clientSecret == "" {
 		return nil, invalidClient("Client authentication failed: send client_id and client_secret (HTTP Basic or form).")
 	}
@@ -96,7 +98,7 @@ type TokenRequest struct {
 }
 
 // Token runs a token request for an authenticated app.
-func (s *Service) Token(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
+func (s *OAuth) Token(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	switch r.GrantType {
 	case "authorization_code":
 		return s.exchangeCode(ctx, app, r)
@@ -108,7 +110,7 @@ func (s *Service) Token(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 	return nil, &OAuthError{"unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported; use authorization_code or refresh_token.", r.GrantType), 400}
 }
 
-func (s *Service) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
+func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	if r.Code == "" {
 		return nil, &OAuthError{"invalid_request", "code is required.", 400}
 	}
@@ -159,7 +161,7 @@ func (s *Service) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*
 		if err := tx.Model(&Grant{}).Where("id = ?", g.ID).Update("used_at", s.now()).Error; err != nil {
 			return fmt.Errorf("using grant: %w", err)
 		}
-		out, err = s.issue(ctx, tx, &inst, &g.ID, uuid.NewString(), true)
+		out, err = s.tokens.issue(ctx, tx, &inst, &g.ID, uuid.NewString(), true)
 		if err != nil {
 			return err
 		}
@@ -177,25 +179,7 @@ func (s *Service) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*
 	return out, err
 }
 
-// issue creates an access token (and a refresh token) in family.
-func (s *Service) issue(ctx context.Context, tx *gorm.DB, inst *Installation, grantID *int64, family string, refresh bool) (*TokenSet, error) {
-	access := secret.Token(PrefixAccess, 32)
-	exp := s.now().Add(s.opts.AccessTTL)
-	toks := []Token{{InstallationID: inst.ID, GrantID: grantID, Family: family, Kind: "access", TokenHash: secret.Hash(access),
-		Scopes: inst.Scopes, CreatedAt: s.now(), ExpiresAt: &exp}}
-	set := &TokenSet{AccessToken: access, ExpiresAt: exp, Scopes: inst.Scopes, Installation: inst}
-	if refresh {
-		set.RefreshToken = secret.Token(PrefixRefresh, 32)
-		toks = append(toks, Token{InstallationID: inst.ID, GrantID: grantID, Family: family, Kind: "refresh",
-			TokenHash: secret.Hash(set.RefreshToken), Scopes: inst.Scopes, CreatedAt: s.now()})
-	}
-	if err := tx.WithContext(ctx).Create(&toks).Error; err != nil {
-		return nil, fmt.Errorf("issuing tokens: %w", err)
-	}
-	return set, nil
-}
-
-func (s *Service) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
+func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	if r.RefreshToken == "" {
 		return nil, &OAuthError{"invalid_request", "refresh_token is required.", 400}
 	}
@@ -232,7 +216,7 @@ func (s *Service) refresh(ctx context.Context, app *App, r TokenRequest) (*Token
 		if err := tx.Model(&Token{}).Where("id = ?", old.ID).Update("used_at", s.now()).Error; err != nil {
 			return fmt.Errorf("rotating refresh token: %w", err)
 		}
-		out, err = s.issue(ctx, tx, &inst, old.GrantID, old.Family, true)
+		out, err = s.tokens.issue(ctx, tx, &inst, old.GrantID, old.Family, true)
 		return err
 	})
 	if reused {
@@ -243,7 +227,7 @@ func (s *Service) refresh(ctx context.Context, app *App, r TokenRequest) (*Token
 
 // Revoke revokes an app's token (RFC 7009): a refresh token takes its whole
 // family with it. Unknown tokens are not an error.
-func (s *Service) Revoke(ctx context.Context, app *App, token string) error {
+func (s *OAuth) Revoke(ctx context.Context, app *App, token string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var t Token
 		err := tx.Where("token_hash = ?", secret.Hash(token)).First(&t).Error
@@ -273,32 +257,9 @@ func (s *Service) Revoke(ctx context.Context, app *App, token string) error {
 	})
 }
 
-// authenticateInstallationToken resolves a pbi_ access token.
-func (s *Service) authenticateInstallationToken(ctx context.Context, token string) (Actor, error) {
-	var t Token
-	err := s.db.WithContext(ctx).Where("token_hash = ? AND kind = 'access'", secret.Hash(token)).First(&t).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Actor{}, errBadToken
-	}
-	if err != nil {
-		return Actor{}, fmt.Errorf("finding token: %w", err)
-	}
-	if t.RevokedAt != nil || (t.ExpiresAt != nil && !t.ExpiresAt.After(s.now())) {
-		return Actor{}, errBadToken
-	}
-	var inst Installation
-	if err := s.db.WithContext(ctx).Preload("App").First(&inst, t.InstallationID).Error; err != nil {
-		return Actor{}, fmt.Errorf("loading installation: %w", err)
-	}
-	if !inst.Live() {
-		return Actor{}, errBadToken
-	}
-	return Actor{Installation: &inst, Scopes: t.Scopes}, nil
-}
-
 // AuthenticateApp resolves an app authenticating as itself with HTTP Basic
 // client credentials.
-func (s *Service) AuthenticateApp(ctx context.Context, clientID, clientSecret string) (Actor, error) {
+func (s *OAuth) AuthenticateApp(ctx context.Context, clientID, clientSecret string) (Actor, error) {
 	app, err := s.AuthenticateClient(ctx, clientID, clientSecret)
 	if err != nil {
 		return Actor{}, fault.Unauthorized("invalid_client", "The client id or secret is wrong.")
@@ -309,7 +270,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, clientID, clientSecret st
 // authenticateAppJWT resolves a short JWT an app signed: iss is its client
 // id; HS256 with its client secret, or RS256/EdDSA with its registered
 // public key; at most ten minutes long.
-func (s *Service) authenticateAppJWT(ctx context.Context, raw string, clientID string) (Actor, error) {
+func (s *OAuth) authenticateAppJWT(ctx context.Context, raw string, clientID string) (Actor, error) {
 	var app App
 	if err := s.db.WithContext(ctx).Where("client_id = ?", clientID).First(&app).Error; err != nil {
 		return Actor{}, errBadToken

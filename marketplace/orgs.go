@@ -13,36 +13,6 @@ import (
 	"github.com/plugboard/plugboard/app/page"
 )
 
-// OrgAccess is an organization as one actor sees it.
-type OrgAccess struct {
-	Org  Organization
-	Role string // the actor's role; "" for operators who are not members
-}
-
-// access finds org ref for the actor, requiring at least role min. Callers
-// outside the organization get not-found, members below min get forbidden.
-func (s *Service) access(ctx context.Context, db *gorm.DB, a Actor, ref, min string) (*OrgAccess, error) {
-	if err := requireUser(a); err != nil {
-		return nil, err
-	}
-	var org Organization
-	if err := byRef(db.WithContext(ctx), "organizations", ref).First(&org).Error; err != nil {
-		return nil, dbErr(err, "organization", "")
-	}
-	var m Membership
-	err := db.WithContext(ctx).Where("organization_id = ? AND user_id = ?", org.ID, a.User.ID).First(&m).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, fault.NotFound("organization")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("finding membership: %w", err)
-	}
-	if roleRank[m.Role] < roleRank[min] {
-		return nil, fault.Forbidden("insufficient_role", fmt.Sprintf("This needs the %s role in %s; you are a %s.", min, org.Slug, m.Role))
-	}
-	return &OrgAccess{Org: org, Role: m.Role}, nil
-}
-
 // NewOrganization is the input of CreateOrganization.
 type NewOrganization struct {
 	Name string
@@ -50,7 +20,7 @@ type NewOrganization struct {
 }
 
 // CreateOrganization makes an organization with the actor as its owner.
-func (s *Service) CreateOrganization(ctx context.Context, a Actor, n NewOrganization) (*OrgAccess, error) {
+func (s *Orgs) CreateOrganization(ctx context.Context, a Actor, n NewOrganization) (*OrgAccess, error) {
 	if err := requireUser(a); err != nil {
 		return nil, err
 	}
@@ -87,7 +57,7 @@ func (s *Service) CreateOrganization(ctx context.Context, a Actor, n NewOrganiza
 }
 
 // ListOrganizations returns the organizations the actor belongs to.
-func (s *Service) ListOrganizations(ctx context.Context, a Actor, r page.Request) (page.Page[OrgAccess], error) {
+func (s *Orgs) ListOrganizations(ctx context.Context, a Actor, r page.Request) (page.Page[OrgAccess], error) {
 	if err := requireUser(a); err != nil {
 		return page.Page[OrgAccess]{}, err
 	}
@@ -107,7 +77,7 @@ func (s *Service) ListOrganizations(ctx context.Context, a Actor, r page.Request
 }
 
 // GetOrganization returns one organization the actor belongs to.
-func (s *Service) GetOrganization(ctx context.Context, a Actor, ref string) (*OrgAccess, error) {
+func (s *Orgs) GetOrganization(ctx context.Context, a Actor, ref string) (*OrgAccess, error) {
 	return s.platformAccess(ctx, a, ref, "org:read")
 }
 
@@ -118,7 +88,7 @@ type OrganizationUpdate struct {
 }
 
 // UpdateOrganization changes name or slug; admins and owners.
-func (s *Service) UpdateOrganization(ctx context.Context, a Actor, ref string, u OrganizationUpdate) (*OrgAccess, error) {
+func (s *Orgs) UpdateOrganization(ctx context.Context, a Actor, ref string, u OrganizationUpdate) (*OrgAccess, error) {
 	var out *OrgAccess
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
@@ -150,8 +120,8 @@ func (s *Service) UpdateOrganization(ctx context.Context, a Actor, ref string, u
 }
 
 // DeleteOrganization removes an organization with its apps; owners only.
-func (s *Service) DeleteOrganization(ctx context.Context, a Actor, ref string) error {
-	return s.tx(ctx, func(tx *gorm.DB) error {
+func (s *Orgs) DeleteOrganization(ctx context.Context, a Actor, ref string) error {
+	return s.publishTx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ref, RoleOwner)
 		if err != nil {
 			return err
@@ -174,7 +144,7 @@ func (s *Service) DeleteOrganization(ctx context.Context, a Actor, ref string) e
 			return fmt.Errorf("listing installations: %w", err)
 		}
 		for i := range live {
-			if err := s.endInstallation(ctx, tx, a, &live[i], InstallDeleted, "organization_deleted"); err != nil {
+			if err := s.installs.endInstallation(ctx, tx, a, &live[i], InstallDeleted, "organization_deleted"); err != nil {
 				return err
 			}
 		}
@@ -186,7 +156,7 @@ func (s *Service) DeleteOrganization(ctx context.Context, a Actor, ref string) e
 }
 
 // ListMembers returns the organization's members; any member may read.
-func (s *Service) ListMembers(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[Member], error) {
+func (s *Orgs) ListMembers(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[Member], error) {
 	acc, err := s.platformAccess(ctx, a, ref, "member:read")
 	if err != nil {
 		return page.Page[Member]{}, err
@@ -194,7 +164,7 @@ func (s *Service) ListMembers(ctx context.Context, a Actor, ref string, r page.R
 	return s.listMembers(ctx, acc.Org.ID, r)
 }
 
-func (s *Service) listMembers(ctx context.Context, orgID int64, r page.Request) (page.Page[Member], error) {
+func (s *Orgs) listMembers(ctx context.Context, orgID int64, r page.Request) (page.Page[Member], error) {
 	var rows []Member
 	q := s.db.WithContext(ctx).Preload("User").Where("organization_id = ?", orgID)
 	if err := page.Query(q, "id", page.Sort{Column: "id"}, r).Find(&rows).Error; err != nil {
@@ -209,7 +179,7 @@ func checkRole(f fault.Fields, role string) {
 
 // AddMember gives an existing user a role; admins add members and admins,
 // only owners add owners.
-func (s *Service) AddMember(ctx context.Context, a Actor, ref, email, role string) (*Member, error) {
+func (s *Orgs) AddMember(ctx context.Context, a Actor, ref, email, role string) (*Member, error) {
 	var out Member
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
@@ -251,7 +221,7 @@ func (s *Service) AddMember(ctx context.Context, a Actor, ref, email, role strin
 	return &out, nil
 }
 
-func (s *Service) member(ctx context.Context, tx *gorm.DB, orgID int64, memberID string) (*Member, error) {
+func (s *Orgs) member(ctx context.Context, tx *gorm.DB, orgID int64, memberID string) (*Member, error) {
 	id, err := strconv.ParseInt(memberID, 10, 64)
 	if err != nil {
 		return nil, fault.NotFound("member")
@@ -273,7 +243,7 @@ func ownersLeft(tx *gorm.DB, orgID, exceptID int64) (int64, error) {
 
 // UpdateMember changes a member's role. Only owners grant or take away the
 // owner role, and the last owner stays an owner.
-func (s *Service) UpdateMember(ctx context.Context, a Actor, ref, memberID, role string) (*Member, error) {
+func (s *Orgs) UpdateMember(ctx context.Context, a Actor, ref, memberID, role string) (*Member, error) {
 	var out *Member
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
@@ -313,7 +283,7 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, ref, memberID, role
 
 // RemoveMember removes a member; admins remove others, anyone may leave, and
 // the last owner cannot.
-func (s *Service) RemoveMember(ctx context.Context, a Actor, ref, memberID string) error {
+func (s *Orgs) RemoveMember(ctx context.Context, a Actor, ref, memberID string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ref, RoleMember)
 		if err != nil {

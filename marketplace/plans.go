@@ -76,7 +76,7 @@ func normalizePrice(p *Plan) {
 }
 
 // ListPlans returns an app's plans, cheapest first.
-func (s *Service) ListPlans(ctx context.Context, a Actor, appRef string) ([]Plan, error) {
+func (s *Apps) ListPlans(ctx context.Context, a Actor, appRef string) ([]Plan, error) {
 	v, err := s.view(ctx, s.db, a, appRef, false)
 	if err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func (s *Service) ListPlans(ctx context.Context, a Actor, appRef string) ([]Plan
 }
 
 // CreatePlan adds a plan to an app; admins of its organization.
-func (s *Service) CreatePlan(ctx context.Context, a Actor, appRef string, in PlanFields) (*Plan, error) {
+func (s *Apps) CreatePlan(ctx context.Context, a Actor, appRef string, in PlanFields) (*Plan, error) {
 	var out Plan
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, appRef)
@@ -115,7 +115,7 @@ func (s *Service) CreatePlan(ctx context.Context, a Actor, appRef string, in Pla
 }
 
 // managePlan loads an app for a change by its admins, and one of its plans.
-func (s *Service) managePlan(ctx context.Context, tx *gorm.DB, a Actor, appRef, planRef string) (*AppView, *Plan, error) {
+func (s *Apps) managePlan(ctx context.Context, tx *gorm.DB, a Actor, appRef, planRef string) (*AppView, *Plan, error) {
 	v, err := s.manage(ctx, tx, a, appRef)
 	if err != nil {
 		return nil, nil, err
@@ -128,7 +128,7 @@ func (s *Service) managePlan(ctx context.Context, tx *gorm.DB, a Actor, appRef, 
 }
 
 // UpdatePlan changes a plan.
-func (s *Service) UpdatePlan(ctx context.Context, a Actor, appRef, planRef string, in PlanFields) (*Plan, error) {
+func (s *Apps) UpdatePlan(ctx context.Context, a Actor, appRef, planRef string, in PlanFields) (*Plan, error) {
 	var out *Plan
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		v, p, err := s.managePlan(ctx, tx, a, appRef, planRef)
@@ -152,7 +152,7 @@ func (s *Service) UpdatePlan(ctx context.Context, a Actor, appRef, planRef strin
 }
 
 // DeletePlan removes a plan; an app with plans keeps at least one.
-func (s *Service) DeletePlan(ctx context.Context, a Actor, appRef, planRef string) error {
+func (s *Apps) DeletePlan(ctx context.Context, a Actor, appRef, planRef string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		v, p, err := s.managePlan(ctx, tx, a, appRef, planRef)
 		if err != nil {

@@ -20,7 +20,7 @@ func (s *Server) signUp(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	u, err := s.opts.Marketplace.SignUp(c.Request().Context(), actor(c), marketplace.NewUser{Email: in.Email, Name: in.Name, Password: in.Password})
+	u, err := s.opts.Accounts.SignUp(c.Request().Context(), actor(c), marketplace.NewUser{Email: in.Email, Name: in.Name, Password: in.Password})
 	if err != nil {
 		return err
 	}
@@ -28,11 +28,11 @@ func (s *Server) signUp(c echo.Context) error {
 }
 
 func (s *Server) me(c echo.Context) error {
-	a := actor(c)
-	if !a.SignedIn() {
-		return errNotSignedIn
+	u, err := s.opts.Accounts.Me(actor(c))
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, toUserJSON(a.User))
+	return c.JSON(http.StatusOK, toUserJSON(u))
 }
 
 type signInRequest struct {
@@ -51,7 +51,7 @@ func (s *Server) signIn(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := s.opts.Marketplace.SignIn(c.Request().Context(), actor(c), in.Email, in.Password, c.Request().UserAgent())
+	res, err := s.opts.Accounts.SignIn(c.Request().Context(), actor(c), in.Email, in.Password, c.Request().UserAgent())
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (s *Server) signIn(c echo.Context) error {
 }
 
 func (s *Server) signOut(c echo.Context) error {
-	if err := s.opts.Marketplace.SignOut(c.Request().Context(), actor(c)); err != nil {
+	if err := s.opts.Accounts.SignOut(c.Request().Context(), actor(c)); err != nil {
 		return err
 	}
 	s.clearSessionCookie(c)
@@ -68,7 +68,7 @@ func (s *Server) signOut(c echo.Context) error {
 }
 
 func (s *Server) listAPITokens(c echo.Context) error {
-	tokens, err := s.opts.Marketplace.ListAPITokens(c.Request().Context(), actor(c))
+	tokens, err := s.opts.Accounts.ListAPITokens(c.Request().Context(), actor(c))
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (s *Server) createAPIToken(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	t, err := s.opts.Marketplace.CreateAPIToken(c.Request().Context(), actor(c), in.Name, in.ExpiresAt)
+	t, err := s.opts.Accounts.CreateAPIToken(c.Request().Context(), actor(c), in.Name, in.ExpiresAt)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (s *Server) createAPIToken(c echo.Context) error {
 }
 
 func (s *Server) deleteAPIToken(c echo.Context) error {
-	if err := s.opts.Marketplace.DeleteAPIToken(c.Request().Context(), actor(c), c.Param("token_id")); err != nil {
+	if err := s.opts.Accounts.DeleteAPIToken(c.Request().Context(), actor(c), c.Param("token_id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

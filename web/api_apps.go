@@ -54,7 +54,7 @@ func (s *Server) directory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{
+	p, err := s.opts.Apps.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{
 		Query: c.QueryParam("query"), Category: c.QueryParam("category"), SortBy: sortBy, Status: c.QueryParam("status"), Plans: expand["plans"],
 	}, r)
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *Server) listOrgApps(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListOrgApps(c.Request().Context(), actor(c), c.Param("org"), r)
+	p, err := s.opts.Apps.ListOrgApps(c.Request().Context(), actor(c), c.Param("org"), r)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (s *Server) createApp(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	app, err := s.opts.Marketplace.CreateApp(c.Request().Context(), actor(c), c.Param("org"), toAppFields(in))
+	app, err := s.opts.Apps.CreateApp(c.Request().Context(), actor(c), c.Param("org"), toAppFields(in))
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (s *Server) createApp(c echo.Context) error {
 }
 
 func (s *Server) getApp(c echo.Context) error {
-	v, err := s.opts.Marketplace.GetApp(c.Request().Context(), actor(c), c.Param("app_slug"))
+	v, err := s.opts.Apps.GetApp(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *Server) updateApp(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	v, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.AppUpdate{
+	v, err := s.opts.Apps.UpdateApp(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.AppUpdate{
 		AppFields: toAppFields(in.appRequest), Status: in.Status, StatusReason: in.StatusReason,
 		WebhookStatus: in.WebhookStatus, WebhookRateLimit: in.WebhookRateLimit, WebhookMaxInFlight: in.WebhookMaxInFlight})
 	if err != nil {
@@ -116,14 +116,14 @@ func (s *Server) updateApp(c echo.Context) error {
 }
 
 func (s *Server) deleteApp(c echo.Context) error {
-	if err := s.opts.Marketplace.DeleteApp(c.Request().Context(), actor(c), c.Param("app_slug")); err != nil {
+	if err := s.opts.Apps.DeleteApp(c.Request().Context(), actor(c), c.Param("app_slug")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) submitApp(c echo.Context) error {
-	v, err := s.opts.Marketplace.SubmitApp(c.Request().Context(), actor(c), c.Param("app_slug"))
+	v, err := s.opts.Apps.SubmitApp(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ type clientSecretJSON struct {
 }
 
 func (s *Server) rotateSecret(c echo.Context) error {
-	rotated, err := s.opts.Marketplace.RotateClientSecret(c.Request().Context(), actor(c), c.Param("app_slug"))
+	rotated, err := s.opts.Apps.RotateClientSecret(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ type webhookSecretJSON struct {
 }
 
 func (s *Server) rotateWebhookSecret(c echo.Context) error {
-	secret, until, err := s.opts.Marketplace.RotateWebhookSecret(c.Request().Context(), actor(c), c.Param("app_slug"))
+	secret, until, err := s.opts.Apps.RotateWebhookSecret(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,7 @@ func toPlanFields(in planRequest) marketplace.PlanFields {
 }
 
 func (s *Server) listPlans(c echo.Context) error {
-	plans, err := s.opts.Marketplace.ListPlans(c.Request().Context(), actor(c), c.Param("app_slug"))
+	plans, err := s.opts.Apps.ListPlans(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (s *Server) createPlan(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.CreatePlan(c.Request().Context(), actor(c), c.Param("app_slug"), toPlanFields(in))
+	p, err := s.opts.Apps.CreatePlan(c.Request().Context(), actor(c), c.Param("app_slug"), toPlanFields(in))
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (s *Server) updatePlan(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.UpdatePlan(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("plan_slug"), toPlanFields(in))
+	p, err := s.opts.Apps.UpdatePlan(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("plan_slug"), toPlanFields(in))
 	if err != nil {
 		return err
 	}
@@ -206,14 +206,14 @@ func (s *Server) updatePlan(c echo.Context) error {
 }
 
 func (s *Server) deletePlan(c echo.Context) error {
-	if err := s.opts.Marketplace.DeletePlan(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("plan_slug")); err != nil {
+	if err := s.opts.Apps.DeletePlan(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("plan_slug")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) listScopes(c echo.Context) error {
-	scopes, err := s.opts.Marketplace.Scopes(c.Request().Context())
+	scopes, err := s.opts.Events.Scopes(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -225,10 +225,7 @@ func (s *Server) listScopes(c echo.Context) error {
 }
 
 func (s *Server) listEventTypes(c echo.Context) error {
-	if !actor(c).SignedIn() {
-		return errNotSignedIn
-	}
-	types, err := s.opts.Catalog.List(c.Request().Context())
+	types, err := s.opts.Events.ListEventTypes(c.Request().Context(), actor(c))
 	if err != nil {
 		return err
 	}

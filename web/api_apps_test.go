@@ -122,11 +122,11 @@ func TestWebhookSecretRotationKeepsOldSecretADay(t *testing.T) {
 	var created, rotated map[string]any
 	partner.do("POST", "/api/0/organizations/rot/apps/", publicApp("Rotator")).ok(t, 201, &created)
 	partner.do("POST", "/api/0/apps/rotator/rotate-webhook-secret/", nil).ok(t, 200, &rotated)
-	v, err := p.App.Marketplace.GetApp(t.Context(), signInActor(t, p, "rot@example.com"), "rotator")
+	v, err := p.App.Marketplace.Apps.GetApp(t.Context(), signInActor(t, p, "rot@example.com"), "rotator")
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets, err := p.App.Marketplace.WebhookSecrets(&v.App)
+	secrets, err := p.App.Marketplace.Apps.WebhookSecrets(&v.App)
 	if err != nil {
 		t.Fatal(err)
 	}

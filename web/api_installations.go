@@ -19,7 +19,7 @@ func (s *Server) install(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := s.opts.Marketplace.Install(c.Request().Context(), actor(c), c.Param("org"), in.App, in.Plan)
+	res, err := s.opts.Installs.Install(c.Request().Context(), actor(c), c.Param("org"), in.App, in.Plan)
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func (s *Server) listOrgInstallations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListOrgInstallations(c.Request().Context(), actor(c), c.Param("org"), installationQuery(c), r)
+	p, err := s.opts.Installs.ListOrgInstallations(c.Request().Context(), actor(c), c.Param("org"), installationQuery(c), r)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (s *Server) listAppInstallations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListAppInstallations(c.Request().Context(), actor(c), c.Param("app_slug"), installationQuery(c), r)
+	p, err := s.opts.Installs.ListAppInstallations(c.Request().Context(), actor(c), c.Param("app_slug"), installationQuery(c), r)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (s *Server) listAppInstallations(c echo.Context) error {
 }
 
 func (s *Server) getInstallation(c echo.Context) error {
-	inst, err := s.opts.Marketplace.GetInstallation(c.Request().Context(), actor(c), c.Param("uuid"))
+	inst, err := s.opts.Installs.GetInstallation(c.Request().Context(), actor(c), c.Param("uuid"))
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *Server) updateInstallation(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	inst, err := s.opts.Marketplace.UpdateInstallation(c.Request().Context(), actor(c), c.Param("uuid"), marketplace.InstallationUpdate{
+	inst, err := s.opts.Installs.UpdateInstallation(c.Request().Context(), actor(c), c.Param("uuid"), marketplace.InstallationUpdate{
 		Status: in.Status, Plan: in.Plan, ExternalID: in.ExternalID, ConfigURL: in.ConfigURL})
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func (s *Server) updateInstallation(c echo.Context) error {
 }
 
 func (s *Server) uninstall(c echo.Context) error {
-	if err := s.opts.Marketplace.Uninstall(c.Request().Context(), actor(c), c.Param("uuid")); err != nil {
+	if err := s.opts.Installs.Uninstall(c.Request().Context(), actor(c), c.Param("uuid")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -117,7 +117,7 @@ func (s *Server) authorizeInstallation(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	app, err := s.opts.Marketplace.AuthenticateClient(ctx, in.ClientID, in.ClientSecret)
+	app, err := s.opts.OAuth.AuthenticateClient(ctx, in.ClientID, in.ClientSecret)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (s *Server) authorizeInstallation(c echo.Context) error {
 	if grant == "" && in.GrantType != "" {
 		grant = in.GrantType
 	}
-	set, err := s.opts.Marketplace.Token(ctx, app, marketplace.TokenRequest{GrantType: grant, Code: in.Code, RefreshToken: in.RefreshToken,
+	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{GrantType: grant, Code: in.Code, RefreshToken: in.RefreshToken,
 		RedirectURI: in.RedirectURI, CodeVerifier: in.CodeVerifier, InstallationUUID: c.Param("uuid")})
 	if err != nil {
 		return err

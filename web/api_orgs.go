@@ -18,7 +18,7 @@ func (s *Server) listOrgs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListOrganizations(c.Request().Context(), actor(c), r)
+	p, err := s.opts.Orgs.ListOrganizations(c.Request().Context(), actor(c), r)
 	if err != nil {
 		return err
 	}
@@ -30,7 +30,7 @@ func (s *Server) createOrg(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	o, err := s.opts.Marketplace.CreateOrganization(c.Request().Context(), actor(c), marketplace.NewOrganization{Name: deref(in.Name), Slug: deref(in.Slug)})
+	o, err := s.opts.Orgs.CreateOrganization(c.Request().Context(), actor(c), marketplace.NewOrganization{Name: deref(in.Name), Slug: deref(in.Slug)})
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func (s *Server) createOrg(c echo.Context) error {
 }
 
 func (s *Server) getOrg(c echo.Context) error {
-	o, err := s.opts.Marketplace.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
+	o, err := s.opts.Orgs.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (s *Server) updateOrg(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	o, err := s.opts.Marketplace.UpdateOrganization(c.Request().Context(), actor(c), c.Param("org"), marketplace.OrganizationUpdate{Name: in.Name, Slug: in.Slug})
+	o, err := s.opts.Orgs.UpdateOrganization(c.Request().Context(), actor(c), c.Param("org"), marketplace.OrganizationUpdate{Name: in.Name, Slug: in.Slug})
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (s *Server) updateOrg(c echo.Context) error {
 }
 
 func (s *Server) deleteOrg(c echo.Context) error {
-	if err := s.opts.Marketplace.DeleteOrganization(c.Request().Context(), actor(c), c.Param("org")); err != nil {
+	if err := s.opts.Orgs.DeleteOrganization(c.Request().Context(), actor(c), c.Param("org")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -69,7 +69,7 @@ func (s *Server) listMembers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListMembers(c.Request().Context(), actor(c), c.Param("org"), r)
+	p, err := s.opts.Orgs.ListMembers(c.Request().Context(), actor(c), c.Param("org"), r)
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func (s *Server) addMember(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	m, err := s.opts.Marketplace.AddMember(c.Request().Context(), actor(c), c.Param("org"), in.Email, in.Role)
+	m, err := s.opts.Orgs.AddMember(c.Request().Context(), actor(c), c.Param("org"), in.Email, in.Role)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Server) updateMember(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	m, err := s.opts.Marketplace.UpdateMember(c.Request().Context(), actor(c), c.Param("org"), c.Param("member_id"), in.Role)
+	m, err := s.opts.Orgs.UpdateMember(c.Request().Context(), actor(c), c.Param("org"), c.Param("member_id"), in.Role)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Server) updateMember(c echo.Context) error {
 }
 
 func (s *Server) removeMember(c echo.Context) error {
-	if err := s.opts.Marketplace.RemoveMember(c.Request().Context(), actor(c), c.Param("org"), c.Param("member_id")); err != nil {
+	if err := s.opts.Orgs.RemoveMember(c.Request().Context(), actor(c), c.Param("org"), c.Param("member_id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -121,7 +121,7 @@ func (s *Server) listAuditLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.AuditLog(c.Request().Context(), actor(c), c.Param("org"), marketplace.AuditQuery{Action: c.QueryParam("action")}, r)
+	p, err := s.opts.Orgs.AuditLog(c.Request().Context(), actor(c), c.Param("org"), marketplace.AuditQuery{Action: c.QueryParam("action")}, r)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func (s *Server) listAppRuns(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListAppRuns(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.RunQuery{Job: c.QueryParam("job")}, r)
+	p, err := s.opts.Reconciler.ListAppRuns(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.RunQuery{Job: c.QueryParam("job")}, r)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (s *Server) listRuns(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListRuns(c.Request().Context(), actor(c), marketplace.RunQuery{Job: c.QueryParam("job")}, r)
+	p, err := s.opts.Reconciler.ListRuns(c.Request().Context(), actor(c), marketplace.RunQuery{Job: c.QueryParam("job")}, r)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ type grantJSON struct {
 }
 
 func (s *Server) requestGrant(c echo.Context) error {
-	g, code, err := s.opts.Marketplace.RequestGrant(c.Request().Context(), actor(c), c.Param("uuid"))
+	g, code, err := s.opts.Installs.RequestGrant(c.Request().Context(), actor(c), c.Param("uuid"))
 	if err != nil {
 		return err
 	}

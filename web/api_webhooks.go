@@ -90,7 +90,7 @@ func (s *Server) listDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListDeliveries(c.Request().Context(), actor(c), c.Param("app_slug"), webhooks.DeliveryQuery{
+	p, err := s.opts.Deliveries.ListDeliveries(c.Request().Context(), actor(c), c.Param("app_slug"), webhooks.DeliveryQuery{
 		Status: c.QueryParam("status"), EventType: c.QueryParam("eventType"), InstallationUUID: c.QueryParam("installation"), Since: since, Until: until}, r)
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (s *Server) listDeliveries(c echo.Context) error {
 }
 
 func (s *Server) getDelivery(c echo.Context) error {
-	d, err := s.opts.Marketplace.GetDelivery(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("delivery_id"))
+	d, err := s.opts.Deliveries.GetDelivery(c.Request().Context(), actor(c), c.Param("app_slug"), c.Param("delivery_id"))
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (s *Server) redeliver(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := s.opts.Marketplace.Redeliver(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.RedeliveryRequest{
+	res, err := s.opts.Deliveries.Redeliver(c.Request().Context(), actor(c), c.Param("app_slug"), marketplace.RedeliveryRequest{
 		Deliveries: in.Deliveries, Status: in.Status, Since: in.Since, Until: in.Until})
 	if err != nil {
 		return err
@@ -134,7 +134,7 @@ func (s *Server) redeliver(c echo.Context) error {
 }
 
 func (s *Server) testEvent(c echo.Context) error {
-	d, err := s.opts.Marketplace.SendTestEvent(c.Request().Context(), actor(c), c.Param("app_slug"))
+	d, err := s.opts.Deliveries.SendTestEvent(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (s *Server) stats(c echo.Context) error {
 		st := until.Add(-24 * time.Hour)
 		since = &st
 	}
-	buckets, total, err := s.opts.Marketplace.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), *since, *until, res)
+	buckets, total, err := s.opts.Deliveries.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), *since, *until, res)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (s *Server) publishEvent(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	ev, err := s.opts.Marketplace.PublishEvent(c.Request().Context(), actor(c), c.Param("org"), in.Type, in.Data)
+	ev, err := s.opts.Events.PublishEvent(c.Request().Context(), actor(c), c.Param("org"), in.Type, in.Data)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (s *Server) listEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListEvents(c.Request().Context(), actor(c), c.Param("org"), c.QueryParam("type"), r)
+	p, err := s.opts.Events.ListEvents(c.Request().Context(), actor(c), c.Param("org"), c.QueryParam("type"), r)
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (s *Server) createEventType(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	et, err := s.opts.Marketplace.CreateEventType(c.Request().Context(), actor(c), webhooks.NewEventType{
+	et, err := s.opts.Events.CreateEventType(c.Request().Context(), actor(c), webhooks.NewEventType{
 		Name: in.Name, Resource: in.Resource, Scope: in.Scope, Description: in.Description, Schema: in.Schema})
 	if err != nil {
 		return err
@@ -276,7 +276,7 @@ func toServiceTokenJSON(t marketplace.ServiceToken) serviceTokenJSON {
 }
 
 func (s *Server) listServiceTokens(c echo.Context) error {
-	toks, err := s.opts.Marketplace.ListServiceTokens(c.Request().Context(), actor(c))
+	toks, err := s.opts.ServiceTokens.ListServiceTokens(c.Request().Context(), actor(c))
 	if err != nil {
 		return err
 	}
@@ -294,7 +294,7 @@ func (s *Server) createServiceToken(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	t, token, err := s.opts.Marketplace.CreateServiceToken(c.Request().Context(), actor(c), in.Name)
+	t, token, err := s.opts.ServiceTokens.CreateServiceToken(c.Request().Context(), actor(c), in.Name)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func (s *Server) createServiceToken(c echo.Context) error {
 }
 
 func (s *Server) revokeServiceToken(c echo.Context) error {
-	if err := s.opts.Marketplace.RevokeServiceToken(c.Request().Context(), actor(c), c.Param("token_id")); err != nil {
+	if err := s.opts.ServiceTokens.RevokeServiceToken(c.Request().Context(), actor(c), c.Param("token_id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

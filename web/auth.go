@@ -27,7 +27,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		actor := marketplace.Anonymous
 		if id, secret, ok := r.BasicAuth(); ok {
 			// An app authenticating as itself with its client credentials.
-			a, err := s.opts.Marketplace.AuthenticateApp(ctx, id, secret)
+			a, err := s.opts.OAuth.AuthenticateApp(ctx, id, secret)
 			if err != nil {
 				return err
 			}
@@ -37,13 +37,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if !ok {
 				return fault.Unauthorized("invalid_authorization", "Send credentials as Authorization: Bearer <token>, or Basic with an app's client id and secret.")
 			}
-			a, err := s.opts.Marketplace.AuthenticateBearer(ctx, strings.TrimSpace(token))
+			a, err := s.opts.Accounts.AuthenticateBearer(ctx, strings.TrimSpace(token))
 			if err != nil {
 				return err
 			}
 			actor = a
 		} else if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
-			if a, err := s.opts.Marketplace.AuthenticateSession(ctx, ck.Value); err == nil {
+			if a, err := s.opts.Accounts.AuthenticateSession(ctx, ck.Value); err == nil {
 				if unsafeMethod(r.Method) && !s.sameOrigin(r) {
 					return fault.Forbidden("cross_origin", "Cookie-authenticated changes must come from Plugboard's own pages.")
 				}

@@ -60,7 +60,7 @@ func (ps *partnerSite) lastCode() url.Values {
 func TestBrowserJourney(t *testing.T) {
 	p := apptest.Start(t)
 	partner := newPartnerSite(t)
-	if _, err := p.App.Marketplace.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{
+	if _, err := p.App.Marketplace.Accounts.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{
 		Email: "ops@plugboard.example", Name: "Olive Ops", Password: "correct horse battery", IsOperator: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func signIn(t testing.TB, p *apptest.Platform, email string) *client {
 // does, and signs them in.
 func operator(t testing.TB, p *apptest.Platform, email string) *client {
 	t.Helper()
-	_, err := p.App.Marketplace.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{Email: email, Password: "correct horse battery", IsOperator: true})
+	_, err := p.App.Marketplace.Accounts.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{Email: email, Password: "correct horse battery", IsOperator: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func count(t testing.TB, p *apptest.Platform, table string) int64 {
 // a service method directly.
 func signInActor(t testing.TB, p *apptest.Platform, email string) marketplace.Actor {
 	t.Helper()
-	res, err := p.App.Marketplace.SignIn(t.Context(), marketplace.Anonymous, email, "correct horse battery", "test")
+	res, err := p.App.Marketplace.Accounts.SignIn(t.Context(), marketplace.Anonymous, email, "correct horse battery", "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,11 +39,11 @@ func clientCredentials(c echo.Context) (string, string) {
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, secret := clientCredentials(c)
-	app, err := s.opts.Marketplace.AuthenticateClient(ctx, id, secret)
+	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
 	if err != nil {
 		return oauthError(c, err)
 	}
-	set, err := s.opts.Marketplace.Token(ctx, app, marketplace.TokenRequest{
+	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{
 		GrantType: c.FormValue("grant_type"), Code: c.FormValue("code"), RedirectURI: c.FormValue("redirect_uri"),
 		CodeVerifier: c.FormValue("code_verifier"), RefreshToken: c.FormValue("refresh_token")})
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *Server) token(c echo.Context) error {
 func (s *Server) revoke(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, secret := clientCredentials(c)
-	app, err := s.opts.Marketplace.AuthenticateClient(ctx, id, secret)
+	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
 	if err != nil {
 		return oauthError(c, err)
 	}
@@ -68,7 +68,7 @@ func (s *Server) revoke(c echo.Context) error {
 	if tok == "" {
 		return oauthError(c, &marketplace.OAuthError{Code: "invalid_request", Description: "token is required.", Status: 400})
 	}
-	if err := s.opts.Marketplace.Revoke(ctx, app, tok); err != nil {
+	if err := s.opts.OAuth.Revoke(ctx, app, tok); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusOK)
@@ -76,7 +76,7 @@ func (s *Server) revoke(c echo.Context) error {
 
 // metadata is GET /.well-known/oauth-authorization-server (RFC 8414).
 func (s *Server) metadata(c echo.Context) error {
-	scopes, err := s.opts.Marketplace.Scopes(c.Request().Context())
+	scopes, err := s.opts.Events.Scopes(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (s *Server) metadata(c echo.Context) error {
 }
 
 func (s *Server) jwks(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.opts.Marketplace.JWKS())
+	return c.JSON(http.StatusOK, s.opts.OAuth.JWKS())
 }
 
 func authorizeRequest(c echo.Context) marketplace.AuthorizeRequest {
@@ -126,14 +126,14 @@ func (s *Server) authorize(c echo.Context) error {
 	r := authorizeRequest(c)
 	if !a.SignedIn() {
 		// Validate the client first so a bad link never reaches sign-in.
-		if _, err := s.opts.Marketplace.PrepareAuthorize(c.Request().Context(), a, r); err != nil {
+		if _, err := s.opts.OAuth.PrepareAuthorize(c.Request().Context(), a, r); err != nil {
 			if _, ok := fault.As(err); !ok {
 				return s.authorizeFailure(c, r, err)
 			}
 		}
 		return c.Redirect(http.StatusFound, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
 	}
-	consent, err := s.opts.Marketplace.PrepareAuthorize(c.Request().Context(), a, r)
+	consent, err := s.opts.OAuth.PrepareAuthorize(c.Request().Context(), a, r)
 	if err != nil {
 		return s.authorizeFailure(c, r, err)
 	}
@@ -147,20 +147,20 @@ func (s *Server) decide(c echo.Context) error {
 	if !a.SignedIn() {
 		return c.Redirect(http.StatusFound, "/login")
 	}
-	if !s.opts.Marketplace.CheckCSRF(a, c.FormValue("csrf")) {
+	if !s.opts.Accounts.CheckCSRF(a, c.FormValue("csrf")) {
 		return fault.Forbidden("csrf", "The form expired; go back and try again.")
 	}
 	ctx := c.Request().Context()
 	if c.FormValue("decision") != "approve" {
-		to, err := s.opts.Marketplace.Deny(ctx, a, r)
+		to, err := s.opts.OAuth.Deny(ctx, a, r)
 		if err != nil {
 			return s.authorizeFailure(c, r, err)
 		}
 		return c.Redirect(http.StatusFound, to)
 	}
-	to, err := s.opts.Marketplace.Approve(ctx, a, marketplace.Approval{AuthorizeRequest: r, Org: c.FormValue("org"), Plan: c.FormValue("plan")})
+	to, err := s.opts.OAuth.Approve(ctx, a, marketplace.Approval{AuthorizeRequest: r, Org: c.FormValue("org"), Plan: c.FormValue("plan")})
 	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindInvalid {
-		consent, cerr := s.opts.Marketplace.PrepareAuthorize(ctx, a, r)
+		consent, cerr := s.opts.OAuth.PrepareAuthorize(ctx, a, r)
 		if cerr != nil {
 			return s.authorizeFailure(c, r, cerr)
 		}

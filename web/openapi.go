@@ -21,6 +21,3 @@ func (s *Server) openapi(c echo.Context) error {
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
-
-var errNotSignedIn = &problemError{status: http.StatusUnauthorized, code: "not_authenticated",
-	detail: "Sign in, or send an API token as Authorization: Bearer."}

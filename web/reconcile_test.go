@@ -303,7 +303,7 @@ func TestBrokenSyncEndpointRecordsAnErrorAndChangesNothing(t *testing.T) {
 			h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"syncUrl": sp.srv.URL + "/installations"}).ok(t, 200, nil)
 			time.Sleep(500 * time.Millisecond)
 			events, deliveries := count(t, h.p, "events"), count(t, h.p, "deliveries")
-			runs, err := h.p.App.Reconciler.RunJob(context.Background(), marketplace.JobPartnerSync)
+			runs, err := h.p.App.Marketplace.Reconciler.RunJob(context.Background(), marketplace.JobPartnerSync)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +336,7 @@ func TestReconciliationRunTwiceAtOnceRepairsOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := h.p.App.Reconciler.RunJob(context.Background(), marketplace.JobVerification); err != nil {
+			if _, err := h.p.App.Marketplace.Reconciler.RunJob(context.Background(), marketplace.JobVerification); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -367,7 +367,7 @@ func TestNoCreatedResentAfterUninstall(t *testing.T) {
 	h.admin.do("DELETE", "/api/0/installations/"+uuid+"/", nil).ok(t, 204, nil)
 	waitDelivery(t, h, "installation.deleted", "succeeded")
 	before := len(h.sink.all())
-	if _, err := h.p.App.Reconciler.RunJob(context.Background(), marketplace.JobLifecycle); err != nil {
+	if _, err := h.p.App.Marketplace.Reconciler.RunJob(context.Background(), marketplace.JobLifecycle); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)

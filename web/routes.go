@@ -4,18 +4,9 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/plugboard/plugboard/marketplace"
-	"github.com/plugboard/plugboard/webhooks"
-
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// Services are the domain services handlers call.
-type Services struct {
-	Marketplace *marketplace.Service
-	Catalog     *webhooks.Catalog
-}
 
 // routes is the one map of every path the server answers.
 func (s *Server) routes() {
@@ -104,7 +95,83 @@ func (s *Server) routes() {
 	e.GET("/docs/api", s.apiDocs)
 	e.GET("/docs/problems", s.problemsDoc)
 	e.GET("/assets/*", echo.WrapHandler(assetHandler()))
-	s.uiRoutes()
+
+	// HTML pages: page() for everyone, user() for the signed-in.
+	ui := uiRouter{s: s, e: e}
+	// Accounts
+	ui.page(http.MethodGet, "/", s.home)
+	ui.page(http.MethodGet, "/signup", s.signUpForm)
+	ui.page(http.MethodPost, "/signup", s.signUpPage)
+	ui.page(http.MethodGet, "/login", s.loginForm)
+	ui.page(http.MethodPost, "/login", s.login)
+	ui.user(http.MethodPost, "/logout", s.logout)
+	ui.user(http.MethodGet, "/orgs/new", s.newOrgForm)
+	ui.user(http.MethodPost, "/orgs/new", s.createOrgPage)
+	ui.user(http.MethodGet, "/orgs/:org/", s.orgHome)
+	// The marketplace
+	ui.page(http.MethodGet, "/marketplace", s.marketplaceDirectory)
+	ui.page(http.MethodGet, "/marketplace/:app_slug", s.marketplaceApp)
+	ui.user(http.MethodGet, "/marketplace/:app_slug/install", s.installForm)
+	ui.user(http.MethodPost, "/marketplace/:app_slug/install", s.installApp)
+	// Organizations: installed apps, members, audit log
+	ui.user(http.MethodGet, "/orgs/:org/installations", s.orgInstallationsPage)
+	ui.user(http.MethodGet, "/orgs/:org/installations/:uuid", s.orgInstallationPage)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/plan", s.orgChangePlan)
+	ui.user(http.MethodGet, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstallConfirm)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
+	ui.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
+	ui.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
+	ui.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)
+	ui.user(http.MethodGet, "/orgs/:org/members/:id/remove", s.orgRemoveMemberConfirm)
+	ui.user(http.MethodPost, "/orgs/:org/members/:id/remove", s.orgRemoveMember)
+	ui.user(http.MethodGet, "/orgs/:org/audit-log", s.orgAuditPage)
+	// The partner dashboard
+	ui.user(http.MethodGet, "/orgs/:org/apps", s.partnerApps)
+	ui.user(http.MethodGet, "/orgs/:org/apps/new", s.partnerNewApp)
+	ui.user(http.MethodPost, "/orgs/:org/apps/new", s.partnerCreateApp)
+
+	ui.user(http.MethodGet, "/apps/:slug", func(c echo.Context) error {
+		return c.Redirect(http.StatusMovedPermanently, "/apps/"+url.PathEscape(c.Param("slug"))+"/")
+	})
+	ui.user(http.MethodGet, "/apps/:slug/", s.withApp(s.partnerOverview))
+	ui.user(http.MethodPost, "/apps/:slug/submit", s.partnerSubmit)
+	ui.user(http.MethodGet, "/apps/:slug/settings", s.withApp(s.partnerSettings))
+	ui.user(http.MethodPost, "/apps/:slug/settings", s.withApp(s.partnerSaveSettings))
+	ui.user(http.MethodGet, "/apps/:slug/delete", s.withApp(s.partnerConfirmDelete))
+	ui.user(http.MethodPost, "/apps/:slug/delete", s.withApp(s.partnerDelete))
+
+	ui.user(http.MethodGet, "/apps/:slug/plans", s.withApp(s.partnerPlans))
+	ui.user(http.MethodPost, "/apps/:slug/plans", s.withApp(s.partnerCreatePlan))
+	ui.user(http.MethodGet, "/apps/:slug/plans/:plan/edit", s.withApp(s.partnerEditPlan))
+	ui.user(http.MethodPost, "/apps/:slug/plans/:plan/edit", s.withApp(s.partnerUpdatePlan))
+	ui.user(http.MethodGet, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerConfirmDeletePlan))
+	ui.user(http.MethodPost, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerDeletePlan))
+
+	ui.user(http.MethodGet, "/apps/:slug/credentials", s.withApp(s.partnerCredentials))
+	ui.user(http.MethodGet, "/apps/:slug/rotate-secret", s.withApp(s.partnerConfirmRotateSecret))
+	ui.user(http.MethodPost, "/apps/:slug/rotate-secret", s.withApp(s.partnerRotateSecret))
+	ui.user(http.MethodGet, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerConfirmRotateWebhookSecret))
+	ui.user(http.MethodPost, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerRotateWebhookSecret))
+
+	ui.user(http.MethodGet, "/apps/:slug/installations", s.withApp(s.partnerInstallations))
+	// Delivery log and health
+	ui.user(http.MethodGet, "/apps/:slug/deliveries", s.withApp(s.deliveriesPage))
+	ui.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.withApp(s.deliveryPage))
+	ui.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.withApp(s.redeliverOnePage))
+	ui.user(http.MethodPost, "/apps/:slug/redeliveries", s.withApp(s.redeliverFailedPage))
+	ui.user(http.MethodPost, "/apps/:slug/test-events", s.withApp(s.testEventPage))
+	ui.user(http.MethodPost, "/apps/:slug/endpoint/enable", s.withApp(s.enableEndpointPage))
+	ui.user(http.MethodGet, "/apps/:slug/health", s.withApp(s.healthPage))
+	// Operators
+	ui.user(http.MethodGet, "/admin", s.adminRedirect)
+	ui.user(http.MethodGet, "/admin/", s.adminHome)
+	ui.user(http.MethodGet, "/admin/review", s.adminReviewQueue)
+	ui.user(http.MethodGet, "/admin/review/:slug", s.adminReviewPage)
+	ui.user(http.MethodPost, "/admin/review/:slug/approve", s.adminApprove)
+	ui.user(http.MethodPost, "/admin/review/:slug/reject", s.adminReject)
+	ui.user(http.MethodGet, "/admin/event-types", s.adminEventTypes)
+	ui.user(http.MethodPost, "/admin/event-types", s.adminCreateEventType)
+	ui.user(http.MethodGet, "/admin/reconciliation", s.adminRuns)
 }
 
 // queuesGuard keeps the asynq monitoring UI to operators: browsers signed

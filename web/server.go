@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/plugboard/plugboard/marketplace"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -38,7 +39,8 @@ type Options struct {
 	Registry  *prometheus.Registry
 	// Queues is the asynq monitoring UI, mounted at /admin/queues.
 	Queues http.Handler
-	Services
+	// The domain services handlers call.
+	*marketplace.Services
 }
 
 // Server is the HTTP handler of the platform.

@@ -129,7 +129,7 @@ func seedShowcase(t testing.TB, history int) *showcase {
 		sc.customer.do("POST", "/api/0/organizations/northwind-traders/events/", map[string]any{"type": "incident.opened",
 			"data": map[string]any{"id": fmt.Sprintf("inc_%04d", 1200+i), "title": "Checkout latency above 2 s", "severity": "high"}}).ok(t, 201, nil)
 	}
-	if _, err := p.App.Reconciler.RunJob(t.Context(), "partner_sync"); err != nil {
+	if _, err := p.App.Marketplace.Reconciler.RunJob(t.Context(), "partner_sync"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -43,7 +43,7 @@ func (s *Server) deliveryStream(c echo.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	ch, err := s.opts.Marketplace.ListenDeliveries(ctx, actor(c), c.Param("app_slug"))
+	ch, err := s.opts.Deliveries.ListenDeliveries(ctx, actor(c), c.Param("app_slug"))
 	if err != nil {
 		return err
 	}

@@ -167,8 +167,8 @@ func (s *Server) newView(c echo.Context, title string) *view {
 	if !a.SignedIn() {
 		return v
 	}
-	v.CSRF = s.opts.Marketplace.CSRFToken(a)
-	orgs, err := s.opts.Marketplace.ListOrganizations(c.Request().Context(), a, page.Request{Limit: page.MaxLimit})
+	v.CSRF = s.opts.Accounts.CSRFToken(a)
+	orgs, err := s.opts.Orgs.ListOrganizations(c.Request().Context(), a, page.Request{Limit: page.MaxLimit})
 	if err == nil {
 		v.Orgs = orgs.Items
 		sort.Slice(v.Orgs, func(i, j int) bool { return strings.ToLower(v.Orgs[i].Org.Name) < strings.ToLower(v.Orgs[j].Org.Name) })
@@ -271,7 +271,7 @@ func (s *Server) uiForms(next echo.HandlerFunc) echo.HandlerFunc {
 			return fault.Forbidden("cross_origin", "This form must be sent from Plugboard's own pages.")
 		}
 		a := actor(c)
-		if a.SignedIn() && !s.opts.Marketplace.CheckCSRF(a, c.FormValue("csrf")) {
+		if a.SignedIn() && !s.opts.Accounts.CheckCSRF(a, c.FormValue("csrf")) {
 			return fault.Forbidden("csrf", "The form expired or did not come from Plugboard; go back, reload the page and try again.")
 		}
 		return next(c)
@@ -281,22 +281,6 @@ func (s *Server) uiForms(next echo.HandlerFunc) echo.HandlerFunc {
 // secureCookies is true outside development and tests, or behind https.
 func (s *Server) secureCookies() bool {
 	return strings.HasPrefix(s.opts.BaseURL, "https://") || (s.opts.Env != "development" && s.opts.Env != "test")
-}
-
-// uiRoutes registers every HTML page.
-func (s *Server) uiRoutes() {
-	r := uiRouter{s: s, e: s.e}
-	s.accountPages(r)
-	s.marketplacePages(r)
-	s.orgPages(r)
-	s.partnerPages(r)
-	s.deliveryPages(r)
-	s.adminPages(r)
-}
-
-// wantsPage is true for browser navigations (Accept: text/html).
-func wantsPage(c echo.Context) bool {
-	return strings.Contains(c.Request().Header.Get("Accept"), "text/html")
 }
 
 var templateFuncs = template.FuncMap{

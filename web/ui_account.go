@@ -9,24 +9,10 @@ import (
 	"github.com/plugboard/plugboard/marketplace"
 )
 
-// accountPages: home, sign up, sign in, sign out, creating and switching
-// organizations.
-func (s *Server) accountPages(r uiRouter) {
-	r.page(http.MethodGet, "/", s.home)
-	r.page(http.MethodGet, "/signup", s.signUpForm)
-	r.page(http.MethodPost, "/signup", s.signUpPage)
-	r.page(http.MethodGet, "/login", s.loginForm)
-	r.page(http.MethodPost, "/login", s.login)
-	r.user(http.MethodPost, "/logout", s.logout)
-	r.user(http.MethodGet, "/orgs/new", s.newOrgForm)
-	r.user(http.MethodPost, "/orgs/new", s.createOrgPage)
-	r.user(http.MethodGet, "/orgs/:org/", s.orgHome)
-}
-
 // home sends browsers to their organization (or the marketplace); API
 // clients get the service's name and version.
 func (s *Server) home(c echo.Context) error {
-	if !wantsPage(c) {
+	if !wantsHTML(c) {
 		return c.JSON(http.StatusOK, map[string]string{"name": "Plugboard", "version": s.opts.Version, "api": "/api/0/"})
 	}
 	v := s.newView(c, "Home")
@@ -49,11 +35,11 @@ func (s *Server) signUpForm(c echo.Context) error {
 func (s *Server) signUpPage(c echo.Context) error {
 	ctx := c.Request().Context()
 	next := safeNext(c.FormValue("next"))
-	_, err := s.opts.Marketplace.SignUp(ctx, actor(c), marketplace.NewUser{
+	_, err := s.opts.Accounts.SignUp(ctx, actor(c), marketplace.NewUser{
 		Email: c.FormValue("email"), Name: c.FormValue("name"), Password: c.FormValue("password")})
 	if err == nil {
 		var res *marketplace.SignIn
-		res, err = s.opts.Marketplace.SignIn(ctx, actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+		res, err = s.opts.Accounts.SignIn(ctx, actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
 		if err == nil {
 			s.setSessionCookie(c, res.SessionToken, res.SessionEnds)
 			if next == "/" {
@@ -80,7 +66,7 @@ func (s *Server) loginForm(c echo.Context) error {
 
 func (s *Server) login(c echo.Context) error {
 	next := safeNext(c.FormValue("next"))
-	res, err := s.opts.Marketplace.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+	res, err := s.opts.Accounts.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
 	if _, ok := fault.As(err); ok {
 		v := s.newView(c, "Sign in")
 		v.fail(err, c)
@@ -96,7 +82,7 @@ func (s *Server) login(c echo.Context) error {
 }
 
 func (s *Server) logout(c echo.Context) error {
-	if err := s.opts.Marketplace.SignOut(c.Request().Context(), actor(c)); err != nil {
+	if err := s.opts.Accounts.SignOut(c.Request().Context(), actor(c)); err != nil {
 		return err
 	}
 	s.clearSessionCookie(c)
@@ -109,7 +95,7 @@ func (s *Server) newOrgForm(c echo.Context) error {
 }
 
 func (s *Server) createOrgPage(c echo.Context) error {
-	org, err := s.opts.Marketplace.CreateOrganization(c.Request().Context(), actor(c),
+	org, err := s.opts.Orgs.CreateOrganization(c.Request().Context(), actor(c),
 		marketplace.NewOrganization{Name: c.FormValue("name"), Slug: c.FormValue("slug")})
 	if formFault(err) {
 		v := s.newView(c, "Create an organization")
@@ -126,7 +112,7 @@ func (s *Server) createOrgPage(c echo.Context) error {
 // orgHome switches to an organization: later pages without one in their
 // path use it.
 func (s *Server) orgHome(c echo.Context) error {
-	org, err := s.opts.Marketplace.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
 	if err != nil {
 		return err
 	}

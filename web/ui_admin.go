@@ -14,20 +14,6 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
-// adminPages: the operators' pages — review queue, event catalogue and
-// reconciliation runs. Everyone else is told they do not exist.
-func (s *Server) adminPages(r uiRouter) {
-	r.user(http.MethodGet, "/admin", s.adminRedirect)
-	r.user(http.MethodGet, "/admin/", s.adminHome)
-	r.user(http.MethodGet, "/admin/review", s.adminReviewQueue)
-	r.user(http.MethodGet, "/admin/review/:slug", s.adminReviewPage)
-	r.user(http.MethodPost, "/admin/review/:slug/approve", s.adminApprove)
-	r.user(http.MethodPost, "/admin/review/:slug/reject", s.adminReject)
-	r.user(http.MethodGet, "/admin/event-types", s.adminEventTypes)
-	r.user(http.MethodPost, "/admin/event-types", s.adminCreateEventType)
-	r.user(http.MethodGet, "/admin/reconciliation", s.adminRuns)
-}
-
 // operatorOnly hides operator pages from everyone else.
 func operatorOnly(c echo.Context) error {
 	if !actor(c).IsOperator() {
@@ -60,15 +46,15 @@ func (s *Server) adminHome(c echo.Context) error {
 		return err
 	}
 	ctx, a := c.Request().Context(), actor(c)
-	queue, err := s.opts.Marketplace.Directory(ctx, a, marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted}, page.Request{Limit: page.MaxLimit})
+	queue, err := s.opts.Apps.Directory(ctx, a, marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted}, page.Request{Limit: page.MaxLimit})
 	if err != nil {
 		return err
 	}
-	types, err := s.opts.Catalog.List(ctx)
+	types, err := s.opts.Events.ListEventTypes(ctx, actor(c))
 	if err != nil {
 		return err
 	}
-	runs, err := s.opts.Marketplace.ListRuns(ctx, a, marketplace.RunQuery{}, page.Request{Limit: 50})
+	runs, err := s.opts.Reconciler.ListRuns(ctx, a, marketplace.RunQuery{}, page.Request{Limit: 50})
 	if err != nil {
 		return err
 	}
@@ -110,7 +96,7 @@ func (s *Server) adminReviewQueue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted, SortBy: marketplace.SortCreated}, r)
+	p, err := s.opts.Apps.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted, SortBy: marketplace.SortCreated}, r)
 	if err != nil {
 		return err
 	}
@@ -132,7 +118,7 @@ func (s *Server) adminAppView(c echo.Context) (*view, error) {
 		return nil, err
 	}
 	ctx := c.Request().Context()
-	app, err := s.opts.Marketplace.GetApp(ctx, actor(c), c.Param("slug"))
+	app, err := s.opts.Apps.GetApp(ctx, actor(c), c.Param("slug"))
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +126,7 @@ func (s *Server) adminAppView(c echo.Context) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.opts.Catalog.List(ctx)
+	all, err := s.opts.Events.ListEventTypes(ctx, actor(c))
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +161,7 @@ func (s *Server) adminDecide(c echo.Context, status string, reason *string) erro
 	if err := operatorOnly(c); err != nil {
 		return err
 	}
-	app, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), c.Param("slug"),
+	app, err := s.opts.Apps.UpdateApp(c.Request().Context(), actor(c), c.Param("slug"),
 		marketplace.AppUpdate{Status: &status, StatusReason: reason})
 	if formFault(err) {
 		v, verr := s.adminAppView(c)
@@ -213,7 +199,7 @@ func (s *Server) adminEventTypesView(c echo.Context) (*view, error) {
 	if err := operatorOnly(c); err != nil {
 		return nil, err
 	}
-	types, err := s.opts.Catalog.List(c.Request().Context())
+	types, err := s.opts.Events.ListEventTypes(c.Request().Context(), actor(c))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +232,7 @@ func (s *Server) adminCreateEventType(c echo.Context) error {
 	}
 	var et *webhooks.EventType
 	if err == nil {
-		et, err = s.opts.Marketplace.CreateEventType(c.Request().Context(), actor(c), n)
+		et, err = s.opts.Events.CreateEventType(c.Request().Context(), actor(c), n)
 	}
 	if formFault(err) {
 		v, verr := s.adminEventTypesView(c)
@@ -279,7 +265,7 @@ func (s *Server) adminRuns(c echo.Context) error {
 		return err
 	}
 	job := c.QueryParam("job")
-	p, err := s.opts.Marketplace.ListRuns(c.Request().Context(), actor(c), marketplace.RunQuery{Job: job}, r)
+	p, err := s.opts.Reconciler.ListRuns(c.Request().Context(), actor(c), marketplace.RunQuery{Job: job}, r)
 	if err != nil {
 		return err
 	}

@@ -18,18 +18,6 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
-// deliveryPages registers this area's pages: an app's delivery log, one
-// delivery with its attempts, the endpoint's actions and the health page.
-func (s *Server) deliveryPages(r uiRouter) {
-	r.user(http.MethodGet, "/apps/:slug/deliveries", s.withApp(s.deliveriesPage))
-	r.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.withApp(s.deliveryPage))
-	r.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.withApp(s.redeliverOnePage))
-	r.user(http.MethodPost, "/apps/:slug/redeliveries", s.withApp(s.redeliverFailedPage))
-	r.user(http.MethodPost, "/apps/:slug/test-events", s.withApp(s.testEventPage))
-	r.user(http.MethodPost, "/apps/:slug/endpoint/enable", s.withApp(s.enableEndpointPage))
-	r.user(http.MethodGet, "/apps/:slug/health", s.withApp(s.healthPage))
-}
-
 // localTimeLayout is what <input type="datetime-local"> sends; the pages
 // read and show it as UTC.
 const localTimeLayout = "2006-01-02T15:04"
@@ -106,17 +94,10 @@ func shortUUID(id string) string {
 	return id
 }
 
-// canAdmin reports whether the user may act on the app's endpoint and
-// deliveries (owner or admin of its organization).
-func canAdmin(app *marketplace.AppView) bool {
-	return app.Role == marketplace.RoleOwner || app.Role == marketplace.RoleAdmin
-}
-
 // loadDeliveries fills the delivery log for the filter in q. Invalid
 // filters come back as field errors on the filter, with an empty list.
 func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.Values) (*deliveriesData, error) {
-	ctx, a := c.Request().Context(), actor(c)
-	d := &deliveriesData{App: app, CanAdmin: canAdmin(app),
+	d := &deliveriesData{App: app, CanAdmin: app.IsAdmin(),
 		Statuses: []string{webhooks.DeliveryPending, webhooks.DeliverySucceeded, webhooks.DeliveryFailed, webhooks.DeliveryPaused},
 		Filter: deliveryFilter{Status: q.Get("status"), EventType: q.Get("eventType"), Installation: q.Get("installation"),
 			Since: q.Get("since"), Until: q.Get("until"), Errors: map[string]string{}}}
@@ -124,7 +105,6 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 	if l := q.Get("limit"); l != "" {
 		d.Query.Set("limit", l)
 	}
-
 	seen := map[string]bool{}
 	for _, e := range append(append([]string{}, app.Events...), lifecycleEvents...) {
 		if !seen[e] {
@@ -132,47 +112,39 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 			d.EventTypes = append(d.EventTypes, e)
 		}
 	}
-	insts, err := s.opts.Marketplace.ListAppInstallations(ctx, a, app.Slug, marketplace.InstallationQuery{}, page.Request{Limit: page.MaxLimit})
-	if err != nil {
-		return nil, err
-	}
-	orgOf := map[string]string{}
-	for _, in := range insts.Items {
-		o := installationOption{UUID: in.UUID, Short: shortUUID(in.UUID), Status: in.Status}
-		if in.Organization != nil {
-			o.Org = in.Organization.Name
-		}
-		orgOf[in.UUID] = o.Org
-		d.Installations = append(d.Installations, o)
-	}
-	// The installation filtered on may be beyond that first page: it is
-	// named with the deliveries' below and stays a selected choice.
-	filtered := d.Filter.Installation
-	if _, listed := orgOf[filtered]; listed {
-		filtered = ""
-	}
 
 	dq := webhooks.DeliveryQuery{Status: d.Filter.Status, EventType: d.Filter.EventType, InstallationUUID: d.Filter.Installation}
 	f := fault.Fields{}
 	formTime(f, "since", d.Filter.Since, &dq.Since)
 	formTime(f, "until", d.Filter.Until, &dq.Until)
-	var bad []error
-	if err := f.Err(); err != nil {
-		bad = append(bad, err)
-	}
 	r, err := pageRequest(c)
-	if err != nil {
-		bad = append(bad, err)
+	bad := []error{f.Err(), err}
+	query := &dq
+	if f.Err() != nil || err != nil {
+		query = nil // the page lists the installations to choose from
 	}
-	if len(bad) == 0 {
-		d.Page, err = s.opts.Marketplace.ListDeliveries(ctx, a, app.Slug, dq, r)
-		if fe, ok := fault.As(err); ok && fe.Kind == fault.KindInvalid {
-			bad = append(bad, err)
-		} else if err != nil {
-			return nil, err
+	// Filters the log refuses are shown beside the form too.
+	lp, err := s.opts.Deliveries.LogPage(c.Request().Context(), actor(c), app.Slug, query, r)
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindInvalid {
+		bad = append(bad, err)
+	} else if err != nil {
+		return nil, err
+	}
+	d.Page = lp.Deliveries
+	for _, in := range lp.Installations {
+		d.Installations = append(d.Installations, installationOption{UUID: in.UUID, Short: shortUUID(in.UUID), Org: in.Org, Status: in.Status})
+	}
+	for _, del := range d.Page.Items {
+		row := deliveryRow{Delivery: del}
+		if del.InstallationUUID != nil {
+			row.Short, row.Org = shortUUID(*del.InstallationUUID), lp.OrgOf[*del.InstallationUUID]
 		}
+		d.Rows = append(d.Rows, row)
 	}
 	for _, err := range bad {
+		if err == nil {
+			continue
+		}
 		p := problemFor(err)
 		for k, msg := range p.Fields {
 			d.Filter.Errors[k] = msg
@@ -180,34 +152,6 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 		if len(p.Fields) == 0 {
 			d.Filter.Errors["cursor"] = p.Detail
 		}
-	}
-	var missing []string
-	for _, del := range d.Page.Items {
-		if del.InstallationUUID != nil && orgOf[*del.InstallationUUID] == "" {
-			missing = append(missing, *del.InstallationUUID)
-		}
-	}
-	if filtered != "" {
-		missing = append(missing, filtered)
-	}
-	if len(missing) > 0 {
-		more, err := s.opts.Marketplace.AppInstallationOrgs(ctx, a, app.Slug, missing)
-		if err != nil {
-			return nil, err
-		}
-		for k, name := range more {
-			orgOf[k] = name
-		}
-	}
-	if filtered != "" && orgOf[filtered] != "" {
-		d.Installations = append(d.Installations, installationOption{UUID: filtered, Short: shortUUID(filtered), Org: orgOf[filtered]})
-	}
-	for _, del := range d.Page.Items {
-		row := deliveryRow{Delivery: del}
-		if del.InstallationUUID != nil {
-			row.Short, row.Org = shortUUID(*del.InstallationUUID), orgOf[*del.InstallationUUID]
-		}
-		d.Rows = append(d.Rows, row)
 	}
 	return d, nil
 }
@@ -253,7 +197,7 @@ func (s *Server) redeliverFailedPage(c echo.Context, app *marketplace.AppView) e
 	err := f.Err()
 	var res *marketplace.Redelivery
 	if err == nil {
-		res, err = s.opts.Marketplace.Redeliver(c.Request().Context(), actor(c), app.Slug, req)
+		res, err = s.opts.Deliveries.Redeliver(c.Request().Context(), actor(c), app.Slug, req)
 	}
 	if formFault(err) {
 		return s.failDeliveries(c, app, err)
@@ -277,7 +221,7 @@ func plural(n int, one, many string) string {
 
 // testEventPage sends a webhook.test event and shows its delivery.
 func (s *Server) testEventPage(c echo.Context, app *marketplace.AppView) error {
-	d, err := s.opts.Marketplace.SendTestEvent(c.Request().Context(), actor(c), app.Slug)
+	d, err := s.opts.Deliveries.SendTestEvent(c.Request().Context(), actor(c), app.Slug)
 	if formFault(err) {
 		return s.failDeliveries(c, app, err)
 	}
@@ -294,7 +238,7 @@ func (s *Server) enableEndpointPage(c echo.Context, app *marketplace.AppView) er
 		return s.redirect(c, "/apps/"+app.Slug+"/deliveries", "Webhooks are already enabled.")
 	}
 	enabled := webhooks.EndpointEnabled
-	_, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{WebhookStatus: &enabled})
+	_, err := s.opts.Apps.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{WebhookStatus: &enabled})
 	if formFault(err) {
 		return s.failDeliveries(c, app, err)
 	}
@@ -356,13 +300,13 @@ func formatDuration(us int64) string {
 // deliveryPage is one delivery: what was sent and every attempt.
 func (s *Server) deliveryPage(c echo.Context, app *marketplace.AppView) error {
 	ctx, a := c.Request().Context(), actor(c)
-	del, err := s.opts.Marketplace.GetDelivery(ctx, a, app.Slug, c.Param("id"))
+	del, err := s.opts.Deliveries.GetDelivery(ctx, a, app.Slug, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	d := &deliveryData{App: app, Delivery: *del, Pending: del.Status == webhooks.DeliveryPending, CanAdmin: canAdmin(app)}
+	d := &deliveryData{App: app, Delivery: *del, Pending: del.Status == webhooks.DeliveryPending, CanAdmin: app.IsAdmin()}
 	if del.InstallationUUID != nil {
-		orgs, err := s.opts.Marketplace.AppInstallationOrgs(ctx, a, app.Slug, []string{*del.InstallationUUID})
+		orgs, err := s.opts.Deliveries.AppInstallationOrgs(ctx, a, app.Slug, []string{*del.InstallationUUID})
 		if err != nil {
 			return err
 		}
@@ -386,10 +330,10 @@ func (s *Server) deliveryPage(c echo.Context, app *marketplace.AppView) error {
 func (s *Server) redeliverOnePage(c echo.Context, app *marketplace.AppView) error {
 	id := c.Param("id")
 	ctx, a := c.Request().Context(), actor(c)
-	if _, err := s.opts.Marketplace.GetDelivery(ctx, a, app.Slug, id); err != nil {
+	if _, err := s.opts.Deliveries.GetDelivery(ctx, a, app.Slug, id); err != nil {
 		return err
 	}
-	res, err := s.opts.Marketplace.Redeliver(ctx, a, app.Slug, marketplace.RedeliveryRequest{Deliveries: []string{id}})
+	res, err := s.opts.Deliveries.Redeliver(ctx, a, app.Slug, marketplace.RedeliveryRequest{Deliveries: []string{id}})
 	if err != nil {
 		return err
 	}

@@ -350,7 +350,7 @@ func TestAppInstallationOrgsUsesUUIDIndex(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db.Callback().Row().Remove("test:capture_installation_orgs") })
 
-	got, err := p.App.Marketplace.AppInstallationOrgs(t.Context(), signInActor(t, p, "dev@partner.example"), "flow-app", []string{uuid, "not-a-uuid"})
+	got, err := p.App.Marketplace.Deliveries.AppInstallationOrgs(t.Context(), signInActor(t, p, "dev@partner.example"), "flow-app", []string{uuid, "not-a-uuid"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	ctx, a := c.Request().Context(), actor(c)
 	until := timeNow().UTC().Truncate(rg.Step).Add(rg.Step)
 	since := until.Add(-rg.Span)
-	buckets, t, err := s.opts.Marketplace.Stats(ctx, a, app.Slug, since, until, rg.Step)
+	buckets, t, err := s.opts.Deliveries.Stats(ctx, a, app.Slug, since, until, rg.Step)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	if r.Limit == 0 {
 		r.Limit = 10
 	}
-	runs, err := s.opts.Marketplace.ListAppRuns(ctx, a, app.Slug, marketplace.RunQuery{}, r)
+	runs, err := s.opts.Reconciler.ListAppRuns(ctx, a, app.Slug, marketplace.RunQuery{}, r)
 	if err != nil {
 		return err
 	}

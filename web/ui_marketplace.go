@@ -12,14 +12,6 @@ import (
 	"github.com/plugboard/plugboard/marketplace"
 )
 
-// marketplacePages: the directory, an app's page and the install consent.
-func (s *Server) marketplacePages(r uiRouter) {
-	r.page(http.MethodGet, "/marketplace", s.marketplaceDirectory)
-	r.page(http.MethodGet, "/marketplace/:app_slug", s.marketplaceApp)
-	r.user(http.MethodGet, "/marketplace/:app_slug/install", s.installForm)
-	r.user(http.MethodPost, "/marketplace/:app_slug/install", s.installApp)
-}
-
 // directoryPage is the marketplace's data.
 type directoryPage struct {
 	Apps       page.Page[marketplace.AppView]
@@ -45,7 +37,7 @@ func (s *Server) marketplaceDirectory(c echo.Context) error {
 	}
 	d := directoryPage{Query: c.QueryParams(), Search: c.QueryParam("q"), Category: c.QueryParam("category"),
 		Sort: sortBy, Categories: marketplace.Categories}
-	d.Apps, err = s.opts.Marketplace.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{
+	d.Apps, err = s.opts.Apps.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{
 		Query: d.Search, Category: d.Category, SortBy: sortBy, Plans: true}, r)
 	if err != nil {
 		return err
@@ -66,7 +58,7 @@ func (s *Server) installedApps(ctx context.Context, v *view) map[int64]string {
 	}
 	// Only live installations: uninstalled ones listed first would push
 	// them off the page.
-	p, err := s.opts.Marketplace.ListLiveOrgInstallations(ctx, v.Actor, v.Org.Org.Slug, page.Request{Limit: page.MaxLimit})
+	p, err := s.opts.Installs.ListLiveOrgInstallations(ctx, v.Actor, v.Org.Org.Slug, page.Request{Limit: page.MaxLimit})
 	if err != nil {
 		return out // the page still works without the badges
 	}
@@ -87,11 +79,11 @@ type appPage struct {
 func (s *Server) marketplaceApp(c echo.Context) error {
 	ctx := c.Request().Context()
 	a := actor(c)
-	app, err := s.opts.Marketplace.GetApp(ctx, a, c.Param("app_slug"))
+	app, err := s.opts.Apps.GetApp(ctx, a, c.Param("app_slug"))
 	if err != nil {
 		return err
 	}
-	plans, err := s.opts.Marketplace.ListPlans(ctx, a, app.Slug)
+	plans, err := s.opts.Apps.ListPlans(ctx, a, app.Slug)
 	if err != nil {
 		return err
 	}
@@ -107,7 +99,7 @@ func (s *Server) marketplaceApp(c echo.Context) error {
 
 // describeScopes gives each scope name its plain-words description.
 func (s *Server) describeScopes(ctx context.Context, names []string) ([]marketplace.Scope, error) {
-	all, err := s.opts.Marketplace.Scopes(ctx)
+	all, err := s.opts.Events.Scopes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -161,11 +153,11 @@ func (s *Server) installForm(c echo.Context) error {
 func (s *Server) installConsent(c echo.Context) (*consentPage, error) {
 	ctx := c.Request().Context()
 	a := actor(c)
-	app, err := s.opts.Marketplace.GetApp(ctx, a, c.Param("app_slug"))
+	app, err := s.opts.Apps.GetApp(ctx, a, c.Param("app_slug"))
 	if err != nil {
 		return nil, err
 	}
-	plans, err := s.opts.Marketplace.ListPlans(ctx, a, app.Slug)
+	plans, err := s.opts.Apps.ListPlans(ctx, a, app.Slug)
 	if err != nil {
 		return nil, err
 	}
@@ -173,14 +165,14 @@ func (s *Server) installConsent(c echo.Context) (*consentPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	orgs, err := s.opts.Marketplace.ListOrganizations(ctx, a, page.Request{Limit: page.MaxLimit})
+	orgs, err := s.opts.Orgs.ListOrganizations(ctx, a, page.Request{Limit: page.MaxLimit})
 	if err != nil {
 		return nil, err
 	}
 	cp := &consentPage{App: &app.App, Scopes: scopes, Plans: plans, Action: "/marketplace/" + app.Slug + "/install",
 		Org: c.FormValue("org"), Plan: c.FormValue("plan")}
 	for _, o := range orgs.Items {
-		if o.Role == marketplace.RoleOwner || o.Role == marketplace.RoleAdmin {
+		if o.IsAdmin() {
 			cp.Orgs = append(cp.Orgs, o)
 		}
 	}
@@ -207,7 +199,7 @@ func failConsent(v *view, err error, c echo.Context, appName string) {
 // the code, or back to the installed apps when the app has no redirect URL.
 func (s *Server) installApp(c echo.Context) error {
 	org := c.FormValue("org")
-	res, err := s.opts.Marketplace.Install(c.Request().Context(), actor(c), org, c.Param("app_slug"), c.FormValue("plan"))
+	res, err := s.opts.Installs.Install(c.Request().Context(), actor(c), org, c.Param("app_slug"), c.FormValue("plan"))
 	if formFault(err) {
 		cp, cerr := s.installConsent(c)
 		if cerr != nil {

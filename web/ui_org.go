@@ -12,26 +12,6 @@ import (
 	"github.com/plugboard/plugboard/marketplace"
 )
 
-// orgPages: an organization's installed apps, members and audit log.
-func (s *Server) orgPages(r uiRouter) {
-	r.user(http.MethodGet, "/orgs/:org/installations", s.orgInstallationsPage)
-	r.user(http.MethodGet, "/orgs/:org/installations/:uuid", s.orgInstallationPage)
-	r.user(http.MethodPost, "/orgs/:org/installations/:uuid/plan", s.orgChangePlan)
-	r.user(http.MethodGet, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstallConfirm)
-	r.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
-	r.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
-	r.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
-	r.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)
-	r.user(http.MethodGet, "/orgs/:org/members/:id/remove", s.orgRemoveMemberConfirm)
-	r.user(http.MethodPost, "/orgs/:org/members/:id/remove", s.orgRemoveMember)
-	r.user(http.MethodGet, "/orgs/:org/audit-log", s.orgAuditPage)
-}
-
-// orgAdmin reports whether role may administer an organization.
-func orgAdmin(role string) bool {
-	return role == marketplace.RoleOwner || role == marketplace.RoleAdmin
-}
-
 // orgInstallationsData is the installed-apps page.
 type orgInstallationsData struct {
 	Org       *marketplace.OrgAccess
@@ -43,7 +23,7 @@ type orgInstallationsData struct {
 
 func (s *Server) orgInstallationsPage(c echo.Context) error {
 	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Marketplace.GetOrganization(ctx, a, c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
 	if err != nil {
 		return err
 	}
@@ -51,18 +31,18 @@ func (s *Server) orgInstallationsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Marketplace.ListLiveOrgInstallations(ctx, a, org.Org.Slug, r)
+	p, err := s.opts.Installs.ListLiveOrgInstallations(ctx, a, org.Org.Slug, r)
 	if err != nil {
 		return err
 	}
-	sums, err := s.opts.Marketplace.InstallationSummaries(ctx, a, org.Org.Slug, p.Items)
+	sums, err := s.opts.Installs.InstallationSummaries(ctx, a, org.Org.Slug, p.Items)
 	if err != nil {
 		return err
 	}
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, "Installed apps · "+org.Org.Name)
 	v.Section = "installed"
-	v.Data = orgInstallationsData{Org: org, Admin: orgAdmin(org.Role), Page: p, Summaries: sums, Query: c.QueryParams()}
+	v.Data = orgInstallationsData{Org: org, Admin: org.IsAdmin(), Page: p, Summaries: sums, Query: c.QueryParams()}
 	return s.render(c, http.StatusOK, "org_installations", v)
 }
 
@@ -80,11 +60,11 @@ type orgInstallationData struct {
 // others' installations are not found.
 func (s *Server) orgInstallation(c echo.Context) (*marketplace.OrgAccess, *marketplace.Installation, error) {
 	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Marketplace.GetOrganization(ctx, a, c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
 	if err != nil {
 		return nil, nil, err
 	}
-	inst, err := s.opts.Marketplace.GetInstallation(ctx, a, c.Param("uuid"))
+	inst, err := s.opts.Installs.GetInstallation(ctx, a, c.Param("uuid"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,7 +76,7 @@ func (s *Server) orgInstallation(c echo.Context) (*marketplace.OrgAccess, *marke
 
 func (s *Server) orgInstallationView(c echo.Context, org *marketplace.OrgAccess, inst *marketplace.Installation) (*view, error) {
 	ctx, a := c.Request().Context(), actor(c)
-	sums, err := s.opts.Marketplace.InstallationSummaries(ctx, a, org.Org.Slug, []marketplace.Installation{*inst})
+	sums, err := s.opts.Installs.InstallationSummaries(ctx, a, org.Org.Slug, []marketplace.Installation{*inst})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +84,7 @@ func (s *Server) orgInstallationView(c echo.Context, org *marketplace.OrgAccess,
 	if err != nil {
 		return nil, err
 	}
-	plans, err := s.opts.Marketplace.ListPlans(ctx, a, inst.App.Slug)
+	plans, err := s.opts.Apps.ListPlans(ctx, a, inst.App.Slug)
 	if errors.Is(err, fault.ErrNotFound) {
 		// The app was pulled from the marketplace: its installations stay
 		// (and can be uninstalled) but no plan can be chosen.
@@ -116,7 +96,7 @@ func (s *Server) orgInstallationView(c echo.Context, org *marketplace.OrgAccess,
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
-	v.Data = orgInstallationData{Org: org, Admin: orgAdmin(org.Role), Inst: inst, Summary: sums[inst.ID], Scopes: scopes, Plans: plans}
+	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: sums[inst.ID], Scopes: scopes, Plans: plans}
 	return v, nil
 }
 
@@ -139,7 +119,7 @@ func (s *Server) orgChangePlan(c echo.Context) error {
 		return err
 	}
 	plan := c.FormValue("plan")
-	_, err = s.opts.Marketplace.UpdateInstallation(c.Request().Context(), actor(c), inst.UUID, marketplace.InstallationUpdate{Plan: &plan})
+	_, err = s.opts.Installs.UpdateInstallation(c.Request().Context(), actor(c), inst.UUID, marketplace.InstallationUpdate{Plan: &plan})
 	if formFault(err) {
 		v, verr := s.orgInstallationView(c, org, inst)
 		if verr != nil {
@@ -177,7 +157,7 @@ func (s *Server) orgUninstall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.opts.Marketplace.Uninstall(c.Request().Context(), actor(c), inst.UUID); err != nil {
+	if err := s.opts.Installs.Uninstall(c.Request().Context(), actor(c), inst.UUID); err != nil {
 		return err
 	}
 	return s.redirect(c, "/orgs/"+org.Org.Slug+"/installations", inst.App.Name+" was uninstalled; its tokens are revoked.")
@@ -196,7 +176,7 @@ type orgMembersData struct {
 
 func (s *Server) orgMembersView(c echo.Context) (*view, error) {
 	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Marketplace.GetOrganization(ctx, a, c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +184,7 @@ func (s *Server) orgMembersView(c echo.Context) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.opts.Marketplace.ListMembers(ctx, a, org.Org.Slug, r)
+	p, err := s.opts.Orgs.ListMembers(ctx, a, org.Org.Slug, r)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +195,7 @@ func (s *Server) orgMembersView(c echo.Context) (*view, error) {
 	if org.Role == marketplace.RoleOwner {
 		roles = append(roles, marketplace.RoleOwner)
 	}
-	v.Data = orgMembersData{Org: org, Admin: orgAdmin(org.Role), Owner: org.Role == marketplace.RoleOwner, Me: a.User.ID,
+	v.Data = orgMembersData{Org: org, Admin: org.IsAdmin(), Owner: org.Role == marketplace.RoleOwner, Me: a.User.ID,
 		Page: p, Roles: roles, Query: c.QueryParams()}
 	return v, nil
 }
@@ -245,7 +225,7 @@ func (s *Server) orgMembersFailed(c echo.Context, err error, addForm bool) error
 
 func (s *Server) orgAddMember(c echo.Context) error {
 	email := c.FormValue("email")
-	m, err := s.opts.Marketplace.AddMember(c.Request().Context(), actor(c), c.Param("org"), email, c.FormValue("role"))
+	m, err := s.opts.Orgs.AddMember(c.Request().Context(), actor(c), c.Param("org"), email, c.FormValue("role"))
 	if formFault(err) {
 		return s.orgMembersFailed(c, err, true)
 	}
@@ -256,7 +236,7 @@ func (s *Server) orgAddMember(c echo.Context) error {
 }
 
 func (s *Server) orgChangeRole(c echo.Context) error {
-	m, err := s.opts.Marketplace.UpdateMember(c.Request().Context(), actor(c), c.Param("org"), c.Param("id"), c.FormValue("role"))
+	m, err := s.opts.Orgs.UpdateMember(c.Request().Context(), actor(c), c.Param("org"), c.Param("id"), c.FormValue("role"))
 	if formFault(err) {
 		return s.orgMembersFailed(c, err, false)
 	}
@@ -269,14 +249,14 @@ func (s *Server) orgChangeRole(c echo.Context) error {
 // orgMember finds one member of the organization in the path.
 func (s *Server) orgMember(c echo.Context) (*marketplace.OrgAccess, *marketplace.Member, error) {
 	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Marketplace.GetOrganization(ctx, a, c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
 	if err != nil {
 		return nil, nil, err
 	}
 	// Members are few; one full page finds anyone.
 	r := page.Request{Limit: page.MaxLimit}
 	for {
-		p, err := s.opts.Marketplace.ListMembers(ctx, a, org.Org.Slug, r)
+		p, err := s.opts.Orgs.ListMembers(ctx, a, org.Org.Slug, r)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -326,7 +306,7 @@ func (s *Server) orgRemoveMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.opts.Marketplace.RemoveMember(c.Request().Context(), actor(c), org.Org.Slug, c.Param("id"))
+	err = s.opts.Orgs.RemoveMember(c.Request().Context(), actor(c), org.Org.Slug, c.Param("id"))
 	if formFault(err) {
 		return s.orgMembersFailed(c, err, false)
 	}
@@ -362,7 +342,7 @@ var auditActions = []string{
 
 func (s *Server) orgAuditPage(c echo.Context) error {
 	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Marketplace.GetOrganization(ctx, a, c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
 	if err != nil {
 		return err
 	}
@@ -371,7 +351,7 @@ func (s *Server) orgAuditPage(c echo.Context) error {
 		return err
 	}
 	action := c.QueryParam("action")
-	p, err := s.opts.Marketplace.AuditLog(ctx, a, org.Org.Slug, marketplace.AuditQuery{Action: action}, r)
+	p, err := s.opts.Orgs.AuditLog(ctx, a, org.Org.Slug, marketplace.AuditQuery{Action: action}, r)
 	if err != nil {
 		return err
 	}

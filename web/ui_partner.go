@@ -15,44 +15,11 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
-// partnerPages registers this area's pages: the developer dashboard of the
-// apps an organization owns.
-func (s *Server) partnerPages(r uiRouter) {
-	r.user(http.MethodGet, "/orgs/:org/apps", s.partnerApps)
-	r.user(http.MethodGet, "/orgs/:org/apps/new", s.partnerNewApp)
-	r.user(http.MethodPost, "/orgs/:org/apps/new", s.partnerCreateApp)
-
-	r.user(http.MethodGet, "/apps/:slug", func(c echo.Context) error {
-		return c.Redirect(http.StatusMovedPermanently, "/apps/"+url.PathEscape(c.Param("slug"))+"/")
-	})
-	r.user(http.MethodGet, "/apps/:slug/", s.withApp(s.partnerOverview))
-	r.user(http.MethodPost, "/apps/:slug/submit", s.partnerSubmit)
-	r.user(http.MethodGet, "/apps/:slug/settings", s.withApp(s.partnerSettings))
-	r.user(http.MethodPost, "/apps/:slug/settings", s.withApp(s.partnerSaveSettings))
-	r.user(http.MethodGet, "/apps/:slug/delete", s.withApp(s.partnerConfirmDelete))
-	r.user(http.MethodPost, "/apps/:slug/delete", s.withApp(s.partnerDelete))
-
-	r.user(http.MethodGet, "/apps/:slug/plans", s.withApp(s.partnerPlans))
-	r.user(http.MethodPost, "/apps/:slug/plans", s.withApp(s.partnerCreatePlan))
-	r.user(http.MethodGet, "/apps/:slug/plans/:plan/edit", s.withApp(s.partnerEditPlan))
-	r.user(http.MethodPost, "/apps/:slug/plans/:plan/edit", s.withApp(s.partnerUpdatePlan))
-	r.user(http.MethodGet, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerConfirmDeletePlan))
-	r.user(http.MethodPost, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerDeletePlan))
-
-	r.user(http.MethodGet, "/apps/:slug/credentials", s.withApp(s.partnerCredentials))
-	r.user(http.MethodGet, "/apps/:slug/rotate-secret", s.withApp(s.partnerConfirmRotateSecret))
-	r.user(http.MethodPost, "/apps/:slug/rotate-secret", s.withApp(s.partnerRotateSecret))
-	r.user(http.MethodGet, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerConfirmRotateWebhookSecret))
-	r.user(http.MethodPost, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerRotateWebhookSecret))
-
-	r.user(http.MethodGet, "/apps/:slug/installations", s.withApp(s.partnerInstallations))
-}
-
 // partnerApp loads the app of the path for its developer pages: only the
 // owner organization's members and operators see them; for anyone else the
 // app does not exist (even when it is published in the marketplace).
 func (s *Server) partnerApp(c echo.Context) (*marketplace.AppView, error) {
-	v, err := s.opts.Marketplace.GetApp(c.Request().Context(), actor(c), c.Param("slug"))
+	v, err := s.opts.Apps.GetApp(c.Request().Context(), actor(c), c.Param("slug"))
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +76,11 @@ type appChoices struct {
 
 func (s *Server) appChoices(c echo.Context, app *marketplace.App, posted bool) (*appChoices, error) {
 	ctx := c.Request().Context()
-	scopes, err := s.opts.Marketplace.Scopes(ctx)
+	scopes, err := s.opts.Events.Scopes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	events, err := s.opts.Catalog.List(ctx)
+	events, err := s.opts.Events.ListEventTypes(ctx, actor(c))
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +180,7 @@ func (s *Server) partnerApps(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	apps, err := s.opts.Marketplace.ListOrgAppsWithEndpoints(c.Request().Context(), actor(c), c.Param("org"), r)
+	apps, err := s.opts.Apps.ListOrgAppsWithEndpoints(c.Request().Context(), actor(c), c.Param("org"), r)
 	if err != nil {
 		return err
 	}
@@ -224,7 +191,7 @@ func (s *Server) partnerApps(c echo.Context) error {
 }
 
 func (s *Server) partnerNewApp(c echo.Context) error {
-	org, err := s.opts.Marketplace.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
+	org, err := s.opts.Orgs.GetOrganization(c.Request().Context(), actor(c), c.Param("org"))
 	if err != nil {
 		return err
 	}
@@ -240,7 +207,7 @@ func (s *Server) partnerNewApp(c echo.Context) error {
 }
 
 func (s *Server) partnerCreateApp(c echo.Context) error {
-	created, err := s.opts.Marketplace.CreateApp(c.Request().Context(), actor(c), c.Param("org"), appFields(c, true))
+	created, err := s.opts.Apps.CreateApp(c.Request().Context(), actor(c), c.Param("org"), appFields(c, true))
 	if formFault(err) {
 		ch, cerr := s.appChoices(c, nil, true)
 		if cerr != nil {
@@ -304,7 +271,7 @@ func (s *Server) renderOverview(c echo.Context, app *marketplace.AppView, status
 }
 
 func (s *Server) partnerSubmit(c echo.Context) error {
-	_, err := s.opts.Marketplace.SubmitApp(c.Request().Context(), actor(c), c.Param("slug"))
+	_, err := s.opts.Apps.SubmitApp(c.Request().Context(), actor(c), c.Param("slug"))
 	if formFault(err) {
 		app, aerr := s.partnerApp(c)
 		if aerr != nil {
@@ -338,7 +305,7 @@ func (s *Server) renderSettings(c echo.Context, app *marketplace.AppView, status
 }
 
 func (s *Server) partnerSaveSettings(c echo.Context, app *marketplace.AppView) error {
-	saved, err := s.opts.Marketplace.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{AppFields: appFields(c, false)})
+	saved, err := s.opts.Apps.UpdateApp(c.Request().Context(), actor(c), app.Slug, marketplace.AppUpdate{AppFields: appFields(c, false)})
 	if formFault(err) {
 		return s.renderSettings(c, app, uiStatus(err), err)
 	}
@@ -356,7 +323,7 @@ func (s *Server) partnerConfirmDelete(c echo.Context, app *marketplace.AppView) 
 }
 
 func (s *Server) partnerDelete(c echo.Context, app *marketplace.AppView) error {
-	err := s.opts.Marketplace.DeleteApp(c.Request().Context(), actor(c), app.Slug)
+	err := s.opts.Apps.DeleteApp(c.Request().Context(), actor(c), app.Slug)
 	if formFault(err) {
 		v := s.partnerView(c, app, "Settings")
 		v.fail(err, c)
@@ -406,7 +373,7 @@ func (s *Server) renderPlans(c echo.Context, app *marketplace.AppView, status in
 }
 
 func (s *Server) partnerCreatePlan(c echo.Context, app *marketplace.AppView) error {
-	plan, err := s.opts.Marketplace.CreatePlan(c.Request().Context(), actor(c), app.Slug, planFields(c))
+	plan, err := s.opts.Apps.CreatePlan(c.Request().Context(), actor(c), app.Slug, planFields(c))
 	if formFault(err) {
 		return s.renderPlans(c, app, uiStatus(err), err)
 	}
@@ -442,7 +409,7 @@ func (s *Server) partnerUpdatePlan(c echo.Context, app *marketplace.AppView) err
 	if err != nil {
 		return err
 	}
-	saved, err := s.opts.Marketplace.UpdatePlan(c.Request().Context(), actor(c), app.Slug, plan.Slug, planFields(c))
+	saved, err := s.opts.Apps.UpdatePlan(c.Request().Context(), actor(c), app.Slug, plan.Slug, planFields(c))
 	if formFault(err) {
 		v := s.partnerView(c, app, "Edit plan")
 		v.fail(err, c)
@@ -471,7 +438,7 @@ func (s *Server) partnerDeletePlan(c echo.Context, app *marketplace.AppView) err
 	if err != nil {
 		return err
 	}
-	err = s.opts.Marketplace.DeletePlan(c.Request().Context(), actor(c), app.Slug, plan.Slug)
+	err = s.opts.Apps.DeletePlan(c.Request().Context(), actor(c), app.Slug, plan.Slug)
 	if formFault(err) {
 		return s.renderPlans(c, app, uiStatus(err), err)
 	}
@@ -509,7 +476,7 @@ func (s *Server) partnerConfirmRotateSecret(c echo.Context, app *marketplace.App
 }
 
 func (s *Server) partnerRotateSecret(c echo.Context, app *marketplace.AppView) error {
-	out, err := s.opts.Marketplace.RotateClientSecret(c.Request().Context(), actor(c), app.Slug)
+	out, err := s.opts.Apps.RotateClientSecret(c.Request().Context(), actor(c), app.Slug)
 	if err != nil {
 		return err
 	}
@@ -525,7 +492,7 @@ func (s *Server) partnerConfirmRotateWebhookSecret(c echo.Context, app *marketpl
 }
 
 func (s *Server) partnerRotateWebhookSecret(c echo.Context, app *marketplace.AppView) error {
-	secret, until, err := s.opts.Marketplace.RotateWebhookSecret(c.Request().Context(), actor(c), app.Slug)
+	secret, until, err := s.opts.Apps.RotateWebhookSecret(c.Request().Context(), actor(c), app.Slug)
 	if err != nil {
 		return err
 	}
@@ -542,7 +509,7 @@ func (s *Server) partnerInstallations(c echo.Context, app *marketplace.AppView) 
 		return err
 	}
 	q := marketplace.InstallationQuery{Status: c.QueryParam("status"), SyncState: c.QueryParam("syncState")}
-	list, err := s.opts.Marketplace.ListAppInstallations(c.Request().Context(), actor(c), app.Slug, q, r)
+	list, err := s.opts.Installs.ListAppInstallations(c.Request().Context(), actor(c), app.Slug, q, r)
 	if err != nil {
 		return err
 	}

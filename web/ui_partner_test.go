@@ -75,7 +75,7 @@ func TestPartnerPages(t *testing.T) {
 		if !strings.HasPrefix(clientSecret, "pbcs_") || !strings.HasPrefix(sec["webhook-secret"], "whsec_") || clientID == "" {
 			t.Fatalf("secrets shown: %v", sec)
 		}
-		if _, err := p.App.Marketplace.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
+		if _, err := p.App.Marketplace.OAuth.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
 			t.Fatalf("the secret shown does not work: %v", err)
 		}
 		for _, path := range []string{apps, "/apps/pager-bot/", "/apps/pager-bot/credentials", "/apps/pager-bot/settings"} {
@@ -103,7 +103,7 @@ func TestPartnerPages(t *testing.T) {
 	t.Run("submitting an incomplete app says what is missing", func(t *testing.T) {
 		b.get("/apps/pager-bot/").ok(200, "Submit for review", "/marketplace/pager-bot")
 		b.post("/apps/pager-bot/submit", nil).ok(400, "not ready for review", "Redirect URL")
-		if v, _ := p.App.Marketplace.GetApp(ctx, signInActor(t, p, "dev@pager.example"), "pager-bot"); v.Status != marketplace.StatusDraft {
+		if v, _ := p.App.Marketplace.Apps.GetApp(ctx, signInActor(t, p, "dev@pager.example"), "pager-bot"); v.Status != marketplace.StatusDraft {
 			t.Errorf("status %s after a refused submit", v.Status)
 		}
 	})
@@ -113,7 +113,7 @@ func TestPartnerPages(t *testing.T) {
 		form.Set("redirectUrl", "ftp://partner.example/setup")
 		b.get("/apps/pager-bot/settings").ok(200)
 		b.post("/apps/pager-bot/settings", form).ok(400).fieldError("redirectUrl")
-		v, _ := p.App.Marketplace.GetApp(ctx, signInActor(t, p, "dev@pager.example"), "pager-bot")
+		v, _ := p.App.Marketplace.Apps.GetApp(ctx, signInActor(t, p, "dev@pager.example"), "pager-bot")
 		if v.RedirectURL != "" {
 			t.Errorf("a bad edit saved %q", v.RedirectURL)
 		}
@@ -121,7 +121,7 @@ func TestPartnerPages(t *testing.T) {
 		form.Del("verifyInstall")
 		form.Set("overview", "Pages the on-call person when something breaks.")
 		b.post("/apps/pager-bot/settings", form).ok(200, "Saved the settings").at("/apps/pager-bot/settings")
-		v, _ = p.App.Marketplace.GetApp(ctx, signInActor(t, p, "dev@pager.example"), "pager-bot")
+		v, _ = p.App.Marketplace.Apps.GetApp(ctx, signInActor(t, p, "dev@pager.example"), "pager-bot")
 		if v.RedirectURL != "https://partner.example/setup" || v.VerifyInstall || !strings.Contains(v.Overview, "breaks") {
 			t.Errorf("saved %+v", v.App)
 		}
@@ -160,7 +160,7 @@ func TestPartnerPages(t *testing.T) {
 		if count(t, p, "plans") != before {
 			t.Error("a forged form added a plan")
 		}
-		if _, err := p.App.Marketplace.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
+		if _, err := p.App.Marketplace.OAuth.AuthenticateClient(ctx, clientID, clientSecret); err != nil {
 			t.Error("a forged form rotated the secret")
 		}
 	})
@@ -172,10 +172,10 @@ func TestPartnerPages(t *testing.T) {
 		if fresh == "" || fresh == clientSecret {
 			t.Fatalf("new secret %q", fresh)
 		}
-		if _, err := p.App.Marketplace.AuthenticateClient(ctx, clientID, clientSecret); err == nil {
+		if _, err := p.App.Marketplace.OAuth.AuthenticateClient(ctx, clientID, clientSecret); err == nil {
 			t.Error("the old secret still works")
 		}
-		if _, err := p.App.Marketplace.AuthenticateClient(ctx, clientID, fresh); err != nil {
+		if _, err := p.App.Marketplace.OAuth.AuthenticateClient(ctx, clientID, fresh); err != nil {
 			t.Errorf("the new secret does not work: %v", err)
 		}
 		if strings.Contains(b.get("/apps/pager-bot/credentials").Body, fresh) {
@@ -226,7 +226,7 @@ func TestPartnerPages(t *testing.T) {
 
 		// A plain member of the organization looks but does not change.
 		uiSignUp(t, p, "viewer@pager.example")
-		if _, err := p.App.Marketplace.AddMember(ctx, signInActor(t, p, "dev@pager.example"), org, "viewer@pager.example", "member"); err != nil {
+		if _, err := p.App.Marketplace.Orgs.AddMember(ctx, signInActor(t, p, "dev@pager.example"), org, "viewer@pager.example", "member"); err != nil {
 			t.Fatal(err)
 		}
 		viewer := uiSignIn(t, p, "viewer@pager.example")

@@ -108,7 +108,7 @@ func setup(ctx context.Context, a *app.App, base string, sk *sink, n int, hc *ht
 		}
 	}
 	opEmail := "operator-" + run + "@bench.example"
-	if _, err := a.Marketplace.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: opEmail, Name: "Bench Operator", Password: password, IsOperator: true}); err != nil {
+	if _, err := a.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: opEmail, Name: "Bench Operator", Password: password, IsOperator: true}); err != nil {
 		return nil, fmt.Errorf("creating operator: %w", err)
 	}
 	if err := op.signIn(ctx, opEmail); err != nil {

@@ -161,7 +161,7 @@ func TestDeliveriesAndTriggerCommands(t *testing.T) {
 	base := p.URL + "/api/0"
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	defer sink.Close()
-	if _, err := p.App.Marketplace.SignUp(context.Background(), marketplaceAnon, newOperator("ops@plugboard.example")); err != nil {
+	if _, err := p.App.Marketplace.Accounts.SignUp(context.Background(), marketplaceAnon, newOperator("ops@plugboard.example")); err != nil {
 		t.Fatal(err)
 	}
 	var op struct{ Token string }

@@ -35,7 +35,7 @@ func cmdUsers(ctx context.Context, args []string, out, errOut io.Writer, getenv 
 		return err
 	}
 	defer a.Close()
-	u, err := a.Marketplace.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: *email, Name: *name, Password: *password, IsOperator: *operator})
+	u, err := a.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: *email, Name: *name, Password: *password, IsOperator: *operator})
 	if err != nil {
 		return fmt.Errorf("users create: %w", err)
 	}

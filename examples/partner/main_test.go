@@ -31,7 +31,7 @@ func TestExamplePartnerEndToEnd(t *testing.T) {
 	p := apptest.Start(t, func(c *config.Config) { c.ReconcileInterval = time.Hour })
 	base := p.URL + "/api/0"
 	ctx := context.Background()
-	if _, err := p.App.Marketplace.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
+	if _, err := p.App.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
 		t.Fatal(err)
 	}
 	ops := signIn(t, base, "ops@plugboard.example")
@@ -91,7 +91,7 @@ func TestExamplePartnerEndToEnd(t *testing.T) {
 	}
 
 	// Reconciliation asks the sync URL and finds nothing to repair.
-	runs, err := p.App.Reconciler.RunJob(ctx, marketplace.JobPartnerSync)
+	runs, err := p.App.Marketplace.Reconciler.RunJob(ctx, marketplace.JobPartnerSync)
 	if err != nil || len(runs) != 1 || len(runs[0].Errors) != 0 || runs[0].Found != 0 || runs[0].Examined != 1 {
 		t.Fatalf("partner sync: %+v %v", runs, err)
 	}

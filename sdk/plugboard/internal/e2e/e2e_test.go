@@ -132,7 +132,7 @@ func TestSDKAgainstThePlatform(t *testing.T) {
 		c.RelayGrace = time.Second
 		c.WebhookTimeout = 2 * time.Second
 	})
-	if _, err := pb.App.Marketplace.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
+	if _, err := pb.App.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
 		t.Fatal(err)
 	}
 	ops := signIn(t, pb.URL, "ops@plugboard.example")

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/app/page"
+	"gorm.io/gorm"
 )
 
 // ListLiveOrgInstallations lists the apps an organization has installed or
 // is installing (pending or installed), newest first; members may read.
-func (s *Service) ListLiveOrgInstallations(ctx context.Context, a Actor, orgRef string, r page.Request) (page.Page[Installation], error) {
+func (s *Installs) ListLiveOrgInstallations(ctx context.Context, a Actor, orgRef string, r page.Request) (page.Page[Installation], error) {
 	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
 	if err != nil {
 		return page.Page[Installation]{}, err
@@ -35,7 +36,7 @@ type InstallationSummary struct {
 // InstallationSummaries returns, for installations of organization orgRef,
 // their installer and delivery health, keyed by installation id. Members
 // may read; ids of other organizations' installations are ignored.
-func (s *Service) InstallationSummaries(ctx context.Context, a Actor, orgRef string, insts []Installation) (map[int64]InstallationSummary, error) {
+func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef string, insts []Installation) (map[int64]InstallationSummary, error) {
 	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
 	if err != nil {
 		return nil, err
@@ -120,4 +121,41 @@ func (s *Service) InstallationSummaries(ctx context.Context, a Actor, orgRef str
 		}
 	}
 	return out, nil
+}
+
+func (s *Installs) listInstallations(ctx context.Context, q *gorm.DB, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
+	q, err := iq.apply(q.WithContext(ctx).Preload("App").Preload("Organization").Preload("Plan"))
+	if err != nil {
+		return page.Page[Installation]{}, err
+	}
+	var rows []Installation
+	if err := page.Query(q, "installations.id", page.Sort{Column: "installations.id", Desc: true}, r).Find(&rows).Error; err != nil {
+		return page.Page[Installation]{}, fmt.Errorf("listing installations: %w", err)
+	}
+	return page.Finish(rows, r, func(i Installation) (string, int64) { return "", i.ID }), nil
+}
+
+// ListOrgInstallations lists the apps installed in an organization; members.
+func (s *Installs) ListOrgInstallations(ctx context.Context, a Actor, orgRef string, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
+	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
+	if err != nil {
+		return page.Page[Installation]{}, err
+	}
+	return s.listInstallations(ctx, s.db.Where("installations.organization_id = ?", acc.Org.ID), iq, r)
+}
+
+// ListAppInstallations lists an app's installations to its owner
+// organization's members or the app itself.
+func (s *Installs) ListAppInstallations(ctx context.Context, a Actor, appRef string, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
+	v, err := s.partnerApp(ctx, a, appRef)
+	if err != nil {
+		return page.Page[Installation]{}, err
+	}
+	return s.listInstallations(ctx, s.db.Where("installations.app_id = ?", v.ID), iq, r)
+}
+
+// InstallationQuery filters installation lists.
+type InstallationQuery struct {
+	Status    string
+	SyncState string
 }

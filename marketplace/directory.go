@@ -7,46 +7,10 @@ import (
 	"strconv"
 	"strings"
 
-	"gorm.io/gorm"
-
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
+	"gorm.io/gorm"
 )
-
-// Scope is a permission an app asks for.
-type Scope struct {
-	Name        string
-	Description string
-	Builtin     bool
-}
-
-// BuiltinScopes are the Platform API's own scopes.
-var BuiltinScopes = []Scope{
-	{"org:read", "Read the organization's name and settings", true},
-	{"org:write", "Change the organization's settings", true},
-	{"member:read", "See who belongs to the organization and their roles", true},
-	{"member:write", "Add, change and remove members", true},
-	{"installation:read", "Read its own installation in the organization", true},
-	{"installation:write", "Verify and configure its own installation", true},
-	{"event:read", "Read the events published in the organization", true},
-	{"event:write", "Publish events in the organization", true},
-}
-
-// Scopes returns the built-in scopes and those event types declare.
-func (s *Service) Scopes(ctx context.Context) ([]Scope, error) {
-	out := slices.Clone(BuiltinScopes)
-	extra, err := s.catalog.Scopes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for name, desc := range extra {
-		if !slices.ContainsFunc(out, func(sc Scope) bool { return sc.Name == name }) {
-			out = append(out, Scope{Name: name, Description: desc})
-		}
-	}
-	slices.SortFunc(out, func(a, b Scope) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
 
 // Directory sort orders.
 const (
@@ -55,18 +19,9 @@ const (
 	SortCreated  = "-dateCreated"
 )
 
-// DirectoryQuery filters the marketplace directory.
-type DirectoryQuery struct {
-	Query    string
-	Category string
-	SortBy   string
-	Status   string // operators only: the review queue is status=submitted
-	Plans    bool   // load each app's plans
-}
-
 // Directory lists published public apps, plus the actor's organizations'
 // unpublished public ones; operators may filter by any status.
-func (s *Service) Directory(ctx context.Context, a Actor, dq DirectoryQuery, r page.Request) (page.Page[AppView], error) {
+func (s *Apps) Directory(ctx context.Context, a Actor, dq DirectoryQuery, r page.Request) (page.Page[AppView], error) {
 	var none page.Page[AppView]
 	f := fault.Fields{}
 	f.Check(dq.Category != "" && !slices.Contains(Categories, dq.Category), "category", "must be one of "+strings.Join(Categories, ", "))
@@ -122,24 +77,11 @@ func (s *Service) Directory(ctx context.Context, a Actor, dq DirectoryQuery, r p
 	}), nil
 }
 
-// AuditQuery filters the audit log.
-type AuditQuery struct {
-	Action string
-}
-
-// AuditLog lists an organization's audit entries, newest first; admins.
-func (s *Service) AuditLog(ctx context.Context, a Actor, ref string, aq AuditQuery, r page.Request) (page.Page[AuditEntry], error) {
-	acc, err := s.access(ctx, s.db, a, ref, RoleAdmin)
-	if err != nil {
-		return page.Page[AuditEntry]{}, err
-	}
-	q := s.db.WithContext(ctx).Where("organization_id = ?", acc.Org.ID)
-	if aq.Action != "" {
-		q = q.Where("action = ?", aq.Action)
-	}
-	var rows []AuditEntry
-	if err := page.Query(q, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
-		return page.Page[AuditEntry]{}, fmt.Errorf("listing audit log: %w", err)
-	}
-	return page.Finish(rows, r, func(e AuditEntry) (string, int64) { return "", e.ID }), nil
+// DirectoryQuery filters the marketplace directory.
+type DirectoryQuery struct {
+	Query    string
+	Category string
+	SortBy   string
+	Status   string // operators only: the review queue is status=submitted
+	Plans    bool   // load each app's plans
 }

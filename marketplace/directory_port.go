@@ -9,10 +9,24 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
+// WebhookDirectory is the marketplace's answer to webhooks.Directory: who
+// receives an event and where an app's endpoint is. It is built before the
+// webhooks domain, which it does not use.
+type WebhookDirectory struct{ *core }
+
+// NewWebhookDirectory returns the directory on db.
+func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
+	c, err := newCore(db, nil, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &WebhookDirectory{core: c}, nil
+}
+
 // Recipients implements webhooks.Directory: the live installations of orgID
 // whose app has a webhook URL, subscribes to eventType and holds scope; for
 // lifecycle events, the one installation they concern.
-func (s *Service) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
+func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
 	var out []webhooks.Recipient
 	q := tx.WithContext(ctx).Table("installations i").Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid").
 		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ? AND a.webhook_url <> ''", orgID)
@@ -31,12 +45,12 @@ func (s *Service) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, even
 }
 
 // Endpoint implements webhooks.Directory.
-func (s *Service) Endpoint(ctx context.Context, appID int64) (*webhooks.Endpoint, error) {
+func (s *WebhookDirectory) Endpoint(ctx context.Context, appID int64) (*webhooks.Endpoint, error) {
 	var app App
 	if err := s.db.WithContext(ctx).First(&app, appID).Error; err != nil {
 		return nil, dbErr(err, "app", "")
 	}
-	secrets, err := s.WebhookSecrets(&app)
+	secrets, err := s.webhookSecrets(&app)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +59,7 @@ func (s *Service) Endpoint(ctx context.Context, appID int64) (*webhooks.Endpoint
 
 // EndpointChanged implements webhooks.Directory: the change goes in the
 // owner organization's audit log, by the system.
-func (s *Service) EndpointChanged(ctx context.Context, appID int64, status, reason string) {
+func (s *WebhookDirectory) EndpointChanged(ctx context.Context, appID int64, status, reason string) {
 	var app App
 	if err := s.db.WithContext(ctx).First(&app, appID).Error; err != nil {
 		return

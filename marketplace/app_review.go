@@ -1,0 +1,87 @@
+package marketplace
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/plugboard/plugboard/app/fault"
+	"gorm.io/gorm"
+)
+
+func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status string, reason *string, other AppFields, out **AppView) error {
+	if err := requireUser(a); err != nil {
+		return err
+	}
+	if !a.IsOperator() {
+		if _, err := s.view(ctx, tx, a, ref, false); err != nil {
+			return err
+		}
+		return fault.Forbidden("operator_only", "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
+	}
+	if other != (AppFields{}) {
+		return fault.Field("status", "is changed on its own, without other fields")
+	}
+	v, err := s.view(ctx, tx, a, ref, true)
+	if err != nil {
+		return err
+	}
+	f := fault.Fields{}
+	f.Check(status != StatusPublished && status != StatusRejected, "status", "must be published or rejected")
+	f.Check(status == StatusRejected && (reason == nil || strings.TrimSpace(*reason) == ""), "statusReason", "is required to reject an app")
+	if err := f.Err(); err != nil {
+		return err
+	}
+	if v.Kind != KindPublic {
+		return fault.Conflict("not_public", "Internal apps are never published.")
+	}
+	allowed := map[string][]string{StatusPublished: {StatusSubmitted}, StatusRejected: {StatusSubmitted, StatusPublished}}
+	if !slices.Contains(allowed[status], v.Status) {
+		return fault.Conflict("invalid_transition", fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
+	}
+	v.Status, v.StatusReason, v.UpdatedAt = status, "", s.now()
+	if reason != nil {
+		v.StatusReason = strings.TrimSpace(*reason)
+	}
+	if status == StatusPublished {
+		v.PublishedAt = ptr(s.now())
+	}
+	if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
+		return fmt.Errorf("saving review: %w", err)
+	}
+	*out = v
+	return s.audit(tx, a, &v.OrganizationID, "app."+map[string]string{StatusPublished: "publish", StatusRejected: "reject"}[status],
+		"app", idStr(v.ID), v.Slug, JSON{"reason": v.StatusReason})
+}
+
+// SubmitApp asks operators to review a public app; it must be complete.
+func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
+	var out *AppView
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		v, err := s.manage(ctx, tx, a, ref)
+		if err != nil {
+			return err
+		}
+		if v.Kind != KindPublic {
+			return fault.Conflict("not_public", "Internal apps are installed in their organization and never reviewed.")
+		}
+		if v.Status != StatusDraft && v.Status != StatusRejected {
+			return fault.Conflict("invalid_transition", fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
+		}
+		f := fault.Fields{}
+		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
+		f.Check(strings.TrimSpace(v.Overview) == "", "overview", "is required before review: the marketplace shows it")
+		f.Check(len(v.Scopes) == 0, "scopes", "needs at least one scope before review")
+		if err := f.Err(); err != nil {
+			return err
+		}
+		v.Status, v.StatusReason, v.SubmittedAt, v.UpdatedAt = StatusSubmitted, "", ptr(s.now()), s.now()
+		if err := tx.Omit("Organization", "Plans").Save(&v.App).Error; err != nil {
+			return fmt.Errorf("submitting app: %w", err)
+		}
+		out = v
+		return s.audit(tx, a, &v.OrganizationID, "app.submit", "app", idStr(v.ID), v.Slug, nil)
+	})
+	return out, err
+}

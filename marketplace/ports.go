@@ -1,0 +1,54 @@
+package marketplace
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/page"
+	"github.com/plugboard/plugboard/webhooks"
+)
+
+// The ports below are what the marketplace needs of the webhooks domain,
+// declared here by their consumer; the composition root passes webhooks'
+// types, tests may pass their own.
+
+// Publisher writes events and their deliveries inside a transaction and
+// enqueues them once it commits (webhooks.Outbox).
+type Publisher interface {
+	Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error
+	Publish(ctx context.Context, tx *gorm.DB, ev webhooks.NewEvent) (*webhooks.Event, error)
+}
+
+// EventCatalog is the event catalogue (webhooks.Catalog).
+type EventCatalog interface {
+	List(ctx context.Context) ([]webhooks.EventType, error)
+	Scopes(ctx context.Context) (map[string]string, error)
+	Get(ctx context.Context, name string) (*webhooks.EventType, error)
+	Create(ctx context.Context, tx *gorm.DB, n webhooks.NewEventType) (*webhooks.EventType, error)
+}
+
+// DeliveryLog reads an app's deliveries and their health.
+type DeliveryLog interface {
+	ListDeliveries(ctx context.Context, appID int64, dq webhooks.DeliveryQuery, r page.Request) (page.Page[webhooks.Delivery], error)
+	GetDelivery(ctx context.Context, appID int64, id string) (*webhooks.DeliveryDetail, error)
+	Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error)
+}
+
+// EndpointAdmin manages an app's webhook endpoint: its state and limits,
+// replays, the signed requests reconciliation sends.
+type EndpointAdmin interface {
+	State(ctx context.Context, appID int64) (webhooks.EndpointState, error)
+	Limits(st webhooks.EndpointState) (rate, inFlight int)
+	SetEndpoint(ctx context.Context, tx *gorm.DB, appID int64, status *string, reason string, rate, inFlight *int) error
+	Redeliver(ctx context.Context, appID int64, ids []string) (int, error)
+	RedeliverFailed(ctx context.Context, appID int64, since, until *time.Time) (int, error)
+	Forget(appID int64)
+	SignedGet(ctx context.Context, appID int64, rawURL string, limit int64) ([]byte, error)
+}
+
+// DeliveryStream copies an app's deliveries to `plugboard listen`.
+type DeliveryStream interface {
+	Listen(ctx context.Context, appID int64, session string) (<-chan webhooks.Forwarded, error)
+}

@@ -1,0 +1,69 @@
+package marketplace
+
+// Accounts signs users up and in, keeps their sessions and personal API
+// tokens, and authenticates every kind of bearer credential.
+type Accounts struct {
+	*core
+	tokens *tokens
+	hosts  *ServiceTokens
+	oauth  *OAuth
+}
+
+// Orgs are organizations, their members and their audit log.
+type Orgs struct {
+	*core
+	installs *Installs
+}
+
+// Apps are partner apps, their plans, review and secrets, and the
+// marketplace directory.
+type Apps struct {
+	*core
+	events    *Events
+	installs  *Installs
+	tokens    *tokens
+	endpoints EndpointAdmin
+}
+
+// Installs are installations and their grants: installing, verifying,
+// changing plan, uninstalling, and the installed-apps read models.
+type Installs struct {
+	*core
+	tokens *tokens
+}
+
+// OAuth is the authorization server: consent, the token endpoint,
+// revocation, client and app-JWT authentication, the signing keys.
+type OAuth struct {
+	*core
+	events   *Events
+	installs *Installs
+	tokens   *tokens
+}
+
+// ServiceTokens are the host product's tokens.
+type ServiceTokens struct {
+	*core
+}
+
+// Events are the event catalogue and the host's publishing.
+type Events struct {
+	*core
+	catalog EventCatalog
+}
+
+// Deliveries is the partner's view of an app's webhooks: the delivery log,
+// redelivery, test events, health and `plugboard listen`.
+type Deliveries struct {
+	*core
+	installs  *Installs
+	log       DeliveryLog
+	endpoints EndpointAdmin
+	stream    DeliveryStream
+}
+
+// tokens issues, finds and revokes installation tokens; OAuth, Installs and
+// Apps share it.
+type tokens struct {
+	*core
+}
