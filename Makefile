@@ -1,7 +1,7 @@
 # Plugboard: `make run` starts the platform, `make test` runs every test.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/plugboard/plugboard/app.Version=$(VERSION)
+LDFLAGS := -X github.com/plugboard/plugboard/cmd/platform.Version=$(VERSION)
 BIN     := bin/plugboard
 
 .PHONY: run test build lint fmt tidy migrate services bench screenshots clean

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugboard/plugboard/app"
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 )
 
 func publicApp(name string) map[string]any {
@@ -22,7 +22,7 @@ func publicApp(name string) map[string]any {
 // The README's curl walk-through, as a test.
 func TestPartnerPublishesAndDirectoryFindsIt(t *testing.T) {
 	var logs bytes.Buffer
-	p := apptest.StartLogged(t, app.AllRoles, apptest.Config(t), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	p := apptest.StartLogged(t, platform.AllRoles, apptest.Config(t), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	partner := signUp(t, p, "partner@example.com")
 	partner.do("POST", "/api/0/organizations/", map[string]string{"name": "Pager Co"}).ok(t, 201, nil)
 

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 )
 
 func mustURL(s string) *url.URL {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 )
 
 // TestEveryRouteAllowsAndDenies drives each /api/0 route with a caller who

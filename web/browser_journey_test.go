@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/marketplace"
 )
 

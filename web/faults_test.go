@@ -12,9 +12,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/plugboard/plugboard/app"
-	"github.com/plugboard/plugboard/app/apptest"
 	"github.com/plugboard/plugboard/app/testenv"
+	"github.com/plugboard/plugboard/cmd/platform"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
 )
 
@@ -120,8 +120,8 @@ func TestPostgresOutageLosesNothing(t *testing.T) {
 func TestRateLimitHoldsAcrossTwoWorkers(t *testing.T) {
 	cfg := apptest.Config(t, fastRetries)
 	h := &hooks{sink: newSink(t)}
-	h.p = apptest.StartRoles(t, app.AllRoles, cfg)
-	apptest.StartRoles(t, app.Roles{Worker: true}, cfg) // a second worker on the same database and Redis
+	h.p = apptest.StartRoles(t, platform.AllRoles, cfg)
+	apptest.StartRoles(t, platform.Roles{Worker: true}, cfg) // a second worker on the same database and Redis
 	setupHooks(t, h)
 	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookRateLimit": 20, "webhookMaxInFlight": 10}).ok(t, 200, nil)
 	time.Sleep(2100 * time.Millisecond) // endpoint cache

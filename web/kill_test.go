@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/app"
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
 )
 
@@ -65,7 +65,7 @@ func workerProcess(t *testing.T, cfg config.Config) *exec.Cmd {
 func TestWorkerKilledMidDeliveryLosesNothing(t *testing.T) {
 	cfg := apptest.Config(t, fastRetries, func(c *config.Config) { c.WebhookTimeout = 5 * time.Second })
 	h := &hooks{sink: newSink(t)}
-	h.p = apptest.StartRoles(t, app.Roles{HTTP: true, Scheduler: true}, cfg)
+	h.p = apptest.StartRoles(t, platform.Roles{HTTP: true, Scheduler: true}, cfg)
 	cfg.BaseURL = h.p.URL
 	worker := workerProcess(t, cfg)
 	setupHooks(t, h)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 )
 
 // browser drives the HTML UI over HTTP the way a browser does: it keeps

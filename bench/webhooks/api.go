@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/plugboard/plugboard/app"
+	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/marketplace"
 )
 
@@ -89,7 +89,7 @@ type world struct {
 // partner organization with n public apps pointed at the sink, published,
 // with high limits; a customer organization that installs every app; and a
 // host service token. It waits for the n installation.created webhooks.
-func setup(ctx context.Context, a *app.App, base string, sk *sink, n int, hc *http.Client) (*world, error) {
+func setup(ctx context.Context, a *platform.App, base string, sk *sink, n int, hc *http.Client) (*world, error) {
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	anon := &client{base: base, hc: hc}
 	partner := &client{base: base, hc: hc}

@@ -44,7 +44,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/plugboard/plugboard/app"
+	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/config"
 	"github.com/plugboard/plugboard/webhooks"
 )
@@ -210,7 +210,7 @@ func run(o options) (rep *report, err error) {
 	}
 
 	// =========================================================================
-	// A fresh database: app.New creates and migrates it (AutoMigrate).
+	// A fresh database: platform.New creates and migrates it (AutoMigrate).
 
 	var rnd [5]byte
 	_, _ = rand.Read(rnd[:])
@@ -276,7 +276,7 @@ func run(o options) (rep *report, err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
 	appCtx, stopApp := context.WithCancel(context.Background())
-	a, err := app.New(appCtx, cfg, log, app.AllRoles)
+	a, err := platform.New(appCtx, cfg, log, platform.AllRoles)
 	if err != nil {
 		stopApp()
 		l.Close()

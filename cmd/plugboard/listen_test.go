@@ -13,8 +13,8 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/plugboard/plugboard/app"
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/marketplace"
 )
 
@@ -53,7 +53,7 @@ var call = apptest.Call
 
 func TestListenForwardsSignedDeliveriesAndSurvivesARestart(t *testing.T) {
 	cfg := apptest.Config(t)
-	p := apptest.StartRoles(t, app.AllRoles, cfg)
+	p := apptest.StartRoles(t, platform.AllRoles, cfg)
 	base := p.URL + "/api/0"
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
 	defer sink.Close()
@@ -125,7 +125,7 @@ func TestListenForwardsSignedDeliveriesAndSurvivesARestart(t *testing.T) {
 	}
 	out.waitFor(t, "reconnecting")
 	cfg.HTTPAddr = strings.TrimPrefix(p.URL, "http://")
-	if restarted := apptest.StartRoles(t, app.AllRoles, cfg); restarted.URL != p.URL {
+	if restarted := apptest.StartRoles(t, platform.AllRoles, cfg); restarted.URL != p.URL {
 		t.Fatalf("restarted on %s, want %s", restarted.URL, p.URL)
 	}
 	out.waitFor(t, "Reconnected.")

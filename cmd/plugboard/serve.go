@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/plugboard/plugboard/app"
+	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/config"
 )
 
@@ -24,16 +24,16 @@ func cmdServe(mode string) func(ctx context.Context, args []string, out, errOut 
 		if err != nil {
 			return err
 		}
-		roles := app.AllRoles
+		roles := platform.AllRoles
 		switch mode {
 		case "api":
-			roles = app.Roles{HTTP: true}
+			roles = platform.Roles{HTTP: true}
 		case "worker":
-			roles = app.Roles{Worker: true, Scheduler: true}
+			roles = platform.Roles{Worker: true, Scheduler: true}
 		}
 		level, _ := cfg.SlogLevel()
 		log := newLogger(errOut, level, cfg.LogFormat)
-		a, err := app.New(ctx, cfg, log, roles)
+		a, err := platform.New(ctx, cfg, log, roles)
 		if err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func cmdVersion(_ context.Context, args []string, out, _ io.Writer, _ env) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "plugboard", app.Version)
+	fmt.Fprintln(out, "plugboard", platform.Version)
 	return nil
 }
 
@@ -77,5 +77,5 @@ func cmdMigrate(ctx context.Context, args []string, out, errOut io.Writer, geten
 	if err != nil {
 		return err
 	}
-	return app.Migrate(ctx, cfg, action, out)
+	return platform.Migrate(ctx, cfg, action, out)
 }

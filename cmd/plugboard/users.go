@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/plugboard/plugboard/app"
+	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/marketplace"
 )
 
@@ -30,7 +30,7 @@ func cmdUsers(ctx context.Context, args []string, out, errOut io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	a, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.Roles{})
+	a, err := platform.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), platform.Roles{})
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/app/apptest"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
 	"github.com/plugboard/plugboard/marketplace"
 )

@@ -1,10 +1,11 @@
-// Package app is Plugboard's composition root: it turns a config.Config into
-// running parts (Postgres through gorm, Redis, the asynq client, worker and
-// scheduler, the stores and services of marketplace and webhooks, the HTTP
-// server) and owns start-up and graceful shutdown. Only cmd and tests import
-// app; its subpackages fault and page are shared helpers every package may
-// import.
-package app
+// Package platform is Plugboard's composition root: it turns a
+// config.Config into running parts (Postgres through gorm, Redis, the asynq
+// client, worker and scheduler, the services of marketplace and webhooks,
+// the HTTP server), built in one pass from constructors, and owns start-up
+// and graceful shutdown. It imports every room; only cmd/plugboard, the
+// benchmark and tests (through apptest) import it. The shared kernel it and
+// every other package build on is app/ (fault, page, secret, testenv).
+package platform
 
 import (
 	"context"
@@ -33,7 +34,7 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
-// Version is set at build time with -ldflags "-X github.com/plugboard/plugboard/app.Version=…".
+// Version is set at build time with -ldflags "-X github.com/plugboard/plugboard/cmd/platform.Version=…".
 var Version = "dev"
 
 // Roles say which parts of the platform a process runs.

@@ -2,7 +2,7 @@
 // process, on a free loopback port, against a fresh test database and Redis
 // space, for end-to-end tests that talk HTTP to it like a user would.
 //
-// It imports app and testenv; only test files import it.
+// It imports platform and app/testenv; only test files import it.
 package apptest
 
 import (
@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plugboard/plugboard/app"
 	"github.com/plugboard/plugboard/app/testenv"
+	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/config"
 )
 
 // Platform is a running platform.
 type Platform struct {
 	URL    string // http://127.0.0.1:port
-	App    *app.App
+	App    *platform.App
 	Config config.Config
 	cancel context.CancelFunc
 	done   chan error
@@ -67,18 +67,18 @@ func Logger(t testing.TB) *slog.Logger {
 // Start runs the platform with every role until t ends.
 func Start(t testing.TB, opts ...Option) *Platform {
 	t.Helper()
-	return StartRoles(t, app.AllRoles, Config(t, opts...))
+	return StartRoles(t, platform.AllRoles, Config(t, opts...))
 }
 
 // StartRoles runs the given roles on cfg until t ends, and fails t if the
 // platform does not shut down cleanly.
-func StartRoles(t testing.TB, roles app.Roles, cfg config.Config) *Platform {
+func StartRoles(t testing.TB, roles platform.Roles, cfg config.Config) *Platform {
 	t.Helper()
 	return StartLogged(t, roles, cfg, Logger(t))
 }
 
 // StartLogged is StartRoles with the platform's logs sent to log.
-func StartLogged(t testing.TB, roles app.Roles, cfg config.Config, log *slog.Logger) *Platform {
+func StartLogged(t testing.TB, roles platform.Roles, cfg config.Config, log *slog.Logger) *Platform {
 	t.Helper()
 	// A fixed address (a restart on the same port) is kept; otherwise a
 	// free loopback port is taken.
@@ -93,7 +93,7 @@ func StartLogged(t testing.TB, roles app.Roles, cfg config.Config, log *slog.Log
 	cfg.HTTPAddr = l.Addr().String()
 	cfg.BaseURL = "http://" + l.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log, roles)
+	a, err := platform.New(ctx, cfg, log, roles)
 	if err != nil {
 		cancel()
 		l.Close()

@@ -1,4 +1,4 @@
-package app_test
+package platform_test
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/plugboard/plugboard/app"
-	"github.com/plugboard/plugboard/app/apptest"
 	"github.com/plugboard/plugboard/app/testenv"
+	"github.com/plugboard/plugboard/cmd/platform"
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/marketplace"
 )
 
@@ -108,7 +108,7 @@ func TestReadinessFollowsPostgresAndRedis(t *testing.T) {
 	redisURL, _ := url.Parse(cfg.RedisURL)
 	redisURL.Host = rd.Addr()
 	cfg.RedisURL = redisURL.String()
-	p := apptest.StartRoles(t, app.AllRoles, cfg)
+	p := apptest.StartRoles(t, platform.AllRoles, cfg)
 
 	waitStatus(t, p.URL+"/readyz", 200)
 	for _, dep := range []struct {
@@ -133,7 +133,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := app.New(ctx, cfg, apptest.Logger(t), app.AllRoles)
+	a, err := platform.New(ctx, cfg, apptest.Logger(t), platform.AllRoles)
 	if err != nil {
 		t.Fatal(err)
 	}
