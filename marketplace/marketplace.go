@@ -1,12 +1,31 @@
-// Package marketplace is Plugboard's account and catalogue domain: users,
-// sessions and API tokens, organizations and members, partner apps, plans,
-// the marketplace directory, the scope catalogue and the audit log (and, in
-// later issues, installations, grants, tokens and reconciliation).
+// Package marketplace is Plugboard's account, catalogue and installation
+// domain, one service per concept, each owning its SQL:
 //
-// It never imports echo or web; it imports webhooks (to read the event
-// catalogue and publish lifecycle events), config values passed in Options,
-// and the app/fault, app/page and app/secret helpers. Errors it returns are
-// *fault.Error values; web maps them to problem documents.
+//   - Accounts (accounts.go): users, sessions, API tokens, CSRF, and the
+//     authentication of every bearer credential;
+//   - Orgs (orgs.go, audit.go): organizations, members, the audit log;
+//   - Apps (apps.go, app_*.go, plans.go, directory.go): partner apps, their
+//     plans, review and secrets, and the marketplace directory;
+//   - Installs (installations.go, installation_*.go): installing, grants,
+//     verification, plan changes, uninstalling, installed-apps read models;
+//   - OAuth (oauth.go, authorize.go, tokens.go): the authorization server;
+//   - ServiceTokens (service_tokens.go): the host product's tokens;
+//   - Events (events.go, scopes.go): the event and scope catalogues, and
+//     the host's publishing;
+//   - Deliveries (deliveries.go, delivery_log_page.go): the partner's view of
+//     an app's webhooks;
+//   - Reconciler (reconcile*.go, runs.go, tasks.go): the periodic jobs.
+//
+// They share a small core (marketplace.go: the database, the clock, keys,
+// the audit log) and one access helper (access.go) that answers "may this
+// actor see or change app X". What they need of the webhooks domain is
+// declared here as ports (ports.go); WebhookDirectory is the marketplace's
+// side of webhooks.Directory. New builds them all in one pass.
+//
+// marketplace imports webhooks (its types and ports' implementations), and
+// the app/ kernel (fault, page, secret); it never imports echo or web.
+// web and the composition root (cmd/platform) import it. Errors it returns
+// are *fault.Error values; web maps them to problem documents.
 package marketplace
 
 import (

@@ -121,11 +121,7 @@ func (s *Server) authorizeInstallation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	grant := map[string]string{"authorization_code": "authorization_code", "refresh_token": "refresh_token"}[in.GrantType]
-	if grant == "" && in.GrantType != "" {
-		grant = in.GrantType
-	}
-	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{GrantType: grant, Code: in.Code, RefreshToken: in.RefreshToken,
+	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{GrantType: in.GrantType, Code: in.Code, RefreshToken: in.RefreshToken,
 		RedirectURI: in.RedirectURI, CodeVerifier: in.CodeVerifier, InstallationUUID: c.Param("uuid")})
 	if err != nil {
 		return err

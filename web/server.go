@@ -1,10 +1,12 @@
 // Package web is Plugboard's HTTP layer: the echo server and its middleware,
 // the JSON API under /api/0, the OAuth endpoints, the HTML UI and the OpenAPI
-// document. Handlers decode, call a marketplace or webhooks service, and
-// encode; every error is rendered by one handler (errors.go).
+// document. routes.go is the one map of every path; handlers decode, call
+// one marketplace service, and encode; each page gets its data from one
+// read-model call; every error is rendered by one handler (errors.go).
 //
-// web imports marketplace, webhooks, config and the app/fault and app/page
-// helpers; only app imports web.
+// web imports marketplace, webhooks (for its types), config and the app/
+// kernel (fault, page); only the composition root, cmd/platform, imports
+// web.
 package web
 
 import (

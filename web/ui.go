@@ -395,13 +395,7 @@ var templateFuncs = template.FuncMap{
 		}
 		return v
 	},
-	// category is a directory category as people write it.
-	"category": func(c string) string {
-		if l, ok := categoryLabels[c]; ok {
-			return l
-		}
-		return c
-	},
+	"category": categoryLabel,
 	// plural: "1 install", "3 installs".
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
@@ -442,6 +436,14 @@ var templateFuncs = template.FuncMap{
 		}
 		return "plain"
 	},
+}
+
+// categoryLabel spells a directory category the way people write it.
+func categoryLabel(slug string) string {
+	if l, ok := categoryLabels[slug]; ok {
+		return l
+	}
+	return slug
 }
 
 var categoryLabels = map[string]string{

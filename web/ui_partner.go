@@ -102,16 +102,6 @@ func (s *Server) appChoices(c echo.Context, app *marketplace.App, posted bool) (
 // option is a choice of a form: its value and what the user reads.
 type option struct{ Value, Label string }
 
-// categoryLabel spells a category slug the way people write it.
-func categoryLabel(slug string) string {
-	if slug == "ci-cd" {
-		return "CI/CD"
-	}
-	words := strings.Split(slug, "-")
-	words[0] = strings.ToUpper(words[0][:1]) + words[0][1:]
-	return strings.Join(words, " ")
-}
-
 // appFields reads an app form. Every field the form shows is given (an
 // unticked box list is an empty list); an empty slug means "keep" (or, on
 // creation, "make one from the name").
