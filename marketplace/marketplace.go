@@ -85,7 +85,7 @@ func newCore(db *gorm.DB, outbox Publisher, opts Options) (*core, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	box, err := secret.NewBox(opts.SecretKey, "webhook-secrets")
+	box, err := secret.NewBox(opts.SecretKey, boxPurpose)
 	if err != nil {
 		return nil, fmt.Errorf("creating secret box: %w", err)
 	}

@@ -117,6 +117,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			log.Info("applied migrations", "count", n)
 		}
 	}
+	if err := marketplace.CheckSecretKey(ctx, db, cfg.SecretKey.Reveal()); err != nil {
+		a.Close()
+		return nil, err
+	}
 
 	// =========================================================================
 	// Redis and asynq

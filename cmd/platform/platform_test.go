@@ -191,3 +191,23 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Error("server still answers after shutdown")
 	}
 }
+
+// A platform started on an existing database with another secret key (a
+// container recreated with a fresh key) stops at once, naming the
+// variable, instead of serving while no webhook can be signed.
+func TestStartRefusesAnotherSecretKey(t *testing.T) {
+	cfg := apptest.Config(t)
+	first := apptest.StartRoles(t, platform.Roles{HTTP: true}, cfg)
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.SecretKey = "another-secret-key-0123456789abcdef01234567"
+	_, err := platform.New(t.Context(), cfg, apptest.Logger(t), platform.Roles{HTTP: true})
+	if err == nil {
+		t.Fatal("the platform started with another secret key")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "PLUGBOARD_SECRET_KEY") || strings.Contains(msg, "\n") ||
+		!strings.Contains(msg, "plugboard secrets rotate-key") {
+		t.Fatalf("start-up error is not one line naming PLUGBOARD_SECRET_KEY and the way out: %q", msg)
+	}
+}
