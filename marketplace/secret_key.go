@@ -114,7 +114,7 @@ func RotateSecretKey(ctx context.Context, db *gorm.DB, old, fresh string) (int, 
 					ID     int64
 					Sealed []byte
 				}
-				if err := tx.Table(table).Select("id, "+col+" AS sealed").Where(col+" IS NOT NULL AND length("+col+") > 0").
+				if err := tx.Table(table).Select("id, " + col + " AS sealed").Where(col + " IS NOT NULL AND length(" + col + ") > 0").
 					Clauses(lockForUpdate).Scan(&rows).Error; err != nil {
 					return fmt.Errorf("reading %s.%s: %w", table, col, err)
 				}
