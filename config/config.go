@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -56,7 +57,7 @@ type Config struct {
 	RedisURL string `env:"PLUGBOARD_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"a redis:// URL"`
 
 	SecretKey     Secret `env:"PLUGBOARD_SECRET_KEY" default:"" help:"at least 32 characters of random text (required in production)"`
-	SecretKeyFile string `env:"PLUGBOARD_SECRET_KEY_FILE" default:".plugboard/secret-key" help:"a file path; in development the key is generated there when PLUGBOARD_SECRET_KEY is unset"`
+	SecretKeyFile string `env:"PLUGBOARD_SECRET_KEY_FILE" default:".plugboard/secret-key" help:"a file holding the key, read when PLUGBOARD_SECRET_KEY is unset (a mounted secret); in development and tests the key is generated there if the file is missing"`
 
 	LogLevel  string `env:"PLUGBOARD_LOG_LEVEL" default:"info" help:"one of debug, info, warn, error"`
 	LogFormat string `env:"PLUGBOARD_LOG_FORMAT" default:"text" help:"text or json"`
@@ -124,7 +125,32 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		c.BaseURL = "http://localhost:" + port
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if err := c.readSecretKeyFile(); err != nil {
+		return c, err
+	}
 	return c, c.Validate()
+}
+
+// readSecretKeyFile fills SecretKey from PLUGBOARD_SECRET_KEY_FILE when the
+// variable itself is unset and the file exists, in every environment (a
+// container's mounted secret, say).
+func (c *Config) readSecretKeyFile() error {
+	if c.SecretKey != "" || c.SecretKeyFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.SecretKeyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY_FILE: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if len(key) < 32 {
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY_FILE: %s holds fewer than 32 characters", c.SecretKeyFile)
+	}
+	c.SecretKey = Secret(key)
+	return nil
 }
 
 func setField(f reflect.Value, raw string) error {
@@ -188,7 +214,7 @@ func (c Config) Validate() error {
 		return bad("SecretKey", c.SecretKey.String())
 	}
 	if c.Env == EnvProduction && c.SecretKey == "" {
-		return fmt.Errorf("PLUGBOARD_SECRET_KEY: required in production: expected at least 32 characters of random text")
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY: required in production: expected at least 32 characters of random text, or a file at PLUGBOARD_SECRET_KEY_FILE (%s)", c.SecretKeyFile)
 	}
 	if _, err := c.SlogLevel(); err != nil {
 		return bad("LogLevel", c.LogLevel)
@@ -279,22 +305,15 @@ func MaskURL(raw string) string {
 	return u.String()
 }
 
-// EnsureSecretKey fills SecretKey in development and test: it reads the key
-// file, or generates a key and writes it there. Production must set the key.
+// EnsureSecretKey fills SecretKey in development and test when neither the
+// variable nor the key file gave one: it generates a key and writes it to
+// the key file. Production must set the key or mount the file.
 func (c *Config) EnsureSecretKey() error {
-	if c.SecretKey != "" {
-		return nil
+	if err := c.readSecretKeyFile(); err != nil || c.SecretKey != "" {
+		return err
 	}
 	if c.Env == EnvProduction {
-		return fmt.Errorf("PLUGBOARD_SECRET_KEY: required in production")
-	}
-	if b, err := os.ReadFile(c.SecretKeyFile); err == nil {
-		key := strings.TrimSpace(string(b))
-		if len(key) < 32 {
-			return fmt.Errorf("PLUGBOARD_SECRET_KEY_FILE: %s holds fewer than 32 characters", c.SecretKeyFile)
-		}
-		c.SecretKey = Secret(key)
-		return nil
+		return fmt.Errorf("PLUGBOARD_SECRET_KEY: required in production (or a file at PLUGBOARD_SECRET_KEY_FILE)")
 	}
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {

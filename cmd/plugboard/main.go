@@ -47,6 +47,7 @@ func commands() []command {
 		{"trigger", "publish an event: trigger EVENT --org ORG [--data JSON]", cmdTrigger},
 		{"config", "print the effective configuration, secrets masked", cmdConfig},
 		{"version", "print the version", cmdVersion},
+		{"healthcheck", "exit 0 when the local server is ready (for container healthchecks)", cmdHealthcheck},
 	}
 }
 
