@@ -84,15 +84,6 @@ func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
 	return nil
 }
 
-// HasPending reports whether migrations are waiting to be applied.
-func HasPending(ctx context.Context, db *sql.DB) (bool, error) {
-	p, err := provider(db)
-	if err != nil {
-		return false, err
-	}
-	return p.HasPending(ctx)
-}
-
 // EnsureDatabase creates the database named in dsn when it does not exist,
 // connecting to the server's "postgres" database to do so.
 func EnsureDatabase(ctx context.Context, dsn string) error {
