@@ -1,7 +1,8 @@
 // Package migrations holds Plugboard's versioned SQL migrations, embedded in
 // the binary, and the functions that apply them with goose. The SQL files are
-// the schema's one source of truth. It imports nothing of Plugboard; app and
-// the test helpers import it.
+// the schema's one source of truth. It imports nothing of Plugboard; app
+// (to migrate) and app/testenv (to build the tests' template database)
+// import it.
 package migrations
 
 import (
