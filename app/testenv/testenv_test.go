@@ -58,7 +58,9 @@ func TestReserveRedis(t *testing.T) {
 			func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 		{"no server", func() (context.Context, context.CancelFunc) { return ctx, func() {} },
 			testenv.RedisOptions{Addr: "127.0.0.1:1", DBs: []int{3}},
-			func(err error) bool { return err != nil && strings.Contains(err.Error(), "Redis is required (127.0.0.1:1)") }},
+			func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), "Redis is required (127.0.0.1:1)")
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
