@@ -5,7 +5,7 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-COPY sdk/plugboard/go.mod sdk/plugboard/go.sum* ./sdk/plugboard/
+COPY sdk/plugboard/go.mod sdk/plugboard/go.sum ./sdk/plugboard/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -1,8 +1,13 @@
 # Plugboard: `make run` starts the platform, `make test` runs every test.
+# The SDK (sdk/plugboard) is a Go module of its own, so that partners who
+# `go get` it pull only its requirements: test, lint and tidy run over it
+# too. The main module reaches it through the replace in go.mod; no go.work.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/plugboard/plugboard/cmd/platform.Version=$(VERSION)
 BIN     := bin/plugboard
+SDK     := sdk/plugboard
+STATICCHECK = $$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )
 
 .PHONY: run test build lint fmt tidy migrate services bench screenshots clean
 
@@ -10,19 +15,23 @@ BIN     := bin/plugboard
 run: services build
 	$(BIN) serve
 
-## test: every test, against real PostgreSQL and Redis
+## test: every test, against real PostgreSQL and Redis, then the SDK module's
 test: services
 	$(GO) test -count=1 -timeout 15m ./...
+	cd $(SDK) && $(GO) test -count=1 ./...
 
 ## build: the binary at bin/plugboard
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/plugboard
 
-## lint: go vet, staticcheck, and Spectral on the OpenAPI document
+## lint: go vet, staticcheck and deadcode over both modules, and Spectral on the OpenAPI document
 lint:
 	$(GO) vet ./...
-	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
-	$$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck ) ./...
+	cd $(SDK) && $(GO) vet ./...
+	@command -v staticcheck >/dev/null || test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$(STATICCHECK) ./...
+	cd $(SDK) && $(STATICCHECK) ./...
+	.ci/deadcode
 	@test -x .tools/node_modules/.bin/spectral || (mkdir -p .tools && cd .tools && npm install --no-audit --no-fund --silent @stoplight/spectral-cli@6.16.3)
 	.tools/node_modules/.bin/spectral lint web/openapi.yaml --ruleset .spectral.yaml --fail-severity warn
 
@@ -30,9 +39,10 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## tidy: go mod tidy
+## tidy: go mod tidy, in both modules
 tidy:
 	$(GO) mod tidy
+	cd $(SDK) && $(GO) mod tidy
 
 ## migrate: apply pending migrations to PLUGBOARD_DATABASE_URL
 migrate: services build

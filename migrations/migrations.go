@@ -1,7 +1,8 @@
 // Package migrations holds Plugboard's versioned SQL migrations, embedded in
 // the binary, and the functions that apply them with goose. The SQL files are
-// the schema's one source of truth. It imports nothing of Plugboard; app and
-// the test helpers import it.
+// the schema's one source of truth. It imports nothing of Plugboard; app
+// (to migrate) and app/testenv (to build the tests' template database)
+// import it.
 package migrations
 
 import (
@@ -82,15 +83,6 @@ func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
 		fmt.Fprintf(w, "%05d  %-40s %s\n", s.Source.Version, s.Source.Path, when)
 	}
 	return nil
-}
-
-// HasPending reports whether migrations are waiting to be applied.
-func HasPending(ctx context.Context, db *sql.DB) (bool, error) {
-	p, err := provider(db)
-	if err != nil {
-		return false, err
-	}
-	return p.HasPending(ctx)
 }
 
 // EnsureDatabase creates the database named in dsn when it does not exist,

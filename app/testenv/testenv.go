@@ -2,9 +2,12 @@
 // fresh database cloned from a migrated template (so it is fast), and each
 // call to Redis a Redis database number of its own, flushed. Packages and
 // tests can run in parallel. A missing PostgreSQL or Redis fails the test;
-// nothing is skipped.
+// nothing is skipped. CreateDB and ReserveRedis do the same without a
+// testing.TB, for programs such as bench/webhooks, so that everything using
+// the local servers takes databases one way and never shares one.
 //
-// It imports config and migrations; test files of every package may import it.
+// It imports migrations; test files of every package may import it, and so
+// may the benchmarks under bench/, never the platform's own code.
 package testenv
 
 import (
@@ -17,13 +20,11 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/plugboard/plugboard/migrations"
 )
@@ -44,23 +45,42 @@ func RedisAddr() string {
 	return "127.0.0.1:6379"
 }
 
-func withDB(raw, name string) string {
-	u, _ := url.Parse(raw)
+// withDB is the URL of the database name on the server at raw.
+func withDB(raw, name string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("want a postgres:// URL, got %q", raw)
+	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), nil
 }
 
-var (
-	templateOnce sync.Once
-	templateName string
-	templateErr  error
-)
+// templates are the migrated template databases this process made or
+// found, by server: each is built once per process and migration set.
+var templates = struct {
+	sync.Mutex
+	byServer map[string]*templateResult
+}{byServer: map[string]*templateResult{}}
 
-// template creates (once per process, under an advisory lock shared by all
-// processes) a database with every migration applied, named after a hash of
-// the migration files so that a changed migration makes a new template.
-func template(ctx context.Context) (string, error) {
-	templateOnce.Do(func() {
+type templateResult struct {
+	once sync.Once
+	name string
+	err  error
+}
+
+// template creates (once per process and server, under an advisory lock
+// shared by all processes) a database with every migration applied, named
+// after a hash of the migration files so that a changed migration makes a
+// new template.
+func template(ctx context.Context, server string) (string, error) {
+	templates.Lock()
+	t, ok := templates.byServer[server]
+	if !ok {
+		t = &templateResult{}
+		templates.byServer[server] = t
+	}
+	templates.Unlock()
+	t.once.Do(func() {
 		h := sha256.New()
 		_ = fs.WalkDir(migrations.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -71,20 +91,20 @@ func template(ctx context.Context) (string, error) {
 			h.Write(b)
 			return nil
 		})
-		templateName = "plugboard_tmpl_" + hex.EncodeToString(h.Sum(nil))[:12]
-		templateErr = buildTemplate(ctx, templateName)
+		t.name = "plugboard_tmpl_" + hex.EncodeToString(h.Sum(nil))[:12]
+		t.err = buildTemplate(ctx, server, t.name)
 	})
-	return templateName, templateErr
+	return t.name, t.err
 }
 
-func buildTemplate(ctx context.Context, name string) error {
-	conn, err := pgx.Connect(ctx, PostgresURL())
+func buildTemplate(ctx context.Context, server, name string) error {
+	conn, err := pgx.Connect(ctx, server)
 	if err != nil {
-		return fmt.Errorf("PostgreSQL is required for tests (%s): %w", PostgresURL(), err)
+		return fmt.Errorf("PostgreSQL is required (%s): %w", server, err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(72007001)"); err != nil {
-		return err
+		return fmt.Errorf("locking the template: %w", err)
 	}
 	defer conn.Exec(ctx, "SELECT pg_advisory_unlock(72007001)") //nolint:errcheck
 	var ready bool
@@ -94,42 +114,61 @@ func buildTemplate(ctx context.Context, name string) error {
 	}
 	ident := pgx.Identifier{name}.Sanitize()
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident); err != nil {
-		return err
+		return fmt.Errorf("dropping a half-built template %s: %w", name, err)
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return fmt.Errorf("creating template %s: %w", name, err)
+	}
+	dsn, err := withDB(server, name)
+	if err != nil {
 		return err
 	}
-	db, err := sql.Open("pgx", withDB(PostgresURL(), name))
+	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return err
 	}
 	_, err = migrations.Up(ctx, db)
 	db.Close()
 	if err != nil {
-		return fmt.Errorf("migrating template: %w", err)
+		return fmt.Errorf("migrating template %s: %w", name, err)
 	}
-	_, err = conn.Exec(ctx, "ALTER DATABASE "+ident+" WITH is_template true")
-	return err
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident+" WITH is_template true"); err != nil {
+		return fmt.Errorf("marking %s a template: %w", name, err)
+	}
+	return nil
 }
 
-// DB creates a fresh, migrated database for t, dropped when t ends, and
-// returns its URL.
-func DB(t testing.TB) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tmpl, err := template(ctx)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
+// DBOptions say where CreateDB creates a database and how it names it.
+type DBOptions struct {
+	Server string // a URL of the server's postgres database; PostgresURL() when ""
+	Prefix string // the name before a random suffix; "plugboard_test_" when ""
+}
+
+// CreateDB creates a fresh database with every migration applied, cloned
+// from a template (built once per process), and returns its URL and drop,
+// which drops it, ending its connections. Not calling drop keeps it.
+func CreateDB(ctx context.Context, o DBOptions) (dbURL string, drop func() error, err error) {
+	if o.Server == "" {
+		o.Server = PostgresURL()
 	}
-	conn, err := pgx.Connect(ctx, PostgresURL())
-	if err != nil {
-		t.Fatalf("testenv: PostgreSQL is required for tests (%s): %v", PostgresURL(), err)
+	if o.Prefix == "" {
+		o.Prefix = "plugboard_test_"
 	}
-	defer conn.Close(ctx)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "plugboard_test_" + hex.EncodeToString(b[:])
+	name := o.Prefix + hex.EncodeToString(b[:])
+	if dbURL, err = withDB(o.Server, name); err != nil {
+		return "", nil, err
+	}
+	tmpl, err := template(ctx, o.Server)
+	if err != nil {
+		return "", nil, err
+	}
+	conn, err := pgx.Connect(ctx, o.Server)
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL is required (%s): %w", o.Server, err)
+	}
+	defer conn.Close(ctx)
 	ident := pgx.Identifier{name}.Sanitize()
 	for attempt := 0; ; attempt++ {
 		_, err = conn.Exec(ctx, "CREATE DATABASE "+ident+" TEMPLATE "+pgx.Identifier{tmpl}.Sanitize())
@@ -139,65 +178,34 @@ func DB(t testing.TB) string {
 		time.Sleep(50 * time.Millisecond) // another process is copying the template
 	}
 	if err != nil {
-		t.Fatalf("testenv: cloning %s: %v", tmpl, err)
+		return "", nil, fmt.Errorf("cloning %s into %s: %w", tmpl, name, err)
 	}
-	t.Cleanup(func() {
+	drop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, PostgresURL())
+		conn, err := pgx.Connect(ctx, o.Server)
 		if err != nil {
-			return
+			return fmt.Errorf("dropping %s: %w", name, err)
 		}
 		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
-	})
-	return withDB(PostgresURL(), name)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("dropping %s: %w", name, err)
+		}
+		return nil
+	}
+	return dbURL, drop, nil
 }
 
-// Redis reserves a Redis database number (1–15) for t, flushed before use and
-// released when t ends, and returns its redis:// URL. Tests that need more
-// than are free wait for one.
-func Redis(t testing.TB) string {
+// DB creates a fresh, migrated database for t, dropped when t ends, and
+// returns its URL.
+func DB(t testing.TB) string {
 	t.Helper()
-	ctx := context.Background()
-	admin := redis.NewClient(&redis.Options{Addr: RedisAddr()})
-	defer admin.Close()
-	if err := admin.Ping(ctx).Err(); err != nil {
-		t.Fatalf("testenv: Redis is required for tests (%s): %v", RedisAddr(), err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dbURL, drop, err := CreateDB(ctx, DBOptions{})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	owner := fmt.Sprintf("%d-%s-%d", os.Getpid(), t.Name(), time.Now().UnixNano())
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		for n := 1; n <= 15; n++ {
-			key := "plugboard:testenv:db:" + strconv.Itoa(n)
-			ok, err := admin.SetNX(ctx, key, owner, 30*time.Minute).Result()
-			if err != nil {
-				t.Fatalf("testenv: reserving a Redis database: %v", err)
-			}
-			if !ok {
-				continue
-			}
-			c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: n})
-			err = c.FlushDB(ctx).Err()
-			c.Close()
-			if err != nil {
-				t.Fatalf("testenv: flushing Redis db %d: %v", n, err)
-			}
-			t.Cleanup(func() {
-				c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: n})
-				c.FlushDB(context.Background())
-				c.Close()
-				a := redis.NewClient(&redis.Options{Addr: RedisAddr()})
-				if v, _ := a.Get(context.Background(), key).Result(); v == owner {
-					a.Del(context.Background(), key)
-				}
-				a.Close()
-			})
-			return fmt.Sprintf("redis://%s/%d", RedisAddr(), n)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testenv: no free Redis database after 3 minutes")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	t.Cleanup(func() { _ = drop() })
+	return dbURL
 }

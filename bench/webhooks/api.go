@@ -175,3 +175,45 @@ func setup(ctx context.Context, a *platform.App, base string, sk *sink, n int, h
 	w.serviceToken = tok.Token
 	return w, nil
 }
+
+// publisher publishes bench.ping events in the customer organization with
+// the host's service token. The body is written by hand: the publishers
+// share this process's CPU with the platform.
+type publisher struct {
+	client *client
+	org    string
+}
+
+// publish posts the event with data.seq and data.sentAt and returns how
+// many deliveries it fanned out to.
+func (p *publisher) publish(ctx context.Context, seq int64, sentAt time.Time) (int, error) {
+	body := fmt.Appendf(nil, `{"type":"bench.ping","data":{"seq":%d,"sentAt":%d}}`, seq, sentAt.UnixNano())
+	var out struct{ Deliveries int }
+	if err := p.client.do(ctx, "POST", "/api/0/organizations/"+p.org+"/events/", body, 201, &out); err != nil {
+		return 0, err
+	}
+	return out.Deliveries, nil
+}
+
+// warmUp publishes n events (negative seq: the delivery-log check leaves
+// them out) and waits for their deliveries, to warm the connections to the
+// sink, the pools and the endpoint cache; then the sink forgets them.
+func warmUp(ctx context.Context, pub *publisher, sk *sink, n, apps int) error {
+	for i := range n {
+		deliveries, err := pub.publish(ctx, int64(-1-i), time.Now())
+		if err != nil {
+			return err
+		}
+		if deliveries != apps {
+			return fmt.Errorf("an event fanned out to %d deliveries, want %d", deliveries, apps)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); sk.pings.Load() < int64(n*apps); {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the sink got %d of %d deliveries in 30s", sk.pings.Load(), n*apps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sk.reset()
+	return nil
+}

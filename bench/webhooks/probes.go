@@ -360,3 +360,12 @@ func perDeliveryDiff(a, b map[string]int64, deliveries int64, limit int) []perDe
 	}
 	return out
 }
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // sink is the partners' webhook endpoints, on loopback: /app/<i> is app i.
@@ -26,7 +25,7 @@ type sink struct {
 	verifyEvery uint64
 
 	keysMu sync.RWMutex
-	keys   map[int][]byte // app index → decoded signing key
+	keys   map[int]*plugboard.Verifier // app index → its secret's verifier
 
 	n         atomic.Uint64 // every request, for sampling
 	pings     atomic.Int64  // bench.ping requests
@@ -49,7 +48,7 @@ func newSink(maxSeconds int, verifyEvery int) (*sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
-	s := &sink{URL: "http://" + l.Addr().String(), keys: map[int][]byte{}, seen: map[string]int64{},
+	s := &sink{URL: "http://" + l.Addr().String(), keys: map[int]*plugboard.Verifier{}, seen: map[string]int64{},
 		perSecond: make([]atomic.Int64, maxSeconds)}
 	if verifyEvery > 0 {
 		s.verifyEvery = uint64(verifyEvery)
@@ -61,12 +60,12 @@ func newSink(maxSeconds int, verifyEvery int) (*sink, error) {
 
 // setSecret registers app i's whsec_ secret.
 func (s *sink) setSecret(i int, secret string) error {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	v, err := plugboard.NewVerifier(secret)
 	if err != nil {
-		return fmt.Errorf("app %d: decoding webhook secret: %w", i, err)
+		return fmt.Errorf("app %d: %w", i, err)
 	}
 	s.keysMu.Lock()
-	s.keys[i] = key
+	s.keys[i] = v
 	s.keysMu.Unlock()
 	return nil
 }
@@ -121,40 +120,19 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// verify checks the Standard Webhooks signature: HMAC-SHA256 of
-// "id.timestamp.body" with the app's key, one of the space-separated
-// "v1,<base64>" values, and a timestamp within five minutes.
+// verify checks the Standard Webhooks signature as a partner would, with
+// the SDK: HMAC-SHA256 of "id.timestamp.body" with the app's key, one of
+// the space-separated "v1,<base64>" values, and a timestamp within five
+// minutes.
 func (s *sink) verify(r *http.Request, id string, body []byte) bool {
 	i, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/app/"))
 	if err != nil {
 		return false
 	}
 	s.keysMu.RLock()
-	key := s.keys[i]
+	v := s.keys[i]
 	s.keysMu.RUnlock()
-	if key == nil || id == "" {
-		return false
-	}
-	ts := r.Header.Get("Webhook-Timestamp")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
-		return false
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id + "." + ts + "."))
-	m.Write(body)
-	want := m.Sum(nil)
-	for _, sig := range strings.Fields(r.Header.Get("Webhook-Signature")) {
-		v, b64, ok := strings.Cut(sig, ",")
-		if !ok || v != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(b64)
-		if err == nil && hmac.Equal(got, want) {
-			return true
-		}
-	}
-	return false
+	return v != nil && id != "" && v.Verify(r.Header, body) == nil
 }
 
 // sentAt finds data.sentAt in the envelope without decoding it all (the

@@ -1,6 +1,10 @@
 // Command plugboard is the one binary of the platform: serve (API, UI,
-// worker and scheduler in one process), api, worker, migrate, version and the
-// operator and partner tools. main only calls run; app builds everything.
+// worker and scheduler in one process), api, worker, migrate, config,
+// version, the operator's users, and the partner's tools (listen,
+// deliveries, trigger). main only calls run; app builds the platform, and
+// the partner's tools call a running one through the SDK's client
+// (sdk/plugboard), with a personal API token. It is a program: nothing
+// imports it.
 package main
 
 import (

@@ -9,6 +9,9 @@
 //
 // and register the app with webhookUrl http://localhost:3000/webhooks,
 // redirectUrl http://localhost:3000/setup and syncUrl http://localhost:3000/sync.
+//
+// Of Plugboard it imports only the SDK, as a partner's service would;
+// nothing imports it.
 package main
 
 import (

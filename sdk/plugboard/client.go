@@ -201,14 +201,7 @@ type request struct {
 // do sends r, checks the status and decodes the answer into out (when not
 // nil); it returns the response for its headers.
 func (c *Client) do(ctx context.Context, r request, out any) (*http.Response, error) {
-	u := *c.base
-	// r.path holds escaped segments: keep them escaped.
-	raw := c.base.EscapedPath() + "/api/0" + r.path
-	path, err := url.PathUnescape(raw)
-	if err != nil {
-		return nil, fmt.Errorf("plugboard: bad path %q: %w", raw, err)
-	}
-	u.Path, u.RawPath = path, raw
+	u := c.url(r.path)
 	if len(r.query) > 0 {
 		u.RawQuery = r.query.Encode()
 	}
@@ -252,6 +245,25 @@ func (c *Client) do(ctx context.Context, r request, out any) (*http.Response, er
 		}
 	}
 	return res, nil
+}
+
+// url is the API's URL for path, which holds escaped segments below
+// /api/0 (built with esc), kept escaped.
+func (c *Client) url(path string) *url.URL {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + "/api/0" + path
+	u.Path = c.base.Path + "/api/0" + unescapePath(path)
+	return &u
+}
+
+// unescapePath undoes esc on each segment; the segments come from esc, so
+// they always unescape.
+func unescapePath(p string) string {
+	s, err := url.PathUnescape(p)
+	if err != nil {
+		return p
+	}
+	return s
 }
 
 func esc(s string) string { return url.PathEscape(s) }
@@ -400,9 +412,13 @@ func (c *Client) AllDeliveries(ctx context.Context, appSlug string, f DeliveryFi
 
 // GetDelivery returns one delivery with its payload and its attempts.
 func (c *Client) GetDelivery(ctx context.Context, appSlug, deliveryID string) (*Delivery, error) {
-	var out Delivery
-	if _, err := c.do(ctx, request{method: http.MethodGet, path: "/apps/" + esc(appSlug) + "/deliveries/" + esc(deliveryID) + "/"}, &out); err != nil {
+	var raw json.RawMessage
+	if _, err := c.do(ctx, request{method: http.MethodGet, path: "/apps/" + esc(appSlug) + "/deliveries/" + esc(deliveryID) + "/"}, &raw); err != nil {
 		return nil, err
+	}
+	out := Delivery{Raw: raw}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("plugboard: decoding delivery %s of %s: %w", deliveryID, appSlug, err)
 	}
 	return &out, nil
 }

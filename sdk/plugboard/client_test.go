@@ -502,6 +502,9 @@ func TestClientDeliveries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if string(d2.Raw) != deliveryDetailJSON {
+		t.Errorf("raw %s", d2.Raw)
+	}
 	if d2.Payload == nil || d2.Payload.Type != "issue.created" || d2.Payload.InstallationUUID() != d2.Installation || len(d2.AttemptsDetail) != 2 {
 		t.Fatalf("detail %+v", d2)
 	}

@@ -2,7 +2,11 @@
 // an integration marketplace: it receives an app's webhooks, takes it
 // through the OAuth install, and calls the partner API.
 //
-// It depends only on the standard library and golang.org/x/oauth2.
+// It is a Go module of its own, github.com/plugboard/plugboard/sdk/plugboard,
+// that depends only on the standard library and golang.org/x/oauth2: any
+// program may import it, and it imports nothing of the platform. Inside
+// Plugboard's repository the plugboard command (cmd/plugboard) and
+// examples/partner use it; sdk/e2e tests it against the whole platform.
 //
 // # Webhooks
 //
@@ -46,7 +50,10 @@
 // [Client] calls the partner routes of /api/0/: an app's installations,
 // its delivery log, redeliveries, test events, webhook health and
 // reconciliation runs, as the app itself ([WithClientCredentials]) or with
-// an installation's token ([WithToken], [WithTokenSource]). Lists return a
+// an installation's token ([WithToken], [WithTokenSource]). With a user's
+// token it also follows an app's delivery stream
+// ([Client.StreamDeliveries], what `plugboard listen` forwards), reads the
+// event catalogue and publishes events ([Client.PublishEvent]). Lists return a
 // [Page] read from the Link header, and the All… methods iterate over every
 // page. Errors the API answers are [*APIError]s with the problem document's
 // stable Code.

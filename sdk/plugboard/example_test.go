@@ -138,6 +138,7 @@ func ExampleHandler() {
 	}, plugboard.WithSecrets("whsec_dGhlIG5ldyBzZWNyZXQsIDMyIGJ5dGVzIGxvbmcu")) // during a rotation
 
 	http.Handle("/plugboard/webhooks", h)
+	// Output:
 }
 
 func ExampleOAuth2Config() {

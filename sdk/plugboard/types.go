@@ -128,6 +128,10 @@ type Delivery struct {
 	// AttemptsDetail is every attempt still kept, oldest first. Only
 	// GetDelivery fills it.
 	AttemptsDetail []Attempt `json:"attemptsDetail,omitempty"`
+	// Raw is the API's JSON for the delivery, as it answered, with any
+	// fields this version of the SDK does not know. Only GetDelivery
+	// fills it.
+	Raw json.RawMessage `json:"-"`
 }
 
 // Attempt is one HTTP try of a delivery.

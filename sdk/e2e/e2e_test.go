@@ -1,6 +1,10 @@
 // Package e2e_test runs the SDK against the whole Plugboard platform (HTTP,
 // worker and scheduler in process, on the test PostgreSQL and Redis), so the
 // SDK's shapes are checked against the real API, not only canned answers.
+//
+// It belongs to the main module, not the SDK's (sdk/plugboard has a go.mod
+// of its own), because it imports the platform's test harness, app/apptest;
+// the main module reaches the SDK through the replace in its go.mod.
 package e2e_test
 
 import (

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	sdk "github.com/plugboard/plugboard/sdk/plugboard"
+)
+
+func cmdListen(ctx context.Context, args []string, out, errOut io.Writer, getenv env) error {
+	fs := flags("listen", "listen --app SLUG --forward-to URL [--api URL] [--token TOKEN]", out)
+	api := addAPIFlags(fs, getenv)
+	app := fs.String("app", "", "the app whose deliveries to forward (required)")
+	to := fs.String("forward-to", "", "where to forward each delivery, such as http://localhost:3000/webhooks (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *app == "" || *to == "" {
+		fs.Usage()
+		return errors.New("listen: --app and --forward-to are required")
+	}
+	if u, err := url.Parse(*to); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("listen: --forward-to must be an http(s) URL, got %q", *to)
+	}
+	if api.token == "" {
+		return errors.New("listen: 401 no_token: pass --token or set PLUGBOARD_API_TOKEN")
+	}
+	c, err := api.client()
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	f := &forwarder{to: *to, out: out, http: &http.Client{Timeout: 30 * time.Second}}
+	connected, everConnected := false, false
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		err := c.StreamDeliveries(ctx, *app, func() {
+			if everConnected {
+				fmt.Fprintln(out, "Reconnected.")
+			} else {
+				fmt.Fprintf(out, "Ready. Forwarding deliveries of %s to %s (Ctrl-C to stop).\n", *app, *to)
+			}
+			connected, everConnected, backoff = true, true, 500*time.Millisecond
+		}, func(d sdk.StreamedDelivery) { f.forward(ctx, d) })
+		if ctx.Err() != nil {
+			break
+		}
+		err = cliError(err)
+		var pe *problemError
+		if errors.As(err, &pe) && pe.Status < 500 {
+			return fmt.Errorf("listen: %w", err)
+		}
+		if connected || !everConnected {
+			fmt.Fprintf(out, "Lost the connection to %s (%v); reconnecting…\n", api.base, err)
+			connected = false
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	total, ok := f.total.Load(), f.ok.Load()
+	fmt.Fprintf(out, "Forwarded %d deliveries: %d answered 2xx, %d did not.\n", total, ok, total-ok)
+	return nil
+}
+
+// forwarder posts each streamed delivery to the local URL, with its signed
+// headers, and prints one line per delivery.
+type forwarder struct {
+	to        string
+	out       io.Writer
+	http      *http.Client
+	total, ok atomic.Int64
+}
+
+func (f *forwarder) forward(ctx context.Context, d sdk.StreamedDelivery) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.to, strings.NewReader(d.Body))
+	if err != nil {
+		return
+	}
+	for k, v := range d.Headers {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	res, err := f.http.Do(req)
+	f.total.Add(1)
+	status := "error: " + fmt.Sprint(err)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		status = fmt.Sprint(res.StatusCode)
+		if res.StatusCode < 300 {
+			f.ok.Add(1)
+		}
+	}
+	fmt.Fprintf(f.out, "%s  %-24s → %s  %4dms  %s\n", time.Now().Format("15:04:05"), d.EventType, status, time.Since(start).Milliseconds(), d.DeliveryID)
+}
