@@ -21,19 +21,11 @@ import (
 	"github.com/plugboard/plugboard/app/secret"
 )
 
-// OAuthError is an RFC 6749 error: web renders it as {error,
-// error_description} on the OAuth endpoints and as a problem document on
-// the JSON API.
-type OAuthError struct {
-	Code        string // invalid_grant, invalid_client, …
-	Description string
-	Status      int
-}
-
-func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }
-
-func invalidGrant(desc string) error  { return &OAuthError{"invalid_grant", desc, 400} }
-func invalidClient(desc string) error { return &OAuthError{"invalid_client", desc, 401} }
+// invalidGrant and invalidClient are the RFC 6749 errors of token requests;
+// web answers them as {error, error_description} on the OAuth endpoints and
+// as problem documents on the JSON API.
+func invalidGrant(desc string) error  { return fault.OAuth(fault.InvalidGrant, desc) }
+func invalidClient(desc string) error { return fault.OAuth(fault.InvalidClient, desc) }
 
 // StateKeyID names the key that signs install states.
 func (s *Service) StateKeyID() string {
@@ -103,14 +95,14 @@ func (s *Service) Token(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 	case "refresh_token":
 		return s.refresh(ctx, app, r)
 	case "":
-		return nil, &OAuthError{"invalid_request", "grant_type is required.", 400}
+		return nil, fault.OAuth(fault.InvalidRequest, "grant_type is required.")
 	}
-	return nil, &OAuthError{"unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported; use authorization_code or refresh_token.", r.GrantType), 400}
+	return nil, fault.OAuth(fault.UnsupportedGrantType, fmt.Sprintf("grant_type %q is not supported; use authorization_code or refresh_token.", r.GrantType))
 }
 
 func (s *Service) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	if r.Code == "" {
-		return nil, &OAuthError{"invalid_request", "code is required.", 400}
+		return nil, fault.OAuth(fault.InvalidRequest, "code is required.")
 	}
 	var out *TokenSet
 	var reused bool
@@ -197,7 +189,7 @@ func (s *Service) issue(ctx context.Context, tx *gorm.DB, inst *Installation, gr
 
 func (s *Service) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	if r.RefreshToken == "" {
-		return nil, &OAuthError{"invalid_request", "refresh_token is required.", 400}
+		return nil, fault.OAuth(fault.InvalidRequest, "refresh_token is required.")
 	}
 	var out *TokenSet
 	var reused bool

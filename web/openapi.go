@@ -6,6 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"sigs.k8s.io/yaml"
+
+	"github.com/plugboard/plugboard/app/fault"
 )
 
 //go:embed openapi.yaml
@@ -22,5 +24,4 @@ func (s *Server) openapi(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
-var errNotSignedIn = &problemError{status: http.StatusUnauthorized, code: "not_authenticated",
-	detail: "Sign in, or send an API token as Authorization: Bearer."}
+var errNotSignedIn = fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send an API token as Authorization: Bearer.")

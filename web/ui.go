@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -109,11 +108,7 @@ func uiStatus(err error) int { return problemFor(err).Status }
 // input, a conflict, a refusal) rather than a failure of ours.
 func formFault(err error) bool {
 	fe, ok := fault.As(err)
-	if !ok {
-		var dup *marketplace.AlreadyInstalledError
-		return errors.As(err, &dup)
-	}
-	return fe.Kind == fault.KindInvalid || fe.Kind == fault.KindConflict || fe.Kind == fault.KindForbidden
+	return ok && fe.Kind == fault.KindInvalid || fe.Kind == fault.KindConflict || fe.Kind == fault.KindForbidden
 }
 
 // templates are the parsed pages by name.
