@@ -290,12 +290,12 @@ func (s *Service) manage(ctx context.Context, tx *gorm.DB, a Actor, ref string) 
 	}
 	if v.Role == "" {
 		if a.IsOperator() {
-			return nil, fault.Forbidden("not_owner", "Only the owner organization's admins change this app; operators review it with status.")
+			return nil, fault.Forbidden(fault.NotOwner, "Only the owner organization's admins change this app; operators review it with status.")
 		}
 		return nil, fault.NotFound("app")
 	}
 	if roleRank[v.Role] < roleRank[RoleAdmin] {
-		return nil, fault.Forbidden("insufficient_role", "Changing an app needs the admin role in its organization.")
+		return nil, fault.Forbidden(fault.InsufficientRole, "Changing an app needs the admin role in its organization.")
 	}
 	return v, nil
 }
@@ -419,7 +419,7 @@ func (s *Service) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status 
 		if _, err := s.view(ctx, tx, a, ref, false); err != nil {
 			return err
 		}
-		return fault.Forbidden("operator_only", "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
+		return fault.Forbidden(fault.OperatorOnly, "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
 	}
 	if other != (AppFields{}) {
 		return fault.Field("status", "is changed on its own, without other fields")
@@ -435,11 +435,11 @@ func (s *Service) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status 
 		return err
 	}
 	if v.Kind != KindPublic {
-		return fault.Conflict("not_public", "Internal apps are never published.")
+		return fault.Conflict(fault.NotPublic, "Internal apps are never published.")
 	}
 	allowed := map[string][]string{StatusPublished: {StatusSubmitted}, StatusRejected: {StatusSubmitted, StatusPublished}}
 	if !slices.Contains(allowed[status], v.Status) {
-		return fault.Conflict("invalid_transition", fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
+		return fault.Conflict(fault.InvalidTransition, fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
 	}
 	v.Status, v.StatusReason, v.UpdatedAt = status, "", s.now()
 	if reason != nil {
@@ -465,10 +465,10 @@ func (s *Service) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView,
 			return err
 		}
 		if v.Kind != KindPublic {
-			return fault.Conflict("not_public", "Internal apps are installed in their organization and never reviewed.")
+			return fault.Conflict(fault.NotPublic, "Internal apps are installed in their organization and never reviewed.")
 		}
 		if v.Status != StatusDraft && v.Status != StatusRejected {
-			return fault.Conflict("invalid_transition", fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
+			return fault.Conflict(fault.InvalidTransition, fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
 		}
 		f := fault.Fields{}
 		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
@@ -500,7 +500,7 @@ func (s *Service) DeleteApp(ctx context.Context, a Actor, ref string) error {
 			return fmt.Errorf("counting installations: %w", err)
 		}
 		if live > 0 {
-			return fault.Conflict("has_installations", fmt.Sprintf("%d organizations still have the app installed; they must uninstall it first.", live))
+			return fault.Conflict(fault.HasInstallations, fmt.Sprintf("%d organizations still have the app installed; they must uninstall it first.", live))
 		}
 		if err := tx.Delete(&App{}, v.ID).Error; err != nil {
 			return fmt.Errorf("deleting app: %w", err)

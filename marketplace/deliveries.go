@@ -32,7 +32,7 @@ func (s *Service) partnerApp(ctx context.Context, a Actor, ref string) (*AppView
 		return &AppView{App: app, Private: true}, nil
 	}
 	if a.Installation != nil {
-		return nil, fault.Forbidden("app_credentials_required", "Use the app's own credentials (client credentials or an app JWT), not an installation token.")
+		return nil, fault.Forbidden(fault.AppCredentialsRequired, "Use the app's own credentials (client credentials or an app JWT), not an installation token.")
 	}
 	if err := requireUser(a); err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ type Redelivery struct {
 func (s *Service) partnerAppAdmin(ctx context.Context, a Actor, ref string) (*AppView, error) {
 	v, err := s.partnerApp(ctx, a, ref)
 	if err == nil && v.Role != "" && roleRank[v.Role] < roleRank[RoleAdmin] {
-		return nil, fault.Forbidden("insufficient_role", "Sending webhooks again needs the admin role in the app's organization.")
+		return nil, fault.Forbidden(fault.InsufficientRole, "Sending webhooks again needs the admin role in the app's organization.")
 	}
 	return v, err
 }
@@ -125,7 +125,7 @@ func (s *Service) SendTestEvent(ctx context.Context, a Actor, ref string) (*webh
 		return nil, err
 	}
 	if v.WebhookURL == "" {
-		return nil, fault.Conflict("no_webhook_url", "The app has no webhook URL to send to.")
+		return nil, fault.Conflict(fault.NoWebhookURL, "The app has no webhook URL to send to.")
 	}
 	var d webhooks.Delivery
 	err = s.tx(ctx, func(tx *gorm.DB) error {
@@ -206,7 +206,7 @@ func requireOperator(a Actor) error {
 		return err
 	}
 	if !a.IsOperator() {
-		return fault.Forbidden("operator_only", "Only operators do this.")
+		return fault.Forbidden(fault.OperatorOnly, "Only operators do this.")
 	}
 	return nil
 }

@@ -299,7 +299,7 @@ func (s *Service) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Instal
 		}
 		return sideMember, nil
 	}
-	return sideNone, fault.Unauthorized("not_authenticated", "Sign in, or send an installation token or app credentials.")
+	return sideNone, fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send an installation token or app credentials.")
 }
 
 // installationFor locks an installation for a change and says who the actor
@@ -351,17 +351,17 @@ func (s *Service) UpdateInstallation(ctx context.Context, a Actor, id string, u 
 			return err
 		}
 		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is %s.", inst.Status))
+			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is %s.", inst.Status))
 		}
 		appSide := u.Status != nil || u.ExternalID != nil || u.ConfigURL != nil
 		if appSide && sd != sideApp {
-			return fault.Forbidden("app_only", "Only the app verifies its installation or sets externalId and configUrl, with the installation's token.")
+			return fault.Forbidden(fault.AppOnly, "Only the app verifies its installation or sets externalId and configUrl, with the installation's token.")
 		}
 		if u.Plan != nil && sd != sideAdmin {
 			if sd == sideMember {
-				return fault.Forbidden("insufficient_role", "Changing plan needs the admin role in the organization.")
+				return fault.Forbidden(fault.InsufficientRole, "Changing plan needs the admin role in the organization.")
 			}
-			return fault.Forbidden("admin_only", "Only the organization's admins change plan.")
+			return fault.Forbidden(fault.AdminOnly, "Only the organization's admins change plan.")
 		}
 		f := fault.Fields{}
 		f.Check(u.Status != nil && *u.Status != InstallInstalled, "status", `must be "installed"`)
@@ -423,10 +423,10 @@ func (s *Service) Uninstall(ctx context.Context, a Actor, id string) error {
 			return err
 		}
 		if sd == sideMember {
-			return fault.Forbidden("insufficient_role", "Uninstalling needs the admin role in the organization.")
+			return fault.Forbidden(fault.InsufficientRole, "Uninstalling needs the admin role in the organization.")
 		}
 		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is already %s.", inst.Status))
+			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is already %s.", inst.Status))
 		}
 		return s.endInstallation(ctx, tx, a, inst, InstallDeleted, "uninstalled")
 	})
@@ -525,7 +525,7 @@ func (s *Service) ListAppInstallations(ctx context.Context, a Actor, appRef stri
 		}
 		appID = app.ID
 	case a.Installation != nil:
-		return page.Page[Installation]{}, fault.Forbidden("app_credentials_required", "List installations as the app itself (client credentials or an app JWT), not with an installation token.")
+		return page.Page[Installation]{}, fault.Forbidden(fault.AppCredentialsRequired, "List installations as the app itself (client credentials or an app JWT), not with an installation token.")
 	default:
 		v, err := s.view(ctx, s.db, a, appRef, false)
 		if err != nil {
@@ -547,10 +547,10 @@ func requireScope(a Actor, orgID int64, scope string) error {
 		return fault.NotFound("organization")
 	}
 	if inst.Status == InstallPending {
-		return fault.Forbidden("installation_pending", "The installation is waiting for the app to verify it: PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"}.")
+		return fault.Forbidden(fault.InstallationPending, "The installation is waiting for the app to verify it: PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"}.")
 	}
 	if !slices.Contains(a.Scopes, scope) {
-		return fault.Forbidden("missing_scope", fmt.Sprintf("This needs the %s scope, which the installation was not granted.", scope))
+		return fault.Forbidden(fault.MissingScope, fmt.Sprintf("This needs the %s scope, which the installation was not granted.", scope))
 	}
 	return nil
 }

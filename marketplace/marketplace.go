@@ -111,10 +111,10 @@ func (s *Service) now() time.Time { return s.opts.Now() }
 // for apps and installations, which have routes of their own.
 func requireUser(a Actor) error {
 	if a.App != nil || a.Installation != nil || a.Service != nil {
-		return fault.Forbidden("users_only", "This route is for users; app and installation credentials cannot use it.")
+		return fault.Forbidden(fault.UsersOnly, "This route is for users; app and installation credentials cannot use it.")
 	}
 	if a.User == nil {
-		return fault.Unauthorized("not_authenticated", "Sign in, or send an API token as Authorization: Bearer.")
+		return fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send an API token as Authorization: Bearer.")
 	}
 	return nil
 }

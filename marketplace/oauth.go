@@ -293,7 +293,7 @@ func (s *Service) authenticateInstallationToken(ctx context.Context, token strin
 func (s *Service) AuthenticateApp(ctx context.Context, clientID, clientSecret string) (Actor, error) {
 	app, err := s.AuthenticateClient(ctx, clientID, clientSecret)
 	if err != nil {
-		return Actor{}, fault.Unauthorized("invalid_client", "The client id or secret is wrong.")
+		return Actor{}, fault.Unauthorized(fault.InvalidClient, "The client id or secret is wrong.")
 	}
 	return Actor{App: app}, nil
 }
@@ -334,7 +334,7 @@ func (s *Service) authenticateAppJWT(ctx context.Context, raw string, clientID s
 	// what is left of it may exceed ten minutes.
 	if claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute ||
 		claims.ExpiresAt.Sub(s.now()) > 10*time.Minute+30*time.Second {
-		return Actor{}, fault.Unauthorized("invalid_token", "App JWTs need iat and may last at most ten minutes.")
+		return Actor{}, fault.Unauthorized(fault.InvalidToken, "App JWTs need iat and may last at most ten minutes.")
 	}
 	return Actor{App: &app}, nil
 }

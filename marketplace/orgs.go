@@ -38,7 +38,7 @@ func (s *Service) access(ctx context.Context, db *gorm.DB, a Actor, ref, min str
 		return nil, fmt.Errorf("finding membership: %w", err)
 	}
 	if roleRank[m.Role] < roleRank[min] {
-		return nil, fault.Forbidden("insufficient_role", fmt.Sprintf("This needs the %s role in %s; you are a %s.", min, org.Slug, m.Role))
+		return nil, fault.Forbidden(fault.InsufficientRole, fmt.Sprintf("This needs the %s role in %s; you are a %s.", min, org.Slug, m.Role))
 	}
 	return &OrgAccess{Org: org, Role: m.Role}, nil
 }
@@ -165,7 +165,7 @@ func (s *Service) DeleteOrganization(ctx context.Context, a Actor, ref string) e
 			return fmt.Errorf("counting installations of the organization's apps: %w", err)
 		}
 		if elsewhere > 0 {
-			return fault.Conflict("has_installations", fmt.Sprintf("The organization's apps are installed in %d other organizations; they must uninstall them first.", elsewhere))
+			return fault.Conflict(fault.HasInstallations, fmt.Sprintf("The organization's apps are installed in %d other organizations; they must uninstall them first.", elsewhere))
 		}
 		// Every app installed here is uninstalled, so its partner is told.
 		var live []Installation
@@ -226,7 +226,7 @@ func (s *Service) AddMember(ctx context.Context, a Actor, ref, email, role strin
 			return err
 		}
 		if role == RoleOwner && acc.Role != RoleOwner {
-			return fault.Forbidden("insufficient_role", "Only owners can add owners.")
+			return fault.Forbidden(fault.InsufficientRole, "Only owners can add owners.")
 		}
 		var u User
 		if err := tx.Where("lower(email) = lower(?)", strings.TrimSpace(email)).First(&u).Error; err != nil {
@@ -238,7 +238,7 @@ func (s *Service) AddMember(ctx context.Context, a Actor, ref, email, role strin
 		out = Member{OrganizationID: acc.Org.ID, UserID: u.ID, Role: role, CreatedAt: s.now(), User: &u}
 		if err := tx.Omit("User").Create(&out).Error; err != nil {
 			if e := dbErr(err, "member", "email"); errors.Is(e, fault.ErrConflict) {
-				return &fault.Error{Kind: fault.KindConflict, Code: "already_member", Message: "That user is already a member.",
+				return &fault.Error{Kind: fault.KindConflict, Code: fault.AlreadyMember, Message: "That user is already a member.",
 					Fields: map[string]string{"email": "is already a member"}}
 			}
 			return fmt.Errorf("adding member: %w", err)
@@ -290,7 +290,7 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, ref, memberID, role
 			return err
 		}
 		if (role == RoleOwner || m.Role == RoleOwner) && acc.Role != RoleOwner {
-			return fault.Forbidden("insufficient_role", "Only owners can grant or remove the owner role.")
+			return fault.Forbidden(fault.InsufficientRole, "Only owners can grant or remove the owner role.")
 		}
 		if m.Role == RoleOwner && role != RoleOwner {
 			n, err := ownersLeft(tx, acc.Org.ID, m.ID)
@@ -298,7 +298,7 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, ref, memberID, role
 				return fmt.Errorf("counting owners: %w", err)
 			}
 			if n == 0 {
-				return fault.Conflict("last_owner", "The organization's last owner cannot be demoted; make someone else owner first.")
+				return fault.Conflict(fault.LastOwner, "The organization's last owner cannot be demoted; make someone else owner first.")
 			}
 		}
 		old := m.Role
@@ -325,10 +325,10 @@ func (s *Service) RemoveMember(ctx context.Context, a Actor, ref, memberID strin
 		}
 		self := m.UserID == a.User.ID
 		if !self && roleRank[acc.Role] < roleRank[RoleAdmin] {
-			return fault.Forbidden("insufficient_role", "Only admins and owners remove other members.")
+			return fault.Forbidden(fault.InsufficientRole, "Only admins and owners remove other members.")
 		}
 		if !self && m.Role == RoleOwner && acc.Role != RoleOwner {
-			return fault.Forbidden("insufficient_role", "Only owners remove owners.")
+			return fault.Forbidden(fault.InsufficientRole, "Only owners remove owners.")
 		}
 		if m.Role == RoleOwner {
 			n, err := ownersLeft(tx, acc.Org.ID, m.ID)
@@ -336,7 +336,7 @@ func (s *Service) RemoveMember(ctx context.Context, a Actor, ref, memberID strin
 				return fmt.Errorf("counting owners: %w", err)
 			}
 			if n == 0 {
-				return fault.Conflict("last_owner", "The organization's last owner cannot leave; make someone else owner or delete the organization.")
+				return fault.Conflict(fault.LastOwner, "The organization's last owner cannot leave; make someone else owner or delete the organization.")
 			}
 		}
 		if err := tx.Delete(&Membership{}, m.ID).Error; err != nil {

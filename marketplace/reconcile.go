@@ -496,10 +496,10 @@ func (s *Service) RequestGrant(ctx context.Context, a Actor, id string) (*Grant,
 			return err
 		}
 		if sd != sideApp {
-			return fault.Forbidden("app_only", "Only the app asks for a fresh code, with its own credentials.")
+			return fault.Forbidden(fault.AppOnly, "Only the app asks for a fresh code, with its own credentials.")
 		}
 		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is %s.", inst.Status))
+			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is %s.", inst.Status))
 		}
 		code, g, err = s.newGrant(ctx, tx, inst.ID, grantOptions{})
 		if err != nil {

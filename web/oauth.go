@@ -136,7 +136,7 @@ func (s *Server) decide(c echo.Context) error {
 		return c.Redirect(http.StatusFound, "/login")
 	}
 	if !s.opts.Marketplace.CheckCSRF(a, c.FormValue("csrf")) {
-		return fault.Forbidden("csrf", "The form expired; go back and try again.")
+		return fault.Forbidden(fault.CSRF, "The form expired; go back and try again.")
 	}
 	ctx := c.Request().Context()
 	if c.FormValue("decision") != "approve" {

@@ -263,11 +263,11 @@ func (s *Server) uiForms(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if !s.sameOrigin(c.Request()) {
-			return fault.Forbidden("cross_origin", "This form must be sent from Plugboard's own pages.")
+			return fault.Forbidden(fault.CrossOrigin, "This form must be sent from Plugboard's own pages.")
 		}
 		a := actor(c)
 		if a.SignedIn() && !s.opts.Marketplace.CheckCSRF(a, c.FormValue("csrf")) {
-			return fault.Forbidden("csrf", "The form expired or did not come from Plugboard; go back, reload the page and try again.")
+			return fault.Forbidden(fault.CSRF, "The form expired or did not come from Plugboard; go back, reload the page and try again.")
 		}
 		return next(c)
 	}
