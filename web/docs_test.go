@@ -5,6 +5,7 @@ import (
 	"html"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,5 +140,15 @@ func TestOAuthErrorsOnTheOAuthEndpoints(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenAPIProblemTypesAreRegistered keeps the reference's examples on
+// codes that /docs/problems explains.
+func TestOpenAPIProblemTypesAreRegistered(t *testing.T) {
+	for _, m := range regexp.MustCompile(`/docs/problems#([a-z_]+)`).FindAllStringSubmatch(string(openapiYAML), -1) {
+		if _, ok := fault.Lookup(fault.Code(m[1])); !ok {
+			t.Errorf("openapi.yaml links to %s, which is not registered", m[0])
+		}
 	}
 }

@@ -101,8 +101,8 @@ func (s *Server) authorizeFailure(c echo.Context, r marketplace.AuthorizeRequest
 	}
 	to, redirect := fe.Details[marketplace.DetailRedirectURI].(string)
 	if !redirect {
-		return s.renderErrorPage(c, Problem{Status: http.StatusBadRequest, Title: "This link cannot be used", Code: fe.Code,
-			Detail: fe.Message, RequestID: requestID(c)})
+		return s.renderErrorPage(c, Problem{Type: problemType(fe.Code), Status: http.StatusBadRequest, Title: "This link cannot be used",
+			Code: fe.Code, Detail: fe.Message, RequestID: requestID(c)})
 	}
 	return c.Redirect(http.StatusFound, marketplace.AuthorizeRedirect(to, map[string]string{
 		"error": string(fe.Code), "error_description": fe.Message, "state": r.State}))
