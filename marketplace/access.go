@@ -14,10 +14,10 @@ import (
 // for apps and installations, which have routes of their own.
 func requireUser(a Actor) error {
 	if a.App != nil || a.Installation != nil || a.Service != nil {
-		return fault.Forbidden("users_only", "This route is for users; app and installation credentials cannot use it.")
+		return fault.Forbidden(fault.UsersOnly, "This route is for users; app and installation credentials cannot use it.")
 	}
 	if a.User == nil {
-		return fault.Unauthorized("not_authenticated", "Sign in, or send an API token as Authorization: Bearer.")
+		return fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send an API token as Authorization: Bearer.")
 	}
 	return nil
 }
@@ -60,12 +60,12 @@ func (s *core) manage(ctx context.Context, tx *gorm.DB, a Actor, ref string) (*A
 	}
 	if v.Role == "" {
 		if a.IsOperator() {
-			return nil, fault.Forbidden("not_owner", "Only the owner organization's admins change this app; operators review it with status.")
+			return nil, fault.Forbidden(fault.NotOwner, "Only the owner organization's admins change this app; operators review it with status.")
 		}
 		return nil, fault.NotFound("app")
 	}
 	if roleRank[v.Role] < roleRank[RoleAdmin] {
-		return nil, fault.Forbidden("insufficient_role", "Changing an app needs the admin role in its organization.")
+		return nil, fault.Forbidden(fault.InsufficientRole, "Changing an app needs the admin role in its organization.")
 	}
 	return v, nil
 }
@@ -81,7 +81,7 @@ func (s *core) partnerApp(ctx context.Context, a Actor, ref string) (*AppView, e
 		return &AppView{App: app, Private: true}, nil
 	}
 	if a.Installation != nil {
-		return nil, fault.Forbidden("app_credentials_required", "Use the app's own credentials (client credentials or an app JWT), not an installation token.")
+		return nil, fault.Forbidden(fault.AppCredentialsRequired, "Use the app's own credentials (client credentials or an app JWT), not an installation token.")
 	}
 	if err := requireUser(a); err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func (s *core) partnerApp(ctx context.Context, a Actor, ref string) (*AppView, e
 func (s *core) partnerAppAdmin(ctx context.Context, a Actor, ref string) (*AppView, error) {
 	v, err := s.partnerApp(ctx, a, ref)
 	if err == nil && v.Role != "" && roleRank[v.Role] < roleRank[RoleAdmin] {
-		return nil, fault.Forbidden("insufficient_role", "Sending webhooks again needs the admin role in the app's organization.")
+		return nil, fault.Forbidden(fault.InsufficientRole, "Sending webhooks again needs the admin role in the app's organization.")
 	}
 	return v, err
 }
@@ -111,7 +111,7 @@ func requireOperator(a Actor) error {
 		return err
 	}
 	if !a.IsOperator() {
-		return fault.Forbidden("operator_only", "Only operators do this.")
+		return fault.Forbidden(fault.OperatorOnly, "Only operators do this.")
 	}
 	return nil
 }
@@ -124,10 +124,10 @@ func requireScope(a Actor, orgID int64, scope string) error {
 		return fault.NotFound("organization")
 	}
 	if inst.Status == InstallPending {
-		return fault.Forbidden("installation_pending", "The installation is waiting for the app to verify it: PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"}.")
+		return fault.Forbidden(fault.InstallationPending, "The installation is waiting for the app to verify it: PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"}.")
 	}
 	if !slices.Contains(a.Scopes, scope) {
-		return fault.Forbidden("missing_scope", fmt.Sprintf("This needs the %s scope, which the installation was not granted.", scope))
+		return fault.Forbidden(fault.MissingScope, fmt.Sprintf("This needs the %s scope, which the installation was not granted.", scope))
 	}
 	return nil
 }
@@ -173,12 +173,12 @@ func (s *core) access(ctx context.Context, db *gorm.DB, a Actor, ref, min string
 		return nil, fmt.Errorf("finding membership: %w", err)
 	}
 	if roleRank[m.Role] < roleRank[min] {
-		return nil, fault.Forbidden("insufficient_role", fmt.Sprintf("This needs the %s role in %s; you are a %s.", min, org.Slug, m.Role))
+		return nil, fault.Forbidden(fault.InsufficientRole, fmt.Sprintf("This needs the %s role in %s; you are a %s.", min, org.Slug, m.Role))
 	}
 	return &OrgAccess{Org: org, Role: m.Role}, nil
 }
 
-var errNotSignedIn = fault.Unauthorized("not_authenticated", "Sign in, or send an API token as Authorization: Bearer.")
+var errNotSignedIn = fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send an API token as Authorization: Bearer.")
 
 // IsAdmin reports whether the actor administers the organization (admin or
 // owner): the UI shows admins' controls by it.

@@ -86,7 +86,7 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.
 
 // SignIn checks a password and opens a session.
 func (s *Accounts) SignIn(ctx context.Context, a Actor, email, password, userAgent string) (*SignIn, error) {
-	bad := fault.Unauthorized("invalid_credentials", "The email or password is wrong.")
+	bad := fault.Unauthorized(fault.InvalidCredentials, "The email or password is wrong.")
 	f := fault.Fields{}
 	f.Check(strings.TrimSpace(email) == "", "email", "is required")
 	f.Check(password == "", "password", "is required")
@@ -130,7 +130,7 @@ func (s *Accounts) SignOut(ctx context.Context, a Actor) error {
 		return err
 	}
 	if a.SessionID == 0 {
-		return fault.Invalid("no_session", "Sign-out ends a session; API tokens are revoked with DELETE /api/0/api-tokens/{token_id}/.", nil)
+		return fault.Invalid(fault.NoSession, "Sign-out ends a session; API tokens are revoked with DELETE /api/0/api-tokens/{token_id}/.", nil)
 	}
 	if err := s.db.WithContext(ctx).Delete(&Session{}, a.SessionID).Error; err != nil {
 		return fmt.Errorf("ending session: %w", err)
@@ -138,7 +138,7 @@ func (s *Accounts) SignOut(ctx context.Context, a Actor) error {
 	return nil
 }
 
-var errBadToken = fault.Unauthorized("invalid_token", "The token is invalid, expired or revoked.")
+var errBadToken = fault.Unauthorized(fault.InvalidToken, "The token is invalid, expired or revoked.")
 
 // AuthenticateBearer resolves an Authorization: Bearer value: a personal API
 // token (pbu_…) or a sign-in JWT.

@@ -18,7 +18,7 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 		if _, err := s.view(ctx, tx, a, ref, false); err != nil {
 			return err
 		}
-		return fault.Forbidden("operator_only", "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
+		return fault.Forbidden(fault.OperatorOnly, "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
 	}
 	if other != (AppFields{}) {
 		return fault.Field("status", "is changed on its own, without other fields")
@@ -34,11 +34,11 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 		return err
 	}
 	if v.Kind != KindPublic {
-		return fault.Conflict("not_public", "Internal apps are never published.")
+		return fault.Conflict(fault.NotPublic, "Internal apps are never published.")
 	}
 	allowed := map[string][]string{StatusPublished: {StatusSubmitted}, StatusRejected: {StatusSubmitted, StatusPublished}}
 	if !slices.Contains(allowed[status], v.Status) {
-		return fault.Conflict("invalid_transition", fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
+		return fault.Conflict(fault.InvalidTransition, fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
 	}
 	v.Status, v.StatusReason, v.UpdatedAt = status, "", s.now()
 	if reason != nil {
@@ -64,10 +64,10 @@ func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, er
 			return err
 		}
 		if v.Kind != KindPublic {
-			return fault.Conflict("not_public", "Internal apps are installed in their organization and never reviewed.")
+			return fault.Conflict(fault.NotPublic, "Internal apps are installed in their organization and never reviewed.")
 		}
 		if v.Status != StatusDraft && v.Status != StatusRejected {
-			return fault.Conflict("invalid_transition", fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
+			return fault.Conflict(fault.InvalidTransition, fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
 		}
 		f := fault.Fields{}
 		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")

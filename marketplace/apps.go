@@ -373,7 +373,7 @@ func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
 			return fmt.Errorf("counting installations: %w", err)
 		}
 		if live > 0 {
-			return fault.Conflict("has_installations", fmt.Sprintf("%d organizations still have the app installed; they must uninstall it first.", live))
+			return fault.Conflict(fault.HasInstallations, fmt.Sprintf("%d organizations still have the app installed; they must uninstall it first.", live))
 		}
 		if err := tx.Delete(&App{}, v.ID).Error; err != nil {
 			return fmt.Errorf("deleting app: %w", err)

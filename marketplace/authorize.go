@@ -25,16 +25,11 @@ type AuthorizeRequest struct {
 	CodeChallengeMethod string
 }
 
-// AuthorizeError is an authorize failure. Redirect is false when the client
-// or redirect URI cannot be trusted: the error is shown, never redirected.
-type AuthorizeError struct {
-	Redirect    bool
-	Code        string
-	Description string
-	RedirectURI string // the app's registered URI, when Redirect
-}
-
-func (e *AuthorizeError) Error() string { return e.Code + ": " + e.Description }
+// Authorize failures are fault.OAuth errors. One that may be sent back to
+// the client carries the app's registered redirect URI as its
+// DetailRedirectURI; one without it (the client or redirect URI cannot be
+// trusted) is shown, never redirected.
+const DetailRedirectURI = "redirect_uri"
 
 // Consent is what the consent page shows.
 type Consent struct {
@@ -50,37 +45,39 @@ var challengeRe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // PrepareAuthorize validates an authorize request for a signed-in user.
 func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeRequest) (*Consent, error) {
 	if r.ClientID == "" {
-		return nil, &AuthorizeError{false, "invalid_request", "client_id is required.", ""}
+		return nil, fault.OAuth(fault.InvalidRequest, "client_id is required.")
 	}
 	var app App
 	err := s.db.WithContext(ctx).Preload("Organization").Where("client_id = ?", r.ClientID).First(&app).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, &AuthorizeError{false, "invalid_client", "No app has this client_id.", ""}
+		return nil, fault.OAuth(fault.InvalidClient, "No app has this client_id.")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("finding client: %w", err)
 	}
 	if app.RedirectURL == "" || (r.RedirectURI != "" && r.RedirectURI != app.RedirectURL) {
-		return nil, &AuthorizeError{false, "invalid_request", "redirect_uri does not match the app's registered redirect URL.", ""}
+		return nil, fault.OAuth(fault.InvalidRequest, "redirect_uri does not match the app's registered redirect URL.")
 	}
-	fail := func(code, desc string) error { return &AuthorizeError{true, code, desc, app.RedirectURL} }
+	fail := func(code fault.Code, desc string) error {
+		return fault.OAuth(code, desc).With(DetailRedirectURI, app.RedirectURL)
+	}
 	if app.Kind != KindPublic {
-		return nil, fail("unauthorized_client", "Internal integrations are not installed through OAuth.")
+		return nil, fail(fault.UnauthorizedClient, "Internal integrations are not installed through OAuth.")
 	}
 	if r.ResponseType != "code" {
-		return nil, fail("unsupported_response_type", "response_type must be code.")
+		return nil, fail(fault.UnsupportedResponseType, "response_type must be code.")
 	}
 	if r.CodeChallenge != "" || r.CodeChallengeMethod != "" {
 		if r.CodeChallengeMethod != "S256" {
-			return nil, fail("invalid_request", "code_challenge_method must be S256.")
+			return nil, fail(fault.InvalidRequest, "code_challenge_method must be S256.")
 		}
 		if !challengeRe.MatchString(r.CodeChallenge) {
-			return nil, fail("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier.")
+			return nil, fail(fault.InvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier.")
 		}
 	}
 	for _, sc := range strings.Fields(r.Scope) {
 		if !slices.Contains(app.Scopes, sc) {
-			return nil, fail("invalid_scope", fmt.Sprintf("The app was registered without the %s scope.", sc))
+			return nil, fail(fault.InvalidScope, fmt.Sprintf("The app was registered without the %s scope.", sc))
 		}
 	}
 	if err := requireUser(a); err != nil {
@@ -116,7 +113,7 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 		}
 	}
 	if app.Status != StatusPublished && len(c.Orgs) == 0 {
-		return nil, fail("unauthorized_client", "The app is not published.")
+		return nil, fail(fault.UnauthorizedClient, "The app is not published.")
 	}
 	return c, nil
 }
@@ -151,9 +148,8 @@ func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, erro
 			return err
 		}
 		res, err := s.installs.install(ctx, tx, a, acc.Org, app, plan, g)
-		var dup *AlreadyInstalledError
-		if errors.As(err, &dup) {
-			inst = dup.Installation
+		if live, ok := ExistingInstallation(err); ok {
+			inst = live
 			code, _, err = s.installs.newGrant(ctx, tx, inst.ID, g)
 			if err != nil {
 				return err
@@ -179,7 +175,7 @@ func (s *OAuth) Deny(ctx context.Context, a Actor, r AuthorizeRequest) (string, 
 	if err != nil {
 		return "", err
 	}
-	return AuthorizeRedirect(consent.RedirectURI, map[string]string{"error": "access_denied",
+	return AuthorizeRedirect(consent.RedirectURI, map[string]string{"error": string(fault.AccessDenied),
 		"error_description": "The user denied the request.", "state": r.State}), nil
 }
 

@@ -81,7 +81,7 @@ func (s *Deliveries) SendTestEvent(ctx context.Context, a Actor, ref string) (*w
 		return nil, err
 	}
 	if v.WebhookURL == "" {
-		return nil, fault.Conflict("no_webhook_url", "The app has no webhook URL to send to.")
+		return nil, fault.Conflict(fault.NoWebhookURL, "The app has no webhook URL to send to.")
 	}
 	var d webhooks.Delivery
 	err = s.publishTx(ctx, func(tx *gorm.DB) error {

@@ -26,17 +26,17 @@ func (s *Installs) UpdateInstallation(ctx context.Context, a Actor, id string, u
 			return err
 		}
 		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is %s.", inst.Status))
+			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is %s.", inst.Status))
 		}
 		appSide := u.Status != nil || u.ExternalID != nil || u.ConfigURL != nil
 		if appSide && sd != sideApp {
-			return fault.Forbidden("app_only", "Only the app verifies its installation or sets externalId and configUrl, with the installation's token.")
+			return fault.Forbidden(fault.AppOnly, "Only the app verifies its installation or sets externalId and configUrl, with the installation's token.")
 		}
 		if u.Plan != nil && sd != sideAdmin {
 			if sd == sideMember {
-				return fault.Forbidden("insufficient_role", "Changing plan needs the admin role in the organization.")
+				return fault.Forbidden(fault.InsufficientRole, "Changing plan needs the admin role in the organization.")
 			}
-			return fault.Forbidden("admin_only", "Only the organization's admins change plan.")
+			return fault.Forbidden(fault.AdminOnly, "Only the organization's admins change plan.")
 		}
 		f := fault.Fields{}
 		f.Check(u.Status != nil && *u.Status != InstallInstalled, "status", `must be "installed"`)
@@ -98,10 +98,10 @@ func (s *Installs) Uninstall(ctx context.Context, a Actor, id string) error {
 			return err
 		}
 		if sd == sideMember {
-			return fault.Forbidden("insufficient_role", "Uninstalling needs the admin role in the organization.")
+			return fault.Forbidden(fault.InsufficientRole, "Uninstalling needs the admin role in the organization.")
 		}
 		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is already %s.", inst.Status))
+			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is already %s.", inst.Status))
 		}
 		return s.endInstallation(ctx, tx, a, inst, InstallDeleted, "uninstalled")
 	})
@@ -144,10 +144,10 @@ func (s *Installs) RequestGrant(ctx context.Context, a Actor, id string) (*Grant
 			return err
 		}
 		if sd != sideApp {
-			return fault.Forbidden("app_only", "Only the app asks for a fresh code, with its own credentials.")
+			return fault.Forbidden(fault.AppOnly, "Only the app asks for a fresh code, with its own credentials.")
 		}
 		if !inst.Live() {
-			return fault.Conflict("installation_not_live", fmt.Sprintf("The installation is %s.", inst.Status))
+			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is %s.", inst.Status))
 		}
 		code, g, err = s.newGrant(ctx, tx, inst.ID, grantOptions{})
 		if err != nil {

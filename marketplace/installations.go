@@ -31,15 +31,15 @@ const (
 	PrefixCode    = "pbg_"
 )
 
-// AlreadyInstalledError is the conflict of installing an app twice; it
-// carries the live installation.
-type AlreadyInstalledError struct {
-	Err          *fault.Error
-	Installation *Installation
-}
+// DetailInstallation is the details key of an already_installed conflict:
+// the live *Installation.
+const DetailInstallation = "installation"
 
-func (e *AlreadyInstalledError) Error() string { return e.Err.Error() }
-func (e *AlreadyInstalledError) Unwrap() error { return e.Err }
+// ExistingInstallation returns the live installation an already_installed
+// conflict carries.
+func ExistingInstallation(err error) (*Installation, bool) {
+	return fault.Detail[*Installation](err, DetailInstallation)
+}
 
 // NewInstallation is a fresh install: where to send the browser.
 type NewInstallation struct {
@@ -125,8 +125,9 @@ func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organi
 		[]string{InstallPending, InstallInstalled}).First(&live).Error
 	if err == nil {
 		live.App, live.Organization = app, &org
-		return nil, &AlreadyInstalledError{Installation: &live, Err: fault.Conflict("already_installed",
-			fmt.Sprintf("%s is already installed in %s; uninstall it first, or change its plan.", app.Name, org.Slug))}
+		return nil, fault.Conflict(fault.AlreadyInstalled,
+			fmt.Sprintf("%s is already installed in %s; uninstall it first, or change its plan.", app.Name, org.Slug)).
+			With(DetailInstallation, &live)
 	}
 	if !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fmt.Errorf("finding installation: %w", err)
@@ -297,7 +298,7 @@ func (s *Installs) sideOf(ctx context.Context, tx *gorm.DB, a Actor, inst *Insta
 		}
 		return sideMember, nil
 	}
-	return sideNone, fault.Unauthorized("not_authenticated", "Sign in, or send an installation token or app credentials.")
+	return sideNone, fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send an installation token or app credentials.")
 }
 
 // installationFor locks an installation for a change and says who the actor

@@ -184,8 +184,17 @@ func (s *core) publishTx(ctx context.Context, fn func(tx *gorm.DB) error) error 
 	return s.outbox.Transaction(ctx, s.db, fn)
 }
 
+// takenCodes names the conflict of a unique violation on each field
+// dbErr is given.
+var takenCodes = map[string]fault.Code{
+	"slug":  fault.SlugTaken,
+	"email": fault.EmailTaken,
+	"app":   fault.AppTaken,
+}
+
 // dbErr turns database errors into domain errors: no rows → not found (of
-// what), unique violations → conflict on field; others are wrapped.
+// what), unique violations → conflict on field (takenCodes); others are
+// wrapped.
 func dbErr(err error, what, field string) error {
 	if err == nil {
 		return nil
@@ -195,7 +204,12 @@ func dbErr(err error, what, field string) error {
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "23505" {
-		return &fault.Error{Kind: fault.KindConflict, Code: field + "_taken",
+		code, ok := takenCodes[field]
+		if !ok {
+			return &fault.Error{Kind: fault.KindConflict, Code: fault.CodeConflict,
+				Message: fmt.Sprintf("That %s exists already.", what), Err: err}
+		}
+		return &fault.Error{Kind: fault.KindConflict, Code: code,
 			Message: fmt.Sprintf("That %s is already taken.", field), Fields: map[string]string{field: "is already taken"}}
 	}
 	return fmt.Errorf("%s: %w", what, err)

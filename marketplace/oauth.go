@@ -21,19 +21,11 @@ import (
 	"github.com/plugboard/plugboard/app/secret"
 )
 
-// OAuthError is an RFC 6749 error: web renders it as {error,
-// error_description} on the OAuth endpoints and as a problem document on
-// the JSON API.
-type OAuthError struct {
-	Code        string // invalid_grant, invalid_client, …
-	Description string
-	Status      int
-}
-
-func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }
-
-func invalidGrant(desc string) error  { return &OAuthError{"invalid_grant", desc, 400} }
-func invalidClient(desc string) error { return &OAuthError{"invalid_client", desc, 401} }
+// invalidGrant and invalidClient are the RFC 6749 errors of token requests;
+// web answers them as {error, error_description} on the OAuth endpoints and
+// as problem documents on the JSON API.
+func invalidGrant(desc string) error  { return fault.OAuth(fault.InvalidGrant, desc) }
+func invalidClient(desc string) error { return fault.OAuth(fault.InvalidClient, desc) }
 
 // StateKeyID names the key that signs install states.
 func (s *OAuth) StateKeyID() string { return s.stateKeyID() }
@@ -105,14 +97,14 @@ func (s *OAuth) Token(ctx context.Context, app *App, r TokenRequest) (*TokenSet,
 	case "refresh_token":
 		return s.refresh(ctx, app, r)
 	case "":
-		return nil, &OAuthError{"invalid_request", "grant_type is required.", 400}
+		return nil, fault.OAuth(fault.InvalidRequest, "grant_type is required.")
 	}
-	return nil, &OAuthError{"unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported; use authorization_code or refresh_token.", r.GrantType), 400}
+	return nil, fault.OAuth(fault.UnsupportedGrantType, fmt.Sprintf("grant_type %q is not supported; use authorization_code or refresh_token.", r.GrantType))
 }
 
 func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	if r.Code == "" {
-		return nil, &OAuthError{"invalid_request", "code is required.", 400}
+		return nil, fault.OAuth(fault.InvalidRequest, "code is required.")
 	}
 	var out *TokenSet
 	var reused bool
@@ -181,7 +173,7 @@ func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*To
 
 func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSet, error) {
 	if r.RefreshToken == "" {
-		return nil, &OAuthError{"invalid_request", "refresh_token is required.", 400}
+		return nil, fault.OAuth(fault.InvalidRequest, "refresh_token is required.")
 	}
 	var out *TokenSet
 	var reused bool
@@ -262,7 +254,7 @@ func (s *OAuth) Revoke(ctx context.Context, app *App, token string) error {
 func (s *OAuth) AuthenticateApp(ctx context.Context, clientID, clientSecret string) (Actor, error) {
 	app, err := s.AuthenticateClient(ctx, clientID, clientSecret)
 	if err != nil {
-		return Actor{}, fault.Unauthorized("invalid_client", "The client id or secret is wrong.")
+		return Actor{}, fault.Unauthorized(fault.InvalidClient, "The client id or secret is wrong.")
 	}
 	return Actor{App: app}, nil
 }
@@ -303,7 +295,7 @@ func (s *OAuth) authenticateAppJWT(ctx context.Context, raw string, clientID str
 	// what is left of it may exceed ten minutes.
 	if claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute ||
 		claims.ExpiresAt.Sub(s.now()) > 10*time.Minute+30*time.Second {
-		return Actor{}, fault.Unauthorized("invalid_token", "App JWTs need iat and may last at most ten minutes.")
+		return Actor{}, fault.Unauthorized(fault.InvalidToken, "App JWTs need iat and may last at most ten minutes.")
 	}
 	return Actor{App: &app}, nil
 }

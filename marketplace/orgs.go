@@ -135,7 +135,7 @@ func (s *Orgs) DeleteOrganization(ctx context.Context, a Actor, ref string) erro
 			return fmt.Errorf("counting installations of the organization's apps: %w", err)
 		}
 		if elsewhere > 0 {
-			return fault.Conflict("has_installations", fmt.Sprintf("The organization's apps are installed in %d other organizations; they must uninstall them first.", elsewhere))
+			return fault.Conflict(fault.HasInstallations, fmt.Sprintf("The organization's apps are installed in %d other organizations; they must uninstall them first.", elsewhere))
 		}
 		// Every app installed here is uninstalled, so its partner is told.
 		var live []Installation
@@ -196,7 +196,7 @@ func (s *Orgs) AddMember(ctx context.Context, a Actor, ref, email, role string) 
 			return err
 		}
 		if role == RoleOwner && acc.Role != RoleOwner {
-			return fault.Forbidden("insufficient_role", "Only owners can add owners.")
+			return fault.Forbidden(fault.InsufficientRole, "Only owners can add owners.")
 		}
 		var u User
 		if err := tx.Where("lower(email) = lower(?)", strings.TrimSpace(email)).First(&u).Error; err != nil {
@@ -208,7 +208,7 @@ func (s *Orgs) AddMember(ctx context.Context, a Actor, ref, email, role string) 
 		out = Member{OrganizationID: acc.Org.ID, UserID: u.ID, Role: role, CreatedAt: s.now(), User: &u}
 		if err := tx.Omit("User").Create(&out).Error; err != nil {
 			if e := dbErr(err, "member", "email"); errors.Is(e, fault.ErrConflict) {
-				return &fault.Error{Kind: fault.KindConflict, Code: "already_member", Message: "That user is already a member.",
+				return &fault.Error{Kind: fault.KindConflict, Code: fault.AlreadyMember, Message: "That user is already a member.",
 					Fields: map[string]string{"email": "is already a member"}}
 			}
 			return fmt.Errorf("adding member: %w", err)
@@ -260,7 +260,7 @@ func (s *Orgs) UpdateMember(ctx context.Context, a Actor, ref, memberID, role st
 			return err
 		}
 		if (role == RoleOwner || m.Role == RoleOwner) && acc.Role != RoleOwner {
-			return fault.Forbidden("insufficient_role", "Only owners can grant or remove the owner role.")
+			return fault.Forbidden(fault.InsufficientRole, "Only owners can grant or remove the owner role.")
 		}
 		if m.Role == RoleOwner && role != RoleOwner {
 			n, err := ownersLeft(tx, acc.Org.ID, m.ID)
@@ -268,7 +268,7 @@ func (s *Orgs) UpdateMember(ctx context.Context, a Actor, ref, memberID, role st
 				return fmt.Errorf("counting owners: %w", err)
 			}
 			if n == 0 {
-				return fault.Conflict("last_owner", "The organization's last owner cannot be demoted; make someone else owner first.")
+				return fault.Conflict(fault.LastOwner, "The organization's last owner cannot be demoted; make someone else owner first.")
 			}
 		}
 		old := m.Role
@@ -295,10 +295,10 @@ func (s *Orgs) RemoveMember(ctx context.Context, a Actor, ref, memberID string) 
 		}
 		self := m.UserID == a.User.ID
 		if !self && roleRank[acc.Role] < roleRank[RoleAdmin] {
-			return fault.Forbidden("insufficient_role", "Only admins and owners remove other members.")
+			return fault.Forbidden(fault.InsufficientRole, "Only admins and owners remove other members.")
 		}
 		if !self && m.Role == RoleOwner && acc.Role != RoleOwner {
-			return fault.Forbidden("insufficient_role", "Only owners remove owners.")
+			return fault.Forbidden(fault.InsufficientRole, "Only owners remove owners.")
 		}
 		if m.Role == RoleOwner {
 			n, err := ownersLeft(tx, acc.Org.ID, m.ID)
@@ -306,7 +306,7 @@ func (s *Orgs) RemoveMember(ctx context.Context, a Actor, ref, memberID string) 
 				return fmt.Errorf("counting owners: %w", err)
 			}
 			if n == 0 {
-				return fault.Conflict("last_owner", "The organization's last owner cannot leave; make someone else owner or delete the organization.")
+				return fault.Conflict(fault.LastOwner, "The organization's last owner cannot leave; make someone else owner or delete the organization.")
 			}
 		}
 		if err := tx.Delete(&Membership{}, m.ID).Error; err != nil {

@@ -163,7 +163,7 @@ func (s *Apps) DeletePlan(ctx context.Context, a Actor, appRef, planRef string) 
 			return fmt.Errorf("counting plans: %w", err)
 		}
 		if n <= 1 {
-			return fault.Conflict("last_plan", "An app with plans keeps at least one; add another plan first.")
+			return fault.Conflict(fault.LastPlan, "An app with plans keeps at least one; add another plan first.")
 		}
 		if err := tx.Delete(&Plan{}, p.ID).Error; err != nil {
 			return fmt.Errorf("deleting plan: %w", err)

@@ -35,7 +35,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		} else if h := r.Header.Get("Authorization"); h != "" {
 			token, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {
-				return fault.Unauthorized("invalid_authorization", "Send credentials as Authorization: Bearer <token>, or Basic with an app's client id and secret.")
+				return fault.Unauthorized(fault.InvalidAuthorization, "Send credentials as Authorization: Bearer <token>, or Basic with an app's client id and secret.")
 			}
 			a, err := s.opts.Accounts.AuthenticateBearer(ctx, strings.TrimSpace(token))
 			if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		} else if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
 			if a, err := s.opts.Accounts.AuthenticateSession(ctx, ck.Value); err == nil {
 				if unsafeMethod(r.Method) && !s.sameOrigin(r) {
-					return fault.Forbidden("cross_origin", "Cookie-authenticated changes must come from Plugboard's own pages.")
+					return fault.Forbidden(fault.CrossOrigin, "Cookie-authenticated changes must come from Plugboard's own pages.")
 				}
 				actor = a
 			} else if _, ok := fault.As(err); !ok {

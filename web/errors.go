@@ -20,7 +20,7 @@ type Problem struct {
 	Status    int               `json:"status"`
 	Detail    string            `json:"detail,omitempty"`
 	Instance  string            `json:"instance,omitempty"`
-	Code      string            `json:"code"`
+	Code      fault.Code        `json:"code"`
 	RequestID string            `json:"requestId,omitempty"`
 	Fields    map[string]string `json:"fields,omitempty"`
 	Extra     map[string]any    `json:"-"`
@@ -50,16 +50,7 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 	return marshal(m)
 }
 
-// problemError is an error web itself raises with a chosen status.
-type problemError struct {
-	status int
-	code   string
-	detail string
-	extra  map[string]any
-}
-
-func (e *problemError) Error() string { return e.detail }
-
+// kindStatus answers each kind; KindOAuth is answered with its code's status.
 var kindStatus = map[fault.Kind]int{
 	fault.KindInternal:     http.StatusInternalServerError,
 	fault.KindInvalid:      http.StatusBadRequest,
@@ -67,48 +58,69 @@ var kindStatus = map[fault.Kind]int{
 	fault.KindForbidden:    http.StatusForbidden,
 	fault.KindNotFound:     http.StatusNotFound,
 	fault.KindConflict:     http.StatusConflict,
-	fault.KindGone:         http.StatusGone,
-	fault.KindRateLimited:  http.StatusTooManyRequests,
 	fault.KindUnavailable:  http.StatusServiceUnavailable,
 }
 
-var statusCode = map[int]string{
-	http.StatusBadRequest:            "invalid_input",
-	http.StatusUnauthorized:          "unauthorized",
-	http.StatusForbidden:             "forbidden",
-	http.StatusNotFound:              "not_found",
-	http.StatusMethodNotAllowed:      "method_not_allowed",
-	http.StatusConflict:              "conflict",
-	http.StatusRequestEntityTooLarge: "body_too_large",
-	http.StatusUnsupportedMediaType:  "unsupported_media_type",
-	http.StatusTooManyRequests:       "rate_limited",
-	http.StatusInternalServerError:   "internal_error",
-	http.StatusServiceUnavailable:    "unavailable",
+// statusCode is the code of an error that has none of its own (echo's).
+var statusCode = map[int]fault.Code{
+	http.StatusBadRequest:            fault.InvalidInput,
+	http.StatusUnauthorized:          fault.CodeUnauthorized,
+	http.StatusForbidden:             fault.CodeForbidden,
+	http.StatusNotFound:              fault.CodeNotFound,
+	http.StatusMethodNotAllowed:      fault.MethodNotAllowed,
+	http.StatusConflict:              fault.CodeConflict,
+	http.StatusRequestEntityTooLarge: fault.BodyTooLarge,
+	http.StatusUnsupportedMediaType:  fault.UnsupportedMediaType,
+	http.StatusTooManyRequests:       fault.RateLimited,
+	http.StatusInternalServerError:   fault.InternalError,
+	http.StatusServiceUnavailable:    fault.Unavailable,
 }
+
+// faultStatus is the status fe is answered with.
+func faultStatus(fe *fault.Error) int {
+	if fe.Kind == fault.KindOAuth {
+		if d, ok := fault.Lookup(fe.Code); ok {
+			return d.Status
+		}
+		return http.StatusBadRequest
+	}
+	return kindStatus[fe.Kind]
+}
+
+// problemExtra renders a fault's details as extension members. An OAuth
+// error's details (the authorize redirect) are web's own, never shown.
+func problemExtra(fe *fault.Error) map[string]any {
+	if len(fe.Details) == 0 || fe.Kind == fault.KindOAuth {
+		return nil
+	}
+	out := make(map[string]any, len(fe.Details))
+	for k, v := range fe.Details {
+		switch v := v.(type) {
+		case *marketplace.Installation:
+			out[k] = toInstallationJSON(v)
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// problemType is the /docs/problems anchor of code.
+func problemType(code fault.Code) string { return "/docs/problems#" + string(code) }
 
 // problemFor turns any error into a problem document. Internal errors get a
 // generic message; their cause is logged by handleError, never shown.
 func problemFor(err error) Problem {
 	var (
-		fe  *fault.Error
-		he  *echo.HTTPError
-		pe  *problemError
-		oe  *marketplace.OAuthError
-		dup *marketplace.AlreadyInstalledError
+		fe *fault.Error
+		he *echo.HTTPError
 	)
 	p := Problem{Status: http.StatusInternalServerError, Detail: "Something went wrong on our side; the request id identifies it in our logs."}
 	switch {
-	case errors.As(err, &pe):
-		p.Status, p.Code, p.Detail, p.Extra = pe.status, pe.code, pe.detail, pe.extra
-	case errors.As(err, &oe): // OAuth errors on the JSON API (the /oauth/ endpoints answer RFC 6749 JSON)
-		p.Status, p.Code, p.Detail = oe.Status, oe.Code, oe.Description
-	case errors.As(err, &dup): // installing twice: the live installation comes with the conflict
-		p.Status, p.Code, p.Detail = http.StatusConflict, "already_installed", dup.Err.Message
-		p.Extra = map[string]any{"installation": toInstallationJSON(dup.Installation)}
 	case errors.As(err, &fe) && fe.Kind != fault.KindInternal:
-		p.Status, p.Code, p.Detail, p.Fields = kindStatus[fe.Kind], fe.Code, fe.Message, fe.Fields
+		p.Status, p.Code, p.Detail, p.Fields, p.Extra = faultStatus(fe), fe.Code, fe.Message, fe.Fields, problemExtra(fe)
 	case errors.Is(err, page.ErrBadCursor):
-		p.Status, p.Code, p.Detail = http.StatusBadRequest, "invalid_input", "The cursor is not one this API returned."
+		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidInput, "The cursor is not one this API returned."
 		p.Fields = map[string]string{"cursor": "is not a cursor this API returned"}
 	case errors.As(err, &he):
 		p.Status = he.Code
@@ -125,22 +137,28 @@ func problemFor(err error) Problem {
 			}
 		}
 	case errors.Is(err, context.DeadlineExceeded):
-		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, "timeout", "The request took too long; try again."
+		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, fault.Timeout, "The request took too long; try again."
 	}
 	if p.Code == "" {
 		p.Code = statusCode[p.Status]
-		if p.Code == "" {
-			p.Code = strings.ReplaceAll(strings.ToLower(http.StatusText(p.Status)), " ", "_")
+		if p.Code == "" { // a status echo answers that nothing here names
+			p.Code = fault.Code(strings.ReplaceAll(strings.ToLower(http.StatusText(p.Status)), " ", "_"))
 		}
 	}
 	p.Title = http.StatusText(p.Status)
-	p.Type = "/docs/problems#" + p.Code
+	p.Type = problemType(p.Code)
 	return p
 }
 
 // handleError is echo's HTTPErrorHandler: the one place errors are rendered.
+// OAuth errors on the OAuth endpoints answer RFC 6749 JSON; everything else
+// is a problem document (or, for browsers, an error page).
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindOAuth && oauthEndpoint(c.Request().URL.Path) {
+		s.oauthError(c, fe)
 		return
 	}
 	p := problemFor(err)
@@ -167,10 +185,27 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_, _ = c.Response().Write(append(b, '\n'))
 }
 
+// oauthError writes an RFC 6749 error response (§5.2): invalid_client is
+// 401 with a Basic challenge, the others 400.
+func (s *Server) oauthError(c echo.Context, fe *fault.Error) {
+	status := faultStatus(fe)
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="plugboard"`)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	_ = c.JSON(status, map[string]string{"error": string(fe.Code), "error_description": fe.Message})
+}
+
+// oauthEndpoint is true for the RFC 6749 endpoints, which answer OAuth
+// errors as {error, error_description} and never with HTML.
+func oauthEndpoint(path string) bool {
+	return strings.HasPrefix(path, "/oauth/token") || strings.HasPrefix(path, "/oauth/revoke")
+}
+
 // wantsHTML is true for browser navigations outside the API.
 func wantsHTML(c echo.Context) bool {
 	path := c.Request().URL.Path
-	if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/oauth/token") || strings.HasPrefix(path, "/oauth/revoke") {
+	if strings.HasPrefix(path, "/api/") || oauthEndpoint(path) {
 		return false
 	}
 	return strings.Contains(c.Request().Header.Get("Accept"), "text/html")

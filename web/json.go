@@ -34,7 +34,7 @@ func (jsonSerializer) Deserialize(c echo.Context, i any) error {
 func bindJSON(c echo.Context, v any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return &fault.Error{Kind: fault.KindInvalid, Code: "unsupported_media_type",
+		return &fault.Error{Kind: fault.KindInvalid, Code: fault.UnsupportedMediaType,
 			Message: fmt.Sprintf("Send the body as application/json, not %s.", ct)}
 	}
 	return decodeJSON(c.Request().Body, v)
@@ -46,7 +46,7 @@ func decodeJSON(r io.Reader, v any) error {
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() {
-			return fault.Invalid("malformed_json", "The body holds more than one JSON value.", nil)
+			return fault.Invalid(fault.MalformedJSON, "The body holds more than one JSON value.", nil)
 		}
 		return nil
 	}
@@ -60,13 +60,13 @@ func decodeJSON(r io.Reader, v any) error {
 	case errors.As(err, &tooBig):
 		return errTooLarge
 	case errors.Is(err, io.EOF):
-		return fault.Invalid("malformed_json", "The request body is empty; send a JSON object.", nil)
+		return fault.Invalid(fault.MalformedJSON, "The request body is empty; send a JSON object.", nil)
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
-		return fault.Invalid("malformed_json", "The request body is not valid JSON: "+err.Error(), nil)
+		return fault.Invalid(fault.MalformedJSON, "The request body is not valid JSON: "+err.Error(), nil)
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return fault.Invalid("malformed_json", fmt.Sprintf("Expected a JSON %s, got %s.", jsonKind(typ.Type), typ.Value), nil)
+			return fault.Invalid(fault.MalformedJSON, fmt.Sprintf("Expected a JSON %s, got %s.", jsonKind(typ.Type), typ.Value), nil)
 		}
 		return fault.Field(field, fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type), typ.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -75,7 +75,7 @@ func decodeJSON(r io.Reader, v any) error {
 	case errors.As(err, &invalid):
 		return fmt.Errorf("decoding JSON: %w", err)
 	}
-	return fault.Invalid("malformed_json", "The request body could not be read: "+err.Error(), nil)
+	return fault.Invalid(fault.MalformedJSON, "The request body could not be read: "+err.Error(), nil)
 }
 
 // jsonKind names a Go type as the JSON a client should send.

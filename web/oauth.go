@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,19 +10,6 @@ import (
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/marketplace"
 )
-
-// oauthJSON writes an RFC 6749 error response.
-func oauthError(c echo.Context, err error) error {
-	var oe *marketplace.OAuthError
-	if !errors.As(err, &oe) {
-		return err
-	}
-	if oe.Status == http.StatusUnauthorized {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="plugboard"`)
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
-}
 
 // clientCredentials reads HTTP Basic or form client authentication.
 func clientCredentials(c echo.Context) (string, string) {
@@ -41,13 +27,13 @@ func (s *Server) token(c echo.Context) error {
 	id, secret := clientCredentials(c)
 	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{
 		GrantType: c.FormValue("grant_type"), Code: c.FormValue("code"), RedirectURI: c.FormValue("redirect_uri"),
 		CodeVerifier: c.FormValue("code_verifier"), RefreshToken: c.FormValue("refresh_token")})
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, map[string]any{
@@ -62,11 +48,11 @@ func (s *Server) revoke(c echo.Context) error {
 	id, secret := clientCredentials(c)
 	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
 	if err != nil {
-		return oauthError(c, err)
+		return err
 	}
 	tok := c.FormValue("token")
 	if tok == "" {
-		return oauthError(c, &marketplace.OAuthError{Code: "invalid_request", Description: "token is required.", Status: 400})
+		return fault.OAuth(fault.InvalidRequest, "token is required.")
 	}
 	if err := s.opts.OAuth.Revoke(ctx, app, tok); err != nil {
 		return err
@@ -106,18 +92,20 @@ func authorizeRequest(c echo.Context) marketplace.AuthorizeRequest {
 		CodeChallenge: c.FormValue("code_challenge"), CodeChallengeMethod: c.FormValue("code_challenge_method")}
 }
 
-// authorizeFailure shows an untrusted failure, or redirects a trusted one.
+// authorizeFailure shows an untrusted failure, or redirects a trusted one
+// (an OAuth error carrying the app's redirect URI).
 func (s *Server) authorizeFailure(c echo.Context, r marketplace.AuthorizeRequest, err error) error {
-	var ae *marketplace.AuthorizeError
-	if errors.As(err, &ae) {
-		if !ae.Redirect {
-			return s.renderErrorPage(c, Problem{Status: http.StatusBadRequest, Title: "This link cannot be used", Code: ae.Code,
-				Detail: ae.Description, RequestID: requestID(c)})
-		}
-		return c.Redirect(http.StatusFound, marketplace.AuthorizeRedirect(ae.RedirectURI, map[string]string{
-			"error": ae.Code, "error_description": ae.Description, "state": r.State}))
+	fe, ok := fault.As(err)
+	if !ok || fe.Kind != fault.KindOAuth {
+		return err
 	}
-	return err
+	to, redirect := fe.Details[marketplace.DetailRedirectURI].(string)
+	if !redirect {
+		return s.renderErrorPage(c, Problem{Type: problemType(fe.Code), Status: http.StatusBadRequest, Title: "This link cannot be used",
+			Code: fe.Code, Detail: fe.Message, RequestID: requestID(c)})
+	}
+	return c.Redirect(http.StatusFound, marketplace.AuthorizeRedirect(to, map[string]string{
+		"error": string(fe.Code), "error_description": fe.Message, "state": r.State}))
 }
 
 // authorize is GET /oauth/authorize: the consent page.
@@ -127,7 +115,7 @@ func (s *Server) authorize(c echo.Context) error {
 	if !a.SignedIn() {
 		// Validate the client first so a bad link never reaches sign-in.
 		if _, err := s.opts.OAuth.PrepareAuthorize(c.Request().Context(), a, r); err != nil {
-			if _, ok := fault.As(err); !ok {
+			if fe, ok := fault.As(err); !ok || fe.Kind == fault.KindOAuth {
 				return s.authorizeFailure(c, r, err)
 			}
 		}
@@ -148,7 +136,7 @@ func (s *Server) decide(c echo.Context) error {
 		return c.Redirect(http.StatusFound, "/login")
 	}
 	if !s.opts.Accounts.CheckCSRF(a, c.FormValue("csrf")) {
-		return fault.Forbidden("csrf", "The form expired; go back and try again.")
+		return fault.Forbidden(fault.CSRF, "The form expired; go back and try again.")
 	}
 	ctx := c.Request().Context()
 	if c.FormValue("decision") != "approve" {

@@ -22,6 +22,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/plugboard/plugboard/marketplace"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plugboard/plugboard/app/fault"
 )
 
 // Check reports whether a dependency answers; readiness runs each.
@@ -177,8 +179,8 @@ func (s *Server) readyz(c echo.Context) error {
 	}
 	if len(down) > 0 {
 		sort.Strings(down)
-		return &problemError{status: http.StatusServiceUnavailable, code: "not_ready",
-			detail: "Not ready: " + strings.Join(down, ", ") + " unreachable.", extra: map[string]any{"checks": status}}
+		return &fault.Error{Kind: fault.KindUnavailable, Code: fault.NotReady,
+			Message: "Not ready: " + strings.Join(down, ", ") + " unreachable.", Details: map[string]any{"checks": status}}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": status})
 }

@@ -69,7 +69,7 @@ func TestProblemDocuments(t *testing.T) {
 	})
 	s.e.GET("/api/0/panic/", func(c echo.Context) error { panic("kaboom") })
 	s.e.GET("/api/0/taken/", func(c echo.Context) error {
-		return &fault.Error{Kind: fault.KindConflict, Code: "slug_taken", Message: "That slug is taken.", Fields: map[string]string{"slug": "is already taken"}}
+		return &fault.Error{Kind: fault.KindConflict, Code: fault.SlugTaken, Message: "That slug is taken.", Fields: map[string]string{"slug": "is already taken"}}
 	})
 
 	tests := []struct {
@@ -227,7 +227,7 @@ func TestDocsPages(t *testing.T) {
 	}
 	// Every code the handlers use is explained.
 	for _, code := range statusCode {
-		if problemCodes[code] == "" {
+		if d, ok := fault.Lookup(code); !ok || d.Description == "" {
 			t.Errorf("code %q has no explanation on /docs/problems", code)
 		}
 	}

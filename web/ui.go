@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -109,11 +108,7 @@ func uiStatus(err error) int { return problemFor(err).Status }
 // input, a conflict, a refusal) rather than a failure of ours.
 func formFault(err error) bool {
 	fe, ok := fault.As(err)
-	if !ok {
-		var dup *marketplace.AlreadyInstalledError
-		return errors.As(err, &dup)
-	}
-	return fe.Kind == fault.KindInvalid || fe.Kind == fault.KindConflict || fe.Kind == fault.KindForbidden
+	return ok && (fe.Kind == fault.KindInvalid || fe.Kind == fault.KindConflict || fe.Kind == fault.KindForbidden)
 }
 
 // templates are the parsed pages by name.
@@ -268,11 +263,11 @@ func (s *Server) uiForms(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if !s.sameOrigin(c.Request()) {
-			return fault.Forbidden("cross_origin", "This form must be sent from Plugboard's own pages.")
+			return fault.Forbidden(fault.CrossOrigin, "This form must be sent from Plugboard's own pages.")
 		}
 		a := actor(c)
 		if a.SignedIn() && !s.opts.Accounts.CheckCSRF(a, c.FormValue("csrf")) {
-			return fault.Forbidden("csrf", "The form expired or did not come from Plugboard; go back, reload the page and try again.")
+			return fault.Forbidden(fault.CSRF, "The form expired or did not come from Plugboard; go back, reload the page and try again.")
 		}
 		return next(c)
 	}

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -205,9 +204,8 @@ func (s *Server) installApp(c echo.Context) error {
 		if cerr != nil {
 			return cerr
 		}
-		var dup *marketplace.AlreadyInstalledError
-		if errors.As(err, &dup) {
-			cp.Existing, cp.ExistingOrg = dup.Installation.UUID, org
+		if live, ok := marketplace.ExistingInstallation(err); ok {
+			cp.Existing, cp.ExistingOrg = live.UUID, org
 		}
 		v := s.newView(c, "Install "+cp.App.Name)
 		v.Section = "marketplace"

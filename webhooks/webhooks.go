@@ -107,7 +107,7 @@ func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*Eve
 	if err := tx.WithContext(ctx).Create(et).Error; err != nil {
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && pg.Code == "23505" {
-			return nil, &fault.Error{Kind: fault.KindConflict, Code: "name_taken", Message: "That event type exists.", Fields: map[string]string{"name": "is already taken"}}
+			return nil, &fault.Error{Kind: fault.KindConflict, Code: fault.NameTaken, Message: "That event type exists.", Fields: map[string]string{"name": "is already taken"}}
 		}
 		return nil, fmt.Errorf("creating event type: %w", err)
 	}
@@ -164,7 +164,7 @@ func (et *EventType) ValidateData(data json.RawMessage) error {
 			}
 			fields[path] = leaf.ErrorKind.LocalizedString(printer)
 		}
-		return fault.Invalid("schema_mismatch", fmt.Sprintf("data does not match the %s schema.", et.Name), fields)
+		return fault.Invalid(fault.SchemaMismatch, fmt.Sprintf("data does not match the %s schema.", et.Name), fields)
 	}
 	return nil
 }

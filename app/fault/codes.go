@@ -1,0 +1,236 @@
+package fault
+
+import (
+	"net/http"
+	"sort"
+)
+
+// Code is a stable, snake_case error code: the code member of a problem
+// document (and its /docs/problems anchor), or an RFC 6749 error. Every code
+// is a constant below, registered with its status and documentation;
+// TestEveryCodeIsRegistered (web) fails on a code used anywhere else.
+type Code string
+
+// Invalid input (400).
+const (
+	InvalidInput         Code = "invalid_input"
+	MalformedJSON        Code = "malformed_json"
+	UnsupportedMediaType Code = "unsupported_media_type"
+	SchemaMismatch       Code = "schema_mismatch"
+	BodyTooLarge         Code = "body_too_large"
+	NoSession            Code = "no_session"
+)
+
+// Credentials (401).
+const (
+	NotAuthenticated     Code = "not_authenticated"
+	InvalidAuthorization Code = "invalid_authorization"
+	CodeUnauthorized     Code = "unauthorized"
+	InvalidToken         Code = "invalid_token"
+	InvalidCredentials   Code = "invalid_credentials"
+)
+
+// Refusals (403).
+const (
+	CodeForbidden          Code = "forbidden"
+	InsufficientRole       Code = "insufficient_role"
+	OperatorOnly           Code = "operator_only"
+	UsersOnly              Code = "users_only"
+	AppOnly                Code = "app_only"
+	AdminOnly              Code = "admin_only"
+	NotOwner               Code = "not_owner"
+	MissingScope           Code = "missing_scope"
+	InstallationPending    Code = "installation_pending"
+	AppCredentialsRequired Code = "app_credentials_required"
+	CrossOrigin            Code = "cross_origin"
+	CSRF                   Code = "csrf"
+)
+
+// Absent (404) and wrong method (405).
+const (
+	CodeNotFound     Code = "not_found"
+	MethodNotAllowed Code = "method_not_allowed"
+)
+
+// Conflicts with existing state (409).
+const (
+	CodeConflict        Code = "conflict"
+	SlugTaken           Code = "slug_taken"
+	EmailTaken          Code = "email_taken"
+	NameTaken           Code = "name_taken"
+	AppTaken            Code = "app_taken"
+	AlreadyMember       Code = "already_member"
+	AlreadyInstalled    Code = "already_installed"
+	LastOwner           Code = "last_owner"
+	LastPlan            Code = "last_plan"
+	HasInstallations    Code = "has_installations"
+	InstallationNotLive Code = "installation_not_live"
+	InvalidTransition   Code = "invalid_transition"
+	NotPublic           Code = "not_public"
+	NoWebhookURL        Code = "no_webhook_url"
+)
+
+// Limits and failures of ours (429, 5xx).
+const (
+	RateLimited   Code = "rate_limited"
+	InternalError Code = "internal_error"
+	Unavailable   Code = "unavailable"
+	Timeout       Code = "timeout"
+	NotReady      Code = "not_ready"
+)
+
+// RFC 6749 errors (KindOAuth): the OAuth endpoints answer them as
+// {"error", "error_description"}, the JSON API as problem documents.
+const (
+	InvalidRequest          Code = "invalid_request"
+	InvalidClient           Code = "invalid_client"
+	InvalidGrant            Code = "invalid_grant"
+	UnauthorizedClient      Code = "unauthorized_client"
+	UnsupportedGrantType    Code = "unsupported_grant_type"
+	UnsupportedResponseType Code = "unsupported_response_type"
+	InvalidScope            Code = "invalid_scope"
+	AccessDenied            Code = "access_denied"
+)
+
+// Doc documents a code on /docs/problems.
+type Doc struct {
+	Code        Code
+	Status      int  // the HTTP status it is answered with
+	OAuth       bool // an RFC 6749 error code
+	Title       string
+	Description string
+}
+
+var registry = []Doc{
+	{InvalidInput, http.StatusBadRequest, false, "Invalid input",
+		"A field is missing or wrong. The fields member names each one (as a camelCase JSON path, or a query parameter) and says what is expected; fix them all and send the request again."},
+	{MalformedJSON, http.StatusBadRequest, false, "Malformed JSON",
+		"The body is not exactly one JSON value of the expected shape: it is empty, not valid JSON, holds more than one value, or is an array where an object is expected."},
+	{UnsupportedMediaType, http.StatusBadRequest, false, "Unsupported media type",
+		"Send request bodies as application/json; a body with another Content-Type is refused before it is read."},
+	{SchemaMismatch, http.StatusBadRequest, false, "Event data does not match its schema",
+		"An event's data does not match its event type's JSON Schema; fields names each failing JSON path and why. GET /api/0/event-types/ lists the schemas."},
+	{BodyTooLarge, http.StatusRequestEntityTooLarge, false, "Body too large",
+		"The request body is larger than this server accepts (PLUGBOARD_HTTP_BODY_LIMIT). Send less, or page through the resource instead."},
+	{NoSession, http.StatusBadRequest, false, "No session to end",
+		"Sign-out ends a browser or API session; an API token has no session. Revoke API tokens with DELETE /api/0/api-tokens/{token_id}/ instead."},
+
+	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
+		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},
+	{InvalidAuthorization, http.StatusUnauthorized, false, "Invalid Authorization header",
+		"The Authorization header is neither Bearer <token> nor Basic with an app's client id and secret. Fix the header's scheme and format."},
+	{CodeUnauthorized, http.StatusUnauthorized, false, "Unauthorized",
+		"Credentials are missing or wrong. The WWW-Authenticate header says which scheme the route expects."},
+	{InvalidToken, http.StatusUnauthorized, false, "Invalid token",
+		"The token is invalid, expired or revoked: signing out, uninstalling and rotating revoke tokens, installation access tokens expire, and app JWTs need iat and may last at most ten minutes. Get a fresh token."},
+	{InvalidCredentials, http.StatusUnauthorized, false, "Invalid credentials",
+		"The email or password is wrong. The answer does not say which, so that it reveals nothing about which accounts exist."},
+
+	{CodeForbidden, http.StatusForbidden, false, "Forbidden",
+		"The caller is known but may not do this."},
+	{InsufficientRole, http.StatusForbidden, false, "Insufficient role",
+		"This needs a higher role in the organization (member, admin or owner, as the detail says). Ask an owner of the organization to change your role."},
+	{OperatorOnly, http.StatusForbidden, false, "Operators only",
+		"Only Plugboard's operators do this: publishing or rejecting apps, managing the event catalogue, service tokens and host-wide views."},
+	{UsersOnly, http.StatusForbidden, false, "Users only",
+		"This route is for users. App credentials, app JWTs, installation tokens and service tokens have routes of their own and cannot use it."},
+	{AppOnly, http.StatusForbidden, false, "App only",
+		"Only the app itself does this, with its own credentials or the installation's access token: verifying an installation, setting externalId and configUrl, or asking for a fresh code."},
+	{AdminOnly, http.StatusForbidden, false, "Organization admins only",
+		"Only the organization's admins (and owners) change an installation's plan, signed in as themselves; the app cannot, even with the installation's token."},
+	{NotOwner, http.StatusForbidden, false, "Not the app's owner",
+		"Only admins of the organization that owns the app change it. Operators see every app but review it only through its status."},
+	{MissingScope, http.StatusForbidden, false, "Missing scope",
+		"The installation was not granted the scope this needs. Register the scope on the app and have the organization reinstall or re-authorize it."},
+	{InstallationPending, http.StatusForbidden, false, "Installation pending",
+		"The app has not verified the installation yet. Verify it with PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"} and try again."},
+	{AppCredentialsRequired, http.StatusForbidden, false, "App credentials required",
+		"Use the app's own credentials (client credentials or an app JWT), not an installation token, which only ever sees its own installation."},
+	{CrossOrigin, http.StatusForbidden, false, "Cross-origin request",
+		"Cookie-authenticated changes must come from Plugboard's own pages. Scripts and other sites use a token instead of the session cookie."},
+	{CSRF, http.StatusForbidden, false, "Form expired",
+		"The form's CSRF token is missing, expired or from another session. Go back, reload the page and send the form again."},
+
+	{CodeNotFound, http.StatusNotFound, false, "Not found",
+		"Nothing is there, or the caller may not see it: resources of other organizations answer 404, not 403, so that their existence is not revealed."},
+	{MethodNotAllowed, http.StatusMethodNotAllowed, false, "Method not allowed",
+		"The path exists but does not take that method. The API reference lists each path's methods."},
+
+	{CodeConflict, http.StatusConflict, false, "Conflict",
+		"The request clashes with the current state of the resource. Read it again and retry."},
+	{SlugTaken, http.StatusConflict, false, "Slug taken",
+		"Another resource of its kind (organization, app, or plan of the app) has that slug; fields.slug says so. Choose another slug."},
+	{EmailTaken, http.StatusConflict, false, "Email taken",
+		"A user has signed up with that email already; fields.email says so. Sign in instead, or use another address."},
+	{NameTaken, http.StatusConflict, false, "Name taken",
+		"An event type with that name exists already; fields.name says so. Event type names are unique across the catalogue."},
+	{AppTaken, http.StatusConflict, false, "Installed meanwhile",
+		"Another request installed the app in the organization at the same moment; fields.app says so. List the organization's installations to find it."},
+	{AlreadyMember, http.StatusConflict, false, "Already a member",
+		"The user is already a member of the organization. Change their role instead."},
+	{AlreadyInstalled, http.StatusConflict, false, "Already installed",
+		"The app is installed in the organization already. The problem document carries the live installation as its installation member; uninstall it first, or change its plan."},
+	{LastOwner, http.StatusConflict, false, "Last owner",
+		"An organization keeps at least one owner: its last owner can neither be demoted nor leave. Make someone else owner first, or delete the organization."},
+	{LastPlan, http.StatusConflict, false, "Last plan",
+		"An app with plans keeps at least one, since installations are on a plan. Add another plan before deleting this one."},
+	{HasInstallations, http.StatusConflict, false, "Still installed",
+		"Organizations still have the app installed; they must uninstall it before it (or the organization that owns it) is deleted."},
+	{InstallationNotLive, http.StatusConflict, false, "Installation not live",
+		"The installation was deleted or failed, so it can no longer be changed, verified or given a fresh code."},
+	{InvalidTransition, http.StatusConflict, false, "Invalid status transition",
+		"The app's review status cannot change that way: only draft or rejected apps are submitted, and only submitted apps are published or rejected."},
+	{NotPublic, http.StatusConflict, false, "Internal app",
+		"Internal apps are installed in their own organization when they are created; they are neither reviewed, published nor listed in the marketplace."},
+	{NoWebhookURL, http.StatusConflict, false, "No webhook URL",
+		"The app has no webhook URL, so there is nowhere to send deliveries to. Set webhookUrl on the app first."},
+
+	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
+		"Too many requests. Wait as the Retry-After header says, then try again."},
+	{InternalError, http.StatusInternalServerError, false, "Internal error",
+		"Something failed on our side. The problem's requestId finds it in our logs; quote it when you report the failure."},
+	{Unavailable, http.StatusServiceUnavailable, false, "Unavailable",
+		"A dependency is down; try again shortly."},
+	{Timeout, http.StatusServiceUnavailable, false, "Timeout",
+		"The request took too long and was abandoned; try again."},
+	{NotReady, http.StatusServiceUnavailable, false, "Not ready",
+		"A dependency (PostgreSQL or Redis) is unreachable, so the instance is not ready for traffic. The checks member says which answers and which does not."},
+
+	{InvalidRequest, http.StatusBadRequest, true, "Invalid OAuth request",
+		"RFC 6749: a required parameter (grant_type, code, refresh_token, token, client_id) is missing, or one is malformed, such as a redirect_uri other than the app's or a code_challenge_method other than S256."},
+	{InvalidClient, http.StatusUnauthorized, true, "Invalid client",
+		"RFC 6749: client authentication failed. The app's client id or secret is missing or wrong; send them as HTTP Basic or as client_id and client_secret form fields."},
+	{InvalidGrant, http.StatusBadRequest, true, "Invalid grant",
+		"RFC 6749: the code or refresh token is unknown, expired, used, revoked, or was issued to another client, installation or redirect URI, or the PKCE code_verifier does not match. Reusing a code or refresh token revokes what it gave."},
+	{UnauthorizedClient, http.StatusBadRequest, true, "Unauthorized client",
+		"RFC 6749: the app may not be authorized this way: internal integrations are not installed through OAuth, and unpublished apps only in their own organization."},
+	{UnsupportedGrantType, http.StatusBadRequest, true, "Unsupported grant type",
+		"RFC 6749: the grant_type is neither authorization_code nor refresh_token."},
+	{UnsupportedResponseType, http.StatusBadRequest, true, "Unsupported response type",
+		"RFC 6749: the authorize request's response_type is not code."},
+	{InvalidScope, http.StatusBadRequest, true, "Invalid scope",
+		"RFC 6749: the authorize request asks for a scope the app was not registered with."},
+	{AccessDenied, http.StatusBadRequest, true, "Access denied",
+		"RFC 6749: the user declined to install the app on the consent page. Plugboard sends it to the app's redirect URL as the error parameter."},
+}
+
+var byCode = func() map[Code]Doc {
+	m := make(map[Code]Doc, len(registry))
+	for _, d := range registry {
+		m[d.Code] = d
+	}
+	return m
+}()
+
+// Codes returns every registered code, sorted.
+func Codes() []Doc {
+	out := append([]Doc(nil), registry...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	return out
+}
+
+// Lookup returns code's documentation, if it is registered.
+func Lookup(code Code) (Doc, bool) {
+	d, ok := byCode[code]
+	return d, ok
+}
