@@ -60,7 +60,7 @@ type App struct {
 	Web      *web.Server
 
 	Marketplace *marketplace.Service
-	Dispatcher  *webhooks.Dispatcher
+	Dispatcher  *webhooks.Dispatcher // nil unless the process is a worker
 	Reconciler  *marketplace.Reconciler
 
 	worker    *asynq.Server
@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			Logger:          asynqLogger{log.With("component", "worker")},
 			LogLevel:        asynq.WarnLevel,
-			Queues:          map[string]int{"critical": 6, webhooks.QueueName: 5, "default": 3, "low": 1},
+			Queues:          map[string]int{webhooks.QueueCritical: 6, webhooks.QueueWebhooks: 5, webhooks.QueueDefault: 3, webhooks.QueueLow: 1},
 			// Retries are scheduled tasks: move them to the queue every second.
 			DelayedTaskCheckInterval: time.Second,
 			// An idle worker looks for work every 20 ms (asynq's default, 1 s,
@@ -205,26 +205,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 // buildServices wires the domain services.
 func (a *App) buildServices() (web.Services, error) {
 	catalog := webhooks.NewCatalog(a.DB)
-	outbox := webhooks.NewOutbox(a.Queue, webhooks.Options{
-		RetrySchedule:      a.Config.RetrySchedule(),
-		Timeout:            a.Config.WebhookTimeout,
-		AllowPrivate:       a.Config.WebhookAllowPrivate,
-		Retention:          a.Config.WebhookRetention,
-		DisableAfter:       a.Config.WebhookDisableAfter,
-		DefaultRateLimit:   a.Config.WebhookRateLimit,
-		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
-		RelayGrace:         a.Config.RelayGrace,
-		Version:            Version,
-	}, a.Log.With("component", "webhooks"))
-	metrics := webhooks.NewMetrics(a.Registry, a.DB, asynq.NewInspectorFromRedisClient(a.Redis))
-	a.Dispatcher = webhooks.NewDispatcher(a.DB, a.Redis, outbox, metrics, a.Log.With("component", "dispatcher"))
-	a.Dispatcher.Register(a.mux)
-	if a.scheduler != nil {
-		if err := webhooks.Schedule(a.scheduler, a.Config.RelayInterval); err != nil {
-			return web.Services{}, err
-		}
-	}
-	market, err := marketplace.New(a.DB, catalog, outbox, marketplace.Options{
+	market, err := marketplace.New(a.DB, catalog, marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
 		TokenTTL:     a.Config.TokenTTL,
@@ -236,8 +217,9 @@ func (a *App) buildServices() (web.Services, error) {
 	if err != nil {
 		return web.Services{}, err
 	}
-	outbox.SetDirectory(market)
-	market.SetDispatcher(a.Dispatcher)
+	if err := a.buildWebhooks(market); err != nil {
+		return web.Services{}, err
+	}
 	a.Reconciler = marketplace.NewReconciler(market, marketplace.ReconcileOptions{
 		Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
 	for _, job := range marketplace.Jobs {
@@ -245,13 +227,59 @@ func (a *App) buildServices() (web.Services, error) {
 		a.mux.HandleFunc(typ, func(ctx context.Context, t *asynq.Task) error { return a.Reconciler.HandleTask(ctx, t.Type()) })
 		if a.scheduler != nil {
 			if _, err := a.scheduler.Register(fmt.Sprintf("@every %s", a.Config.ReconcileInterval), asynq.NewTask(typ, nil),
-				asynq.Queue("low"), asynq.Unique(a.Config.ReconcileInterval), asynq.MaxRetry(0)); err != nil {
+				asynq.Queue(webhooks.QueueLow), asynq.Unique(a.Config.ReconcileInterval), asynq.MaxRetry(0)); err != nil {
 				return web.Services{}, fmt.Errorf("scheduling %s: %w", job, err)
 			}
 		}
 	}
 	a.Marketplace = market
 	return web.Services{Marketplace: market, Catalog: catalog}, nil
+}
+
+// buildWebhooks builds the webhooks domain on market, its Directory, and
+// gives it to market; a worker also gets the Dispatcher and every task.
+func (a *App) buildWebhooks(market *marketplace.Service) error {
+	opts := webhooks.Options{
+		RetrySchedule:      a.Config.RetrySchedule(),
+		Timeout:            a.Config.WebhookTimeout,
+		AllowPrivate:       a.Config.WebhookAllowPrivate,
+		Retention:          a.Config.WebhookRetention,
+		DisableAfter:       a.Config.WebhookDisableAfter,
+		DefaultRateLimit:   a.Config.WebhookRateLimit,
+		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
+		RelayGrace:         a.Config.RelayGrace,
+		Version:            Version,
+	}
+	metrics := webhooks.NewMetrics(a.Registry, a.DB, asynq.NewInspectorFromRedisClient(a.Redis))
+	drains := webhooks.NewDrains(a.Redis, a.Queue, opts, a.Log.With("component", "webhooks"))
+	store, err := webhooks.NewStore(a.DB, opts)
+	if err != nil {
+		return err
+	}
+	sender := webhooks.NewSender(opts, metrics)
+	endpoints := webhooks.NewEndpoints(a.DB, a.Queue, drains, market, opts)
+	listeners := webhooks.NewListeners(a.Redis)
+	market.SetWebhooks(marketplace.Webhooks{
+		Outbox:     webhooks.NewOutbox(drains, market, opts),
+		Deliveries: store,
+		Endpoints:  endpoints,
+		Sender:     sender,
+		Listeners:  listeners,
+	})
+	if a.worker != nil {
+		a.Dispatcher = webhooks.NewDispatcher(webhooks.DispatcherDeps{
+			Store: store, Sender: sender, Endpoints: endpoints, Drains: drains,
+			Limiter: webhooks.NewLimiter(a.Redis), Listeners: listeners, Metrics: metrics,
+			Log: a.Log.With("component", "dispatcher"),
+		}, opts)
+		webhooks.Register(a.mux, a.Dispatcher, store, endpoints)
+	}
+	if a.scheduler != nil {
+		if err := webhooks.Schedule(a.scheduler, a.Config.RelayInterval); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Listen binds the HTTP address; Run calls it when it was not called before.

@@ -2,7 +2,6 @@ package marketplace
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,9 +24,6 @@ var Categories = []string{
 	"alerting", "analytics", "ci-cd", "communication", "data", "deployment", "developer-tools",
 	"issue-tracking", "monitoring", "notifications", "project-management", "security", "source-control", "other",
 }
-
-// WebhookSecretPrefix starts every webhook signing secret (Standard Webhooks).
-const WebhookSecretPrefix = "whsec_"
 
 // WebhookSecretOverlap is how long a rotated-out webhook secret keeps signing.
 const WebhookSecretOverlap = 24 * time.Hour
@@ -229,7 +225,7 @@ func (s *Service) CreateApp(ctx context.Context, a Actor, ref string, in AppFiel
 			app.Author = acc.Org.Name
 		}
 		clientSecret := secret.Token("pbcs_", 32)
-		webhookSecret := newWebhookSecret()
+		webhookSecret := webhooks.NewSecret()
 		app.ClientID = secret.HexToken(16)
 		app.ClientSecretHash = secret.Hash(clientSecret)
 		app.ClientSecretSealed = s.box.Seal(clientSecret)
@@ -329,11 +325,7 @@ type AppUpdate struct {
 // UpdateApp changes an app. Owners' admins change its fields; operators set
 // status to published or rejected (with a reason) on a submitted app.
 func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) (*AppView, error) {
-	f := fault.Fields{}
-	f.Check(u.WebhookStatus != nil && *u.WebhookStatus != "enabled" && *u.WebhookStatus != "disabled", "webhookStatus", "must be enabled or disabled")
-	f.Check(u.WebhookRateLimit != nil && (*u.WebhookRateLimit < 1 || *u.WebhookRateLimit > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
-	f.Check(u.WebhookMaxInFlight != nil && (*u.WebhookMaxInFlight < 1 || *u.WebhookMaxInFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
-	if err := f.Err(); err != nil {
+	if err := webhooks.ValidateEndpointUpdate(u.WebhookStatus, u.WebhookRateLimit, u.WebhookMaxInFlight); err != nil {
 		return nil, err
 	}
 	var out *AppView
@@ -388,7 +380,7 @@ func (s *Service) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdat
 		return nil, err
 	}
 	if out.Role != "" {
-		s.dispatcher.Forget(out.ID)
+		s.endpoints.Forget(out.ID)
 		if err := s.loadEndpoint(ctx, out); err != nil {
 			return nil, err
 		}
@@ -592,7 +584,7 @@ func (s *Service) issueInternal(ctx context.Context, tx *gorm.DB, inst *Installa
 // RotateWebhookSecret issues a new signing secret; the old one keeps signing
 // beside it for WebhookSecretOverlap.
 func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) (string, time.Time, error) {
-	fresh := newWebhookSecret()
+	fresh := webhooks.NewSecret()
 	until := s.now().Add(WebhookSecretOverlap)
 	var appID int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
@@ -611,8 +603,8 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, a Actor, ref string) 
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if s.dispatcher != nil {
-		s.dispatcher.Forget(appID) // sign with both secrets from now on
+	if s.endpoints != nil {
+		s.endpoints.Forget(appID) // sign with both secrets from now on
 	}
 	return fresh, until, nil
 }
@@ -646,10 +638,4 @@ func (s *Service) ListOrgApps(ctx context.Context, a Actor, ref string, r page.R
 	}
 	p := page.Finish(rows, r, func(a App) (string, int64) { return "", a.ID })
 	return page.Map(p, func(app App) AppView { return AppView{App: app, Private: true, Role: acc.Role} }), nil
-}
-
-// newWebhookSecret makes a Standard Webhooks secret: whsec_ and 24 random
-// bytes in standard base64, which every Standard Webhooks library decodes.
-func newWebhookSecret() string {
-	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(secret.Bytes(24))
 }

@@ -18,8 +18,20 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
-// SetDispatcher wires the webhook dispatcher (built after the service).
-func (s *Service) SetDispatcher(d *webhooks.Dispatcher) { s.dispatcher = d }
+// Webhooks is what the service uses of the webhooks domain. It is built
+// after the service, which is its webhooks.Directory.
+type Webhooks struct {
+	Outbox     *webhooks.Outbox
+	Deliveries *webhooks.Store
+	Endpoints  *webhooks.Endpoints
+	Sender     *webhooks.Sender
+	Listeners  *webhooks.Listeners
+}
+
+// SetWebhooks wires the webhooks domain in.
+func (s *Service) SetWebhooks(w Webhooks) {
+	s.outbox, s.deliveries, s.endpoints, s.sender, s.listeners = w.Outbox, w.Deliveries, w.Endpoints, w.Sender, w.Listeners
+}
 
 // partnerApp loads an app for its owner organization's members, or for the
 // app itself (client credentials or app JWT).
@@ -53,7 +65,7 @@ func (s *Service) ListDeliveries(ctx context.Context, a Actor, ref string, q web
 	if err != nil {
 		return page.Page[webhooks.Delivery]{}, err
 	}
-	return s.dispatcher.ListDeliveries(ctx, v.ID, q, r)
+	return s.deliveries.ListDeliveries(ctx, v.ID, q, r)
 }
 
 // GetDelivery is one delivery with its payload and every attempt.
@@ -62,7 +74,7 @@ func (s *Service) GetDelivery(ctx context.Context, a Actor, ref, id string) (*we
 	if err != nil {
 		return nil, err
 	}
-	return s.dispatcher.GetDelivery(ctx, v.ID, id)
+	return s.deliveries.GetDelivery(ctx, v.ID, id)
 }
 
 // RedeliveryRequest names deliveries, or all failed ones in a range.
@@ -100,10 +112,10 @@ func (s *Service) Redeliver(ctx context.Context, a Actor, ref string, r Redelive
 	case len(r.Deliveries) > 0 && r.Status != "":
 		return nil, fault.Field("status", "give deliveries or status, not both")
 	case len(r.Deliveries) > 0:
-		out.Count, err = s.dispatcher.Redeliver(ctx, v.ID, r.Deliveries)
+		out.Count, err = s.endpoints.Redeliver(ctx, v.ID, r.Deliveries)
 	case r.Status == webhooks.DeliveryFailed:
 		out.Background = true
-		out.Count, err = s.dispatcher.RedeliverFailed(ctx, v.ID, r.Since, r.Until)
+		out.Count, err = s.endpoints.RedeliverFailed(ctx, v.ID, r.Since, r.Until)
 	case r.Status != "":
 		return nil, fault.Field("status", `only "failed" deliveries are redelivered in bulk`)
 	default:
@@ -148,7 +160,7 @@ func (s *Service) Stats(ctx context.Context, a Actor, ref string, since, until t
 	if err != nil {
 		return nil, webhooks.Bucket{}, err
 	}
-	return s.dispatcher.Stats(ctx, v.ID, since, until, resolution)
+	return s.deliveries.Stats(ctx, v.ID, since, until, resolution)
 }
 
 // endpointFields applies webhookStatus and limits from a PUT on an app,
@@ -157,20 +169,20 @@ func (s *Service) endpointFields(ctx context.Context, tx *gorm.DB, a Actor, v *A
 	if u.WebhookStatus == nil && u.WebhookRateLimit == nil && u.WebhookMaxInFlight == nil {
 		return nil
 	}
-	return s.dispatcher.SetEndpoint(ctx, tx, v.ID, u.WebhookStatus, "Disabled by "+actorLabel(a)+".", u.WebhookRateLimit, u.WebhookMaxInFlight)
+	return s.endpoints.Set(ctx, tx, v.ID, u.WebhookStatus, "Disabled by "+actorLabel(a)+".", u.WebhookRateLimit, u.WebhookMaxInFlight)
 }
 
 // loadEndpoint fills a private view's webhook status and limits.
 func (s *Service) loadEndpoint(ctx context.Context, v *AppView) error {
-	if !v.Private || s.dispatcher == nil {
+	if !v.Private || s.endpoints == nil {
 		return nil
 	}
-	st, err := s.dispatcher.State(ctx, v.ID)
+	st, err := s.endpoints.State(ctx, v.ID)
 	if err != nil {
 		return err
 	}
 	v.WebhookStatus, v.WebhookStatusReason = st.Status, st.DisabledReason
-	v.WebhookRateLimit, v.WebhookMaxInFlight = s.dispatcher.Limits(st)
+	v.WebhookRateLimit, v.WebhookMaxInFlight = s.endpoints.Limits(st)
 	return nil
 }
 
@@ -373,5 +385,5 @@ func (s *Service) ListenDeliveries(ctx context.Context, a Actor, ref string) (<-
 	if err != nil {
 		return nil, err
 	}
-	return s.dispatcher.Listen(ctx, v.ID, uuid.NewString())
+	return s.listeners.Listen(ctx, v.ID, uuid.NewString())
 }

@@ -52,11 +52,14 @@ type Service struct {
 	stateKey   ed25519.PrivateKey
 	catalog    *webhooks.Catalog
 	outbox     *webhooks.Outbox
-	dispatcher *webhooks.Dispatcher
+	deliveries *webhooks.Store
+	endpoints  *webhooks.Endpoints
+	sender     *webhooks.Sender
+	listeners  *webhooks.Listeners
 }
 
 // New returns a service on db.
-func New(db *gorm.DB, catalog *webhooks.Catalog, outbox *webhooks.Outbox, opts Options) (*Service, error) {
+func New(db *gorm.DB, catalog *webhooks.Catalog, opts Options) (*Service, error) {
 	if opts.GrantTTL == 0 {
 		opts.GrantTTL = 10 * time.Minute
 	}
@@ -73,7 +76,7 @@ func New(db *gorm.DB, catalog *webhooks.Catalog, outbox *webhooks.Outbox, opts O
 	if err != nil {
 		return nil, fmt.Errorf("creating secret box: %w", err)
 	}
-	return &Service{db: db, opts: opts, log: opts.Logger, box: box, catalog: catalog, outbox: outbox,
+	return &Service{db: db, opts: opts, log: opts.Logger, box: box, catalog: catalog,
 		jwtKey:   secret.Derive(opts.SecretKey, "jwt"),
 		stateKey: ed25519.NewKeyFromSeed(secret.Derive(opts.SecretKey, "install-state"))}, nil
 }

@@ -339,7 +339,7 @@ func (r *Reconciler) lifecycle(ctx context.Context, run *Run) error {
 	}
 	// Resent after the run commits, so a rolled-back run sends nothing.
 	for _, x := range resend {
-		if _, err := s.dispatcher.Redeliver(ctx, x.appID, []string{x.delivery}); err != nil {
+		if _, err := s.endpoints.Redeliver(ctx, x.appID, []string{x.delivery}); err != nil {
 			return fmt.Errorf("resending a lifecycle event: %w", err)
 		}
 	}
@@ -374,7 +374,11 @@ func (r *Reconciler) partnerSync(ctx context.Context, appID int64, run *Run) err
 			q.Set("cursor", cursor)
 			u.RawQuery = q.Encode()
 		}
-		body, err := s.dispatcher.SignedGet(ctx, app.ID, u.String(), 4<<20)
+		signer, err := s.endpoints.Signer(ctx, app.ID)
+		if err != nil {
+			return fmt.Errorf("asking the sync URL: %w", err)
+		}
+		body, err := s.sender.SignedGet(ctx, signer, u.String(), 4<<20)
 		if err != nil {
 			return fmt.Errorf("asking the sync URL: %w", err)
 		}

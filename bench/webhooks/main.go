@@ -446,7 +446,7 @@ func run(o options) (rep *report, err error) {
 			case <-progressDone:
 				return
 			case <-t.C:
-				if qi, err := inspector.GetQueueInfo(webhooks.QueueName); err == nil {
+				if qi, err := inspector.GetQueueInfo(webhooks.QueueWebhooks); err == nil {
 					qMu.Lock()
 					qSamples = append(qSamples, queueInfo{Pending: qi.Pending, Active: qi.Active, Scheduled: qi.Scheduled, Retry: qi.Retry})
 					qMu.Unlock()
@@ -490,7 +490,7 @@ func run(o options) (rep *report, err error) {
 		r := sqls.finish()
 		rep.SQL = &r
 	}
-	if qi, err := inspector.GetQueueInfo(webhooks.QueueName); err == nil {
+	if qi, err := inspector.GetQueueInfo(webhooks.QueueWebhooks); err == nil {
 		rep.QueueAtEnd = &queueInfo{Pending: qi.Pending, Active: qi.Active, Scheduled: qi.Scheduled, Retry: qi.Retry}
 	}
 	backlogAtEnd := expected.Load() - sk.pings.Load()
