@@ -270,14 +270,15 @@ func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordB
 }
 
 // relayDue marks enqueued, and returns, every delivery due for longer
-// than the relay grace (by Options.Now) that no worker holds and nothing
-// enqueued within the grace. It goes app by app, on the index the drains
-// use (deliveries_app_due_idx).
+// than the relay grace that no worker holds and nothing enqueued within
+// the grace; both ends of the grace are Options.Now. It goes app by app,
+// on the index the drains use (deliveries_app_due_idx).
 func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
-	cutoff := s.opts.Now().Add(-s.opts.RelayGrace)
+	now := s.opts.Now()
+	cutoff := now.Add(-s.opts.RelayGrace)
 	var rows []ref
 	err := s.db.WithContext(ctx).Raw(`
-		UPDATE deliveries SET enqueued_at = now()
+		UPDATE deliveries SET enqueued_at = ?::timestamptz
 		WHERE id IN (
 			SELECT d.id FROM apps a CROSS JOIN LATERAL (
 				SELECT id FROM deliveries
@@ -287,7 +288,7 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 				ORDER BY next_attempt_at LIMIT 5000
 				FOR UPDATE SKIP LOCKED) d
 			LIMIT 5000)
-		RETURNING id, app_id`, cutoff, cutoff).Scan(&rows).Error
+		RETURNING id, app_id`, now, cutoff, cutoff).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("relay: finding due deliveries: %w", err)
 	}
