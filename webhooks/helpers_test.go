@@ -107,10 +107,12 @@ type world struct {
 	org        int64
 }
 
-// newWorld builds the parts with opts (AllowPrivate and a clock at the
-// real time unless set).
+// newWorld builds the parts with opts, on the test's own database and
+// Redis database (so the test runs in parallel), with w.clock as Options.Now
+// unless opts has a clock.
 func newWorld(t *testing.T, opts Options) *world {
 	t.Helper()
+	t.Parallel()
 	db, err := gorm.Open(postgres.Open(testenv.DB(t)), &gorm.Config{Logger: gormlogger.Discard, SkipDefaultTransaction: true,
 		NowFunc: func() time.Time { return time.Now().UTC() }})
 	if err != nil {
