@@ -219,9 +219,9 @@ func TestRetryAfter(t *testing.T) {
 		{"", 0},
 		{"30", 30 * time.Second},
 		{" 2 ", 2 * time.Second},
-		{"0", time.Second},            // at least a second
-		{"86400", time.Hour},          // at most an hour
-		{"soon", time.Second},         // unreadable: the floor
+		{"0", time.Second},    // at least a second
+		{"86400", time.Hour},  // at most an hour
+		{"soon", time.Second}, // unreadable: the floor
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), time.Second},
 	} {
