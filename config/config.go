@@ -77,15 +77,16 @@ type Config struct {
 
 	GrantTTL time.Duration `env:"PLUGBOARD_GRANT_TTL" default:"10m" help:"a duration such as 10m (how long an install code may be exchanged)"`
 
-	WebhookRetrySchedule string        `env:"PLUGBOARD_WEBHOOKS_RETRY_SCHEDULE" default:"0s,5s,5m,30m,2h,5h,10h,10h" help:"comma-separated durations such as 5s,5m,30m (the delay before each attempt)"`
-	WebhookTimeout       time.Duration `env:"PLUGBOARD_WEBHOOKS_TIMEOUT" default:"15s" help:"a duration such as 15s"`
-	WebhookAllowPrivate  bool          `env:"PLUGBOARD_WEBHOOKS_ALLOW_PRIVATE" default:"" help:"true or false (default: true outside production): deliver to loopback and private addresses"`
-	WebhookRetention     time.Duration `env:"PLUGBOARD_WEBHOOKS_RETENTION" default:"720h" help:"a duration such as 720h (how long attempts are kept)"`
-	WebhookDisableAfter  time.Duration `env:"PLUGBOARD_WEBHOOKS_DISABLE_AFTER" default:"72h" help:"a duration such as 72h (an endpoint failing everything this long is disabled)"`
-	WebhookRateLimit     int           `env:"PLUGBOARD_WEBHOOKS_RATE_LIMIT" default:"50" help:"deliveries per second per app, a whole number from 1 to 100000"`
-	WebhookMaxInFlight   int           `env:"PLUGBOARD_WEBHOOKS_MAX_IN_FLIGHT" default:"10" help:"concurrent requests per app, a whole number from 1 to 10000"`
-	RelayInterval        time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_INTERVAL" default:"10s" help:"a duration such as 10s (how often the relay looks for due deliveries)"`
-	RelayGrace           time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_GRACE" default:"30s" help:"a duration such as 30s (how long a due delivery waits before the relay enqueues it again)"`
+	WebhookRetrySchedule    string        `env:"PLUGBOARD_WEBHOOKS_RETRY_SCHEDULE" default:"0s,5s,5m,30m,2h,5h,10h,10h" help:"comma-separated durations such as 5s,5m,30m (the delay before each attempt)"`
+	WebhookTimeout          time.Duration `env:"PLUGBOARD_WEBHOOKS_TIMEOUT" default:"15s" help:"a duration such as 15s"`
+	WebhookAllowPrivate     bool          `env:"PLUGBOARD_WEBHOOKS_ALLOW_PRIVATE" default:"" help:"true or false (default: true outside production): deliver to loopback and private addresses"`
+	WebhookRetention        time.Duration `env:"PLUGBOARD_WEBHOOKS_RETENTION" default:"720h" help:"a duration such as 720h (how long attempts are kept)"`
+	WebhookDisableAfter     time.Duration `env:"PLUGBOARD_WEBHOOKS_DISABLE_AFTER" default:"72h" help:"a duration such as 72h (an endpoint failing everything this long is disabled)"`
+	WebhookRateLimit        int           `env:"PLUGBOARD_WEBHOOKS_RATE_LIMIT" default:"50" help:"deliveries per second per app, a whole number from 1 to 100000"`
+	WebhookMaxInFlight      int           `env:"PLUGBOARD_WEBHOOKS_MAX_IN_FLIGHT" default:"10" help:"concurrent requests per app, a whole number from 1 to 10000"`
+	RelayInterval           time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_INTERVAL" default:"10s" help:"a duration such as 10s (how often the relay looks for due deliveries)"`
+	RelayGrace              time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_GRACE" default:"30s" help:"a duration such as 30s (how long a due delivery waits before the relay enqueues it again)"`
+	WebhookEndpointCacheTTL time.Duration `env:"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL" default:"2s" help:"a duration such as 2s (how long a worker keeps an app's endpoint, secrets and limits before reading them again; 0 reads them for every batch)"`
 
 	// PasswordCost is the bcrypt cost; tests lower it.
 	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`

@@ -14,7 +14,7 @@ func (s *Apps) endpointFields(ctx context.Context, tx *gorm.DB, a Actor, v *AppV
 	if u.WebhookStatus == nil && u.WebhookRateLimit == nil && u.WebhookMaxInFlight == nil {
 		return nil
 	}
-	return s.endpoints.SetEndpoint(ctx, tx, v.ID, u.WebhookStatus, "Disabled by "+actorLabel(a)+".", u.WebhookRateLimit, u.WebhookMaxInFlight)
+	return s.endpoints.Set(ctx, tx, v.ID, u.WebhookStatus, "Disabled by "+actorLabel(a)+".", u.WebhookRateLimit, u.WebhookMaxInFlight)
 }
 
 // loadEndpoint fills a private view's webhook status and limits.

@@ -2,12 +2,12 @@ package marketplace
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/plugboard/plugboard/app/secret"
+	"github.com/plugboard/plugboard/webhooks"
 	"gorm.io/gorm"
 )
 
@@ -59,7 +59,7 @@ func (s *Apps) RotateClientSecret(ctx context.Context, a Actor, ref string) (*Ro
 // RotateWebhookSecret issues a new signing secret; the old one keeps signing
 // beside it for WebhookSecretOverlap.
 func (s *Apps) RotateWebhookSecret(ctx context.Context, a Actor, ref string) (string, time.Time, error) {
-	fresh := newWebhookSecret()
+	fresh := webhooks.NewSecret()
 	until := s.now().Add(WebhookSecretOverlap)
 	var appID int64
 	err := s.tx(ctx, func(tx *gorm.DB) error {
@@ -98,12 +98,6 @@ func (s *core) webhookSecrets(app *App) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// newWebhookSecret makes a Standard Webhooks secret: whsec_ and 24 random
-// bytes in standard base64, which every Standard Webhooks library decodes.
-func newWebhookSecret() string {
-	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(secret.Bytes(24))
 }
 
 // WebhookSecrets returns the secrets that sign app's webhooks now, current

@@ -23,9 +23,6 @@ var Categories = []string{
 	"issue-tracking", "monitoring", "notifications", "project-management", "security", "source-control", "other",
 }
 
-// WebhookSecretPrefix starts every webhook signing secret (Standard Webhooks).
-const WebhookSecretPrefix = "whsec_"
-
 // WebhookSecretOverlap is how long a rotated-out webhook secret keeps signing.
 const WebhookSecretOverlap = 24 * time.Hour
 
@@ -226,7 +223,7 @@ func (s *Apps) CreateApp(ctx context.Context, a Actor, ref string, in AppFields)
 			app.Author = acc.Org.Name
 		}
 		clientSecret := secret.Token("pbcs_", 32)
-		webhookSecret := newWebhookSecret()
+		webhookSecret := webhooks.NewSecret()
 		app.ClientID = secret.HexToken(16)
 		app.ClientSecretHash = secret.Hash(clientSecret)
 		app.ClientSecretSealed = s.box.Seal(clientSecret)
@@ -278,11 +275,7 @@ type AppUpdate struct {
 // UpdateApp changes an app. Owners' admins change its fields; operators set
 // status to published or rejected (with a reason) on a submitted app.
 func (s *Apps) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) (*AppView, error) {
-	f := fault.Fields{}
-	f.Check(u.WebhookStatus != nil && *u.WebhookStatus != "enabled" && *u.WebhookStatus != "disabled", "webhookStatus", "must be enabled or disabled")
-	f.Check(u.WebhookRateLimit != nil && (*u.WebhookRateLimit < 1 || *u.WebhookRateLimit > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
-	f.Check(u.WebhookMaxInFlight != nil && (*u.WebhookMaxInFlight < 1 || *u.WebhookMaxInFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
-	if err := f.Err(); err != nil {
+	if err := webhooks.ValidateEndpointUpdate(u.WebhookStatus, u.WebhookRateLimit, u.WebhookMaxInFlight); err != nil {
 		return nil, err
 	}
 	var out *AppView

@@ -115,6 +115,7 @@ type Deps struct {
 	Catalog   EventCatalog
 	Log       DeliveryLog
 	Endpoints EndpointAdmin
+	Sender    SignedGetter
 	Stream    DeliveryStream
 }
 
@@ -140,7 +141,7 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		ServiceTokens: hosts,
 		Events:        events,
 		Deliveries:    &Deliveries{core: c, installs: installs, log: deps.Log, endpoints: deps.Endpoints, stream: deps.Stream},
-		Reconciler:    newReconciler(c, installs, deps.Endpoints, ropts),
+		Reconciler:    newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts),
 	}, nil
 }
 

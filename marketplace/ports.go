@@ -36,16 +36,22 @@ type DeliveryLog interface {
 	Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error)
 }
 
-// EndpointAdmin manages an app's webhook endpoint: its state and limits,
-// replays, the signed requests reconciliation sends.
+// EndpointAdmin manages an app's webhook endpoint (webhooks.Endpoints):
+// its state and limits, replays, and the signer of its requests.
 type EndpointAdmin interface {
 	State(ctx context.Context, appID int64) (webhooks.EndpointState, error)
 	Limits(st webhooks.EndpointState) (rate, inFlight int)
-	SetEndpoint(ctx context.Context, tx *gorm.DB, appID int64, status *string, reason string, rate, inFlight *int) error
+	Set(ctx context.Context, tx *gorm.DB, appID int64, status *string, reason string, rate, inFlight *int) error
 	Redeliver(ctx context.Context, appID int64, ids []string) (int, error)
 	RedeliverFailed(ctx context.Context, appID int64, since, until *time.Time) (int, error)
 	Forget(appID int64)
-	SignedGet(ctx context.Context, appID int64, rawURL string, limit int64) ([]byte, error)
+	Signer(ctx context.Context, appID int64) (*webhooks.Signer, error)
+}
+
+// SignedGetter sends the signed GETs reconciliation asks sync URLs with
+// (webhooks.Sender).
+type SignedGetter interface {
+	SignedGet(ctx context.Context, signer *webhooks.Signer, rawURL string, limit int64) ([]byte, error)
 }
 
 // DeliveryStream copies an app's deliveries to `plugboard listen`.

@@ -82,13 +82,14 @@ type Reconciler struct {
 	*core
 	installs  *Installs
 	endpoints EndpointAdmin
+	sender    SignedGetter
 	opts      ReconcileOptions
 	findings  *prometheus.CounterVec
 	runs      *prometheus.CounterVec
 }
 
-func newReconciler(c *core, installs *Installs, endpoints EndpointAdmin, opts ReconcileOptions) *Reconciler {
-	r := &Reconciler{core: c, installs: installs, endpoints: endpoints, opts: opts,
+func newReconciler(c *core, installs *Installs, endpoints EndpointAdmin, sender SignedGetter, opts ReconcileOptions) *Reconciler {
+	r := &Reconciler{core: c, installs: installs, endpoints: endpoints, sender: sender, opts: opts,
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plugboard_reconcile_findings_total",
 			Help: "Out-of-sync installations found, by job, reason and whether they were repaired."}, []string{"job", "reason", "repaired"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "plugboard_reconcile_runs_total",

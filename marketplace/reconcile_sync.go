@@ -41,7 +41,11 @@ func (r *Reconciler) partnerSync(ctx context.Context, appID int64, run *Run) err
 			q.Set("cursor", cursor)
 			u.RawQuery = q.Encode()
 		}
-		body, err := r.endpoints.SignedGet(ctx, app.ID, u.String(), 4<<20)
+		signer, err := r.endpoints.Signer(ctx, app.ID)
+		if err != nil {
+			return fmt.Errorf("asking the sync URL: %w", err)
+		}
+		body, err := r.sender.SignedGet(ctx, signer, u.String(), 4<<20)
 		if err != nil {
 			return fmt.Errorf("asking the sync URL: %w", err)
 		}

@@ -6,11 +6,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/plugboard/plugboard/webhooks"
 )
-
-// QueueReconcile is the asynq queue reconciliation runs on: it can wait
-// behind webhooks.
-const QueueReconcile = "low"
 
 // Reconciliation task types, one per job.
 const (
@@ -28,12 +25,13 @@ var taskJobs = map[string]string{
 	TypeReconcilePartnerSync:  JobPartnerSync,
 }
 
-// NewReconcileTask is the task that runs job once; every enqueued copy
+// NewReconcileTask is the task that runs job once, on the low queue (it can
+// wait behind webhooks); every enqueued copy
 // within period is one task (asynq.Unique), so two schedulers run it once.
 func NewReconcileTask(job string, period time.Duration) (*asynq.Task, error) {
 	for typ, j := range taskJobs {
 		if j == job {
-			return asynq.NewTask(typ, nil, asynq.Queue(QueueReconcile), asynq.Unique(period), asynq.MaxRetry(0)), nil
+			return asynq.NewTask(typ, nil, asynq.Queue(webhooks.QueueLow), asynq.Unique(period), asynq.MaxRetry(0)), nil
 		}
 	}
 	return nil, fmt.Errorf("no reconciliation job %q", job)

@@ -2,7 +2,8 @@ package webhooks
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -82,23 +83,73 @@ return 0`)
 // started: longer than a task normally waits in the queue.
 const queuedFor = 30 * time.Second
 
+// Drains is the drain registry and the one place that enqueues drain
+// tasks. It is built once and given to the Outbox, the Endpoints and the
+// Dispatcher.
+type Drains struct {
+	// rdb is the queue's Redis, for checking many apps' drains at once;
+	// nil: every kick enqueues.
+	rdb   redis.UniversalClient
+	queue *asynq.Client
+	opts  Options
+	log   *slog.Logger
+}
+
+// NewDrains returns the registry on rdb (the queue's Redis), enqueueing on
+// queue.
+func NewDrains(rdb redis.UniversalClient, queue *asynq.Client, opts Options, log *slog.Logger) *Drains {
+	return &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log}
+}
+
+// enqueue kicks a drain of every app in refs, now.
+func (r *Drains) enqueue(ctx context.Context, refs []ref) {
+	r.kickApps(ctx, appsOf(refs), 1, false)
+}
+
+func appsOf(refs []ref) []int64 {
+	seen := map[int64]bool{}
+	apps := make([]int64, 0, len(refs))
+	for _, r := range refs {
+		if !seen[r.AppID] {
+			seen[r.AppID] = true
+			apps = append(apps, r.AppID)
+		}
+	}
+	return apps
+}
+
+// kick makes sure a drain of appID runs after the caller's commit, and no
+// earlier than delay from now: at once through the registry, later as a
+// task of its own per due time (NewDeliverLaterTask), so it is not
+// swallowed by a drain running now.
+func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
+	if delay <= 0 {
+		r.kickApps(ctx, []int64{appID}, 1, false)
+		return
+	}
+	_, err := r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, delay, r.opts.Now()))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
+		r.log.Warn("enqueueing a drain failed; the relay will send", "app", appID, "err", err)
+	}
+}
+
 // kickApps makes sure a drain will look at each app after the caller's
 // commit: want is how many drains the app should have (1, or 2 for a
 // helper); force enqueues one regardless (the relay's safety net).
-func (o *Outbox) kickApps(ctx context.Context, apps []int64, want int, force bool) {
+func (r *Drains) kickApps(ctx context.Context, apps []int64, want int, force bool) {
 	if len(apps) == 0 {
 		return
 	}
 	need := apps
-	if o.rdb != nil {
+	if r.rdb != nil {
 		keys := make([]string, 0, 3*len(apps))
 		for _, id := range apps {
 			a, q, d := drainKeys(id)
 			keys = append(keys, a, q, d)
 		}
-		res, err := kickScript.Run(ctx, o.rdb, keys, time.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
+		res, err := kickScript.Run(ctx, r.rdb, keys, r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
 		if err != nil {
-			o.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
+			r.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
 		} else if !force {
 			need = need[:0:0]
 			for i, v := range res {
@@ -109,14 +160,11 @@ func (o *Outbox) kickApps(ctx context.Context, apps []int64, want int, force boo
 		}
 	}
 	for _, id := range need {
-		payload, _ := json.Marshal(deliverPayload{AppID: id})
-		_, err := o.queue.EnqueueContext(ctx, asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueName), asynq.MaxRetry(20),
-			asynq.Timeout(o.opts.Timeout*2+time.Minute)))
-		if err != nil {
-			o.log.Warn("enqueueing a drain failed; the relay will send", "app", id, "err", err)
-			if o.rdb != nil {
+		if _, err := r.queue.EnqueueContext(ctx, NewDeliverTask(id, r.opts.Timeout)); err != nil {
+			r.log.Warn("enqueueing a drain failed; the relay will send", "app", id, "err", err)
+			if r.rdb != nil {
 				_, q, _ := drainKeys(id)
-				o.rdb.Del(context.WithoutCancel(ctx), q)
+				r.rdb.Del(context.WithoutCancel(ctx), q)
 			}
 		}
 	}
@@ -124,27 +172,27 @@ func (o *Outbox) kickApps(ctx context.Context, apps []int64, want int, force boo
 
 // drainLease is a running drain's entry in the registry.
 type drainLease struct {
-	o       *Outbox
-	appID   int64
-	id      string
-	ttl     time.Duration
-	ok      bool // registered
-	renewed time.Time
+	rdb   redis.UniversalClient
+	now   func() time.Time
+	appID int64
+	id    string
+	ttl   time.Duration
+	ok    bool // registered
 }
 
 // register enters a drain in the registry for ttl (renewed as it goes).
-func (o *Outbox) register(ctx context.Context, appID int64, ttl time.Duration) *drainLease {
-	l := &drainLease{o: o, appID: appID, id: uuid.NewString(), ttl: ttl}
-	if o.rdb == nil {
+func (r *Drains) register(ctx context.Context, appID int64, ttl time.Duration) *drainLease {
+	l := &drainLease{rdb: r.rdb, now: r.opts.Now, appID: appID, id: uuid.NewString(), ttl: ttl}
+	if r.rdb == nil {
 		return l
 	}
 	a, q, _ := drainKeys(appID)
-	now := time.Now()
-	if err := startScript.Run(ctx, o.rdb, []string{a, q}, now.Add(ttl).UnixMilli(), l.id, now.UnixMilli()).Err(); err != nil {
-		o.log.Warn("drain registry unavailable", "err", err)
+	now := r.opts.Now()
+	if err := startScript.Run(ctx, r.rdb, []string{a, q}, now.Add(ttl).UnixMilli(), l.id, now.UnixMilli()).Err(); err != nil {
+		r.log.Warn("drain registry unavailable", "err", err)
 		return l
 	}
-	l.ok, l.renewed = true, now
+	l.ok = true
 	return l
 }
 
@@ -166,16 +214,10 @@ func (l *drainLease) leave(ctx context.Context, check bool) bool {
 	if check {
 		mode = "check"
 	}
-	now := time.Now()
-	n, err := leaveScript.Run(context.WithoutCancel(ctx), l.o.rdb, []string{a, d}, l.id, now.Add(l.ttl).UnixMilli(), mode).Int()
-	if err != nil {
+	n, err := leaveScript.Run(context.WithoutCancel(ctx), l.rdb, []string{a, d}, l.id, l.now().Add(l.ttl).UnixMilli(), mode).Int()
+	if err != nil || n != 1 {
 		l.ok = false
 		return false
 	}
-	if n == 1 {
-		l.renewed = now
-		return true
-	}
-	l.ok = false
-	return false
+	return true
 }

@@ -9,14 +9,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// limits enforce an app's rate limit and in-flight cap across every worker,
-// in Redis.
-type limits struct {
+// Limiter enforces an app's rate limit and in-flight cap across every
+// worker, in Redis.
+type Limiter struct {
 	rdb redis.UniversalClient
 }
 
-func newLimits(rdb redis.UniversalClient) *limits {
-	return &limits{rdb: rdb}
+// NewLimiter returns the limiter on rdb.
+func NewLimiter(rdb redis.UniversalClient) *Limiter {
+	return &Limiter{rdb: rdb}
 }
 
 // rateParams are GCRA's burst and period for a rate: no burst at low rates,
@@ -88,7 +89,7 @@ return {n, '0', 0}`)
 // cap, leased for at most ttl. It returns how many it took and the func
 // that gives the in-flight leases back; with none, how long the rate limit
 // asks to wait, or that the in-flight cap is full.
-func (l *limits) admit(ctx context.Context, appID int64, perSecond, maxInFlight, want int, ttl time.Duration) (n int, retry time.Duration, full bool, release func(), err error) {
+func (l *Limiter) admit(ctx context.Context, appID int64, perSecond, maxInFlight, want int, ttl time.Duration) (n int, retry time.Duration, full bool, release func(), err error) {
 	id := strconv.FormatInt(appID, 10)
 	keys := []string{"rate:plugboard:rate:" + id, "plugboard:inflight:" + id}
 	burst, period := rateParams(perSecond)

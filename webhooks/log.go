@@ -1,5 +1,7 @@
 package webhooks
 
+// The delivery log's read model: what partners see of their deliveries.
+
 import (
 	"context"
 	"encoding/json"
@@ -8,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
@@ -24,7 +25,7 @@ type DeliveryQuery struct {
 }
 
 // ListDeliveries returns an app's deliveries, newest first.
-func (d *Dispatcher) ListDeliveries(ctx context.Context, appID int64, dq DeliveryQuery, r page.Request) (page.Page[Delivery], error) {
+func (s *Store) ListDeliveries(ctx context.Context, appID int64, dq DeliveryQuery, r page.Request) (page.Page[Delivery], error) {
 	f := fault.Fields{}
 	switch dq.Status {
 	case "", DeliveryPending, DeliverySucceeded, DeliveryFailed, DeliveryPaused:
@@ -39,7 +40,7 @@ func (d *Dispatcher) ListDeliveries(ctx context.Context, appID int64, dq Deliver
 	if err := f.Err(); err != nil {
 		return page.Page[Delivery]{}, err
 	}
-	q := d.db.WithContext(ctx).Where("app_id = ?", appID)
+	q := s.db.WithContext(ctx).Where("app_id = ?", appID)
 	if dq.Status != "" {
 		// A literal, not a parameter (the value is one of four, checked
 		// above): a cached generic plan could not use the partial index on
@@ -60,7 +61,7 @@ func (d *Dispatcher) ListDeliveries(ctx context.Context, appID int64, dq Deliver
 	}
 	var rows []Delivery
 	if err := page.Query(q, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
-		return page.Page[Delivery]{}, fmt.Errorf("listing deliveries: %w", err)
+		return page.Page[Delivery]{}, fmt.Errorf("listing deliveries of app %d: %w", appID, err)
 	}
 	return page.Finish(rows, r, func(d Delivery) (string, int64) { return "", d.ID }), nil
 }
@@ -73,108 +74,27 @@ type DeliveryDetail struct {
 }
 
 // GetDelivery returns an app's delivery by its uuid (the webhook-id).
-func (d *Dispatcher) GetDelivery(ctx context.Context, appID int64, id string) (*DeliveryDetail, error) {
+func (s *Store) GetDelivery(ctx context.Context, appID int64, id string) (*DeliveryDetail, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, fault.NotFound("delivery")
 	}
 	var out DeliveryDetail
-	err := d.db.WithContext(ctx).Where("app_id = ? AND uuid = ?", appID, id).Take(&out.Delivery).Error
+	err := s.db.WithContext(ctx).Where("app_id = ? AND uuid = ?", appID, id).Take(&out.Delivery).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fault.NotFound("delivery")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("finding delivery: %w", err)
+		return nil, fmt.Errorf("finding delivery %s of app %d: %w", id, appID, err)
 	}
 	var ev Event
-	if err := d.db.WithContext(ctx).Take(&ev, out.EventID).Error; err != nil {
+	if err := s.db.WithContext(ctx).Take(&ev, out.EventID).Error; err != nil {
 		return nil, fmt.Errorf("loading event: %w", err)
 	}
 	out.Payload = Envelope(out.UUID, out.EventType, ev.CreatedAt, out.InstallationUUID, ev.Data)
-	if err := d.db.WithContext(ctx).Where("delivery_id = ?", out.ID).Order("id").Find(&out.Attempts).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("delivery_id = ?", out.ID).Order("id").Find(&out.Attempts).Error; err != nil {
 		return nil, fmt.Errorf("loading attempts: %w", err)
 	}
 	return &out, nil
-}
-
-// Redeliver sends the given deliveries once more, now: each gets one more
-// attempt, with the same webhook-id.
-func (d *Dispatcher) Redeliver(ctx context.Context, appID int64, ids []string) (int, error) {
-	f := fault.Fields{}
-	f.Check(len(ids) == 0, "deliveries", "list at least one delivery id")
-	f.Check(len(ids) > 1000, "deliveries", "at most 1000 at once; use status to redeliver in bulk")
-	for _, id := range ids {
-		if _, err := uuid.Parse(id); err != nil {
-			f.Add("deliveries", fmt.Sprintf("%q is not a delivery id", id))
-		}
-	}
-	if err := f.Err(); err != nil {
-		return 0, err
-	}
-	var known int64
-	if err := d.db.WithContext(ctx).Model(&Delivery{}).Where("app_id = ? AND uuid IN ?", appID, ids).Count(&known).Error; err != nil {
-		return 0, fmt.Errorf("finding deliveries: %w", err)
-	}
-	if int(known) != len(ids) {
-		return 0, fault.Field("deliveries", "some ids are not deliveries of this app")
-	}
-	var rows []ref
-	err := d.db.WithContext(ctx).Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), completed_at = NULL,
-		max_attempts = attempts + 1, enqueued_at = now()
-		WHERE app_id = ? AND uuid IN ? AND status IN ('succeeded', 'failed', 'paused') RETURNING id, app_id`, appID, ids).Scan(&rows).Error
-	if err != nil {
-		return 0, fmt.Errorf("redelivering: %w", err)
-	}
-	d.outbox.enqueue(ctx, rows, 0)
-	return len(rows), nil
-}
-
-// RedeliverFailed counts the app's failed deliveries in [since, until) and
-// starts a background job that sends each once more.
-func (d *Dispatcher) RedeliverFailed(ctx context.Context, appID int64, since, until *time.Time) (int, error) {
-	if since != nil && until != nil && !until.After(*since) {
-		return 0, fault.Field("until", "must be after since")
-	}
-	q := d.db.WithContext(ctx).Model(&Delivery{}).Where("app_id = ? AND status = 'failed'", appID)
-	if since != nil {
-		q = q.Where("created_at >= ?", *since)
-	}
-	if until != nil {
-		q = q.Where("created_at < ?", *until)
-	}
-	var n int64
-	if err := q.Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("counting failed deliveries: %w", err)
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	payload, _ := json.Marshal(redeliverPayload{AppID: appID, Since: since, Until: until})
-	if _, err := d.outbox.queue.EnqueueContext(ctx, asynq.NewTask(TypeRedeliver, payload), asynq.Queue("default"), asynq.MaxRetry(5)); err != nil {
-		return 0, fmt.Errorf("starting redelivery: %w", err)
-	}
-	return int(n), nil
-}
-
-// State returns an app's endpoint health.
-func (d *Dispatcher) State(ctx context.Context, appID int64) (EndpointState, error) {
-	st := EndpointState{AppID: appID, Status: EndpointEnabled}
-	err := d.db.WithContext(ctx).Where("app_id = ?", appID).Take(&st).Error
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-		return st, fmt.Errorf("reading endpoint: %w", err)
-	}
-	return st, nil
-}
-
-// Limits returns the app's effective rate limit and in-flight cap.
-func (d *Dispatcher) Limits(st EndpointState) (int, int) {
-	rate, inFlight := d.opts.DefaultRateLimit, d.opts.DefaultMaxInFlight
-	if st.RateLimit != nil {
-		rate = *st.RateLimit
-	}
-	if st.MaxInFlight != nil {
-		inFlight = *st.MaxInFlight
-	}
-	return rate, inFlight
 }
 
 // Bucket is one period of an app's delivery health.
@@ -190,7 +110,7 @@ type Bucket struct {
 
 // Stats summarises an app's attempts in [since, until) per resolution, and
 // over the whole range (total: its Start is since).
-func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) (buckets []Bucket, total Bucket, err error) {
+func (s *Store) Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) (buckets []Bucket, total Bucket, err error) {
 	// Postgres keeps microseconds: bucket starts must match its date_bin.
 	since, until = since.UTC().Truncate(time.Microsecond), until.UTC().Truncate(time.Microsecond)
 	f := fault.Fields{}
@@ -206,7 +126,7 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 	// bucket are counted apart and joined to the few bucket rows. Each
 	// side is grouped before the join, whatever the planner believes of
 	// the table's size.
-	err = d.db.WithContext(ctx).Raw(`
+	err = s.db.WithContext(ctx).Raw(`
 		WITH a AS MATERIALIZED (
 		    SELECT date_bin(make_interval(secs => ?), created_at, ?::timestamptz) AS bucket, duration_us, error_class
 		    FROM attempts WHERE app_id = ? AND created_at >= ? AND created_at < ?
@@ -226,7 +146,7 @@ func (d *Dispatcher) Stats(ctx context.Context, appID int64, since, until time.T
 		FROM m LEFT JOIN classes ON classes.bucket = m.bucket`,
 		resolution.Seconds(), since, appID, since, until).Scan(&rows).Error
 	if err != nil {
-		return nil, Bucket{}, fmt.Errorf("computing stats: %w", err)
+		return nil, Bucket{}, fmt.Errorf("computing stats of app %d: %w", appID, err)
 	}
 	byStart := map[time.Time]statsRow{}
 	var whole statsRow
@@ -274,49 +194,4 @@ func (r statsRow) bucket(start time.Time) Bucket {
 		b.SuccessRate = float64(b.Succeeded) / float64(b.Attempts)
 	}
 	return b
-}
-
-// SetEndpoint changes an app's endpoint inside the caller's transaction:
-// limits (nil keeps one) and, when status is set, enabled (paused
-// deliveries replayed after the commit) or disabled (pending ones paused).
-// The caller audits the change; call Forget after the commit.
-func (d *Dispatcher) SetEndpoint(ctx context.Context, tx *gorm.DB, appID int64, status *string, reason string, rate, inFlight *int) error {
-	f := fault.Fields{}
-	f.Check(status != nil && *status != EndpointEnabled && *status != EndpointDisabled, "webhookStatus", "must be enabled or disabled")
-	f.Check(rate != nil && (*rate < 1 || *rate > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
-	f.Check(inFlight != nil && (*inFlight < 1 || *inFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
-	if err := f.Err(); err != nil {
-		return err
-	}
-	db := tx.WithContext(ctx)
-	if err := db.Exec(`INSERT INTO endpoints (app_id, rate_limit, max_in_flight, updated_at) VALUES (?, ?, ?, now())
-		ON CONFLICT (app_id) DO UPDATE SET rate_limit = COALESCE(EXCLUDED.rate_limit, endpoints.rate_limit),
-		max_in_flight = COALESCE(EXCLUDED.max_in_flight, endpoints.max_in_flight), updated_at = now()`, appID, rate, inFlight).Error; err != nil {
-		return fmt.Errorf("setting limits: %w", err)
-	}
-	switch {
-	case status == nil:
-	case *status == EndpointEnabled:
-		if err := db.Exec(`UPDATE endpoints SET status = 'enabled', disabled_reason = '', disabled_at = NULL, failing_since = NULL, updated_at = now()
-			WHERE app_id = ? AND status <> 'enabled'`, appID).Error; err != nil {
-			return fmt.Errorf("enabling endpoint: %w", err)
-		}
-		var rows []ref
-		if err := db.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
-			WHERE app_id = ? AND status = 'paused' RETURNING id, app_id`, appID).Scan(&rows).Error; err != nil {
-			return fmt.Errorf("replaying paused deliveries: %w", err)
-		}
-		d.outbox.afterCommit(ctx, tx, rows)
-	default:
-		if err := db.Exec(`UPDATE endpoints SET status = 'disabled', disabled_reason = ?, disabled_at = now(), updated_at = now()
-			WHERE app_id = ? AND status <> 'disabled'`, reason, appID).Error; err != nil {
-			return fmt.Errorf("disabling endpoint: %w", err)
-		}
-		if err := db.Exec(`UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
-			SELECT id FROM deliveries WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-			FOR NO KEY UPDATE SKIP LOCKED)`, appID).Error; err != nil {
-			return fmt.Errorf("pausing deliveries: %w", err)
-		}
-	}
-	return nil
 }

@@ -9,7 +9,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// Metrics are the dispatcher's Prometheus series.
+// Metrics are the webhooks' Prometheus series: attempts (Sender), outcomes
+// (Dispatcher) and relays; nil counts nothing.
 type Metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -30,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer, db *gorm.DB, inspector *asynq.Inspect
 	reg.MustRegister(m.deliveries, m.latency, m.relays)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plugboard_webhook_queue_depth",
 		Help: "Tasks waiting in the webhooks queue (pending and scheduled)."}, func() float64 {
-		q, err := inspector.GetQueueInfo(QueueName)
+		q, err := inspector.GetQueueInfo(QueueWebhooks)
 		if err != nil {
 			return 0
 		}

@@ -2,7 +2,8 @@ package webhooks
 
 import "time"
 
-// Options tune delivery; app fills them from config.
+// Options tune delivery; app fills them from config. Every constructor
+// that takes them fills the defaults itself.
 type Options struct {
 	// RetrySchedule is the delay before each attempt: the first is usually 0.
 	RetrySchedule []time.Duration
@@ -21,12 +22,20 @@ type Options struct {
 	RelayGrace time.Duration
 	BatchSize  int
 	Version    string
+	// EndpointCacheTTL is how long a process keeps an app's endpoint (URL,
+	// secrets, limits) before reading it again; Forget drops it at once.
+	EndpointCacheTTL time.Duration
+	// Now is the clock for what tests need to move: publish times, the relay
+	// grace, the retention cutoff, a redelivery's start, endpoint health
+	// and the endpoint cache. Durations of requests use the real clock.
+	Now func() time.Time
 }
 
 // DefaultSchedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
 
-func (o *Options) defaults() {
+// withDefaults is o with every unset option at its default.
+func (o Options) withDefaults() Options {
 	if len(o.RetrySchedule) == 0 {
 		o.RetrySchedule = DefaultSchedule
 	}
@@ -51,4 +60,11 @@ func (o *Options) defaults() {
 	if o.BatchSize == 0 {
 		o.BatchSize = 100
 	}
+	if o.EndpointCacheTTL == 0 {
+		o.EndpointCacheTTL = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
 }

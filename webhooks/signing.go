@@ -7,16 +7,25 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/plugboard/plugboard/app/secret"
 )
 
 // SecretPrefix starts every signing secret (Standard Webhooks).
 const SecretPrefix = "whsec_"
 
+// NewSecret makes a Standard Webhooks signing secret: SecretPrefix and 24
+// random bytes in standard base64, which every Standard Webhooks library
+// decodes.
+func NewSecret() string {
+	return SecretPrefix + base64.StdEncoding.EncodeToString(secret.Bytes(24))
+}
+
 // Signer signs payloads with one or more secrets (several while a secret
 // rotates), per the Standard Webhooks specification.
 type Signer struct{ keys [][]byte }
 
-// NewSigner decodes whsec_ secrets.
+// NewSigner decodes secrets made by NewSecret (the prefix is optional).
 func NewSigner(secrets []string) (*Signer, error) {
 	s := &Signer{}
 	for _, sec := range secrets {

@@ -1,10 +1,30 @@
-// Package webhooks is Plugboard's event and delivery domain: the event
-// catalogue, events, deliveries and attempts, signing, and (in the dispatcher
-// issue) the asynq dispatcher, rate limits and endpoint health.
+// Package webhooks is Plugboard's event and delivery domain, one file per
+// job:
 //
-// It never imports marketplace or echo; where it needs to know who receives
-// an event it asks through a small interface that app wires up. It imports
-// the app/fault, app/page and app/secret helpers.
+//   - webhooks.go: the event catalogue (Catalog, EventType).
+//   - events.go: events, deliveries, attempts and the Directory port.
+//   - outbox.go: Outbox, which publishes events and their deliveries in the
+//     caller's transaction (Publish, Transaction).
+//   - drains.go: Drains, the drain registry in Redis and the only place that
+//     enqueues drain tasks.
+//   - store.go, log.go: Store, the claims and records of delivery batches,
+//     the relay's and retention's statements, and the delivery log's read
+//     model (ListDeliveries, GetDelivery, Stats).
+//   - sender.go, headers.go, signing.go: Sender, the guarded HTTP client,
+//     the Envelope, signed requests (Signer, NewSecret, SignedGet) and the
+//     classification of failures.
+//   - endpoints.go: Endpoints, endpoint state, health, limits and replay
+//     (Set, Disable, Redeliver, RedeliverFailed) and the endpoint cache.
+//   - limits.go: Limiter, rate limits and in-flight caps in Redis.
+//   - dispatcher.go: Dispatcher, the worker that claims, sends and records.
+//   - listen.go: Listeners, the hub of `plugboard listen` sessions.
+//   - tasks.go: every asynq task and queue, Register and Schedule.
+//   - metrics.go: the Prometheus series.
+//
+// It imports app/fault, app/page and app/secret, and never marketplace or
+// echo: who receives an event, and where an app's endpoint is, it asks
+// through Directory, which the composition root (app) passes in.
+// marketplace, web and app import it.
 package webhooks
 
 import (

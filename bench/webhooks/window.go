@@ -121,7 +121,7 @@ func (w *window) close(ctx context.Context) *measurement {
 
 // queue is the asynq webhooks queue now; nil when Redis does not say.
 func (w *window) queue() *queueInfo {
-	qi, err := w.inspector.GetQueueInfo(webhooks.QueueName)
+	qi, err := w.inspector.GetQueueInfo(webhooks.QueueWebhooks)
 	if err != nil {
 		return nil
 	}

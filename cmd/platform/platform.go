@@ -61,7 +61,7 @@ type App struct {
 	Web      *web.Server
 
 	Marketplace *marketplace.Services
-	Dispatcher  *webhooks.Dispatcher
+	Dispatcher  *webhooks.Dispatcher // nil unless the process is a worker
 
 	worker    *asynq.Server
 	mux       *asynq.ServeMux
@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			ShutdownTimeout: cfg.ShutdownTimeout,
 			Logger:          asynqLogger{log.With("component", "worker")},
 			LogLevel:        asynq.WarnLevel,
-			Queues:          map[string]int{"critical": 6, webhooks.QueueName: 5, "default": 3, "low": 1},
+			Queues:          map[string]int{webhooks.QueueCritical: 6, webhooks.QueueWebhooks: 5, webhooks.QueueDefault: 3, webhooks.QueueLow: 1},
 			// Retries are scheduled tasks: move them to the queue every second.
 			DelayedTaskCheckInterval: time.Second,
 			// An idle worker looks for work every 20 ms (asynq's default, 1 s,
@@ -217,12 +217,7 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 		GrantTTL:     a.Config.GrantTTL,
 		Logger:       a.Log,
 	}
-	directory, err := marketplace.NewWebhookDirectory(a.DB, mopts)
-	if err != nil {
-		return nil, err
-	}
-	catalog := webhooks.NewCatalog(a.DB)
-	outbox := webhooks.NewOutbox(a.Queue, webhooks.Options{
+	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
 		Timeout:            a.Config.WebhookTimeout,
 		AllowPrivate:       a.Config.WebhookAllowPrivate,
@@ -231,19 +226,45 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 		DefaultRateLimit:   a.Config.WebhookRateLimit,
 		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
 		RelayGrace:         a.Config.RelayGrace,
+		EndpointCacheTTL:   a.Config.WebhookEndpointCacheTTL,
 		Version:            Version,
-	}, a.Log.With("component", "webhooks"))
-	outbox.SetDirectory(directory)
+	}
+
+	// The marketplace's answer to "who receives this event" comes first:
+	// the webhooks domain is built on it.
+	directory, err := marketplace.NewWebhookDirectory(a.DB, mopts)
+	if err != nil {
+		return nil, err
+	}
 	metrics := webhooks.NewMetrics(a.Registry, a.DB, asynq.NewInspectorFromRedisClient(a.Redis))
-	a.Dispatcher = webhooks.NewDispatcher(a.DB, a.Redis, outbox, metrics, a.Log.With("component", "dispatcher"))
-	a.Dispatcher.Register(a.mux)
+	drains := webhooks.NewDrains(a.Redis, a.Queue, wopts, a.Log.With("component", "webhooks"))
+	store, err := webhooks.NewStore(a.DB, wopts)
+	if err != nil {
+		return nil, err
+	}
+	sender := webhooks.NewSender(wopts, metrics)
+	endpoints := webhooks.NewEndpoints(a.DB, a.Queue, drains, directory, wopts)
+	listeners := webhooks.NewListeners(a.Redis)
+	outbox := webhooks.NewOutbox(drains, directory, wopts)
+
+	// Only a worker sends: the API process builds what it reads and writes.
+	if a.worker != nil {
+		a.Dispatcher = webhooks.NewDispatcher(webhooks.DispatcherDeps{
+			Store: store, Sender: sender, Endpoints: endpoints, Drains: drains,
+			Limiter: webhooks.NewLimiter(a.Redis), Listeners: listeners, Metrics: metrics,
+			Log: a.Log.With("component", "dispatcher"),
+		}, wopts)
+		webhooks.Register(a.mux, a.Dispatcher, store, endpoints)
+	}
 	if a.scheduler != nil {
 		if err := webhooks.Schedule(a.scheduler, a.Config.RelayInterval); err != nil {
 			return nil, err
 		}
 	}
-	market, err := marketplace.New(a.DB, marketplace.Deps{Outbox: outbox, Catalog: catalog, Log: a.Dispatcher, Endpoints: a.Dispatcher, Stream: a.Dispatcher},
-		mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
+
+	market, err := marketplace.New(a.DB, marketplace.Deps{
+		Outbox: outbox, Catalog: webhooks.NewCatalog(a.DB), Log: store, Endpoints: endpoints, Sender: sender, Stream: listeners,
+	}, mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,327 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
+)
+
+// EndpointState is an app's endpoint health and limits (webhooks' own table).
+type EndpointState struct {
+	AppID          int64 `gorm:"primaryKey;autoIncrement:false"`
+	Status         string
+	DisabledReason string
+	DisabledAt     *time.Time
+	FailingSince   *time.Time
+	RateLimit      *int
+	MaxInFlight    *int
+	UpdatedAt      time.Time
+}
+
+// TableName is the migration's table.
+func (EndpointState) TableName() string { return "endpoints" }
+
+// Endpoint statuses.
+const (
+	EndpointEnabled  = "enabled"
+	EndpointDisabled = "disabled"
+)
+
+// Endpoints is endpoint administration: state and health, limits, the
+// replay of paused and failed deliveries, and the per-process cache of
+// every app's endpoint that the Dispatcher sends with.
+type Endpoints struct {
+	db     *gorm.DB
+	queue  *asynq.Client
+	drains *Drains
+	dir    Directory
+	opts   Options
+
+	mu    sync.Mutex
+	cache map[int64]cachedEndpoint
+}
+
+// cachedEndpoint is an app's endpoint as the Dispatcher uses it.
+type cachedEndpoint struct {
+	ep          *Endpoint
+	signer      *Signer
+	state       EndpointState
+	rateLimit   int
+	maxInFlight int
+	at          time.Time
+}
+
+// NewEndpoints returns endpoint administration on db: dir says where an app's
+// endpoint is, queue runs bulk redeliveries, drains sends replays.
+func NewEndpoints(db *gorm.DB, queue *asynq.Client, drains *Drains, dir Directory, opts Options) *Endpoints {
+	return &Endpoints{db: db, queue: queue, drains: drains, dir: dir, opts: opts.withDefaults(), cache: map[int64]cachedEndpoint{}}
+}
+
+// endpoint returns an app's endpoint, cached for Options.EndpointCacheTTL.
+func (e *Endpoints) endpoint(ctx context.Context, appID int64) (cachedEndpoint, error) {
+	e.mu.Lock()
+	c, ok := e.cache[appID]
+	e.mu.Unlock()
+	if ok && e.opts.Now().Sub(c.at) < e.opts.EndpointCacheTTL {
+		return c, nil
+	}
+	ep, err := e.dir.Endpoint(ctx, appID)
+	if err != nil {
+		return c, err
+	}
+	c = cachedEndpoint{ep: ep, at: e.opts.Now()}
+	if ep.URL != "" {
+		if c.signer, err = NewSigner(ep.Secrets); err != nil {
+			return c, err
+		}
+	}
+	if c.state, err = e.State(ctx, appID); err != nil {
+		return c, err
+	}
+	c.rateLimit, c.maxInFlight = e.Limits(c.state)
+	e.mu.Lock()
+	e.cache[appID] = c
+	e.mu.Unlock()
+	return c, nil
+}
+
+// Signer returns the signer of an app's requests, from the cache.
+func (e *Endpoints) Signer(ctx context.Context, appID int64) (*Signer, error) {
+	c, err := e.endpoint(ctx, appID)
+	if err != nil {
+		return nil, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
+	}
+	if c.signer == nil {
+		return nil, fmt.Errorf("app %d has no signing secret", appID)
+	}
+	return c.signer, nil
+}
+
+// Forget drops an app's cached endpoint (its URL, secrets and limits), so
+// a change is used at once by this process; others see it within
+// Options.EndpointCacheTTL.
+func (e *Endpoints) Forget(appID int64) {
+	e.mu.Lock()
+	delete(e.cache, appID)
+	e.mu.Unlock()
+}
+
+// State returns an app's endpoint health.
+func (e *Endpoints) State(ctx context.Context, appID int64) (EndpointState, error) {
+	st := EndpointState{AppID: appID, Status: EndpointEnabled}
+	err := e.db.WithContext(ctx).Where("app_id = ?", appID).Take(&st).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return st, fmt.Errorf("reading endpoint of app %d: %w", appID, err)
+	}
+	return st, nil
+}
+
+// Limits returns the app's effective rate limit and in-flight cap.
+func (e *Endpoints) Limits(st EndpointState) (int, int) {
+	rate, inFlight := e.opts.DefaultRateLimit, e.opts.DefaultMaxInFlight
+	if st.RateLimit != nil {
+		rate = *st.RateLimit
+	}
+	if st.MaxInFlight != nil {
+		inFlight = *st.MaxInFlight
+	}
+	return rate, inFlight
+}
+
+// ValidateEndpointUpdate checks a change of an app's endpoint: status is
+// enabled or disabled, the limits in range (nil: unchanged). The field
+// names are the API's.
+func ValidateEndpointUpdate(status *string, rate, inFlight *int) error {
+	f := fault.Fields{}
+	f.Check(status != nil && *status != EndpointEnabled && *status != EndpointDisabled, "webhookStatus", "must be enabled or disabled")
+	f.Check(rate != nil && (*rate < 1 || *rate > 100000), "webhookRateLimit", "must be from 1 to 100000 deliveries per second")
+	f.Check(inFlight != nil && (*inFlight < 1 || *inFlight > 10000), "webhookMaxInFlight", "must be from 1 to 10000")
+	return f.Err()
+}
+
+// pauseSQL pauses an app's pending deliveries that no worker holds.
+const pauseSQL = `UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
+	SELECT id FROM deliveries WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+	FOR NO KEY UPDATE SKIP LOCKED)`
+
+// Set changes an app's endpoint inside the caller's transaction: limits
+// (nil keeps one) and, when status is set, enabled (paused deliveries
+// replayed after the commit) or disabled (pending ones paused). The caller
+// audits the change; call Forget after the commit.
+func (e *Endpoints) Set(ctx context.Context, tx *gorm.DB, appID int64, status *string, reason string, rate, inFlight *int) error {
+	if err := ValidateEndpointUpdate(status, rate, inFlight); err != nil {
+		return err
+	}
+	db := tx.WithContext(ctx)
+	if err := db.Exec(`INSERT INTO endpoints (app_id, rate_limit, max_in_flight, updated_at) VALUES (?, ?, ?, now())
+		ON CONFLICT (app_id) DO UPDATE SET rate_limit = COALESCE(EXCLUDED.rate_limit, endpoints.rate_limit),
+		max_in_flight = COALESCE(EXCLUDED.max_in_flight, endpoints.max_in_flight), updated_at = now()`, appID, rate, inFlight).Error; err != nil {
+		return fmt.Errorf("setting limits of app %d: %w", appID, err)
+	}
+	switch {
+	case status == nil:
+	case *status == EndpointEnabled:
+		if err := db.Exec(`UPDATE endpoints SET status = 'enabled', disabled_reason = '', disabled_at = NULL, failing_since = NULL, updated_at = now()
+			WHERE app_id = ? AND status <> 'enabled'`, appID).Error; err != nil {
+			return fmt.Errorf("enabling endpoint of app %d: %w", appID, err)
+		}
+		var rows []ref
+		if err := db.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
+			WHERE app_id = ? AND status = 'paused' RETURNING id, app_id`, appID).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("replaying paused deliveries of app %d: %w", appID, err)
+		}
+		afterCommit(ctx, tx, e.drains, rows)
+	default:
+		if err := db.Exec(`UPDATE endpoints SET status = 'disabled', disabled_reason = ?, disabled_at = now(), updated_at = now()
+			WHERE app_id = ? AND status <> 'disabled'`, reason, appID).Error; err != nil {
+			return fmt.Errorf("disabling endpoint of app %d: %w", appID, err)
+		}
+		if err := db.Exec(pauseSQL, appID).Error; err != nil {
+			return fmt.Errorf("pausing deliveries of app %d: %w", appID, err)
+		}
+	}
+	return nil
+}
+
+// Disable stops deliveries to an app's endpoint: pending ones are paused,
+// and the Directory is told.
+func (e *Endpoints) Disable(ctx context.Context, appID int64, reason string) error {
+	var changed bool
+	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`INSERT INTO endpoints (app_id, status, disabled_reason, disabled_at, updated_at) VALUES (?, 'disabled', ?, now(), now())
+			ON CONFLICT (app_id) DO UPDATE SET status = 'disabled', disabled_reason = EXCLUDED.disabled_reason, disabled_at = now(), updated_at = now()
+			WHERE endpoints.status <> 'disabled'`, appID, reason)
+		if res.Error != nil {
+			return fmt.Errorf("disabling endpoint of app %d: %w", appID, res.Error)
+		}
+		changed = res.RowsAffected > 0
+		if err := tx.Exec(pauseSQL, appID).Error; err != nil {
+			return fmt.Errorf("pausing deliveries of app %d: %w", appID, err)
+		}
+		return nil
+	})
+	e.Forget(appID)
+	if err == nil && changed {
+		e.dir.EndpointChanged(ctx, appID, EndpointDisabled, reason)
+	}
+	return err
+}
+
+// health clears an endpoint's failing mark on success, and disables it when
+// it has failed everything for DisableAfter (or answered 410 Gone).
+func (e *Endpoints) health(ctx context.Context, appID int64, anyOK, anyFail, gone bool) error {
+	db := e.db.WithContext(ctx)
+	if anyOK {
+		if err := db.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ? AND failing_since IS NOT NULL", appID).Error; err != nil {
+			return fmt.Errorf("clearing endpoint health of app %d: %w", appID, err)
+		}
+		return nil
+	}
+	if !anyFail {
+		return nil
+	}
+	var since time.Time
+	if err := db.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) VALUES (?, now(), now())
+		ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
+		RETURNING failing_since`, appID).Scan(&since).Error; err != nil {
+		return fmt.Errorf("tracking endpoint health of app %d: %w", appID, err)
+	}
+	switch {
+	case gone:
+		return e.Disable(ctx, appID, "The endpoint answered 410 Gone.")
+	case e.opts.Now().Sub(since) >= e.opts.DisableAfter:
+		return e.Disable(ctx, appID, fmt.Sprintf("Every delivery failed for %s.", e.opts.DisableAfter))
+	}
+	return nil
+}
+
+// Redeliver sends the given deliveries once more, now: each gets one more
+// attempt, with the same webhook-id.
+func (e *Endpoints) Redeliver(ctx context.Context, appID int64, ids []string) (int, error) {
+	f := fault.Fields{}
+	f.Check(len(ids) == 0, "deliveries", "list at least one delivery id")
+	f.Check(len(ids) > 1000, "deliveries", "at most 1000 at once; use status to redeliver in bulk")
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			f.Add("deliveries", fmt.Sprintf("%q is not a delivery id", id))
+		}
+	}
+	if err := f.Err(); err != nil {
+		return 0, err
+	}
+	var known int64
+	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where("app_id = ? AND uuid IN ?", appID, ids).Count(&known).Error; err != nil {
+		return 0, fmt.Errorf("finding deliveries of app %d: %w", appID, err)
+	}
+	if int(known) != len(ids) {
+		return 0, fault.Field("deliveries", "some ids are not deliveries of this app")
+	}
+	var rows []ref
+	err := e.db.WithContext(ctx).Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), completed_at = NULL,
+		max_attempts = attempts + 1, enqueued_at = now()
+		WHERE app_id = ? AND uuid IN ? AND status IN ('succeeded', 'failed', 'paused') RETURNING id, app_id`, appID, ids).Scan(&rows).Error
+	if err != nil {
+		return 0, fmt.Errorf("redelivering deliveries of app %d: %w", appID, err)
+	}
+	e.drains.enqueue(ctx, rows)
+	return len(rows), nil
+}
+
+// RedeliverFailed counts the app's failed deliveries in [since, until) and
+// starts a background job (NewRedeliverTask) that sends each once more.
+func (e *Endpoints) RedeliverFailed(ctx context.Context, appID int64, since, until *time.Time) (int, error) {
+	if since != nil && until != nil && !until.After(*since) {
+		return 0, fault.Field("until", "must be after since")
+	}
+	q := e.db.WithContext(ctx).Model(&Delivery{}).Where("app_id = ? AND status = 'failed'", appID)
+	if since != nil {
+		q = q.Where("created_at >= ?", *since)
+	}
+	if until != nil {
+		q = q.Where("created_at < ?", *until)
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("counting failed deliveries of app %d: %w", appID, err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	task, err := NewRedeliverTask(appID, since, until)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := e.queue.EnqueueContext(ctx, task); err != nil {
+		return 0, fmt.Errorf("starting redelivery of app %d: %w", appID, err)
+	}
+	return int(n), nil
+}
+
+// redeliverFailed is the job RedeliverFailed starts: it sends once more,
+// a thousand at a time, the deliveries that had failed when it started
+// (one that fails again while the job runs is not picked up a second time).
+func (e *Endpoints) redeliverFailed(ctx context.Context, p redeliverPayload) error {
+	started := e.opts.Now()
+	for {
+		var rows []ref
+		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = now(), max_attempts = attempts + 1, completed_at = NULL, enqueued_at = now()
+			WHERE id IN (SELECT id FROM deliveries WHERE app_id = ? AND status = 'failed' AND completed_at < ?
+			  AND created_at >= COALESCE(?::timestamptz, '-infinity') AND created_at < COALESCE(?::timestamptz, 'infinity') LIMIT 1000)
+			RETURNING id, app_id`
+		if err := e.db.WithContext(ctx).Raw(q, p.AppID, started, p.Since, p.Until).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("redelivering failed deliveries of app %d: %w", p.AppID, err)
+		}
+		e.drains.enqueue(ctx, rows)
+		if len(rows) < 1000 {
+			return nil
+		}
+	}
+}

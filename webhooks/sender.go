@@ -1,0 +1,257 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Error classes of failed attempts.
+const (
+	ClassTimeout    = "timeout"
+	ClassConnection = "connection"
+	ClassTLS        = "tls"
+	ClassDNS        = "dns"
+	ClassHTTPStatus = "http_status"
+	ClassBlocked    = "blocked"
+)
+
+// Sender is the HTTP side of delivery: one guarded client (no proxy, no
+// redirects, no private addresses unless Options.AllowPrivate), signed
+// requests, and the classification of what went wrong.
+type Sender struct {
+	client  *http.Client
+	opts    Options
+	metrics *Metrics
+}
+
+// NewSender returns the sender; metrics may be nil.
+func NewSender(opts Options, metrics *Metrics) *Sender {
+	opts = opts.withDefaults()
+	s := &Sender{opts: opts, metrics: metrics}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.checkAddress}
+	s.client = &http.Client{
+		Timeout: opts.Timeout,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: opts.Timeout,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return s
+}
+
+var errBlocked = errors.New("address not allowed")
+
+// checkAddress refuses loopback, private, link-local (cloud metadata) and
+// unspecified addresses at connect time, on the IP actually dialled, so DNS
+// rebinding does not get through.
+func (s *Sender) checkAddress(network, address string, _ syscall.RawConn) error {
+	if s.opts.AllowPrivate {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return errBlocked
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || cgnat.Contains(ip) {
+		return fmt.Errorf("%w: %s", errBlocked, ip)
+	}
+	return nil
+}
+
+var _, cgnat, _ = net.ParseCIDR("100.64.0.0/10")
+
+// Envelope builds the body partners receive.
+func Envelope(deliveryID, eventType string, at time.Time, installationUUID *string, data json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.Grow(len(data) + 200)
+	b.WriteString(`{"id":"`)
+	b.WriteString(deliveryID)
+	b.WriteString(`","type":"`)
+	b.WriteString(eventType)
+	b.WriteString(`","timestamp":"`)
+	b.WriteString(at.UTC().Format(time.RFC3339Nano))
+	b.WriteString(`","installation":`)
+	if installationUUID != nil {
+		b.WriteString(`{"uuid":"` + *installationUUID + `"}`)
+	} else {
+		b.WriteString("null")
+	}
+	b.WriteString(`,"data":`)
+	if len(data) == 0 {
+		b.WriteString("{}")
+	} else {
+		b.Write(data)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+const maxBody = 4 << 10
+
+// send makes one attempt of c to ep and reports it; a request stopped
+// by ctx (shutdown) is deferred, not an attempt.
+func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result {
+	body := Envelope(c.UUID, c.EventType, c.EventCreatedAt, c.InstallationUUID, c.Data)
+	now := time.Now()
+	ts := now.Unix()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "Plugboard-Webhooks/"+s.opts.Version)
+	h.Set("Webhook-Id", c.UUID)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	h.Set("Webhook-Signature", ep.signer.Sign(c.UUID, ts, body))
+	h.Set("Plugboard-Event", c.EventType)
+	if c.InstallationUUID != nil {
+		h.Set("Plugboard-Installation", *c.InstallationUUID)
+	}
+	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
+	reqHeaders := headersJSON(h)
+	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
+		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.ep.URL, bytes.NewReader(body))
+	if err != nil {
+		r.attempt.ErrorClass, r.attempt.ErrorMessage = ClassConnection, err.Error()
+		return r
+	}
+	req.Header = h
+	res, err := s.client.Do(req)
+	r.attempt.DurationUS = time.Since(now).Microseconds()
+	if err != nil && ctx.Err() != nil {
+		// We were stopped (shutdown), the partner did not fail: not an
+		// attempt; the delivery goes back to the queue.
+		return result{c: c, deferred: time.Second}
+	}
+	if err != nil {
+		r.attempt.ErrorClass, r.attempt.ErrorMessage = classify(err), trimErr(err)
+		s.metrics.attempt(r.attempt.ErrorClass, time.Since(now))
+		return r
+	}
+	buf, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+	res.Body.Close()
+	r.attempt.DurationUS = time.Since(now).Microseconds()
+	status := res.StatusCode
+	r.attempt.ResponseStatus = &status
+	r.attempt.ResponseHeaders = headersJSON(res.Header)
+	r.attempt.ResponseBody = strings.ToValidUTF8(string(buf), "\uFFFD")
+	r.ok = status >= 200 && status < 300
+	if !r.ok {
+		r.attempt.ErrorClass = ClassHTTPStatus
+		r.attempt.ErrorMessage = "the endpoint answered " + res.Status
+		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+			r.retryIn = retryAfter(res.Header.Get("Retry-After"), now)
+		}
+		r.gone = status == http.StatusGone
+	}
+	s.metrics.attempt(r.attempt.ErrorClass, time.Since(now))
+	return r
+}
+
+// SignedGet calls an app's URL with a body-less request signed like a
+// webhook (webhook-id, webhook-timestamp, webhook-signature over
+// "id.timestamp." ) through the same guarded client, and returns at most
+// limit bytes of a 2xx body. The signer is the app's (Endpoints.Signer).
+func (s *Sender) SignedGet(ctx context.Context, signer *Signer, rawURL string, limit int64) ([]byte, error) {
+	if signer == nil {
+		return nil, errors.New("no signing secret")
+	}
+	id := "sync_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ts := time.Now().Unix()
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "Plugboard-Webhooks/"+s.opts.Version)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Webhook-Id", id)
+	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("Webhook-Signature", signer.Sign(id, ts, nil))
+	res, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", classify(err), trimErr(err))
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return nil, fmt.Errorf("the sync URL answered %s", res.Status)
+	}
+	return body, nil
+}
+
+// trimErr is err's message, at most 500 bytes of it.
+func trimErr(err error) string {
+	msg := err.Error()
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	return msg
+}
+
+// classify names why a request failed.
+func classify(err error) string {
+	var (
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		recErr  tls.RecordHeaderError
+		netErr  net.Error
+		urlErr  *url.Error
+	)
+	switch {
+	case errors.Is(err, errBlocked):
+		return ClassBlocked
+	case errors.As(err, &dnsErr):
+		return ClassDNS
+	case errors.As(err, &certErr), errors.As(err, &unknown), errors.As(err, &hostErr), errors.As(err, &recErr):
+		return ClassTLS
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return ClassTimeout
+	case errors.As(err, &urlErr) && strings.Contains(urlErr.Err.Error(), "tls"):
+		return ClassTLS
+	}
+	return ClassConnection
+}
+
+// retryAfter reads seconds or an HTTP date, bounded to [1 s, 1 h].
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, time.Second), time.Hour)
+}

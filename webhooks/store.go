@@ -1,0 +1,313 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+)
+
+// Store is webhooks' PostgreSQL: the claims and records of the
+// Dispatcher's batches (on pgx connections, with cached plans), the relay's
+// and retention's statements, and the delivery log's read model (log.go).
+type Store struct {
+	db  *gorm.DB
+	sql *sql.DB
+	// held bounds the connections drains hold across a batch's requests,
+	// so the API and other jobs always find some in the pool.
+	held chan struct{}
+	opts Options
+}
+
+// NewStore returns the store on db.
+func NewStore(db *gorm.DB, opts Options) (*Store, error) {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("webhooks store: gorm without a *sql.DB: %w", err)
+	}
+	held := 1 << 16
+	if m := sqlDB.Stats().MaxOpenConnections; m > 0 {
+		held = max(1, m-max(2, m/5))
+	}
+	return &Store{db: db, sql: sqlDB, held: make(chan struct{}, held), opts: opts.withDefaults()}, nil
+}
+
+// onConn runs fn on a connection of its own, one of those drains may hold
+// (the rest of the pool is the API's). If fn leaves a transaction open,
+// it is rolled back, or the connection dropped.
+func (s *Store) onConn(ctx context.Context, fn func(c *pgx.Conn) error) error {
+	select {
+	case s.held <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.held }()
+	conn, err := s.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("claiming deliveries: %w", err)
+	}
+	defer conn.Close()
+	var inner error
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		inner = fn(c)
+		if pc := c.PgConn(); !pc.IsClosed() && pc.TxStatus() != 'I' {
+			// Failed midway: give the locks back, or drop the connection.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+				return driver.ErrBadConn
+			}
+		}
+		return nil
+	})
+	if inner != nil {
+		return inner
+	}
+	if err != nil {
+		return fmt.Errorf("delivering: %w", err)
+	}
+	return nil
+}
+
+// claimed is a delivery this worker holds, with what its body needs.
+type claimed struct {
+	ID               int64
+	UUID             string
+	Attempts         int
+	MaxAttempts      int
+	EventType        string
+	InstallationUUID *string
+	Data             json.RawMessage
+	EventCreatedAt   time.Time
+	DueAt            time.Time
+}
+
+// claimSQL locks up to a batch of the app's due deliveries for the
+// transaction that will record their outcome. SKIP LOCKED: concurrent
+// drains split the work, no two send the same delivery. A lock (not a
+// written claim) holds them: a worker that dies mid-batch drops its
+// connection, PostgreSQL rolls back, and the deliveries are due again at
+// once, with no second row version and no index entries for the claim.
+// claimed_until is still honoured for claims written by older versions.
+const claimSQL = `
+	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at
+	FROM deliveries d JOIN events e ON e.id = d.event_id
+	WHERE d.app_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
+	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+	ORDER BY d.next_attempt_at LIMIT $2
+	FOR NO KEY UPDATE OF d SKIP LOCKED`
+
+// claim begins a transaction on c and locks up to limit of the app's due
+// deliveries in it (claimSQL), in one round trip. With none, it commits.
+func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) ([]claimed, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The claim and the record are index lookups by design. Plan them once
+	// per connection (planning them for every batch cost a fifth of
+	// PostgreSQL's time), and never as a sequential scan, which a plan made
+	// while the table was young and small could otherwise keep for good.
+	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
+	b.Queue(claimSQL, appID, limit)
+	br := c.SendBatch(ctx, b)
+	var rows []claimed
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		var q pgx.Rows
+		q, err = br.Query()
+		if err == nil {
+			for q.Next() {
+				var r claimed
+				var data string
+				if err = q.Scan(&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, &data, &r.EventCreatedAt, &r.DueAt); err != nil {
+					break
+				}
+				r.Data = json.RawMessage(data)
+				rows = append(rows, r)
+			}
+			q.Close()
+			if err == nil {
+				err = q.Err()
+			}
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claiming deliveries of app %d: %w", appID, err)
+	}
+	if len(rows) == 0 {
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			return nil, fmt.Errorf("claiming deliveries of app %d: %w", appID, err)
+		}
+	}
+	return rows, nil
+}
+
+// pause pauses the claimed rows (their endpoint is disabled or has no URL)
+// and commits the claim's transaction.
+func (s *Store) pause(ctx context.Context, c *pgx.Conn, rows []claimed) error {
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	b := &pgx.Batch{}
+	b.Queue("UPDATE deliveries SET status = 'paused', claimed_until = NULL, next_attempt_at = NULL WHERE id = ANY($1)", ids)
+	b.Queue("COMMIT")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("pausing deliveries: %w", err)
+	}
+	return nil
+}
+
+// recordSQL writes a batch's attempts and its deliveries' new state in
+// one statement, from arrays: the same text for any batch size.
+const recordSQL = `
+	WITH recorded AS (
+		INSERT INTO attempts (delivery_id, app_id, number, url, request_headers, response_status, response_headers,
+			response_body, duration_us, error_class, error_message, created_at)
+		SELECT t.d, $10, t.n, t.u, t.rq::jsonb, t.rs, t.rh::jsonb, t.b, t.du, t.ec, t.em, t.ca
+		FROM unnest($11::bigint[], $12::int[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::bigint[],
+			$19::text[], $20::text[], $21::timestamptz[]) AS t(d, n, u, rq, rs, rh, b, du, ec, em, ca)
+	)
+	UPDATE deliveries d SET status = v.status, attempts = v.attempts, next_attempt_at = v.next, claimed_until = NULL,
+		last_attempt_at = CASE WHEN v.tried THEN v.last ELSE d.last_attempt_at END,
+		last_status_code = CASE WHEN v.tried THEN v.code ELSE d.last_status_code END,
+		last_error_class = CASE WHEN v.tried THEN v.class ELSE d.last_error_class END,
+		completed_at = v.completed, enqueued_at = now()
+	FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::int[], $7::text[],
+		$8::timestamptz[], $9::bool[]) AS v(id, status, attempts, next, last, code, class, completed, tried)
+	WHERE d.id = v.id AND d.id = ANY($1::bigint[])`
+
+// recordBatch is a batch's outcome as recordSQL's arrays: every
+// delivery's new state, and the attempts made.
+type recordBatch struct {
+	ids                 []int64
+	statuses, classes   []string
+	attempts            []int32
+	nexts, lasts, dones []*time.Time
+	codes               []*int32
+	tried               []bool
+
+	aDelivery, aDuration []int64
+	aNumber              []int32
+	aStatuses            []*int32
+	aURL, aReq, aBody    []string
+	aResp                []*string
+	aClass, aMessage     []string
+	aCreated             []time.Time
+}
+
+func newRecordBatch(n int) *recordBatch {
+	return &recordBatch{
+		ids:      make([]int64, 0, n),
+		statuses: make([]string, 0, n), classes: make([]string, 0, n),
+		attempts: make([]int32, 0, n),
+		nexts:    make([]*time.Time, 0, n), lasts: make([]*time.Time, 0, n), dones: make([]*time.Time, 0, n),
+		codes: make([]*int32, 0, n),
+		tried: make([]bool, 0, n),
+
+		aDelivery: make([]int64, 0, n), aDuration: make([]int64, 0, n),
+		aNumber: make([]int32, 0, n), aStatuses: make([]*int32, 0, n),
+		aURL: make([]string, 0, n), aReq: make([]string, 0, n), aBody: make([]string, 0, n),
+		aResp:  make([]*string, 0, n),
+		aClass: make([]string, 0, n), aMessage: make([]string, 0, n),
+		aCreated: make([]time.Time, 0, n),
+	}
+}
+
+// deferred records that delivery id waits until next without an attempt.
+func (b *recordBatch) deferred(id int64, attempts int, next time.Time) {
+	b.ids, b.statuses, b.attempts, b.nexts = append(b.ids, id), append(b.statuses, DeliveryPending), append(b.attempts, int32(attempts)), append(b.nexts, &next)
+	b.lasts, b.codes, b.classes, b.dones, b.tried = append(b.lasts, nil), append(b.codes, nil), append(b.classes, ""), append(b.dones, nil), append(b.tried, false)
+}
+
+// attempted records attempt a of delivery id and the delivery's new state:
+// its status after tries attempts, when it is next due, when it completed.
+func (b *recordBatch) attempted(id int64, a Attempt, tries int, status string, next, completed *time.Time) {
+	var code *int32
+	if a.ResponseStatus != nil {
+		v := int32(*a.ResponseStatus)
+		code = &v
+	}
+	var respHeaders *string
+	if len(a.ResponseHeaders) > 0 {
+		v := string(a.ResponseHeaders)
+		respHeaders = &v
+	}
+	b.aDelivery, b.aNumber, b.aURL, b.aReq = append(b.aDelivery, a.DeliveryID), append(b.aNumber, int32(a.Number)), append(b.aURL, a.URL), append(b.aReq, string(a.RequestHeaders))
+	b.aStatuses, b.aResp, b.aBody, b.aDuration = append(b.aStatuses, code), append(b.aResp, respHeaders), append(b.aBody, a.ResponseBody), append(b.aDuration, a.DurationUS)
+	b.aClass, b.aMessage, b.aCreated = append(b.aClass, a.ErrorClass), append(b.aMessage, a.ErrorMessage), append(b.aCreated, a.CreatedAt)
+
+	last := a.CreatedAt
+	b.ids, b.statuses, b.attempts, b.nexts = append(b.ids, id), append(b.statuses, status), append(b.attempts, int32(tries)), append(b.nexts, next)
+	b.lasts, b.codes, b.classes, b.dones, b.tried = append(b.lasts, &last), append(b.codes, code), append(b.classes, a.ErrorClass), append(b.dones, completed), append(b.tried, true)
+}
+
+// record writes every attempt and every delivery's new state of b in one
+// statement and commits the claim's transaction (one round trip).
+func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordBatch) error {
+	pb := &pgx.Batch{}
+	if len(b.ids) > 0 {
+		pb.Queue(recordSQL, b.ids, b.statuses, b.attempts, b.nexts, b.lasts, b.codes, b.classes, b.dones, b.tried,
+			appID, b.aDelivery, b.aNumber, b.aURL, b.aReq, b.aStatuses, b.aResp, b.aBody, b.aDuration, b.aClass, b.aMessage, b.aCreated)
+	}
+	pb.Queue("COMMIT")
+	if err := c.SendBatch(ctx, pb).Close(); err != nil {
+		return fmt.Errorf("recording deliveries of app %d: %w", appID, err)
+	}
+	return nil
+}
+
+// relayDue marks enqueued, and returns, every delivery due for longer
+// than the relay grace that no worker holds and nothing enqueued within
+// the grace; both ends of the grace are Options.Now. It goes app by app,
+// on the index the drains use (deliveries_app_due_idx).
+func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
+	now := s.opts.Now()
+	cutoff := now.Add(-s.opts.RelayGrace)
+	var rows []ref
+	err := s.db.WithContext(ctx).Raw(`
+		UPDATE deliveries SET enqueued_at = ?::timestamptz
+		WHERE id IN (
+			SELECT d.id FROM apps a CROSS JOIN LATERAL (
+				SELECT id FROM deliveries
+				WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= ?::timestamptz
+				  AND (claimed_until IS NULL OR claimed_until < now())
+				  AND (enqueued_at IS NULL OR enqueued_at <= ?::timestamptz)
+				ORDER BY next_attempt_at LIMIT 5000
+				FOR UPDATE SKIP LOCKED) d
+			LIMIT 5000)
+		RETURNING id, app_id`, now, cutoff, cutoff).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("relay: finding due deliveries: %w", err)
+	}
+	return rows, nil
+}
+
+// DropOldAttempts deletes attempts older than the retention period (by
+// Options.Now), in batches so it never holds long locks.
+func (s *Store) DropOldAttempts(ctx context.Context) (int64, error) {
+	cutoff := s.opts.Now().Add(-s.opts.Retention)
+	var total int64
+	for {
+		res := s.db.WithContext(ctx).Exec("DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE created_at < ? LIMIT 10000)", cutoff)
+		if res.Error != nil {
+			return total, fmt.Errorf("retention: dropping attempts before %s: %w", cutoff.Format(time.RFC3339), res.Error)
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < 10000 {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// The asynq queues. The composition root weighs them (asynq.Config.Queues);
+// every webhooks task names its queue here, never with a literal.
+const (
+	QueueCritical = "critical"
+	QueueWebhooks = "webhooks" // drains: the deliveries themselves
+	QueueDefault  = "default"
+	QueueLow      = "low"
+)
+
+// The webhooks task types.
+const (
+	// TypeDeliver drains what is due for one app (Dispatcher).
+	TypeDeliver = "webhooks:deliver"
+	// TypeRelay re-enqueues due deliveries nothing enqueued (Dispatcher.Relay).
+	TypeRelay = "webhooks:relay"
+	// TypeRetention drops old attempts (Store.DropOldAttempts).
+	TypeRetention = "webhooks:retention"
+	// TypeRedeliver sends an app's failed deliveries once more
+	// (Endpoints.RedeliverFailed starts it).
+	TypeRedeliver = "webhooks:redeliver"
+)
+
+type deliverPayload struct {
+	AppID int64 `json:"a"`
+}
+
+type redeliverPayload struct {
+	AppID int64      `json:"a"`
+	Since *time.Time `json:"s,omitempty"`
+	Until *time.Time `json:"u,omitempty"`
+}
+
+// drainTimeout bounds a drain task: two request timeouts and a minute.
+func drainTimeout(requestTimeout time.Duration) time.Duration { return requestTimeout*2 + time.Minute }
+
+// NewDeliverTask is a drain of appID, to run at once. requestTimeout is
+// Options.Timeout, which bounds the task's own timeout.
+func NewDeliverTask(appID int64, requestTimeout time.Duration) *asynq.Task {
+	payload, _ := json.Marshal(deliverPayload{AppID: appID})
+	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.MaxRetry(20), asynq.Timeout(drainTimeout(requestTimeout)))
+}
+
+// NewDeliverLaterTask is a drain of appID that runs delay after now. Its
+// task id names the app and the due time (to 100 ms), so the drains of one
+// batch's retries are enqueued once.
+func NewDeliverLaterTask(appID int64, requestTimeout, delay time.Duration, now time.Time) *asynq.Task {
+	payload, _ := json.Marshal(deliverPayload{AppID: appID})
+	id := "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(now.Add(delay).UnixMilli()/100, 10)
+	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.TaskID(id), asynq.MaxRetry(20),
+		asynq.Timeout(drainTimeout(requestTimeout)), asynq.ProcessIn(delay))
+}
+
+// NewRelayTask is one relay pass, unique for every (its period) so two
+// schedulers enqueue it once.
+func NewRelayTask(every time.Duration) *asynq.Task {
+	return asynq.NewTask(TypeRelay, nil, asynq.Queue(QueueWebhooks), asynq.Unique(every), asynq.MaxRetry(0))
+}
+
+// NewRetentionTask is one retention pass, hourly and unique for the hour.
+func NewRetentionTask() *asynq.Task {
+	return asynq.NewTask(TypeRetention, nil, asynq.Queue(QueueLow), asynq.Unique(time.Hour), asynq.MaxRetry(3))
+}
+
+// NewRedeliverTask is the background job that sends appID's deliveries
+// that failed in [since, until) once more.
+func NewRedeliverTask(appID int64, since, until *time.Time) (*asynq.Task, error) {
+	payload, err := json.Marshal(redeliverPayload{AppID: appID, Since: since, Until: until})
+	if err != nil {
+		return nil, fmt.Errorf("encoding redeliver payload of app %d: %w", appID, err)
+	}
+	return asynq.NewTask(TypeRedeliver, payload, asynq.Queue(QueueDefault), asynq.MaxRetry(5)), nil
+}
+
+// Register adds every webhooks task handler to mux: drains and the relay
+// (d), retention (s) and bulk redelivery (e).
+func Register(mux *asynq.ServeMux, d *Dispatcher, s *Store, e *Endpoints) {
+	mux.HandleFunc(TypeDeliver, func(ctx context.Context, t *asynq.Task) error {
+		var p deliverPayload
+		if err := json.Unmarshal(t.Payload(), &p); err != nil || p.AppID == 0 {
+			return fmt.Errorf("bad deliver payload: %w", asynq.SkipRetry)
+		}
+		return d.drain(ctx, p.AppID)
+	})
+	// The relay re-enqueues every delivery Postgres says is due but that
+	// no worker holds and nothing enqueued lately: Redis flushed, an
+	// enqueue that failed after commit, a task asynq left active without a
+	// lease (hibiken/asynq#1144). Claims make a duplicate task harmless.
+	mux.HandleFunc(TypeRelay, func(ctx context.Context, _ *asynq.Task) error {
+		_, err := d.Relay(ctx)
+		return err
+	})
+	mux.HandleFunc(TypeRetention, func(ctx context.Context, _ *asynq.Task) error {
+		_, err := s.DropOldAttempts(ctx)
+		return err
+	})
+	mux.HandleFunc(TypeRedeliver, func(ctx context.Context, t *asynq.Task) error {
+		var p redeliverPayload
+		if err := json.Unmarshal(t.Payload(), &p); err != nil {
+			return fmt.Errorf("bad redeliver payload: %w", asynq.SkipRetry)
+		}
+		return e.redeliverFailed(ctx, p)
+	})
+}
+
+// Schedule registers the periodic jobs on the scheduler: the relay every
+// relayEvery, retention hourly.
+func Schedule(s *asynq.Scheduler, relayEvery time.Duration) error {
+	if _, err := s.Register(fmt.Sprintf("@every %s", relayEvery), NewRelayTask(relayEvery)); err != nil {
+		return fmt.Errorf("scheduling relay: %w", err)
+	}
+	if _, err := s.Register("@every 1h", NewRetentionTask()); err != nil {
+		return fmt.Errorf("scheduling retention: %w", err)
+	}
+	return nil
+}
