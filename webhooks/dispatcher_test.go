@@ -310,3 +310,23 @@ func TestTaskConstructorsCarryTheirOptions(t *testing.T) {
 		t.Error("a second relay task in its period")
 	}
 }
+
+// A fresh app's first delivery is admitted at every rate: at burst 1 the
+// GCRA sum lands on exactly one slot, and rounding must not refuse it.
+func TestLimiterAdmitsAFreshAppAtEveryRate(t *testing.T) {
+	w := newWorld(t, Options{})
+	ctx := context.Background()
+	appID := int64(100)
+	for _, rate := range []int{1, 2, 3, 5, 7, 10, 20, 33, 50, 99, 100, 101, 1000} {
+		for try := 0; try < 20; try++ {
+			appID++
+			n, retry, _, _, err := w.limiter.admit(ctx, appID, rate, 1000, 1, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Fatalf("rate %d/s, fresh app %d: took %d, retry %s", rate, appID, n, retry)
+			}
+		}
+	}
+}

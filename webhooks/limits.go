@@ -64,7 +64,11 @@ else
   tat = tonumber(tat)
 end
 tat = math.max(tat, now)
-local diff = now - (tat - burst_offset)
+-- redis_rate's now - (tat - burst_offset), summed so that now - tat
+-- (two close numbers: exact) comes first. now is about 3e8 s, where a
+-- double keeps about 6e-8 s; the other order rounded a fresh key's single
+-- slot (burst 1, tat = now) to a hair under one and refused it.
+local diff = (now - tat) + burst_offset
 local remaining = diff / emission_interval
 if remaining < 1 then
   return {0, tostring(emission_interval - diff), 0}
