@@ -149,6 +149,10 @@ func codeOf(err error) string {
 	if errors.As(err, &oe) {
 		return "oauth:" + oe.Code
 	}
+	var ae *marketplace.AuthorizeError
+	if errors.As(err, &ae) {
+		return "authorize:" + ae.Code
+	}
 	return "<not a fault: " + err.Error() + ">"
 }
 
