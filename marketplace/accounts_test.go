@@ -60,10 +60,14 @@ func TestSignUpValidation(t *testing.T) {
 func TestSignUpDuplicateEmailConflicts(t *testing.T) {
 	e := newTestServices(t)
 	e.mustSignUp("ada@example.com")
-	_, err := e.Accounts.SignUp(e.ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ada@example.com", Password: password})
-	wantCode(t, err, "email_taken")
-	if diff := cmp.Diff(map[string]string{"email": "is already taken"}, fieldsOf(err)); diff != "" {
-		t.Errorf("fields (-want +got):\n%s", diff)
+	for _, email := range []string{"ada@example.com", "ADA@Example.COM", " ada@example.com "} {
+		t.Run(email, func(t *testing.T) {
+			_, err := e.Accounts.SignUp(e.ctx, marketplace.Anonymous, marketplace.NewUser{Email: email, Password: password})
+			wantCode(t, err, "email_taken")
+			if diff := cmp.Diff(map[string]string{"email": "is already taken"}, fieldsOf(err)); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+		})
 	}
 	if n := e.count("users", ""); n != 1 {
 		t.Errorf("users = %d, want 1", n)

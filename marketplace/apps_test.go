@@ -621,3 +621,52 @@ func TestRotateWebhookSecretOverlap(t *testing.T) {
 		t.Errorf("secrets after the overlap (-want +got):\n%s", diff)
 	}
 }
+
+func TestDirectoryPagesEverySort(t *testing.T) {
+	s := newStudio(t)
+	installs := map[string]int{"Bravo": 1, "Alpha": 0, "Echo": 1, "Delta": 0, "Charlie": 2}
+	var customers []string
+	for i := range 2 {
+		u := s.mustUser("c" + idStr(int64(i)) + "@customer.example")
+		customers = append(customers, s.mustOrg(u, "Customer "+idStr(int64(i))).Org.Slug)
+		s.mustMember(u, customers[i], s.owner, marketplace.RoleAdmin)
+	}
+	for i, name := range []string{"Bravo", "Alpha", "Echo", "Delta", "Charlie"} {
+		app := s.mustApp(s.admin, "acme", appFields(name))
+		s.mustPublish(s.admin, s.op, app.Slug)
+		for n := range installs[name] {
+			s.mustInstall(s.owner, customers[n], app.Slug, "")
+		}
+		if i%2 == 1 { // pairs share a creation time: ties break by id
+			s.clock.Advance(time.Minute)
+		}
+	}
+	for _, sort := range []string{marketplace.SortName, marketplace.SortInstalls, marketplace.SortCreated} {
+		t.Run(sort, func(t *testing.T) {
+			q := marketplace.DirectoryQuery{SortBy: sort}
+			all, err := s.Apps.Directory(s.ctx, s.stranger, q, page.Request{Limit: 100})
+			wantCode(t, err, "")
+			if len(all.Items) != 5 {
+				t.Fatalf("directory = %v", slugsOf(all.Items))
+			}
+			var paged []string
+			r := page.Request{Limit: 2}
+			for range 5 {
+				p, err := s.Apps.Directory(s.ctx, s.stranger, q, r)
+				wantCode(t, err, "")
+				paged = append(paged, slugsOf(p.Items)...)
+				if !p.HasNext {
+					break
+				}
+				r.Cursor = p.Next
+			}
+			if diff := cmp.Diff(slugsOf(all.Items), paged); diff != "" {
+				t.Errorf("pages of 2 differ from one page (-one +pages):\n%s", diff)
+			}
+		})
+	}
+	byInstalls, _ := s.Apps.Directory(s.ctx, s.stranger, marketplace.DirectoryQuery{SortBy: marketplace.SortInstalls}, page.Request{})
+	if got := slugsOf(byInstalls.Items)[0]; got != "charlie" {
+		t.Errorf("most installed = %s, want charlie", got)
+	}
+}

@@ -518,3 +518,74 @@ func TestInternalIntegrationInstalledOnCreation(t *testing.T) {
 	_, err = s.OAuth.PrepareAuthorize(s.ctx, s.admin, marketplace.AuthorizeRequest{ResponseType: "code", ClientID: app.ClientID})
 	wantCode(t, err, "authorize:unauthorized_client")
 }
+
+func TestChangePlan(t *testing.T) {
+	w := newWorld(t, appFields("Flow App"))
+	e := w.env
+	member := e.mustUser("member@customer.example")
+	e.mustMember(w.admin, w.customer, member, marketplace.RoleMember)
+	ni := e.mustInstall(w.admin, w.customer, w.app.Slug, "free")
+	id := ni.Installation.UUID
+	self := marketplace.Actor{App: e.mustClient(w.app)}
+
+	for _, tt := range []struct {
+		name   string
+		actor  marketplace.Actor
+		plan   string
+		code   string
+		fields []string
+	}{
+		{"member", member, "pro", "insufficient_role", nil},
+		{"the app", self, "pro", "admin_only", nil},
+		{"stranger", w.dev, "pro", "not_found", nil},
+		{"unknown plan", w.admin, "gold", "invalid_input", []string{"plan"}},
+		{"the same plan", w.admin, "free", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.Installs.UpdateInstallation(e.ctx, tt.actor, id, marketplace.InstallationUpdate{Plan: ptr(tt.plan)})
+			wantCode(t, err, tt.code)
+			if tt.fields != nil {
+				wantFields(t, err, tt.fields...)
+			}
+		})
+	}
+	if n := len(e.deliveries("installation.updated")); n != 0 {
+		t.Fatalf("installation.updated deliveries before a change = %d", n)
+	}
+
+	v, err := e.Installs.UpdateInstallation(e.ctx, w.admin, id, marketplace.InstallationUpdate{Plan: ptr("pro")})
+	wantCode(t, err, "")
+	if v.Plan == nil || v.Plan.Slug != "pro" {
+		t.Fatalf("plan after change = %+v", v.Plan)
+	}
+	if got := e.installation(id); got.PlanID == nil || *got.PlanID != v.Plan.ID {
+		t.Errorf("stored plan = %v, want %d", got.PlanID, v.Plan.ID)
+	}
+	if n := len(e.deliveries("installation.updated")); n != 1 {
+		t.Errorf("installation.updated deliveries = %d, want 1", n)
+	}
+	data := e.eventData(ni.Installation.OrganizationID, "installation.updated")
+	prev, _ := data["previousPlan"].(map[string]any)
+	now := data["installation"].(map[string]any)["plan"].(map[string]any)
+	if prev["slug"] != "free" || now["slug"] != "pro" || now["price"] != "10.00" {
+		t.Errorf("installation.updated data = %v", data)
+	}
+	if n := e.count("audit_logs", "action = 'installation.change_plan' AND target_id = ?", id); n != 1 {
+		t.Errorf("installation.change_plan audit entries = %d, want 1", n)
+	}
+
+	// The app records its account at the partner; admins cannot.
+	_, err = e.Installs.UpdateInstallation(e.ctx, w.admin, id, marketplace.InstallationUpdate{ExternalID: ptr("acct-9")})
+	wantCode(t, err, "app_only")
+	_, err = e.Installs.UpdateInstallation(e.ctx, self, id, marketplace.InstallationUpdate{ConfigURL: ptr("not a url")})
+	wantFields(t, err, "configUrl")
+	v, err = e.Installs.UpdateInstallation(e.ctx, self, id, marketplace.InstallationUpdate{ExternalID: ptr("acct-9"), ConfigURL: ptr("https://partner.example/acct-9")})
+	wantCode(t, err, "")
+	if got := e.installation(id); got.ExternalID != "acct-9" || got.ConfigURL != "https://partner.example/acct-9" {
+		t.Errorf("installation = %+v", got)
+	}
+
+	wantCode(t, e.Installs.Uninstall(e.ctx, w.admin, id), "")
+	_, err = e.Installs.UpdateInstallation(e.ctx, w.admin, id, marketplace.InstallationUpdate{Plan: ptr("free")})
+	wantCode(t, err, "installation_not_live")
+}
