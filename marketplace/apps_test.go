@@ -97,7 +97,7 @@ func TestCreateAppValidation(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("created app (-want +got):\n%s", diff)
 	}
-	if len(app.ClientID) != 32 || !strings.HasPrefix(app.ClientSecret, "pbcs_") || !strings.HasPrefix(app.WebhookSecret, marketplace.WebhookSecretPrefix) {
+	if len(app.ClientID) != 32 || !strings.HasPrefix(app.ClientSecret, "pbcs_") || !strings.HasPrefix(app.WebhookSecret, webhooks.SecretPrefix) {
 		t.Errorf("credentials: client id %q, secret %q, webhook secret %q", app.ClientID, app.ClientSecret, app.WebhookSecret)
 	}
 	if app.Installation != nil || app.Token != "" {
@@ -603,7 +603,7 @@ func TestRotateWebhookSecretOverlap(t *testing.T) {
 	wantCode(t, err, "insufficient_role")
 	fresh, until, err := s.Apps.RotateWebhookSecret(s.ctx, s.admin, app.Slug)
 	wantCode(t, err, "")
-	if !strings.HasPrefix(fresh, marketplace.WebhookSecretPrefix) || fresh == app.WebhookSecret {
+	if !strings.HasPrefix(fresh, webhooks.SecretPrefix) || fresh == app.WebhookSecret {
 		t.Errorf("fresh secret %q", fresh)
 	}
 	if diff := cmp.Diff(s.clock.Now().Add(24*time.Hour), until); diff != "" {

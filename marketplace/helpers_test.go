@@ -3,7 +3,6 @@ package marketplace_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -122,12 +121,20 @@ func newTestServices(t *testing.T, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	catalog := webhooks.NewCatalog(db)
-	outbox := webhooks.NewOutbox(queue, webhooks.Options{AllowPrivate: true, Version: "test"}, log)
-	outbox.SetDirectory(dir)
-	dispatcher := webhooks.NewDispatcher(db, rdb, outbox, nil, log)
-	svc, err := marketplace.New(db, marketplace.Deps{Outbox: outbox, Catalog: catalog, Log: dispatcher, Endpoints: dispatcher, Stream: dispatcher},
-		mopts, ropts)
+	wopts := webhooks.Options{AllowPrivate: true, Version: "test", Now: clk.Now}
+	drains := webhooks.NewDrains(rdb, queue, wopts, log)
+	store, err := webhooks.NewStore(db, wopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := marketplace.New(db, marketplace.Deps{
+		Outbox:    webhooks.NewOutbox(drains, dir, wopts),
+		Catalog:   webhooks.NewCatalog(db),
+		Log:       store,
+		Endpoints: webhooks.NewEndpoints(db, queue, drains, dir, wopts),
+		Sender:    webhooks.NewSender(wopts, nil),
+		Stream:    webhooks.NewListeners(rdb),
+	}, mopts, ropts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,15 +150,13 @@ func codeOf(err error) string {
 		return ""
 	}
 	if f, ok := fault.As(err); ok {
-		return f.Code
-	}
-	var oe *marketplace.OAuthError
-	if errors.As(err, &oe) {
-		return "oauth:" + oe.Code
-	}
-	var ae *marketplace.AuthorizeError
-	if errors.As(err, &ae) {
-		return "authorize:" + ae.Code
+		switch {
+		case f.Kind == fault.KindOAuth && f.Details[marketplace.DetailRedirectURI] != nil:
+			return "authorize:" + string(f.Code)
+		case f.Kind == fault.KindOAuth:
+			return "oauth:" + string(f.Code)
+		}
+		return string(f.Code)
 	}
 	return "<not a fault: " + err.Error() + ">"
 }

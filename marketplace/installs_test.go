@@ -3,7 +3,6 @@ package marketplace_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
 	"github.com/plugboard/plugboard/marketplace"
 )
@@ -172,8 +172,7 @@ func TestInstallTwiceConflicts(t *testing.T) {
 
 	_, err := e.Installs.Install(e.ctx, w.admin, w.customer, w.app.Slug, "pro")
 	wantCode(t, err, "already_installed")
-	var dup *marketplace.AlreadyInstalledError
-	if !errors.As(err, &dup) || dup.Installation.UUID != first.Installation.UUID {
+	if live, ok := marketplace.ExistingInstallation(err); !ok || live.UUID != first.Installation.UUID {
 		t.Fatalf("error %v does not carry the live installation %s", err, first.Installation.UUID)
 	}
 	if n := e.count("installations", ""); n != 1 {
@@ -286,9 +285,8 @@ func TestCodeReuseRefused(t *testing.T) {
 
 	_, err := e.OAuth.Token(e.ctx, client, marketplace.TokenRequest{GrantType: "authorization_code", Code: ni.Code})
 	wantCode(t, err, "oauth:invalid_grant")
-	var oe *marketplace.OAuthError
-	if errors.As(err, &oe) && !strings.Contains(oe.Description, "already used") {
-		t.Errorf("description = %q", oe.Description)
+	if fe, ok := fault.As(err); ok && !strings.Contains(fe.Message, "already used") {
+		t.Errorf("description = %q", fe.Message)
 	}
 	// Someone else may hold the code: what it gave is revoked.
 	_, err = e.Accounts.AuthenticateBearer(e.ctx, set.AccessToken)
@@ -306,9 +304,8 @@ func TestCodeExpires(t *testing.T) {
 	e.clock.Advance(5 * time.Minute)
 	_, err := e.OAuth.Token(e.ctx, client, marketplace.TokenRequest{GrantType: "authorization_code", Code: ni.Code})
 	wantCode(t, err, "oauth:invalid_grant")
-	var oe *marketplace.OAuthError
-	if errors.As(err, &oe) && !strings.Contains(oe.Description, "expired") {
-		t.Errorf("description = %q", oe.Description)
+	if fe, ok := fault.As(err); ok && !strings.Contains(fe.Message, "expired") {
+		t.Errorf("description = %q", fe.Message)
 	}
 
 	// The app asks for a fresh code; nobody else may.
@@ -354,8 +351,8 @@ func TestPKCE(t *testing.T) {
 			r := req
 			tt.change(&r)
 			_, err := e.OAuth.PrepareAuthorize(e.ctx, w.admin, r)
-			var ae *marketplace.AuthorizeError
-			if !errors.As(err, &ae) || ae.Code != tt.code || ae.Redirect != tt.redirect {
+			fe, ok := fault.As(err)
+			if !ok || fe.Kind != fault.KindOAuth || string(fe.Code) != tt.code || (fe.Details[marketplace.DetailRedirectURI] != nil) != tt.redirect {
 				t.Fatalf("error = %#v, want %s (redirect %v)", err, tt.code, tt.redirect)
 			}
 		})

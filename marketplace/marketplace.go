@@ -89,6 +89,9 @@ func newCore(db *gorm.DB, outbox Publisher, opts Options) (*core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating secret box: %w", err)
 	}
+	// gorm stamps created_at and updated_at itself (Save, Create): with the
+	// services' clock, so an injected one holds for every row.
+	db = db.Session(&gorm.Session{NowFunc: opts.Now})
 	return &core{db: db, opts: opts, log: opts.Logger, box: box, outbox: outbox,
 		jwtKey:   secret.Derive(opts.SecretKey, "jwt"),
 		stateKey: ed25519.NewKeyFromSeed(secret.Derive(opts.SecretKey, "install-state"))}, nil
