@@ -94,7 +94,9 @@ func TestPartnerPublishesAndDirectoryFindsIt(t *testing.T) {
 		}
 	}
 
-	// Secrets never appear again: not in reads, not in logs.
+	// Secrets never appear again: not in reads, not in logs. Raw bodies on
+	// purpose: a secret must be under no member at all, which only the
+	// bytes show.
 	var everything bytes.Buffer
 	for _, path := range []string{"/api/0/apps/pager-bot/", "/api/0/organizations/pager-co/apps/", "/api/0/apps/?query=pager", "/api/0/organizations/pager-co/audit-logs/"} {
 		everything.Write(partner.do("GET", path, nil).ok(t, 200, nil).Body)
