@@ -7,21 +7,21 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 func TestSignUpSignInSignOut(t *testing.T) {
 	p := apptest.Start(t)
 	anon := newClient(t, p, "")
 
-	var u map[string]any
-	anon.do("POST", "/api/0/users/", map[string]string{"email": "Ada@Example.com", "name": "Ada", "password": "correct horse battery"}).ok(t, 201, &u)
-	if u["id"] == "" || u["email"] != "Ada@Example.com" || u["isOperator"] != false {
-		t.Errorf("user %v", u)
+	u := decode[plugboard.User](t, anon.do("POST", "/api/0/users/", map[string]string{"email": "Ada@Example.com", "name": "Ada", "password": "correct horse battery"}), 201)
+	if u.ID == "" || u.Email != "Ada@Example.com" || u.IsOperator {
+		t.Errorf("user %+v", u)
 	}
 	// Emails are unique whatever their case.
 	f := anon.do("POST", "/api/0/users/", map[string]string{"email": "ada@example.COM", "password": "another password"}).problem(t, 409, "email_taken")
-	if f["email"] == nil {
-		t.Errorf("fields %v", f)
+	if f.Fields["email"] == "" {
+		t.Errorf("fields %v", f.Fields)
 	}
 	for _, bad := range []map[string]string{{"email": "nope", "password": "correct horse"}, {"email": "b@example.com", "password": "short"}, {"password": "correct horse"}} {
 		anon.do("POST", "/api/0/users/", bad).problem(t, 400, "invalid_input")
@@ -33,10 +33,9 @@ func TestSignUpSignInSignOut(t *testing.T) {
 
 	// The JWT works as a Bearer token; the cookie works for the UI.
 	c := signIn(t, p, "ada@example.com")
-	var me map[string]any
-	c.do("GET", "/api/0/users/me/", nil).ok(t, 200, &me)
-	if me["email"] != "Ada@Example.com" {
-		t.Errorf("me %v", me)
+	me := decode[plugboard.User](t, c.do("GET", "/api/0/users/me/", nil), 200)
+	if me.Email != "Ada@Example.com" {
+		t.Errorf("me %+v", me)
 	}
 	cookieOnly := *c
 	cookieOnly.token = ""
@@ -60,16 +59,16 @@ func TestSignUpSignInSignOut(t *testing.T) {
 func TestAPITokens(t *testing.T) {
 	p := apptest.Start(t)
 	c := signUp(t, p, "tok@example.com")
-	var tok map[string]any
-	res := c.do("POST", "/api/0/api-tokens/", map[string]any{"name": "ci"}).ok(t, 201, &tok)
-	secret, _ := tok["token"].(string)
-	if !strings.HasPrefix(secret, "pbu_") || tok["tokenLastCharacters"] != secret[len(secret)-4:] {
-		t.Fatalf("token %v", tok)
+	tok := decode[plugboard.APIToken](t, c.do("POST", "/api/0/api-tokens/", map[string]any{"name": "ci"}), 201)
+	secret := tok.Token
+	if !strings.HasPrefix(secret, "pbu_") || tok.TokenLastCharacters != secret[len(secret)-4:] {
+		t.Fatalf("token %+v", tok)
 	}
-	_ = res
-	// Shown once: the list never carries it.
-	list := c.do("GET", "/api/0/api-tokens/", nil).ok(t, 200, nil)
-	if strings.Contains(string(list.Body), secret) || !strings.Contains(string(list.Body), `"name":"ci"`) {
+	// Shown once: the list never carries it. Raw body on purpose: the
+	// secret must appear nowhere in it, under any member.
+	list := c.do("GET", "/api/0/api-tokens/", nil)
+	listed := decode[[]plugboard.APIToken](t, list, 200)
+	if strings.Contains(string(list.Body), secret) || len(listed) != 1 || listed[0].Name != "ci" || listed[0].Token != "" {
 		t.Errorf("list %s", list.Body)
 	}
 	withToken := newClient(t, p, secret)
@@ -84,10 +83,10 @@ func TestAPITokens(t *testing.T) {
 	c.do("POST", "/api/0/api-tokens/", map[string]any{"name": "old", "expiresAt": time.Now().Add(-time.Hour)}).problem(t, 400, "invalid_input")
 
 	other := signUp(t, p, "other@example.com")
-	other.do("DELETE", "/api/0/api-tokens/"+tok["id"].(string)+"/", nil).problem(t, 404, "not_found")
+	other.do("DELETE", "/api/0/api-tokens/"+tok.ID+"/", nil).problem(t, 404, "not_found")
 	withToken.do("GET", "/api/0/users/me/", nil).ok(t, 200, nil)
 
-	c.do("DELETE", "/api/0/api-tokens/"+tok["id"].(string)+"/", nil).ok(t, 204, nil)
+	c.do("DELETE", "/api/0/api-tokens/"+tok.ID+"/", nil).ok(t, 204, nil)
 	withToken.do("GET", "/api/0/users/me/", nil).problem(t, 401, "invalid_token")
 	newClient(t, p, "").do("GET", "/api/0/api-tokens/", nil).problem(t, 401, "not_authenticated")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 func publicApp(name string) map[string]any {
@@ -19,6 +20,15 @@ func publicApp(name string) map[string]any {
 	}
 }
 
+// slugs lists the apps' slugs, in order.
+func slugs(apps []plugboard.App) []string {
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = a.Slug
+	}
+	return out
+}
+
 // The README's curl walk-through, as a test.
 func TestPartnerPublishesAndDirectoryFindsIt(t *testing.T) {
 	var logs bytes.Buffer
@@ -26,82 +36,75 @@ func TestPartnerPublishesAndDirectoryFindsIt(t *testing.T) {
 	partner := signUp(t, p, "partner@example.com")
 	partner.do("POST", "/api/0/organizations/", map[string]string{"name": "Pager Co"}).ok(t, 201, nil)
 
-	var created map[string]any
-	res := partner.do("POST", "/api/0/organizations/pager-co/apps/", publicApp("Pager Bot")).ok(t, 201, &created)
+	res := partner.do("POST", "/api/0/organizations/pager-co/apps/", publicApp("Pager Bot"))
+	created := decode[plugboard.App](t, res, 201)
 	if res.Header.Get("Location") != "/api/0/apps/pager-bot/" {
 		t.Errorf("Location %q", res.Header.Get("Location"))
 	}
-	clientSecret, _ := created["clientSecret"].(string)
-	webhookSecret, _ := created["webhookSecret"].(string)
-	if created["slug"] != "pager-bot" || created["status"] != "draft" || created["kind"] != "public" || created["clientId"] == "" ||
+	clientSecret, webhookSecret := created.ClientSecret, created.WebhookSecret
+	if created.Slug != "pager-bot" || created.Status != "draft" || created.Kind != "public" || created.ClientID == "" ||
 		!strings.HasPrefix(clientSecret, "pbcs_") || !strings.HasPrefix(webhookSecret, "whsec_") {
-		t.Fatalf("created %v", created)
+		t.Fatalf("created %+v", created)
 	}
 
-	var plan map[string]any
-	partner.do("POST", "/api/0/apps/pager-bot/plans/", map[string]any{"name": "Team", "price": "29", "currency": "EUR", "interval": "year"}).ok(t, 201, &plan)
-	if plan["slug"] != "team" || plan["price"] != "29.00" || plan["isFree"] != false {
-		t.Errorf("plan %v", plan)
+	plan := decode[plugboard.Plan](t, partner.do("POST", "/api/0/apps/pager-bot/plans/", map[string]any{"name": "Team", "price": "29", "currency": "EUR", "interval": "year"}), 201)
+	if plan.Slug != "team" || plan.Price != "29.00" || plan.IsFree {
+		t.Errorf("plan %+v", plan)
 	}
-	partner.do("POST", "/api/0/apps/pager-bot/plans/", map[string]any{"name": "Free"}).ok(t, 201, &plan)
-	if plan["isFree"] != true || plan["price"] != "0.00" || plan["currency"] != "USD" || plan["interval"] != "month" {
-		t.Errorf("free plan %v", plan)
+	plan = decode[plugboard.Plan](t, partner.do("POST", "/api/0/apps/pager-bot/plans/", map[string]any{"name": "Free"}), 201)
+	if !plan.IsFree || plan.Price != "0.00" || plan.Currency != "USD" || plan.Interval != "month" {
+		t.Errorf("free plan %+v", plan)
 	}
 
 	anon := newClient(t, p, "")
-	var found []map[string]any
-	anon.do("GET", "/api/0/apps/?query=pager", nil).ok(t, 200, &found)
-	if len(found) != 0 {
-		t.Fatalf("a draft is listed publicly: %v", found)
+	if found := decode[[]plugboard.App](t, anon.do("GET", "/api/0/apps/?query=pager", nil), 200); len(found) != 0 {
+		t.Fatalf("a draft is listed publicly: %+v", found)
 	}
 	anon.do("GET", "/api/0/apps/pager-bot/", nil).problem(t, 404, "not_found")
 
-	var submitted map[string]any
-	partner.do("POST", "/api/0/apps/pager-bot/publish-requests/", nil).ok(t, 201, &submitted)
-	if submitted["status"] != "submitted" {
-		t.Fatalf("submitted %v", submitted)
+	if submitted := decode[plugboard.App](t, partner.do("POST", "/api/0/apps/pager-bot/publish-requests/", nil), 201); submitted.Status != "submitted" {
+		t.Fatalf("submitted %+v", submitted)
 	}
 	partner.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"status": "published"}).problem(t, 403, "operator_only")
 
 	op := operator(t, p, "op@example.com")
-	var queue []map[string]any
-	op.do("GET", "/api/0/apps/?status=submitted", nil).ok(t, 200, &queue)
-	if len(queue) != 1 || queue[0]["slug"] != "pager-bot" {
-		t.Fatalf("review queue %v", queue)
+	if queue := decode[[]plugboard.App](t, op.do("GET", "/api/0/apps/?status=submitted", nil), 200); len(queue) != 1 || queue[0].Slug != "pager-bot" {
+		t.Fatalf("review queue %+v", queue)
 	}
 	op.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"status": "rejected"}).problem(t, 400, "invalid_input")
-	var published map[string]any
-	op.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"status": "published"}).ok(t, 200, &published)
-	if published["status"] != "published" || published["datePublished"] == nil {
-		t.Fatalf("published %v", published)
+	if published := decode[plugboard.App](t, op.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"status": "published"}), 200); published.Status != "published" || published.DatePublished == nil {
+		t.Fatalf("published %+v", published)
 	}
 
-	anon.do("GET", "/api/0/apps/?query=pager&expand=plans", nil).ok(t, 200, &found)
-	if len(found) != 1 || found[0]["slug"] != "pager-bot" {
-		t.Fatalf("directory %v", found)
+	res = anon.do("GET", "/api/0/apps/?query=pager&expand=plans", nil)
+	found := decode[[]plugboard.App](t, res, 200)
+	if len(found) != 1 || found[0].Slug != "pager-bot" {
+		t.Fatalf("directory %+v", found)
 	}
-	plans := found[0]["plans"].([]any)
-	if len(plans) != 2 || plans[0].(map[string]any)["slug"] != "free" {
-		t.Errorf("expanded plans %v", plans)
+	if plans := found[0].Plans; len(plans) != 2 || plans[0].Slug != "free" {
+		t.Errorf("expanded plans %+v", plans)
 	}
 	// The public sees the listing, not the partner's URLs or client id.
+	// Raw JSON on purpose: the members must be absent, which the typed
+	// App cannot tell from empty.
+	listing := res.rawItems(t)[0]
 	for _, private := range []string{"clientId", "webhookUrl", "redirectUrl", "statusReason"} {
-		if _, ok := found[0][private]; ok {
+		if _, ok := listing[private]; ok {
 			t.Errorf("public listing shows %s", private)
 		}
 	}
 
-	// Secrets never appear again: not in reads, not in logs.
+	// Secrets never appear again: not in reads, not in logs. Raw bodies on
+	// purpose: a secret must be under no member at all, which only the
+	// bytes show.
 	var everything bytes.Buffer
 	for _, path := range []string{"/api/0/apps/pager-bot/", "/api/0/organizations/pager-co/apps/", "/api/0/apps/?query=pager", "/api/0/organizations/pager-co/audit-logs/"} {
 		everything.Write(partner.do("GET", path, nil).ok(t, 200, nil).Body)
 	}
-	var rotated map[string]any
-	partner.do("POST", "/api/0/apps/pager-bot/rotate-secret/", nil).ok(t, 200, &rotated)
-	var rotatedHook map[string]any
-	partner.do("POST", "/api/0/apps/pager-bot/rotate-webhook-secret/", nil).ok(t, 200, &rotatedHook)
+	rotated := decode[plugboard.ClientSecretRotation](t, partner.do("POST", "/api/0/apps/pager-bot/rotate-secret/", nil), 200)
+	rotatedHook := decode[plugboard.WebhookSecretRotation](t, partner.do("POST", "/api/0/apps/pager-bot/rotate-webhook-secret/", nil), 200)
 	everything.Write(partner.do("GET", "/api/0/apps/pager-bot/", nil).ok(t, 200, nil).Body)
-	newSecrets := []string{clientSecret, webhookSecret, rotated["clientSecret"].(string), rotatedHook["webhookSecret"].(string)}
+	newSecrets := []string{clientSecret, webhookSecret, rotated.ClientSecret, rotatedHook.WebhookSecret}
 	for _, s := range newSecrets {
 		if strings.Contains(everything.String(), s) {
 			t.Errorf("secret %s… shown after creation", s[:8])
@@ -110,7 +113,7 @@ func TestPartnerPublishesAndDirectoryFindsIt(t *testing.T) {
 			t.Errorf("secret %s… in logs", s[:8])
 		}
 	}
-	if rotated["clientSecret"] == clientSecret || rotatedHook["webhookSecret"] == webhookSecret {
+	if rotated.ClientSecret == clientSecret || rotatedHook.WebhookSecret == webhookSecret {
 		t.Error("rotation returned the old secret")
 	}
 }
@@ -119,9 +122,8 @@ func TestWebhookSecretRotationKeepsOldSecretADay(t *testing.T) {
 	p := apptest.Start(t)
 	partner := signUp(t, p, "rot@example.com")
 	partner.do("POST", "/api/0/organizations/", map[string]string{"name": "Rot"}).ok(t, 201, nil)
-	var created, rotated map[string]any
-	partner.do("POST", "/api/0/organizations/rot/apps/", publicApp("Rotator")).ok(t, 201, &created)
-	partner.do("POST", "/api/0/apps/rotator/rotate-webhook-secret/", nil).ok(t, 200, &rotated)
+	created := decode[plugboard.App](t, partner.do("POST", "/api/0/organizations/rot/apps/", publicApp("Rotator")), 201)
+	rotated := decode[plugboard.WebhookSecretRotation](t, partner.do("POST", "/api/0/apps/rotator/rotate-webhook-secret/", nil), 200)
 	v, err := p.App.Marketplace.Apps.GetApp(t.Context(), signInActor(t, p, "rot@example.com"), "rotator")
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +132,7 @@ func TestWebhookSecretRotationKeepsOldSecretADay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprint([]string{rotated["webhookSecret"].(string), created["webhookSecret"].(string)})
+	want := fmt.Sprint([]string{rotated.WebhookSecret, created.WebhookSecret})
 	if fmt.Sprint(secrets) != want {
 		t.Errorf("signing secrets %v, want new then old", secrets)
 	}
@@ -192,8 +194,8 @@ func TestAppValidationWritesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := partner.do("POST", "/api/0/organizations/bad-input/apps/", tt.body).problem(t, tt.status, tt.code)
-			if tt.field != "" && f[tt.field] == nil {
-				t.Errorf("fields %v lack %s", f, tt.field)
+			if tt.field != "" && f.Fields[tt.field] == "" {
+				t.Errorf("fields %v lack %s", f.Fields, tt.field)
 			}
 		})
 	}
@@ -225,19 +227,16 @@ func TestPlans(t *testing.T) {
 	partner.do("POST", "/api/0/organizations/planner/apps/", publicApp("Planned")).ok(t, 201, nil)
 	partner.do("POST", "/api/0/apps/planned/plans/", map[string]any{"name": "Pro", "price": "10"}).ok(t, 201, nil)
 	partner.do("POST", "/api/0/apps/planned/plans/", map[string]any{"name": "Pro"}).problem(t, 409, "slug_taken")
-	var upd map[string]any
-	partner.do("PUT", "/api/0/apps/planned/plans/pro/", map[string]any{"price": "12.5", "description": "More"}).ok(t, 200, &upd)
-	if upd["price"] != "12.50" || upd["description"] != "More" || upd["name"] != "Pro" {
-		t.Errorf("updated %v", upd)
+	upd := decode[plugboard.Plan](t, partner.do("PUT", "/api/0/apps/planned/plans/pro/", map[string]any{"price": "12.5", "description": "More"}), 200)
+	if upd.Price != "12.50" || upd.Description != "More" || upd.Name != "Pro" {
+		t.Errorf("updated %+v", upd)
 	}
 	partner.do("DELETE", "/api/0/apps/planned/plans/pro/", nil).problem(t, 409, "last_plan")
 	partner.do("POST", "/api/0/apps/planned/plans/", map[string]any{"name": "Basic"}).ok(t, 201, nil)
 	partner.do("DELETE", "/api/0/apps/planned/plans/pro/", nil).ok(t, 204, nil)
 	partner.do("DELETE", "/api/0/apps/planned/plans/pro/", nil).problem(t, 404, "not_found")
-	var plans []map[string]any
-	partner.do("GET", "/api/0/apps/planned/plans/", nil).ok(t, 200, &plans)
-	if len(plans) != 1 || plans[0]["slug"] != "basic" {
-		t.Errorf("plans %v", plans)
+	if plans := decode[[]plugboard.Plan](t, partner.do("GET", "/api/0/apps/planned/plans/", nil), 200); len(plans) != 1 || plans[0].Slug != "basic" {
+		t.Errorf("plans %+v", plans)
 	}
 }
 
@@ -249,10 +248,9 @@ func TestDirectory(t *testing.T) {
 	publish := func(name string, categories ...string) {
 		body := publicApp(name)
 		body["categories"] = categories
-		var a map[string]any
-		partner.do("POST", "/api/0/organizations/dir/apps/", body).ok(t, 201, &a)
-		partner.do("POST", "/api/0/apps/"+a["slug"].(string)+"/publish-requests/", nil).ok(t, 201, nil)
-		op.do("PUT", "/api/0/apps/"+a["slug"].(string)+"/", map[string]any{"status": "published"}).ok(t, 200, nil)
+		a := decode[plugboard.App](t, partner.do("POST", "/api/0/organizations/dir/apps/", body), 201)
+		partner.do("POST", "/api/0/apps/"+a.Slug+"/publish-requests/", nil).ok(t, 201, nil)
+		op.do("PUT", "/api/0/apps/"+a.Slug+"/", map[string]any{"status": "published"}).ok(t, 200, nil)
 	}
 	publish("Charlie Chat", "communication")
 	publish("Alpha Alerts", "alerting")
@@ -262,13 +260,7 @@ func TestDirectory(t *testing.T) {
 	partner.do("POST", "/api/0/organizations/dir/apps/", map[string]any{"name": "Internal Tool", "kind": "internal"}).ok(t, 201, nil)
 
 	names := func(c *client, q string) string {
-		var out []map[string]any
-		c.do("GET", "/api/0/apps/"+q, nil).ok(t, 200, &out)
-		var s []string
-		for _, a := range out {
-			s = append(s, a["slug"].(string))
-		}
-		return strings.Join(s, " ")
+		return strings.Join(slugs(decode[[]plugboard.App](t, c.do("GET", "/api/0/apps/"+q, nil), 200)), " ")
 	}
 	anon := newClient(t, p, "")
 	stranger := signUp(t, p, "stranger@example.com")
@@ -292,13 +284,12 @@ func TestDirectory(t *testing.T) {
 		}
 	}
 	// Paging through a sort by something other than the id.
-	var first []map[string]any
-	res := anon.do("GET", "/api/0/apps/?sortBy=-installs&limit=2", nil).ok(t, 200, &first)
+	res := anon.do("GET", "/api/0/apps/?sortBy=-installs&limit=2", nil)
+	first := decode[[]plugboard.App](t, res, 200)
 	next := links(t, res.Header.Get("Link"))["next"]
-	var second []map[string]any
-	anon.do("GET", next[0], nil).ok(t, 200, &second)
-	if len(first) != 2 || len(second) != 1 || second[0]["slug"] != "charlie-chat" {
-		t.Errorf("pages %v / %v", first, second)
+	second := decode[[]plugboard.App](t, anon.do("GET", next[0], nil), 200)
+	if len(first) != 2 || len(second) != 1 || second[0].Slug != "charlie-chat" {
+		t.Errorf("pages %v / %v", slugs(first), slugs(second))
 	}
 
 	anon.do("GET", "/api/0/apps/?sortBy=popularity", nil).problem(t, 400, "invalid_input")
@@ -310,9 +301,7 @@ func TestDirectory(t *testing.T) {
 	partner.do("GET", "/api/0/apps/internal-tool/", nil).ok(t, 200, nil)
 	partner.do("POST", "/api/0/apps/internal-tool/publish-requests/", nil).problem(t, 409, "not_public")
 
-	var scopes []map[string]any
-	anon.do("GET", "/api/0/scopes/", nil).ok(t, 200, &scopes)
-	if len(scopes) < 8 {
-		t.Errorf("scopes %v", scopes)
+	if scopes := decode[[]plugboard.Scope](t, anon.do("GET", "/api/0/scopes/", nil), 200); len(scopes) < 8 {
+		t.Errorf("scopes %+v", scopes)
 	}
 }

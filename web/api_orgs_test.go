@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 func mustURL(s string) *url.URL {
@@ -33,6 +34,15 @@ func links(t testing.TB, h string) map[string][2]string {
 	return out
 }
 
+// orgSlugs lists the organizations' slugs, in order.
+func orgSlugs(orgs []plugboard.UserOrganization) []string {
+	out := make([]string, len(orgs))
+	for i, o := range orgs {
+		out[i] = o.Slug
+	}
+	return out
+}
+
 func TestOrganizationsPaginate(t *testing.T) {
 	p := apptest.Start(t)
 	c := signUp(t, p, "pages@example.com")
@@ -42,12 +52,11 @@ func TestOrganizationsPaginate(t *testing.T) {
 	var seen []string
 	path := "/api/0/organizations/?limit=2"
 	for range 10 {
-		var page []map[string]any
-		res := c.do("GET", path, nil).ok(t, 200, &page)
-		for _, o := range page {
-			seen = append(seen, o["slug"].(string))
-			if o["role"] != "owner" {
-				t.Errorf("role %v", o["role"])
+		res := c.do("GET", path, nil)
+		for _, o := range decode[[]plugboard.UserOrganization](t, res, 200) {
+			seen = append(seen, o.Slug)
+			if o.Role != "owner" {
+				t.Errorf("role %q", o.Role)
 			}
 		}
 		l := links(t, res.Header.Get("Link"))
@@ -61,15 +70,12 @@ func TestOrganizationsPaginate(t *testing.T) {
 		t.Fatalf("walked %v, want %s", seen, want)
 	}
 	// And back from the last page.
-	var last []map[string]any
-	res := c.do("GET", path, nil).ok(t, 200, &last)
+	res := c.do("GET", path, nil).ok(t, 200, &[]plugboard.UserOrganization{})
 	prev := links(t, res.Header.Get("Link"))["previous"]
 	if prev[1] != "true" {
 		t.Fatalf("previous from the last page: %v", prev)
 	}
-	var before []map[string]any
-	c.do("GET", prev[0], nil).ok(t, 200, &before)
-	if len(before) != 2 || before[0]["slug"] != "org-c" || before[1]["slug"] != "org-d" {
+	if before := orgSlugs(decode[[]plugboard.UserOrganization](t, c.do("GET", prev[0], nil), 200)); fmt.Sprint(before) != "[org-c org-d]" {
 		t.Errorf("previous page %v", before)
 	}
 }
@@ -77,56 +83,51 @@ func TestOrganizationsPaginate(t *testing.T) {
 func TestOrganizationLifecycle(t *testing.T) {
 	p := apptest.Start(t)
 	owner := signUp(t, p, "owner@example.com")
-	var org map[string]any
-	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme Corp"}).ok(t, 201, &org)
-	if org["slug"] != "acme-corp" || org["role"] != "owner" {
-		t.Fatalf("org %v", org)
+	org := decode[plugboard.UserOrganization](t, owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme Corp"}), 201)
+	if org.Slug != "acme-corp" || org.Role != "owner" {
+		t.Fatalf("org %+v", org)
 	}
 	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme  Corp!"}).problem(t, 409, "slug_taken")
 	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Other", "slug": "9lives"}).problem(t, 400, "invalid_input")
 	// By slug or id.
-	owner.do("GET", "/api/0/organizations/"+org["id"].(string)+"/", nil).ok(t, 200, nil)
-	var updated map[string]any
-	owner.do("PUT", "/api/0/organizations/acme-corp/", map[string]string{"name": "Acme Inc"}).ok(t, 200, &updated)
-	if updated["name"] != "Acme Inc" || updated["slug"] != "acme-corp" {
-		t.Errorf("partial update %v", updated)
+	owner.do("GET", "/api/0/organizations/"+org.ID+"/", nil).ok(t, 200, nil)
+	updated := decode[plugboard.UserOrganization](t, owner.do("PUT", "/api/0/organizations/acme-corp/", map[string]string{"name": "Acme Inc"}), 200)
+	if updated.Name != "Acme Inc" || updated.Slug != "acme-corp" {
+		t.Errorf("partial update %+v", updated)
 	}
 
 	signUp(t, p, "mia@example.com")
 	signUp(t, p, "al@example.com")
-	var mia, al map[string]any
-	owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "mia@example.com"}).ok(t, 201, &mia)
-	owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "al@example.com", "role": "admin"}).ok(t, 201, &al)
-	if mia["role"] != "member" || al["role"] != "admin" {
-		t.Errorf("roles %v %v", mia["role"], al["role"])
+	mia := decode[plugboard.Member](t, owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "mia@example.com"}), 201)
+	al := decode[plugboard.Member](t, owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "al@example.com", "role": "admin"}), 201)
+	if mia.Role != "member" || al.Role != "admin" {
+		t.Errorf("roles %q %q", mia.Role, al.Role)
 	}
 	owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "mia@example.com"}).problem(t, 409, "already_member")
 	f := owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "ghost@example.com"}).problem(t, 400, "invalid_input")
-	if f["email"] == nil {
-		t.Errorf("fields %v", f)
+	if f.Fields["email"] == "" {
+		t.Errorf("fields %v", f.Fields)
 	}
 	owner.do("POST", "/api/0/organizations/acme-corp/members/", map[string]string{"email": "x@example.com", "role": "boss"}).problem(t, 400, "invalid_input")
 
 	alc := signIn(t, p, "al@example.com")
 	miac := signIn(t, p, "mia@example.com")
 	// Admins cannot make owners; members cannot change roles.
-	alc.do("PUT", "/api/0/organizations/acme-corp/members/"+mia["id"].(string)+"/", map[string]string{"role": "owner"}).problem(t, 403, "insufficient_role")
-	miac.do("PUT", "/api/0/organizations/acme-corp/members/"+mia["id"].(string)+"/", map[string]string{"role": "admin"}).problem(t, 403, "insufficient_role")
-	alc.do("PUT", "/api/0/organizations/acme-corp/members/"+mia["id"].(string)+"/", map[string]string{"role": "admin"}).ok(t, 200, nil)
+	alc.do("PUT", "/api/0/organizations/acme-corp/members/"+mia.ID+"/", map[string]string{"role": "owner"}).problem(t, 403, "insufficient_role")
+	miac.do("PUT", "/api/0/organizations/acme-corp/members/"+mia.ID+"/", map[string]string{"role": "admin"}).problem(t, 403, "insufficient_role")
+	alc.do("PUT", "/api/0/organizations/acme-corp/members/"+mia.ID+"/", map[string]string{"role": "admin"}).ok(t, 200, nil)
 
 	// The last owner can neither be demoted nor leave.
-	var members []map[string]any
-	owner.do("GET", "/api/0/organizations/acme-corp/members/", nil).ok(t, 200, &members)
 	var ownerID string
-	for _, m := range members {
-		if m["user"].(map[string]any)["email"] == "owner@example.com" {
-			ownerID = m["id"].(string)
+	for _, m := range decode[[]plugboard.Member](t, owner.do("GET", "/api/0/organizations/acme-corp/members/", nil), 200) {
+		if m.User.Email == "owner@example.com" {
+			ownerID = m.ID
 		}
 	}
 	owner.do("PUT", "/api/0/organizations/acme-corp/members/"+ownerID+"/", map[string]string{"role": "admin"}).problem(t, 409, "last_owner")
 	owner.do("DELETE", "/api/0/organizations/acme-corp/members/"+ownerID+"/", nil).problem(t, 409, "last_owner")
 	// A member may leave.
-	miac.do("DELETE", "/api/0/organizations/acme-corp/members/"+mia["id"].(string)+"/", nil).ok(t, 204, nil)
+	miac.do("DELETE", "/api/0/organizations/acme-corp/members/"+mia.ID+"/", nil).ok(t, 204, nil)
 	miac.do("GET", "/api/0/organizations/acme-corp/", nil).problem(t, 404, "not_found")
 
 	// Only owners delete.
@@ -141,22 +142,18 @@ func TestAuditLog(t *testing.T) {
 	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Audited"}).ok(t, 201, nil)
 	owner.do("POST", "/api/0/organizations/audited/apps/", map[string]any{"name": "Audit App"}).ok(t, 201, nil)
 	owner.do("PUT", "/api/0/apps/audit-app/", map[string]any{"overview": "hi"}).ok(t, 200, nil)
-	var entries []map[string]any
-	owner.do("GET", "/api/0/organizations/audited/audit-logs/", nil).ok(t, 200, &entries)
 	var actions []string
-	for _, e := range entries {
-		actions = append(actions, e["action"].(string))
-		actor := e["actor"].(map[string]any)
-		if actor["type"] != "user" || actor["name"] != "audit@example.com" || e["ipAddress"] != "127.0.0.1" {
-			t.Errorf("entry %v", e)
+	for _, e := range decode[[]plugboard.AuditLogEntry](t, owner.do("GET", "/api/0/organizations/audited/audit-logs/", nil), 200) {
+		actions = append(actions, e.Action)
+		if e.Actor.Type != "user" || e.Actor.Name != "audit@example.com" || e.IPAddress != "127.0.0.1" {
+			t.Errorf("entry %+v", e)
 		}
 	}
 	if fmt.Sprint(actions) != "[app.update app.create organization.create]" {
 		t.Errorf("actions %v", actions)
 	}
-	owner.do("GET", "/api/0/organizations/audited/audit-logs/?action=app.create", nil).ok(t, 200, &entries)
-	if len(entries) != 1 || entries[0]["target"].(map[string]any)["name"] != "audit-app" {
-		t.Errorf("filtered %v", entries)
+	if entries := decode[[]plugboard.AuditLogEntry](t, owner.do("GET", "/api/0/organizations/audited/audit-logs/?action=app.create", nil), 200); len(entries) != 1 || entries[0].Target.Name != "audit-app" {
+		t.Errorf("filtered %+v", entries)
 	}
 }
 
@@ -166,19 +163,22 @@ func TestPagingBackFromPastTheEnd(t *testing.T) {
 	for i := range 4 {
 		c.do("POST", "/api/0/organizations/", map[string]string{"name": fmt.Sprintf("Org %c", 'a'+i)}).ok(t, 201, nil)
 	}
-	var page []map[string]any
-	res := c.do("GET", "/api/0/organizations/?limit=2", nil).ok(t, 200, &page)
-	res = c.do("GET", links(t, res.Header.Get("Link"))["next"][0], nil).ok(t, 200, &page) // org-c, org-d
-	next := links(t, res.Header.Get("Link"))["next"]
+	// page returns the slugs of the organizations at path, and its Link header.
+	page := func(path string) ([]string, string) {
+		res := c.do("GET", path, nil)
+		return orgSlugs(decode[[]plugboard.UserOrganization](t, res, 200)), res.Header.Get("Link")
+	}
+	_, link := page("/api/0/organizations/?limit=2")
+	_, link = page(links(t, link)["next"][0]) // org-c, org-d
+	next := links(t, link)["next"]
 	if next[1] != "false" {
 		t.Fatalf("results after the last page: %v", next)
 	}
-	res = c.do("GET", next[0], nil).ok(t, 200, &page) // past the end: empty
-	if len(page) != 0 {
-		t.Fatalf("past the end: %v", page)
+	got, link := page(next[0]) // past the end: empty
+	if len(got) != 0 {
+		t.Fatalf("past the end: %v", got)
 	}
-	c.do("GET", links(t, res.Header.Get("Link"))["previous"][0], nil).ok(t, 200, &page)
-	if len(page) != 2 || page[0]["slug"] != "org-c" || page[1]["slug"] != "org-d" {
-		t.Errorf("back from past the end: %v", page)
+	if got, _ := page(links(t, link)["previous"][0]); fmt.Sprint(got) != "[org-c org-d]" {
+		t.Errorf("back from past the end: %v", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // TestEveryRouteAllowsAndDenies drives each /api/0 route with a caller who
@@ -28,24 +29,21 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme"}).ok(t, 201, nil)
 	owner.do("POST", "/api/0/organizations/", map[string]string{"name": "Doomed"}).ok(t, 201, nil)
 	owner.do("POST", "/api/0/organizations/acme/members/", map[string]string{"email": "member@acme.example"}).ok(t, 201, nil)
-	var spareMember map[string]any
-	owner.do("POST", "/api/0/organizations/acme/members/", map[string]string{"email": "spare@acme.example"}).ok(t, 201, &spareMember)
+	spareMember := decode[plugboard.Member](t, owner.do("POST", "/api/0/organizations/acme/members/", map[string]string{"email": "spare@acme.example"}), 201)
 	owner.do("POST", "/api/0/organizations/acme/apps/", publicApp("Acme App")).ok(t, 201, nil)
 	owner.do("POST", "/api/0/organizations/acme/apps/", publicApp("Doomed App")).ok(t, 201, nil)
 	owner.do("POST", "/api/0/apps/acme-app/plans/", map[string]any{"name": "Pro", "price": "5"}).ok(t, 201, nil)
 	owner.do("POST", "/api/0/apps/acme-app/plans/", map[string]any{"name": "Old"}).ok(t, 201, nil)
-	var tok map[string]any
-	spare.do("POST", "/api/0/api-tokens/", map[string]any{"name": "x"}).ok(t, 201, &tok)
-	mid := spareMember["id"].(string)
+	tok := decode[plugboard.APIToken](t, spare.do("POST", "/api/0/api-tokens/", map[string]any{"name": "x"}), 201)
+	mid := spareMember.ID
 
 	// Operators keep the event catalogue and the host's service tokens.
 	op := operator(t, p, "ops@plugboard.example")
 	op.do("POST", "/api/0/event-types/", map[string]any{"name": "issue.created", "scope": "issue:read", "description": "An issue was opened.",
 		"schema": map[string]any{"type": "object", "properties": map[string]any{"title": map[string]any{"type": "string"}}}}).ok(t, 201, nil)
-	var hostTok, oldTok map[string]any
-	op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Host"}).ok(t, 201, &hostTok)
-	op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Old"}).ok(t, 201, &oldTok)
-	host := newClient(t, p, hostTok["token"].(string))
+	hostTok := decode[plugboard.ServiceToken](t, op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Host"}), 201)
+	oldTok := decode[plugboard.ServiceToken](t, op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Old"}), 201)
+	host := newClient(t, p, hostTok.Token)
 
 	// A published app with a webhook endpoint, installed in Globex, whose
 	// owner is customer and whose clerk is a mere member.
@@ -55,8 +53,7 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	hooksBody["scopes"] = []string{"org:read", "issue:read"}
 	hooksBody["events"] = []string{"installation.created", "issue.created"}
 	hooksBody["webhookUrl"] = sink.URL + "/hooks"
-	var hooks map[string]any
-	owner.do("POST", "/api/0/organizations/acme/apps/", hooksBody).ok(t, 201, &hooks)
+	hooks := decode[plugboard.App](t, owner.do("POST", "/api/0/organizations/acme/apps/", hooksBody), 201)
 	owner.do("PUT", "/api/0/apps/acme-hooks/", map[string]any{"webhookStatus": "enabled", "webhookRateLimit": 20, "webhookMaxInFlight": 5}).ok(t, 200, nil)
 	owner.do("POST", "/api/0/apps/acme-hooks/plans/", map[string]any{"name": "Basic"}).ok(t, 201, nil)
 	owner.do("POST", "/api/0/apps/acme-hooks/plans/", map[string]any{"name": "Plus", "price": "3"}).ok(t, 201, nil)
@@ -66,25 +63,23 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	clerk := signUp(t, p, "clerk@globex.example")
 	customer.do("POST", "/api/0/organizations/", map[string]string{"name": "Globex"}).ok(t, 201, nil)
 	customer.do("POST", "/api/0/organizations/globex/members/", map[string]string{"email": "clerk@globex.example"}).ok(t, 201, nil)
-	var inst map[string]any
-	customer.do("POST", "/api/0/organizations/globex/installations/", map[string]any{"app": "acme-hooks", "plan": "basic"}).ok(t, 201, &inst)
-	iid := inst["uuid"].(string)
-	redirect, err := url.Parse(inst["redirectUrl"].(string))
+	inst := decode[plugboard.Installation](t, customer.do("POST", "/api/0/organizations/globex/installations/", map[string]any{"app": "acme-hooks", "plan": "basic"}), 201)
+	iid := inst.UUID
+	redirect, err := url.Parse(inst.RedirectURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exchange := map[string]any{"grantType": "authorization_code", "code": redirect.Query().Get("code"),
-		"clientId": hooks["clientId"], "clientSecret": hooks["clientSecret"]}
+		"clientId": hooks.ClientID, "clientSecret": hooks.ClientSecret}
 	badExchange := map[string]any{"grantType": "authorization_code", "code": redirect.Query().Get("code"),
-		"clientId": hooks["clientId"], "clientSecret": "pbcs_wrong"}
+		"clientId": hooks.ClientID, "clientSecret": "pbcs_wrong"}
 	appCreds := newClient(t, p, "")
-	appCreds.http.Transport = basicAuth{hooks["clientId"].(string), hooks["clientSecret"].(string)}
-	var deliveries []map[string]any
-	owner.do("GET", "/api/0/apps/acme-hooks/deliveries/", nil).ok(t, 200, &deliveries)
+	appCreds.http.Transport = basicAuth{hooks.ClientID, hooks.ClientSecret}
+	deliveries := decode[[]plugboard.Delivery](t, owner.do("GET", "/api/0/apps/acme-hooks/deliveries/", nil), 200)
 	if len(deliveries) == 0 {
 		t.Fatal("installing made no delivery")
 	}
-	did := deliveries[0]["id"].(string)
+	did := deliveries[0].ID
 
 	type call struct {
 		c      *client
@@ -106,8 +101,8 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 			call{signer, "/api/0/auth/", map[string]string{"email": "member@acme.example", "password": "correct horse battery"}, 200}},
 		{"GET /api/0/api-tokens/", &call{anon, "/api/0/api-tokens/", nil, 401}, call{spare, "/api/0/api-tokens/", nil, 200}},
 		{"POST /api/0/api-tokens/", &call{anon, "/api/0/api-tokens/", map[string]any{"name": "y"}, 401}, call{spare, "/api/0/api-tokens/", map[string]any{"name": "y"}, 201}},
-		{"DELETE /api/0/api-tokens/:token_id/", &call{outsider, "/api/0/api-tokens/" + tok["id"].(string) + "/", nil, 404},
-			call{spare, "/api/0/api-tokens/" + tok["id"].(string) + "/", nil, 204}},
+		{"DELETE /api/0/api-tokens/:token_id/", &call{outsider, "/api/0/api-tokens/" + tok.ID + "/", nil, 404},
+			call{spare, "/api/0/api-tokens/" + tok.ID + "/", nil, 204}},
 		{"GET /api/0/organizations/", &call{anon, "/api/0/organizations/", nil, 401}, call{member, "/api/0/organizations/", nil, 200}},
 		{"POST /api/0/organizations/", &call{anon, "/api/0/organizations/", map[string]string{"name": "Anon Org"}, 401},
 			call{outsider, "/api/0/organizations/", map[string]string{"name": "Outside Org"}, 201}},
@@ -149,8 +144,8 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"GET /api/0/service-tokens/", &call{owner, "/api/0/service-tokens/", nil, 403}, call{op, "/api/0/service-tokens/", nil, 200}},
 		{"POST /api/0/service-tokens/", &call{outsider, "/api/0/service-tokens/", map[string]any{"name": "Mine"}, 403},
 			call{op, "/api/0/service-tokens/", map[string]any{"name": "CI"}, 201}},
-		{"DELETE /api/0/service-tokens/:token_id/", &call{owner, "/api/0/service-tokens/" + oldTok["id"].(string) + "/", nil, 403},
-			call{op, "/api/0/service-tokens/" + oldTok["id"].(string) + "/", nil, 204}},
+		{"DELETE /api/0/service-tokens/:token_id/", &call{owner, "/api/0/service-tokens/" + oldTok.ID + "/", nil, 403},
+			call{op, "/api/0/service-tokens/" + oldTok.ID + "/", nil, 204}},
 
 		{"GET /api/0/organizations/:org/installations/", &call{outsider, "/api/0/organizations/globex/installations/", nil, 404},
 			call{clerk, "/api/0/organizations/globex/installations/", nil, 200}},

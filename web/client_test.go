@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // client talks to a running platform as an API user would; every exchange is
@@ -65,32 +67,65 @@ func (c *client) do(method, path string, body any) *response {
 	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
-// ok fails unless the status is want, and decodes the body into v.
+// ok fails unless the status is want, and decodes the body into v (when not
+// nil) strictly: see strictUnmarshal.
 func (r *response) ok(t testing.TB, want int, v any) *response {
 	t.Helper()
 	if r.Status != want {
 		t.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
 	}
 	if v != nil {
-		if err := json.Unmarshal(r.Body, v); err != nil {
-			t.Fatalf("decoding %s: %v", r.Body, err)
+		if err := strictUnmarshal(r.Body, v); err != nil {
+			t.Fatalf("decoding %s into %T: %v", r.Body, v, err)
 		}
 	}
 	return r
 }
 
-func (r *response) obj(t testing.TB) map[string]any {
+// decode fails unless the status is want, and returns the body decoded
+// strictly into a T, usually one of the SDK's types:
+//
+//	app := decode[plugboard.App](t, partner.do("GET", "/api/0/apps/x/", nil), 200)
+func decode[T any](t testing.TB, r *response, want int) T {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("not an object: %s", r.Body)
-	}
-	return m
+	var v T
+	r.ok(t, want, &v)
+	return v
 }
 
-// problem checks the response is a problem document with status and code,
-// and returns its field messages.
-func (r *response) problem(t testing.TB, status int, code string) map[string]any {
+// strictUnmarshal decodes one JSON value into v and refuses members v has no
+// field for, so a field the API renames or adds fails the test where it is
+// decoded, instead of leaving a zero value that compares equal by chance.
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
+
+// problemDoc is the API's problem document (RFC 9457 with a stable code,
+// the request id and per-field messages), with the extension member the
+// already_installed conflict carries.
+type problemDoc struct {
+	Type         string                  `json:"type"`
+	Title        string                  `json:"title"`
+	Status       int                     `json:"status"`
+	Detail       string                  `json:"detail"`
+	Instance     string                  `json:"instance"`
+	Code         string                  `json:"code"`
+	RequestID    string                  `json:"requestId"`
+	Fields       map[string]string       `json:"fields"`
+	Installation *plugboard.Installation `json:"installation"` // already_installed: the live installation
+}
+
+// problem checks the response is a problem document with status and code
+// (any code when ""), and returns it.
+func (r *response) problem(t testing.TB, status int, code string) problemDoc {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
@@ -98,15 +133,39 @@ func (r *response) problem(t testing.TB, status int, code string) map[string]any
 	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("content type %q, want application/problem+json", ct)
 	}
-	m := r.obj(t)
-	if code != "" && m["code"] != code {
-		t.Errorf("code %v, want %s: %s", m["code"], code, r.Body)
+	var p problemDoc
+	if err := strictUnmarshal(r.Body, &p); err != nil {
+		t.Fatalf("not a problem document: %v: %s", err, r.Body)
 	}
-	if m["requestId"] == "" || m["requestId"] == nil {
+	if code != "" && p.Code != code {
+		t.Errorf("code %v, want %s: %s", p.Code, code, r.Body)
+	}
+	if p.RequestID == "" {
 		t.Errorf("problem lacks requestId: %s", r.Body)
 	}
-	f, _ := m["fields"].(map[string]any)
-	return f
+	return p
+}
+
+// raw decodes the body into a map, for the few assertions about the JSON's
+// shape itself (a member that must be absent) that typed fields cannot make:
+// a struct field reads the same whether the member was absent, null or "".
+func (r *response) raw(t testing.TB) map[string]json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("not an object: %s", r.Body)
+	}
+	return m
+}
+
+// rawItems is raw for a list: each item's members, undecoded.
+func (r *response) rawItems(t testing.TB) []map[string]json.RawMessage {
+	t.Helper()
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &items); err != nil {
+		t.Fatalf("not a list of objects: %s", r.Body)
+	}
+	return items
 }
 
 // signUp creates a user and returns a client signed in as them (with a JWT).
@@ -120,9 +179,8 @@ func signUp(t testing.TB, p *apptest.Platform, email string) *client {
 func signIn(t testing.TB, p *apptest.Platform, email string) *client {
 	t.Helper()
 	c := newClient(t, p, "")
-	var out struct{ Token string }
-	c.do("POST", "/api/0/auth/", map[string]string{"email": email, "password": "correct horse battery"}).ok(t, 200, &out)
-	c.token = out.Token
+	session := decode[plugboard.Session](t, c.do("POST", "/api/0/auth/", map[string]string{"email": email, "password": "correct horse battery"}), 200)
+	c.token = session.Token
 	return c
 }
 

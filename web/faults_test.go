@@ -16,6 +16,7 @@ import (
 	"github.com/plugboard/plugboard/cmd/platform"
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // delivered returns the webhook-ids of issue.created requests the sink
@@ -32,15 +33,14 @@ func idsOf(hits []hit, event string) map[string]int {
 
 // allSucceeded waits until the log shows n issue.created deliveries, all
 // succeeded, each with at least one attempt.
-func allSucceeded(t *testing.T, h *hooks, n int, within time.Duration) []map[string]any {
+func allSucceeded(t *testing.T, h *hooks, n int, within time.Duration) []plugboard.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		var list []map[string]any
-		h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType=issue.created&limit=100", nil).ok(t, 200, &list)
+		list := decode[[]plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType=issue.created&limit=100", nil), 200)
 		done := len(list) == n
 		for _, d := range list {
-			if d["status"] != "succeeded" || d["attempts"].(float64) < 1 {
+			if d.Status != plugboard.DeliverySucceeded || d.Attempts < 1 {
 				done = false
 			}
 		}
@@ -48,7 +48,7 @@ func allSucceeded(t *testing.T, h *hooks, n int, within time.Duration) []map[str
 			return list
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s the log shows %v", within, list)
+			t.Fatalf("after %s the log shows %+v", within, list)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -78,8 +78,8 @@ func TestRedisFlushLosesNothing(t *testing.T) {
 	list := allSucceeded(t, h, 5, 20*time.Second)
 	got := idsOf(h.sink.all(), "issue.created")
 	for _, d := range list {
-		if got[d["id"].(string)] < 2 {
-			t.Errorf("delivery %s reached the sink %d times, want the refused try and the success", d["id"], got[d["id"].(string)])
+		if got[d.ID] < 2 {
+			t.Errorf("delivery %s reached the sink %d times, want the refused try and the success", d.ID, got[d.ID])
 		}
 	}
 }
@@ -111,8 +111,8 @@ func TestPostgresOutageLosesNothing(t *testing.T) {
 	list := allSucceeded(t, h, 3, 40*time.Second)
 	got := idsOf(h.sink.all(), "issue.created")
 	for _, d := range list {
-		if got[d["id"].(string)] == 0 {
-			t.Errorf("delivery %s never reached the sink", d["id"])
+		if got[d.ID] == 0 {
+			t.Errorf("delivery %s never reached the sink", d.ID)
 		}
 	}
 }
@@ -160,19 +160,19 @@ func TestFailingEndpointIsDisabledAndReplayedWhenEnabled(t *testing.T) {
 	down := h.sink.failing(500)
 	h.publish(t, "first")
 	deadline := time.Now().Add(15 * time.Second)
-	var app map[string]any
+	var app plugboard.App
 	for {
-		h.dev.do("GET", "/api/0/apps/hook-app/", nil).ok(t, 200, &app)
-		if app["webhookStatus"] == "disabled" {
+		app = appStatus(t, h.dev, "hook-app")
+		if app.WebhookStatus == "disabled" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("endpoint never disabled: %v", app)
+			t.Fatalf("endpoint never disabled: %+v", app)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !strings.Contains(app["webhookStatusReason"].(string), "failed") {
-		t.Errorf("reason %v", app["webhookStatusReason"])
+	if !strings.Contains(app.WebhookStatusReason, "failed") {
+		t.Errorf("reason %q", app.WebhookStatusReason)
 	}
 	// New deliveries wait, paused.
 	time.Sleep(2100 * time.Millisecond)
@@ -182,43 +182,35 @@ func TestFailingEndpointIsDisabledAndReplayedWhenEnabled(t *testing.T) {
 	if len(h.sink.all()) != before {
 		t.Error("a disabled endpoint was called")
 	}
-	var paused []map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?status=paused", nil).ok(t, 200, &paused)
-	if len(paused) == 0 {
+	if paused := decode[[]plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?status=paused", nil), 200); len(paused) == 0 {
 		t.Fatal("no paused delivery")
 	}
-	var audit []map[string]any
-	h.dev.do("GET", "/api/0/organizations/partner/audit-logs/?action=app.webhook_disabled", nil).ok(t, 200, &audit)
-	if len(audit) != 1 || audit[0]["actor"].(map[string]any)["type"] != "system" {
-		t.Errorf("audit %v", audit)
+	if audit := decode[[]plugboard.AuditLogEntry](t, h.dev.do("GET", "/api/0/organizations/partner/audit-logs/?action=app.webhook_disabled", nil), 200); len(audit) != 1 || audit[0].Actor.Type != "system" {
+		t.Errorf("audit %+v", audit)
 	}
 	// Re-enabling replays what was paused.
 	down.Store(false)
-	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookStatus": "enabled"}).ok(t, 200, &app)
-	if app["webhookStatus"] != "enabled" {
-		t.Errorf("after enabling %v", app["webhookStatus"])
+	if app := decode[plugboard.App](t, h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookStatus": "enabled"}), 200); app.WebhookStatus != "enabled" {
+		t.Errorf("after enabling %q", app.WebhookStatus)
 	}
 	waitDeliveryWhere(t, h, "while disabled", "succeeded")
 }
 
 // waitDeliveryWhere waits for the delivery whose event title is title.
-func waitDeliveryWhere(t *testing.T, h *hooks, title, status string) {
+func waitDeliveryWhere(t *testing.T, h *hooks, title string, status plugboard.DeliveryStatus) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		for _, x := range h.sink.all() {
 			if strings.Contains(string(x.Body), title) {
-				var d map[string]any
-				h.dev.do("GET", "/api/0/apps/hook-app/deliveries/"+x.Header.Get("Webhook-Id")+"/", nil).ok(t, 200, &d)
-				if d["status"] == status {
+				if getDelivery(t, h, x.Header.Get("Webhook-Id")).Status == status {
 					return
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			var list []map[string]any
-			h.dev.do("GET", "/api/0/apps/hook-app/deliveries/", nil).ok(t, 200, &list)
-			t.Fatalf("%q never became %s; log: %v", title, status, list)
+			list := decode[[]plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/", nil), 200)
+			t.Fatalf("%q never became %s; log: %+v", title, status, list)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -229,19 +221,19 @@ func TestGoneDisablesAtOnce(t *testing.T) {
 	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) { return 410, nil, 0 }
 	h.publish(t, "gone")
 	d := waitDelivery(t, h, "issue.created", "failed")
-	if len(d["attemptsDetail"].([]any)) != 1 {
-		t.Errorf("410 was retried: %v", d["attemptsDetail"])
+	if len(d.AttemptsDetail) != 1 {
+		t.Errorf("410 was retried: %+v", d.AttemptsDetail)
 	}
-	var app map[string]any
+	var app plugboard.App
 	for range 50 { // the endpoint is disabled right after the attempt is recorded
-		h.dev.do("GET", "/api/0/apps/hook-app/", nil).ok(t, 200, &app)
-		if app["webhookStatus"] == "disabled" {
+		app = appStatus(t, h.dev, "hook-app")
+		if app.WebhookStatus == "disabled" {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if app["webhookStatus"] != "disabled" || !strings.Contains(app["webhookStatusReason"].(string), "410") {
-		t.Errorf("after 410: %v %v", app["webhookStatus"], app["webhookStatusReason"])
+	if app.WebhookStatus != "disabled" || !strings.Contains(app.WebhookStatusReason, "410") {
+		t.Errorf("after 410: %q %q", app.WebhookStatus, app.WebhookStatusReason)
 	}
 }
 
@@ -250,12 +242,11 @@ func TestPrivateAddressesAreBlocked(t *testing.T) {
 	h := &hooks{sink: sink}
 	h.p = apptest.Start(t, fastRetries, func(c *config.Config) { c.WebhookAllowPrivate = false })
 	setupHooksNoWait(t, h)
-	var d map[string]any
-	h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil).ok(t, 201, &d)
+	decode[plugboard.Delivery](t, h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil), 201)
 	one := waitDelivery(t, h, "webhook.test", "failed")
-	for _, a := range one["attemptsDetail"].([]any) {
-		if a.(map[string]any)["errorClass"] != "blocked" {
-			t.Errorf("attempt %v", a)
+	for _, a := range one.AttemptsDetail {
+		if a.ErrorClass != "blocked" {
+			t.Errorf("attempt %+v", a)
 		}
 	}
 	if len(sink.all()) != 0 {

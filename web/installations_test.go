@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // partner is a fake partner site: it records what its redirect URL receives.
@@ -58,7 +59,7 @@ type world struct {
 	partner  *partner
 	dev      *client // partner developer
 	admin    *client // customer admin
-	app      map[string]any
+	app      plugboard.App
 	oauth    *oauth2.Config
 	customer string
 }
@@ -75,7 +76,7 @@ func newWorld(t *testing.T, verify bool, scopes ...string) *world {
 	if scopes != nil {
 		body["scopes"] = scopes
 	}
-	w.dev.do("POST", "/api/0/organizations/partner/apps/", body).ok(t, 201, &w.app)
+	w.app = decode[plugboard.App](t, w.dev.do("POST", "/api/0/organizations/partner/apps/", body), 201)
 	w.dev.do("POST", "/api/0/apps/flow-app/plans/", map[string]any{"name": "Free"}).ok(t, 201, nil)
 	w.dev.do("POST", "/api/0/apps/flow-app/plans/", map[string]any{"name": "Pro", "price": "10"}).ok(t, 201, nil)
 	w.dev.do("POST", "/api/0/apps/flow-app/publish-requests/", nil).ok(t, 201, nil)
@@ -83,7 +84,7 @@ func newWorld(t *testing.T, verify bool, scopes ...string) *world {
 	w.admin = signUp(t, p, "admin@customer.example")
 	w.admin.do("POST", "/api/0/organizations/", map[string]string{"name": "Customer"}).ok(t, 201, nil)
 	w.oauth = &oauth2.Config{
-		ClientID: w.app["clientId"].(string), ClientSecret: w.app["clientSecret"].(string),
+		ClientID: w.app.ClientID, ClientSecret: w.app.ClientSecret,
 		Endpoint:    oauth2.Endpoint{AuthURL: p.URL + "/oauth/authorize", TokenURL: p.URL + "/oauth/token"},
 		RedirectURL: w.partner.srv.URL + "/setup", Scopes: []string{"org:read"},
 	}
@@ -92,16 +93,21 @@ func newWorld(t *testing.T, verify bool, scopes ...string) *world {
 
 // install installs the app from the marketplace and follows the redirect,
 // returning what the partner received.
-func (w *world) install(t *testing.T, plan string) (map[string]any, url.Values) {
+func (w *world) install(t *testing.T, plan string) (plugboard.Installation, url.Values) {
 	t.Helper()
-	var inst map[string]any
-	w.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "flow-app", "plan": plan}).ok(t, 201, &inst)
-	res, err := http.Get(inst["redirectUrl"].(string))
+	inst := decode[plugboard.Installation](t, w.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "flow-app", "plan": plan}), 201)
+	res, err := http.Get(inst.RedirectURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	return inst, w.partner.last(t)
+}
+
+// getInstallation reads an installation as c sees it.
+func getInstallation(t *testing.T, c *client, uuid string) plugboard.Installation {
+	t.Helper()
+	return decode[plugboard.Installation](t, c.do("GET", "/api/0/installations/"+uuid+"/", nil), 200)
 }
 
 func oauthErrorCode(err error) string {
@@ -118,9 +124,9 @@ func TestMarketplaceInstallFlowWithOAuth2Client(t *testing.T) {
 	w := newWorld(t, true)
 	ctx := context.Background()
 	inst, q := w.install(t, "pro")
-	uuid := inst["uuid"].(string)
-	if inst["status"] != "pending" || inst["plan"].(map[string]any)["slug"] != "pro" || inst["syncState"] != "in_sync" {
-		t.Fatalf("installation %v", inst)
+	uuid := inst.UUID
+	if inst.Status != plugboard.StatusPending || inst.Plan == nil || inst.Plan.Slug != "pro" || inst.SyncState != plugboard.InSync {
+		t.Fatalf("installation %+v", inst)
 	}
 	if q.Get("installationId") != uuid || q.Get("orgSlug") != "customer" || q.Get("code") == "" {
 		t.Fatalf("redirect carried %v", q)
@@ -156,26 +162,23 @@ func TestMarketplaceInstallFlowWithOAuth2Client(t *testing.T) {
 	// Pending: no Platform API until the partner verifies.
 	app := bearer(t, w.p, tok.AccessToken)
 	app.do("GET", "/api/0/organizations/customer/", nil).problem(t, 403, "installation_pending")
-	var verified map[string]any
-	app.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"status": "installed", "externalId": "acct_42", "configUrl": "https://partner.example/acct_42"}).ok(t, 200, &verified)
-	if verified["status"] != "installed" || verified["dateVerified"] == nil || verified["externalId"] != "acct_42" {
-		t.Fatalf("verified %v", verified)
+	verified := decode[plugboard.Installation](t, app.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"status": "installed", "externalId": "acct_42", "configUrl": "https://partner.example/acct_42"}), 200)
+	if verified.Status != plugboard.StatusInstalled || verified.DateVerified == nil || verified.ExternalID != "acct_42" {
+		t.Fatalf("verified %+v", verified)
 	}
-	var org map[string]any
-	app.do("GET", "/api/0/organizations/customer/", nil).ok(t, 200, &org)
-	if org["slug"] != "customer" {
-		t.Errorf("org %v", org)
+	// An installation token reads the organization as the SDK's
+	// Organization: no role.
+	if org := decode[plugboard.Organization](t, app.do("GET", "/api/0/organizations/customer/", nil), 200); org.Slug != "customer" {
+		t.Errorf("org %+v", org)
 	}
-	app.do("GET", "/api/0/organizations/customer/members/", nil).ok(t, 200, nil)
-	app.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, nil)
+	decode[[]plugboard.Member](t, app.do("GET", "/api/0/organizations/customer/members/", nil), 200)
+	decode[plugboard.Installation](t, app.do("GET", "/api/0/installations/"+uuid+"/", nil), 200)
 	// Never another organization, never a user's route.
 	app.do("GET", "/api/0/organizations/partner/", nil).problem(t, 404, "not_found")
 	app.do("POST", "/api/0/organizations/", map[string]string{"name": "Nope"}).problem(t, 403, "users_only")
 	// The organization sees who it is connected to.
-	var seen map[string]any
-	w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, &seen)
-	if seen["externalId"] != "acct_42" || seen["configUrl"] != "https://partner.example/acct_42" {
-		t.Errorf("org's view %v", seen)
+	if seen := decode[plugboard.Installation](t, w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil), 200); seen.ExternalID != "acct_42" || seen.ConfigURL != "https://partner.example/acct_42" {
+		t.Errorf("org's view %+v", seen)
 	}
 
 	// Refresh through TokenSource: the expired token is renewed and the
@@ -198,21 +201,17 @@ func TestMarketplaceInstallFlowWithOAuth2Client(t *testing.T) {
 	// Uninstall: every token stops working at once; the app is told.
 	w.admin.do("DELETE", "/api/0/installations/"+uuid+"/", nil).ok(t, 204, nil)
 	app.do("GET", "/api/0/installations/"+uuid+"/", nil).problem(t, 401, "invalid_token")
-	var after map[string]any
-	w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, &after)
-	if after["status"] != "deleted" || after["dateDeleted"] == nil {
-		t.Errorf("after uninstall %v", after)
+	if after := decode[plugboard.Installation](t, w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil), 200); after.Status != plugboard.StatusDeleted || after.DateDeleted == nil {
+		t.Errorf("after uninstall %+v", after)
 	}
 	var types []string
 	w.p.App.DB.Raw("SELECT e.type FROM events e JOIN installations i ON i.id = e.installation_id WHERE i.uuid = ? ORDER BY e.id", uuid).Scan(&types)
 	if strings.Join(types, " ") != "installation.created installation.deleted" {
 		t.Errorf("lifecycle events %v", types)
 	}
-	var audit []map[string]any
-	w.admin.do("GET", "/api/0/organizations/customer/audit-logs/", nil).ok(t, 200, &audit)
 	var actions []string
-	for _, e := range audit {
-		actions = append(actions, e["action"].(string))
+	for _, e := range decode[[]plugboard.AuditLogEntry](t, w.admin.do("GET", "/api/0/organizations/customer/audit-logs/", nil), 200) {
+		actions = append(actions, e.Action)
 	}
 	for _, want := range []string{"installation.create", "installation.token_exchange", "installation.verify", "installation.delete"} {
 		if !strings.Contains(strings.Join(actions, " "), want) {
@@ -391,23 +390,27 @@ func TestTokenEndpointRefusals(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(w.oauth.ClientID, w.oauth.ClientSecret)
 	res, _ := http.DefaultClient.Do(req)
-	var oe map[string]string
-	json.NewDecoder(res.Body).Decode(&oe)
+	// RFC 6749's error document, snake_case: the standard's shape, not an
+	// SDK type (x/oauth2 reads it for partners).
+	var oe struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 400 || oe["error"] != "unsupported_grant_type" {
-		t.Errorf("password grant: %d %v", res.StatusCode, oe)
+	if err := strictUnmarshal(body, &oe); err != nil || res.StatusCode != 400 || oe.Error != "unsupported_grant_type" {
+		t.Errorf("password grant: %d %s (%v)", res.StatusCode, body, err)
 	}
 }
 
 func TestInstallRules(t *testing.T) {
 	w := newWorld(t, false)
 	inst, q := w.install(t, "free")
-	uuid := inst["uuid"].(string)
+	uuid := inst.UUID
 	// Installing again: 409 with the live installation.
-	dup := w.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "flow-app", "plan": "free"})
-	dup.problem(t, 409, "already_installed")
-	if got := dup.obj(t)["installation"].(map[string]any)["uuid"]; got != uuid {
-		t.Errorf("409 carries %v, want %s", got, uuid)
+	dup := w.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "flow-app", "plan": "free"}).problem(t, 409, "already_installed")
+	if dup.Installation == nil || dup.Installation.UUID != uuid {
+		t.Errorf("409 carries %+v, want %s", dup.Installation, uuid)
 	}
 	before := count(t, w.p, "installations")
 	for _, bad := range []map[string]any{{"app": "flow-app"}, {"app": "flow-app", "plan": "gold"}, {"app": "no-such-app", "plan": "free"}, {"plan": "free"}} {
@@ -428,17 +431,18 @@ func TestInstallRules(t *testing.T) {
 	w.admin.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"status": "installed"}).problem(t, 403, "app_only")
 
 	// Plan change emits installation.updated with old and new plan.
-	var changed map[string]any
-	w.admin.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"plan": "pro"}).ok(t, 200, &changed)
-	if changed["plan"].(map[string]any)["slug"] != "pro" {
-		t.Errorf("plan %v", changed["plan"])
+	if changed := decode[plugboard.Installation](t, w.admin.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"plan": "pro"}), 200); changed.Plan == nil || changed.Plan.Slug != "pro" {
+		t.Errorf("plan %+v", changed.Plan)
 	}
 	var data []byte
 	w.p.App.DB.Raw("SELECT data FROM events WHERE type = 'installation.updated'").Row().Scan(&data)
 	if !strings.Contains(string(data), `"previousPlan": {"name": "Free"`) && !strings.Contains(string(data), `"previousPlan":{"name":"Free"`) {
-		var m map[string]any
-		json.Unmarshal(data, &m)
-		if m["previousPlan"].(map[string]any)["slug"] != "free" || m["installation"].(map[string]any)["plan"].(map[string]any)["slug"] != "pro" {
+		// The event's data as the partner's SDK decodes it.
+		var m plugboard.InstallationUpdated
+		if err := strictUnmarshal(data, &m); err != nil {
+			t.Fatalf("installation.updated data %s: %v", data, err)
+		}
+		if m.PreviousPlan == nil || m.PreviousPlan.Slug != "free" || m.Installation.Plan == nil || m.Installation.Plan.Slug != "pro" {
 			t.Errorf("installation.updated data %s", data)
 		}
 	}
@@ -447,27 +451,29 @@ func TestInstallRules(t *testing.T) {
 	ex := newClient(t, w.p, "")
 	body := map[string]any{"grantType": "authorization_code", "code": q.Get("code"), "clientId": w.oauth.ClientID, "clientSecret": w.oauth.ClientSecret}
 	ex.do("POST", "/api/0/installations/00000000-0000-0000-0000-000000000000/authorizations/", body).problem(t, 400, "invalid_grant")
-	var auth map[string]any
-	ex.do("POST", "/api/0/installations/"+uuid+"/authorizations/", body).ok(t, 201, &auth)
-	if !strings.HasPrefix(auth["token"].(string), "pbi_") || auth["installationId"] != uuid {
-		t.Errorf("authorization %v", auth)
+	auth := decode[plugboard.Authorization](t, ex.do("POST", "/api/0/installations/"+uuid+"/authorizations/", body), 201)
+	if !strings.HasPrefix(auth.Token, "pbi_") || auth.InstallationID != uuid {
+		t.Errorf("authorization %+v", auth)
 	}
-	var refreshed map[string]any
+	refreshed := decode[plugboard.Authorization](t, ex.do("POST", "/api/0/installations/"+uuid+"/authorizations/", map[string]any{"grantType": "refresh_token",
+		"refreshToken": auth.RefreshToken, "clientId": w.oauth.ClientID, "clientSecret": w.oauth.ClientSecret}), 201)
 	ex.do("POST", "/api/0/installations/"+uuid+"/authorizations/", map[string]any{"grantType": "refresh_token",
-		"refreshToken": auth["refreshToken"], "clientId": w.oauth.ClientID, "clientSecret": w.oauth.ClientSecret}).ok(t, 201, &refreshed)
-	ex.do("POST", "/api/0/installations/"+uuid+"/authorizations/", map[string]any{"grantType": "refresh_token",
-		"refreshToken": auth["refreshToken"], "clientId": w.oauth.ClientID, "clientSecret": "wrong"}).problem(t, 401, "invalid_client")
+		"refreshToken": auth.RefreshToken, "clientId": w.oauth.ClientID, "clientSecret": "wrong"}).problem(t, 401, "invalid_client")
 
 	// The app itself can uninstall, with its token.
-	bearer(t, w.p, refreshed["token"].(string)).do("DELETE", "/api/0/installations/"+uuid+"/", nil).ok(t, 204, nil)
+	bearer(t, w.p, refreshed.Token).do("DELETE", "/api/0/installations/"+uuid+"/", nil).ok(t, 204, nil)
 	w.admin.do("DELETE", "/api/0/installations/"+uuid+"/", nil).problem(t, 409, "installation_not_live")
 
-	// RFC 8414 metadata.
+	// RFC 8414 metadata: the standard's snake_case members, not an SDK
+	// type; only the two asserted on are decoded.
 	res, _ := http.Get(w.p.URL + "/.well-known/oauth-authorization-server")
-	var md map[string]any
+	var md struct {
+		Issuer        string `json:"issuer"`
+		TokenEndpoint string `json:"token_endpoint"`
+	}
 	json.NewDecoder(res.Body).Decode(&md)
 	res.Body.Close()
-	if md["token_endpoint"] != w.p.URL+"/oauth/token" || md["issuer"] != w.p.URL {
+	if md.TokenEndpoint != w.p.URL+"/oauth/token" || md.Issuer != w.p.URL {
 		t.Errorf("metadata %v", md)
 	}
 }
@@ -481,15 +487,13 @@ func TestAppAuthenticatesAsItself(t *testing.T) {
 	w.dev.do("PUT", "/api/0/apps/flow-app/", map[string]any{"publicKey": pemKey}).ok(t, 200, nil)
 	w.dev.do("PUT", "/api/0/apps/flow-app/", map[string]any{"publicKey": "not a key"}).problem(t, 400, "invalid_input")
 
-	list := func(c *client, q string) []map[string]any {
-		var out []map[string]any
-		c.do("GET", "/api/0/apps/flow-app/installations/"+q, nil).ok(t, 200, &out)
-		return out
+	list := func(c *client, q string) []plugboard.Installation {
+		return decode[[]plugboard.Installation](t, c.do("GET", "/api/0/apps/flow-app/installations/"+q, nil), 200)
 	}
 	// Client credentials over Basic.
 	basic := newClient(t, w.p, "")
 	basic.http.Transport = basicAuth{w.oauth.ClientID, w.oauth.ClientSecret}
-	if got := list(basic, ""); len(got) != 1 || got[0]["status"] != "installed" {
+	if got := list(basic, ""); len(got) != 1 || got[0].Status != plugboard.StatusInstalled {
 		t.Fatalf("basic: %v", got)
 	}
 	// A short HS256 JWT signed with the client secret.
@@ -531,26 +535,20 @@ func TestInternalIntegration(t *testing.T) {
 	p := apptest.Start(t)
 	team := signUp(t, p, "team@acme.example")
 	team.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme"}).ok(t, 201, nil)
-	var app map[string]any
-	team.do("POST", "/api/0/organizations/acme/apps/", map[string]any{"name": "Deploy Bot", "kind": "internal",
-		"scopes": []string{"org:read"}, "events": []string{"installation.created"}, "webhookUrl": "https://internal.acme.example/hook"}).ok(t, 201, &app)
-	token, _ := app["token"].(string)
-	inst, _ := app["installation"].(map[string]any)
-	if !strings.HasPrefix(token, "pbi_") || inst["status"] != "installed" || app["installs"] != float64(1) {
-		t.Fatalf("internal app %v", app)
+	app := decode[plugboard.App](t, team.do("POST", "/api/0/organizations/acme/apps/", map[string]any{"name": "Deploy Bot", "kind": "internal",
+		"scopes": []string{"org:read"}, "events": []string{"installation.created"}, "webhookUrl": "https://internal.acme.example/hook"}), 201)
+	if !strings.HasPrefix(app.Token, "pbi_") || app.Installation == nil || app.Installation.Status != plugboard.StatusInstalled || app.Installs != 1 {
+		t.Fatalf("internal app %+v", app)
 	}
-	bot := bearer(t, p, token)
+	bot := bearer(t, p, app.Token)
 	bot.do("GET", "/api/0/organizations/acme/", nil).ok(t, 200, nil)
-	var rotated map[string]any
-	team.do("POST", "/api/0/apps/deploy-bot/rotate-secret/", nil).ok(t, 200, &rotated)
+	rotated := decode[plugboard.ClientSecretRotation](t, team.do("POST", "/api/0/apps/deploy-bot/rotate-secret/", nil), 200)
 	bot.do("GET", "/api/0/organizations/acme/", nil).problem(t, 401, "invalid_token")
-	bearer(t, p, rotated["token"].(string)).do("GET", "/api/0/organizations/acme/", nil).ok(t, 200, nil)
+	bearer(t, p, rotated.Token).do("GET", "/api/0/organizations/acme/", nil).ok(t, 200, nil)
 	// It is never listed nor installed elsewhere.
 	team.do("POST", "/api/0/organizations/acme/installations/", map[string]any{"app": "deploy-bot"}).problem(t, 400, "invalid_input")
-	var dir []map[string]any
-	newClient(t, p, "").do("GET", "/api/0/apps/", nil).ok(t, 200, &dir)
-	if len(dir) != 0 {
-		t.Errorf("internal app listed: %v", dir)
+	if dir := decode[[]plugboard.App](t, newClient(t, p, "").do("GET", "/api/0/apps/", nil), 200); len(dir) != 0 {
+		t.Errorf("internal app listed: %v", slugs(dir))
 	}
 }
 
@@ -567,13 +565,11 @@ func TestDeletingAnOrganizationUninstallsItsApps(t *testing.T) {
 	}
 	var data []byte
 	w.p.App.DB.Raw("SELECT data FROM events WHERE type = 'installation.deleted'").Row().Scan(&data)
-	if !strings.Contains(string(data), inst["uuid"].(string)) || !strings.Contains(string(data), "organization_deleted") {
+	if !strings.Contains(string(data), inst.UUID) || !strings.Contains(string(data), "organization_deleted") {
 		t.Errorf("installation.deleted data %s", data)
 	}
-	var app map[string]any
-	w.dev.do("GET", "/api/0/apps/flow-app/", nil).ok(t, 200, &app)
-	if app["installs"] != float64(0) {
-		t.Errorf("installs %v", app["installs"])
+	if app := decode[plugboard.App](t, w.dev.do("GET", "/api/0/apps/flow-app/", nil), 200); app.Installs != 0 {
+		t.Errorf("installs %d", app.Installs)
 	}
 	w.dev.do("DELETE", "/api/0/organizations/partner/", nil).ok(t, 204, nil)
 }

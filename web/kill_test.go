@@ -92,7 +92,7 @@ func TestWorkerKilledMidDeliveryLosesNothing(t *testing.T) {
 	workerProcess(t, cfg) // a fresh worker
 
 	list := allSucceeded(t, h, 1, 40*time.Second)
-	id := list[0]["id"].(string)
+	id := list[0].ID
 	var same []hit
 	for _, x := range h.sink.all() {
 		if x.Header.Get("Webhook-Id") == id {

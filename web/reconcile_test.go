@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
 	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 func fastReconcile(c *config.Config) {
@@ -47,33 +47,30 @@ func eventsFor(h *hooks, inst string) []hit {
 	return out
 }
 
-func waitInstallation(t *testing.T, h *hooks, inst string, cond func(map[string]any) bool) map[string]any {
+func waitInstallation(t *testing.T, h *hooks, inst string, cond func(plugboard.Installation) bool) plugboard.Installation {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		var got map[string]any
-		h.admin.do("GET", "/api/0/installations/"+inst+"/", nil).ok(t, 200, &got)
+		got := getInstallation(t, h.admin, inst)
 		if cond(got) {
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("installation never reached the state: %v", got)
+			t.Fatalf("installation never reached the state: %+v", got)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func appRuns(t *testing.T, h *hooks, job string) []map[string]any {
-	var runs []map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/?job="+job, nil).ok(t, 200, &runs)
-	return runs
+func appRuns(t *testing.T, h *hooks, job string) []plugboard.ReconciliationRun {
+	return decode[[]plugboard.ReconciliationRun](t, h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/?job="+job, nil), 200)
 }
 
-func findingsOf(runs []map[string]any, reason string) int {
+func findingsOf(runs []plugboard.ReconciliationRun, reason string) int {
 	n := 0
 	for _, r := range runs {
-		for _, f := range r["findings"].([]any) {
-			if f.(map[string]any)["reason"] == reason {
+		for _, f := range r.Findings {
+			if f.Reason == reason {
 				n++
 			}
 		}
@@ -81,15 +78,20 @@ func findingsOf(runs []map[string]any, reason string) int {
 	return n
 }
 
+// install installs the hook app in the customer organization.
+func (h *hooks) install(t *testing.T) plugboard.Installation {
+	t.Helper()
+	return decode[plugboard.Installation](t, h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}), 201)
+}
+
 func TestVerificationDeadlineFailsPendingInstalls(t *testing.T) {
 	h := reconWorld(t, true)
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	uuid := inst["uuid"].(string)
-	code, _ := url.Parse(inst["redirectUrl"].(string))
-	failed := waitInstallation(t, h, uuid, func(m map[string]any) bool { return m["status"] == "failed" })
-	if failed["statusReason"] != "verification_timeout" {
-		t.Errorf("reason %v", failed["statusReason"])
+	inst := h.install(t)
+	uuid := inst.UUID
+	code, _ := url.Parse(inst.RedirectURL)
+	failed := waitInstallation(t, h, uuid, func(i plugboard.Installation) bool { return i.Status == plugboard.StatusFailed })
+	if failed.StatusReason != "verification_timeout" {
+		t.Errorf("reason %q", failed.StatusReason)
 	}
 	// The partner is told, with the reason, signed.
 	deadline := time.Now().Add(10 * time.Second)
@@ -107,7 +109,7 @@ func TestVerificationDeadlineFailsPendingInstalls(t *testing.T) {
 	}
 	verify(t, h.secret, *deleted)
 	// The grant is revoked.
-	cfg := &oauth2.Config{ClientID: h.clientID, ClientSecret: h.app["clientSecret"].(string), Endpoint: oauth2.Endpoint{TokenURL: h.p.URL + "/oauth/token"}}
+	cfg := &oauth2.Config{ClientID: h.clientID, ClientSecret: h.app.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: h.p.URL + "/oauth/token"}}
 	if _, err := cfg.Exchange(context.Background(), code.Query().Get("code")); oauthErrorCode(err) != "invalid_grant" {
 		t.Errorf("exchange after timeout: %v", err)
 	}
@@ -120,23 +122,18 @@ func TestVerificationDeadlineFailsPendingInstalls(t *testing.T) {
 
 func TestUnexchangedGrantGoesOutOfSyncUntilExchanged(t *testing.T) {
 	h := reconWorld(t, false, func(c *config.Config) { c.GrantTTL = 3 * time.Second })
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	uuid := inst["uuid"].(string)
-	waitInstallation(t, h, uuid, func(m map[string]any) bool {
-		return m["syncState"] == "out_of_sync" && m["syncReason"] == "token_never_exchanged" && m["syncCheckedAt"] != nil
+	uuid := h.install(t).UUID
+	waitInstallation(t, h, uuid, func(i plugboard.Installation) bool {
+		return i.SyncState == plugboard.OutOfSync && i.SyncReason == plugboard.SyncReasonNeverExchanged && i.SyncCheckedAt != nil
 	})
 	basic := newClient(t, h.p, "")
-	basic.http.Transport = basicAuth{h.clientID, h.app["clientSecret"].(string)}
-	var broken []map[string]any
-	basic.do("GET", "/api/0/apps/hook-app/installations/?syncState=out_of_sync", nil).ok(t, 200, &broken)
-	if len(broken) != 1 || broken[0]["uuid"] != uuid {
-		t.Fatalf("out of sync list %v", broken)
+	basic.http.Transport = basicAuth{h.clientID, h.app.ClientSecret}
+	if broken := decode[[]plugboard.Installation](t, basic.do("GET", "/api/0/apps/hook-app/installations/?syncState=out_of_sync", nil), 200); len(broken) != 1 || broken[0].UUID != uuid {
+		t.Fatalf("out of sync list %+v", broken)
 	}
 	// The partner asks for a fresh code: installation.created comes again.
 	before := len(eventsFor(h, uuid))
-	var g map[string]any
-	basic.do("POST", "/api/0/installations/"+uuid+"/grants/", nil).ok(t, 201, &g)
+	g := decode[plugboard.Grant](t, basic.do("POST", "/api/0/installations/"+uuid+"/grants/", nil), 201)
 	h.admin.do("POST", "/api/0/installations/"+uuid+"/grants/", nil).problem(t, 403, "app_only")
 	deadline := time.Now().Add(10 * time.Second)
 	for len(eventsFor(h, uuid)) == before && time.Now().Before(deadline) {
@@ -144,37 +141,40 @@ func TestUnexchangedGrantGoesOutOfSyncUntilExchanged(t *testing.T) {
 	}
 	resent := eventsFor(h, uuid)[len(eventsFor(h, uuid))-1]
 	verify(t, h.secret, resent)
-	var env struct {
-		Data struct{ Code string } `json:"data"`
-	}
-	json.Unmarshal(resent.Body, &env)
-	if env.Data.Code != g["code"] {
-		t.Fatalf("resent installation.created carries %q, want the fresh code", env.Data.Code)
-	}
-	cfg := &oauth2.Config{ClientID: h.clientID, ClientSecret: h.app["clientSecret"].(string), Endpoint: oauth2.Endpoint{TokenURL: h.p.URL + "/oauth/token"}}
-	if _, err := cfg.Exchange(context.Background(), env.Data.Code); err != nil {
+	// The envelope and its data as the partner's SDK reads them.
+	env, err := plugboard.ParseEvent(resent.Body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	got := waitInstallation(t, h, uuid, func(m map[string]any) bool { return m["syncState"] == "in_sync" })
-	if got["syncReason"] != "" {
-		t.Errorf("reason after repair %v", got["syncReason"])
+	created, err := env.InstallationCreated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Code != g.Code || !created.Resent {
+		t.Fatalf("resent installation.created carries %q (resent %t), want the fresh code", created.Code, created.Resent)
+	}
+	cfg := &oauth2.Config{ClientID: h.clientID, ClientSecret: h.app.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: h.p.URL + "/oauth/token"}}
+	if _, err := cfg.Exchange(context.Background(), created.Code); err != nil {
+		t.Fatal(err)
+	}
+	got := waitInstallation(t, h, uuid, func(i plugboard.Installation) bool { return i.SyncState == plugboard.InSync })
+	if got.SyncReason != "" {
+		t.Errorf("reason after repair %q", got.SyncReason)
 	}
 }
 
 func TestFailedLifecycleDeliveryIsResentWhenTheEndpointRecovers(t *testing.T) {
 	h := reconWorld(t, false)
 	down := h.sink.failing(500)
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	uuid := inst["uuid"].(string)
-	waitInstallation(t, h, uuid, func(m map[string]any) bool {
-		return m["syncState"] == "out_of_sync" && m["syncReason"] == "lifecycle_delivery_failed"
+	uuid := h.install(t).UUID
+	waitInstallation(t, h, uuid, func(i plugboard.Installation) bool {
+		return i.SyncState == plugboard.OutOfSync && i.SyncReason == plugboard.SyncReasonLifecycleFailed
 	})
 	// The endpoint works again (a test event succeeds); the next run resends
 	// installation.created and the installation returns to in_sync.
 	down.Store(false)
 	h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil).ok(t, 201, nil)
-	waitInstallation(t, h, uuid, func(m map[string]any) bool { return m["syncState"] == "in_sync" })
+	waitInstallation(t, h, uuid, func(i plugboard.Installation) bool { return i.SyncState == plugboard.InSync })
 	var okCreated int
 	for _, x := range h.sink.all() {
 		if x.Header.Get("Plugboard-Event") == "installation.created" {
@@ -187,13 +187,17 @@ func TestFailedLifecycleDeliveryIsResentWhenTheEndpointRecovers(t *testing.T) {
 	}
 	runs := appRuns(t, h, "lifecycle_delivery")
 	if findingsOf(runs, "lifecycle_delivery_failed") < 2 {
-		t.Errorf("runs %v", runs)
+		t.Errorf("runs %+v", runs)
 	}
-	var audit []map[string]any
-	h.admin.do("GET", "/api/0/organizations/customer/audit-logs/?action=installation.resend_lifecycle", nil).ok(t, 200, &audit)
-	if len(audit) == 0 {
+	if audit := resendAudit(t, h); len(audit) == 0 {
 		t.Error("the repair is not in the audit log")
 	}
+}
+
+// resendAudit is the customer's audit log of lifecycle resends.
+func resendAudit(t *testing.T, h *hooks) []plugboard.AuditLogEntry {
+	t.Helper()
+	return decode[[]plugboard.AuditLogEntry](t, h.admin.do("GET", "/api/0/organizations/customer/audit-logs/?action=installation.resend_lifecycle", nil), 200)
 }
 
 // syncPartner answers a sync URL with pages it is given.
@@ -232,11 +236,10 @@ func newSyncPartner(t *testing.T) *syncPartner {
 func TestPartnerSyncRepairsTheDifference(t *testing.T) {
 	h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = 2 * time.Second })
 	sp := newSyncPartner(t)
-	var a, b map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &a)
-	h.admin.do("DELETE", "/api/0/installations/"+a["uuid"].(string)+"/", nil).ok(t, 204, nil)
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &b)
-	deletedHere, missing := a["uuid"].(string), b["uuid"].(string)
+	a := h.install(t)
+	h.admin.do("DELETE", "/api/0/installations/"+a.UUID+"/", nil).ok(t, 204, nil)
+	b := h.install(t)
+	deletedHere, missing := a.UUID, b.UUID
 	unknown := "0b6f3c8e-1d2a-4e5f-9a7b-3c4d5e6f7a8b"
 	// Upper case, as some partners' databases write uuids: the same installation.
 	sp.pages[""] = `{"installations": ["` + strings.ToUpper(deletedHere) + `"], "nextCursor": "p2"}`
@@ -287,7 +290,7 @@ func TestPartnerSyncRepairsTheDifference(t *testing.T) {
 	runs := appRuns(t, h, "partner_sync")
 	for _, reason := range []string{"missing_at_partner", "deleted_in_plugboard", "unknown_to_plugboard"} {
 		if findingsOf(runs, reason) == 0 {
-			t.Errorf("no %s finding in %v", reason, runs)
+			t.Errorf("no %s finding in %+v", reason, runs)
 		}
 	}
 }
@@ -298,8 +301,7 @@ func TestBrokenSyncEndpointRecordsAnErrorAndChangesNothing(t *testing.T) {
 			h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = time.Hour })
 			sp := newSyncPartner(t)
 			sp.mode = mode
-			var inst map[string]any
-			h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
+			h.install(t)
 			h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"syncUrl": sp.srv.URL + "/installations"}).ok(t, 200, nil)
 			time.Sleep(500 * time.Millisecond)
 			events, deliveries := count(t, h.p, "events"), count(t, h.p, "deliveries")
@@ -313,13 +315,11 @@ func TestBrokenSyncEndpointRecordsAnErrorAndChangesNothing(t *testing.T) {
 			if count(t, h.p, "events") != events || count(t, h.p, "deliveries") != deliveries {
 				t.Error("a failed sync sent events")
 			}
-			var listed []map[string]any
-			h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/", nil).ok(t, 200, &listed)
-			if len(listed) == 0 || len(listed[0]["errors"].([]any)) != 1 {
-				t.Errorf("the error is not reported: %v", listed)
+			if listed := decode[[]plugboard.ReconciliationRun](t, h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/", nil), 200); len(listed) == 0 || len(listed[0].Errors) != 1 {
+				t.Errorf("the error is not reported: %+v", listed)
 			}
 			op := operator(t, h.p, "ops2@plugboard.example")
-			op.do("GET", "/api/0/reconciliation-runs/", nil).ok(t, 200, nil)
+			decode[[]plugboard.ReconciliationRun](t, op.do("GET", "/api/0/reconciliation-runs/", nil), 200)
 			h.dev.do("GET", "/api/0/reconciliation-runs/", nil).problem(t, 403, "operator_only")
 		})
 	}
@@ -327,9 +327,7 @@ func TestBrokenSyncEndpointRecordsAnErrorAndChangesNothing(t *testing.T) {
 
 func TestReconciliationRunTwiceAtOnceRepairsOnce(t *testing.T) {
 	h := reconWorld(t, true, func(c *config.Config) { c.ReconcileInterval = time.Hour })
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	uuid := inst["uuid"].(string)
+	uuid := h.install(t).UUID
 	time.Sleep(1100 * time.Millisecond) // past the verify timeout
 	var wg sync.WaitGroup
 	for range 2 {
@@ -359,9 +357,7 @@ func TestReconciliationRunTwiceAtOnceRepairsOnce(t *testing.T) {
 func TestNoCreatedResentAfterUninstall(t *testing.T) {
 	h := reconWorld(t, false, func(c *config.Config) { c.ReconcileInterval = time.Hour })
 	down := h.sink.failing(500)
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	uuid := inst["uuid"].(string)
+	uuid := h.install(t).UUID
 	waitDelivery(t, h, "installation.created", "failed")
 	down.Store(false)
 	h.admin.do("DELETE", "/api/0/installations/"+uuid+"/", nil).ok(t, 204, nil)
@@ -376,10 +372,8 @@ func TestNoCreatedResentAfterUninstall(t *testing.T) {
 			t.Errorf("installation.created resent after the uninstall")
 		}
 	}
-	var audit []map[string]any
-	h.admin.do("GET", "/api/0/organizations/customer/audit-logs/?action=installation.resend_lifecycle", nil).ok(t, 200, &audit)
-	if len(audit) != 0 {
-		t.Errorf("resends recorded: %v", audit)
+	if audit := resendAudit(t, h); len(audit) != 0 {
+		t.Errorf("resends recorded: %+v", audit)
 	}
 }
 
@@ -403,19 +397,17 @@ func TestPartnerSeesOnlyItsShareOfARunOverEveryApp(t *testing.T) {
 		runID, appID, runID, appID+1000, runID, appID+1000).Error; err != nil {
 		t.Fatal(err)
 	}
-	var runs []map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/reconciliation-runs/?job=lifecycle_delivery", nil).ok(t, 200, &runs)
+	runs := appRuns(t, h, "lifecycle_delivery")
 	if len(runs) != 1 {
-		t.Fatalf("runs %v", runs)
+		t.Fatalf("runs %+v", runs)
 	}
-	r := runs[0]
-	if r["examined"] != 1.0 || r["found"] != 1.0 || r["repaired"] != 1.0 || len(r["errors"].([]any)) != 0 || len(r["findings"].([]any)) != 1 {
-		t.Errorf("the partner sees %v", r)
+	if r := runs[0]; r.Examined != 1 || r.Found != 1 || r.Repaired != 1 || len(r.Errors) != 0 || len(r.Findings) != 1 {
+		t.Errorf("the partner sees %+v", r)
 	}
 	// Operators see the whole run.
 	op := operator(t, h.p, "ops3@plugboard.example")
-	op.do("GET", "/api/0/reconciliation-runs/?job=lifecycle_delivery", nil).ok(t, 200, &runs)
-	if len(runs) != 1 || runs[0]["examined"] != 50.0 || runs[0]["found"] != 3.0 || len(runs[0]["errors"].([]any)) != 1 || len(runs[0]["findings"].([]any)) != 3 {
-		t.Errorf("the operator sees %v", runs)
+	runs = decode[[]plugboard.ReconciliationRun](t, op.do("GET", "/api/0/reconciliation-runs/?job=lifecycle_delivery", nil), 200)
+	if len(runs) != 1 || runs[0].Examined != 50 || runs[0].Found != 3 || len(runs[0].Errors) != 1 || len(runs[0].Findings) != 3 {
+		t.Errorf("the operator sees %+v", runs)
 	}
 }

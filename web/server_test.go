@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,9 @@ func newTestServer(t *testing.T, checks ...Check) *Server {
 	})
 }
 
-func do(t *testing.T, h http.Handler, method, path, body string) (*http.Response, map[string]any) {
+// do sends a request to h and returns the response and its body, which
+// must be JSON when there is one.
+func do(t *testing.T, h http.Handler, method, path, body string) (*http.Response, []byte) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if body != "" {
@@ -38,13 +41,38 @@ func do(t *testing.T, h http.Handler, method, path, body string) (*http.Response
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	res := rec.Result()
-	var doc map[string]any
-	if b, _ := io.ReadAll(res.Body); len(b) > 0 {
-		if err := json.Unmarshal(b, &doc); err != nil {
-			t.Fatalf("%s %s: body is not JSON: %s", method, path, b)
-		}
+	b, _ := io.ReadAll(res.Body)
+	if len(b) > 0 && !json.Valid(b) {
+		t.Fatalf("%s %s: body is not JSON: %s", method, path, b)
 	}
-	return res, doc
+	return res, b
+}
+
+// decodeAs decodes a JSON body into a T, refusing members T lacks.
+func decodeAs[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decoding %s into %T: %v", b, v, err)
+	}
+	return v
+}
+
+// problemJSON is the problem document as a client reads it. It is written
+// out here, not borrowed from Problem, so that a member Problem renames or
+// retypes fails these tests instead of changing with them.
+type problemJSON struct {
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail"`
+	Instance  string            `json:"instance"`
+	Code      string            `json:"code"`
+	RequestID string            `json:"requestId"`
+	Fields    map[string]string `json:"fields"`
+	Checks    map[string]string `json:"checks"` // not_ready: each check's state
 }
 
 type widget struct {
@@ -76,11 +104,11 @@ func TestProblemDocuments(t *testing.T) {
 		name, method, path, body string
 		status                   int
 		code                     string
-		fields                   map[string]any
+		fields                   map[string]string
 	}{
-		{"unknown field", "POST", "/api/0/widgets/", `{"name":"a","colour":"red"}`, 400, "invalid_input", map[string]any{"colour": "is not a known field"}},
-		{"wrong type", "POST", "/api/0/widgets/", `{"name":"a","count":"three"}`, 400, "invalid_input", map[string]any{"count": "must be an integer, not string"}},
-		{"nested wrong type", "POST", "/api/0/widgets/", `{"tags":[{"label":7}]}`, 400, "invalid_input", map[string]any{"tags.label": "must be a string, not number"}},
+		{"unknown field", "POST", "/api/0/widgets/", `{"name":"a","colour":"red"}`, 400, "invalid_input", map[string]string{"colour": "is not a known field"}},
+		{"wrong type", "POST", "/api/0/widgets/", `{"name":"a","count":"three"}`, 400, "invalid_input", map[string]string{"count": "must be an integer, not string"}},
+		{"nested wrong type", "POST", "/api/0/widgets/", `{"tags":[{"label":7}]}`, 400, "invalid_input", map[string]string{"tags.label": "must be a string, not number"}},
 		{"malformed", "POST", "/api/0/widgets/", `{"name":`, 400, "malformed_json", nil},
 		{"empty body", "POST", "/api/0/widgets/", ``, 400, "malformed_json", nil},
 		{"two values", "POST", "/api/0/widgets/", `{} {}`, 400, "malformed_json", nil},
@@ -89,33 +117,30 @@ func TestProblemDocuments(t *testing.T) {
 		{"wrong method", "DELETE", "/healthz", ``, 405, "method_not_allowed", nil},
 		{"internal", "GET", "/api/0/boom/", ``, 500, "internal_error", nil},
 		{"panic", "GET", "/api/0/panic/", ``, 500, "internal_error", nil},
-		{"domain conflict", "GET", "/api/0/taken/", ``, 409, "slug_taken", map[string]any{"slug": "is already taken"}},
+		{"domain conflict", "GET", "/api/0/taken/", ``, 409, "slug_taken", map[string]string{"slug": "is already taken"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, doc := do(t, s, tt.method, tt.path, tt.body)
+			res, body := do(t, s, tt.method, tt.path, tt.body)
 			if res.StatusCode != tt.status {
-				t.Fatalf("status %d, want %d: %v", res.StatusCode, tt.status, doc)
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tt.status, body)
 			}
 			if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Errorf("content type %q", ct)
 			}
-			if doc["code"] != tt.code || doc["status"] != float64(tt.status) || doc["title"] == "" || doc["type"] == "" {
-				t.Errorf("problem %v, want code %s", doc, tt.code)
+			doc := decodeAs[problemJSON](t, body)
+			if doc.Code != tt.code || doc.Status != tt.status || doc.Title == "" || doc.Type == "" {
+				t.Errorf("problem %+v, want code %s", doc, tt.code)
 			}
 			rid := res.Header.Get("X-Request-Id")
-			if rid == "" || doc["requestId"] != rid {
-				t.Errorf("requestId %v, header %q", doc["requestId"], rid)
+			if rid == "" || doc.RequestID != rid {
+				t.Errorf("requestId %q, header %q", doc.RequestID, rid)
 			}
-			var gotFields map[string]any
-			if f, ok := doc["fields"].(map[string]any); ok {
-				gotFields = f
-			}
-			if diff := cmp.Diff(tt.fields, gotFields); diff != "" {
+			if diff := cmp.Diff(tt.fields, doc.Fields); diff != "" {
 				t.Errorf("fields (-want +got):\n%s", diff)
 			}
-			if tt.status == 500 && (strings.Contains(doc["detail"].(string), "password") || strings.Contains(doc["detail"].(string), "kaboom")) {
-				t.Errorf("internal error leaked: %v", doc["detail"])
+			if tt.status == 500 && (doc.Detail == "" || strings.Contains(doc.Detail, "password") || strings.Contains(doc.Detail, "kaboom")) {
+				t.Errorf("internal error leaked: %q", doc.Detail)
 			}
 		})
 	}
@@ -153,16 +178,26 @@ func TestReadiness(t *testing.T) {
 			return nil
 		}},
 	)
-	res, doc := do(t, s, "GET", "/readyz", "")
-	if res.StatusCode != 200 || doc["status"] != "ok" {
-		t.Fatalf("ready: %d %v", res.StatusCode, doc)
+	res, body := do(t, s, "GET", "/readyz", "")
+	if res.StatusCode != 200 {
+		t.Fatalf("ready: %d %s", res.StatusCode, body)
+	}
+	if ready := decodeAs[struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}](t, body); ready.Status != "ok" {
+		t.Fatalf("ready: %d %s", res.StatusCode, body)
 	}
 	redisDown = true
-	res, doc = do(t, s, "GET", "/readyz", "")
-	if res.StatusCode != 503 || doc["code"] != "not_ready" || !strings.Contains(doc["detail"].(string), "redis") {
-		t.Fatalf("not ready: %d %v", res.StatusCode, doc)
+	res, body = do(t, s, "GET", "/readyz", "")
+	if res.StatusCode != 503 {
+		t.Fatalf("not ready: %d %s", res.StatusCode, body)
 	}
-	if checks := doc["checks"].(map[string]any); checks["redis"] != "down" || checks["postgres"] != "ok" {
+	doc := decodeAs[problemJSON](t, body)
+	if doc.Code != "not_ready" || !strings.Contains(doc.Detail, "redis") {
+		t.Fatalf("not ready: %d %s", res.StatusCode, body)
+	}
+	if checks := doc.Checks; checks["redis"] != "down" || checks["postgres"] != "ok" {
 		t.Errorf("checks %v", checks)
 	}
 }
@@ -205,8 +240,8 @@ func TestPageRequestValidation(t *testing.T) {
 		return c.JSON(200, map[string]int{"size": r.Size()})
 	})
 	for q, status := range map[string]int{"": 200, "?limit=5": 200, "?limit=0": 400, "?limit=101": 400, "?limit=x": 400, "?cursor=zzz": 400} {
-		if res, doc := do(t, s, "GET", "/api/0/things/"+q, ""); res.StatusCode != status {
-			t.Errorf("%s: %d, want %d (%v)", q, res.StatusCode, status, doc)
+		if res, body := do(t, s, "GET", "/api/0/things/"+q, ""); res.StatusCode != status {
+			t.Errorf("%s: %d, want %d (%s)", q, res.StatusCode, status, body)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // showcase is a platform with a lived-in look, for screenshots and the page
@@ -98,9 +99,7 @@ func seedShowcase(t testing.TB, history int) *showcase {
 		for k, v := range extra {
 			body[k] = v
 		}
-		var app map[string]any
-		sc.dev.do("POST", "/api/0/organizations/acme-integrations/apps/", body).ok(t, 201, &app)
-		slug := app["slug"].(string)
+		slug := decode[plugboard.App](t, sc.dev.do("POST", "/api/0/organizations/acme-integrations/apps/", body), 201).Slug
 		sc.dev.do("POST", "/api/0/apps/"+slug+"/plans/", map[string]any{"name": "Free", "description": "Up to 5 users."}).ok(t, 201, nil)
 		sc.dev.do("POST", "/api/0/apps/"+slug+"/plans/", map[string]any{"name": "Team", "price": "29", "description": "Unlimited users and priority support."}).ok(t, 201, nil)
 		sc.dev.do("POST", "/api/0/apps/"+slug+"/publish-requests/", nil).ok(t, 201, nil)
@@ -117,10 +116,9 @@ func seedShowcase(t testing.TB, history int) *showcase {
 	publish("Standup Bot", "communication", "Collects stand-up notes in chat every morning and posts a summary for the team.", []string{"org:read", "member:read"}, nil)
 
 	for _, slug := range []string{"pagerpal", "tracklight", "metricly", "flow"} {
-		var inst map[string]any
-		sc.customer.do("POST", "/api/0/organizations/northwind-traders/installations/", map[string]any{"app": slug, "plan": "team"}).ok(t, 201, &inst)
+		inst := decode[plugboard.Installation](t, sc.customer.do("POST", "/api/0/organizations/northwind-traders/installations/", map[string]any{"app": slug, "plan": "team"}), 201)
 		if slug == "flow" {
-			sc.installation = inst["uuid"].(string)
+			sc.installation = inst.UUID
 		}
 	}
 	seedHistory(t, p, sc, history)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // submittedApp creates a public app in the partner's organization and
@@ -19,11 +20,9 @@ func submittedApp(t *testing.T, dev *client, name, slug string) {
 	dev.do("POST", "/api/0/apps/"+slug+"/publish-requests/", nil).ok(t, 201, nil)
 }
 
-func appStatus(t *testing.T, dev *client, slug string) map[string]any {
+func appStatus(t *testing.T, dev *client, slug string) plugboard.App {
 	t.Helper()
-	var app map[string]any
-	dev.do("GET", "/api/0/apps/"+slug+"/", nil).ok(t, 200, &app)
-	return app
+	return decode[plugboard.App](t, dev.do("GET", "/api/0/apps/"+slug+"/", nil), 200)
 }
 
 // as returns the browser reporting failures to t (a subtest), sharing its
@@ -57,7 +56,7 @@ func TestAdminPages(t *testing.T) {
 		}
 		user.post("/admin/review/pager-bot/approve", nil).ok(404)
 		user.post("/admin/event-types", url.Values{"name": {"issue.created"}, "scope": {"issue:read"}}).ok(404)
-		if appStatus(t, dev, "pager-bot")["status"] != "submitted" {
+		if appStatus(t, dev, "pager-bot").Status != "submitted" {
 			t.Fatal("a non-operator changed the review")
 		}
 	})
@@ -80,15 +79,15 @@ func TestAdminPages(t *testing.T) {
 		pg := op.post("/admin/review/pager-bot/reject", url.Values{"statusReason": {"  "}}).ok(400, "Pager Bot")
 		pg.fieldError("statusReason")
 		op.post("/admin/review/pager-bot/reject", url.Values{"statusReason": {"No."}, "csrf": {"forged"}}).ok(403)
-		if appStatus(t, dev, "pager-bot")["status"] != "submitted" {
+		if appStatus(t, dev, "pager-bot").Status != "submitted" {
 			t.Fatal("a refused rejection changed the app")
 		}
 		op.get("/admin/review/pager-bot").ok(200)
 		op.post("/admin/review/pager-bot/reject", url.Values{"statusReason": {"The overview does not say what it does with member data."}}).
 			ok(200, "Pager Bot was rejected").at("/admin/review")
 		app := appStatus(t, dev, "pager-bot")
-		if app["status"] != "rejected" || app["statusReason"] != "The overview does not say what it does with member data." {
-			t.Errorf("rejected app %v / %v", app["status"], app["statusReason"])
+		if app.Status != "rejected" || app.StatusReason != "The overview does not say what it does with member data." {
+			t.Errorf("rejected app %q / %q", app.Status, app.StatusReason)
 		}
 	})
 
@@ -96,7 +95,7 @@ func TestAdminPages(t *testing.T) {
 		op := op.as(t)
 		op.get("/admin/review/second-bot").ok(200)
 		op.post("/admin/review/second-bot/approve", url.Values{"csrf": {""}}).ok(403)
-		if appStatus(t, dev, "second-bot")["status"] != "submitted" {
+		if appStatus(t, dev, "second-bot").Status != "submitted" {
 			t.Fatal("a forged approval published the app")
 		}
 		op.get("/admin/review/second-bot").ok(200)
@@ -104,10 +103,8 @@ func TestAdminPages(t *testing.T) {
 		if strings.Contains(pg.Body, `href="/admin/review/second-bot"`) {
 			t.Error("the published app is still in the queue")
 		}
-		var found []map[string]any
-		newClient(t, p, "").do("GET", "/api/0/apps/?query=second", nil).ok(t, 200, &found)
-		if len(found) != 1 || found[0]["slug"] != "second-bot" {
-			t.Errorf("directory %v", found)
+		if found := decode[[]plugboard.App](t, newClient(t, p, "").do("GET", "/api/0/apps/?query=second", nil), 200); len(found) != 1 || found[0].Slug != "second-bot" {
+			t.Errorf("directory %v", slugs(found))
 		}
 		// Publishing twice is refused on the page, not with an error page.
 		op.get("/admin/review/second-bot").ok(200, "This app is published")

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 var deliveryLinkRe = regexp.MustCompile(`href="/apps/hook-app/deliveries/([0-9a-f-]{36})"`)
@@ -196,10 +197,8 @@ func TestDeliveryPages(t *testing.T) {
 		h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookStatus": "disabled"}).ok(t, 200, nil)
 		dev.get(log).ok(200, "Re-enable webhooks", "Disabled by dev@partner.example")
 		dev.post("/apps/hook-app/endpoint/enable", nil).ok(200, "Webhooks are enabled again").at(log)
-		var app map[string]any
-		h.dev.do("GET", "/api/0/apps/hook-app/", nil).ok(t, 200, &app)
-		if app["webhookStatus"] != "enabled" {
-			t.Errorf("webhook status %v", app["webhookStatus"])
+		if app := decode[plugboard.App](t, h.dev.do("GET", "/api/0/apps/hook-app/", nil), 200); app.WebhookStatus != "enabled" {
+			t.Errorf("webhook status %q", app.WebhookStatus)
 		}
 		if strings.Contains(dev.get(log).Body, "Re-enable webhooks") {
 			t.Error("still offers to re-enable")
@@ -337,7 +336,7 @@ func TestAppInstallationOrgsUsesUUIDIndex(t *testing.T) {
 	w := newWorld(t, false)
 	p := w.p
 	inst, _ := w.install(t, "free")
-	uuid := inst["uuid"].(string)
+	uuid := inst.UUID
 
 	var captured []string
 	db := p.App.DB

@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // TestOrgPages drives the installed apps, members and audit log pages of a
@@ -12,7 +14,7 @@ func TestOrgPages(t *testing.T) {
 	w := newWorld(t, false)
 	p := w.p
 	inst, _ := w.install(t, "free")
-	uuid := inst["uuid"].(string)
+	uuid := inst.UUID
 	signUp(t, p, "member@customer.example")
 	w.admin.do("POST", "/api/0/organizations/customer/members/", map[string]string{"email": "member@customer.example"}).ok(t, 201, nil)
 	signUp(t, p, "new@customer.example")
@@ -74,16 +76,13 @@ func TestOrgPages(t *testing.T) {
 		member.get(instPath).ok(200)
 		member.post(instPath+"/plan", url.Values{"plan": {"pro"}}).ok(403)
 		admin.post(instPath+"/plan", url.Values{"plan": {"pro"}, "csrf": {"forged"}}).ok(403)
-		var got map[string]any
-		w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, &got)
-		if got["plan"].(map[string]any)["slug"] != "free" {
-			t.Fatalf("a refused change moved the plan: %v", got["plan"])
+		if got := getInstallation(t, w.admin, uuid); got.Plan == nil || got.Plan.Slug != "free" {
+			t.Fatalf("a refused change moved the plan: %+v", got.Plan)
 		}
 		admin.get(instPath).ok(200)
 		admin.post(instPath+"/plan", url.Values{"plan": {"pro"}}).ok(200, "Plan changed").at(instPath)
-		w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, &got)
-		if got["plan"].(map[string]any)["slug"] != "pro" {
-			t.Errorf("plan %v, want pro", got["plan"])
+		if got := getInstallation(t, w.admin, uuid); got.Plan == nil || got.Plan.Slug != "pro" {
+			t.Errorf("plan %+v, want pro", got.Plan)
 		}
 	})
 
@@ -108,21 +107,21 @@ func TestOrgPages(t *testing.T) {
 			t.Fatal("the member was not added")
 		}
 
-		var members []map[string]any
-		w.admin.do("GET", "/api/0/organizations/customer/members/", nil).ok(t, 200, &members)
+		members := func() []plugboard.Member {
+			return decode[[]plugboard.Member](t, w.admin.do("GET", "/api/0/organizations/customer/members/", nil), 200)
+		}
 		ids := map[string]string{}
-		for _, m := range members {
-			ids[m["user"].(map[string]any)["email"].(string)] = m["id"].(string)
+		for _, m := range members() {
+			ids[m.User.Email] = m.ID
 		}
 		// The last owner stays owner: a form-level message.
 		admin.post("/orgs/customer/members/"+ids["admin@customer.example"]+"/role", url.Values{"role": {"member"}}).ok(409, "last owner")
 		// A bad role is named in the message, since the menu has no field error.
 		admin.post("/orgs/customer/members/"+ids["member@customer.example"]+"/role", url.Values{"role": {"emperor"}}).ok(400, "role: ")
 		admin.post("/orgs/customer/members/"+ids["member@customer.example"]+"/role", url.Values{"role": {"admin"}}).ok(200, "is now admin")
-		w.admin.do("GET", "/api/0/organizations/customer/members/", nil).ok(t, 200, &members)
-		for _, m := range members {
-			if m["user"].(map[string]any)["email"] == "member@customer.example" && m["role"] != "admin" {
-				t.Errorf("role %v, want admin", m["role"])
+		for _, m := range members() {
+			if m.User.Email == "member@customer.example" && m.Role != "admin" {
+				t.Errorf("role %q, want admin", m.Role)
 			}
 		}
 
@@ -151,16 +150,13 @@ func TestOrgPages(t *testing.T) {
 		member.post(instPath+"/uninstall", url.Values{"csrf": {"forged"}}).ok(403)
 		admin.get(instPath+"/uninstall").ok(200, "The partner will be told and its tokens revoked", "Uninstall")
 		admin.post(instPath+"/uninstall", url.Values{"csrf": {"forged"}}).ok(403)
-		var got map[string]any
-		w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, &got)
-		if got["status"] == "deleted" {
+		if got := getInstallation(t, w.admin, uuid); got.Status == plugboard.StatusDeleted {
 			t.Fatal("a forged form uninstalled")
 		}
 		admin.get(instPath + "/uninstall").ok(200)
 		admin.post(instPath+"/uninstall", nil).ok(200, "Flow App was uninstalled", "No apps installed yet").at("/orgs/customer/installations")
-		w.admin.do("GET", "/api/0/installations/"+uuid+"/", nil).ok(t, 200, &got)
-		if got["status"] != "deleted" {
-			t.Errorf("status %v, want deleted", got["status"])
+		if got := getInstallation(t, w.admin, uuid); got.Status != plugboard.StatusDeleted {
+			t.Errorf("status %q, want deleted", got.Status)
 		}
 		admin.get(instPath).ok(404)
 	})

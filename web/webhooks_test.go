@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/sdk/plugboard"
 )
 
 // hit is one request the sink received.
@@ -109,7 +109,7 @@ type hooks struct {
 	dev      *client
 	admin    *client
 	op       *client
-	app      map[string]any
+	app      plugboard.App
 	inst     string
 	secret   string
 	clientID string
@@ -144,9 +144,7 @@ func setupHooks(t *testing.T, h *hooks) {
 func setupHooksNoWait(t *testing.T, h *hooks) {
 	t.Helper()
 	setupApp(t, h)
-	var inst map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, &inst)
-	h.inst = inst["uuid"].(string)
+	h.inst = decode[plugboard.Installation](t, h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}), 201).UUID
 }
 
 // setupApp creates the event type, the partner's published app and the
@@ -162,19 +160,22 @@ func setupApp(t *testing.T, h *hooks) {
 	body["scopes"] = []string{"org:read", "issue:read"}
 	body["events"] = []string{"issue.created"}
 	body["webhookUrl"] = h.sink.srv.URL + "/hooks"
-	h.dev.do("POST", "/api/0/organizations/partner/apps/", body).ok(t, 201, &h.app)
-	h.secret, h.clientID = h.app["webhookSecret"].(string), h.app["clientId"].(string)
+	h.app = decode[plugboard.App](t, h.dev.do("POST", "/api/0/organizations/partner/apps/", body), 201)
+	h.secret, h.clientID = h.app.WebhookSecret, h.app.ClientID
 	h.dev.do("POST", "/api/0/apps/hook-app/publish-requests/", nil).ok(t, 201, nil)
 	h.op.do("PUT", "/api/0/apps/hook-app/", map[string]any{"status": "published"}).ok(t, 200, nil)
 	h.admin = signUp(t, h.p, "admin@customer.example")
 	h.admin.do("POST", "/api/0/organizations/", map[string]string{"name": "Customer"}).ok(t, 201, nil)
 }
 
-func (h *hooks) publish(t *testing.T, title string) map[string]any {
+func (h *hooks) publish(t *testing.T, title string) plugboard.PublishedEvent {
 	t.Helper()
-	var ev map[string]any
-	h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": title}}).ok(t, 201, &ev)
-	return ev
+	return decode[plugboard.PublishedEvent](t, h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": title}}), 201)
+}
+
+// issue is the data of the issue.created events the tests publish.
+type issue struct {
+	Title string `json:"title"`
 }
 
 // verify checks a request with the Standard Webhooks reference library.
@@ -192,8 +193,8 @@ func verify(t *testing.T, secret string, h hit) {
 func TestWebhooksAreSignedDeliveredAndLogged(t *testing.T) {
 	h := newHooks(t)
 	ev := h.publish(t, "Database on fire")
-	if ev["deliveries"] != float64(1) {
-		t.Fatalf("event %v", ev)
+	if ev.Deliveries != 1 {
+		t.Fatalf("event %+v", ev)
 	}
 	hits := h.sink.waitHits(t, 2, 10*time.Second)
 	got := hits[1]
@@ -207,44 +208,50 @@ func TestWebhooksAreSignedDeliveredAndLogged(t *testing.T) {
 	if !strings.HasPrefix(got.Header.Get("User-Agent"), "Plugboard-Webhooks/") {
 		t.Errorf("user agent %q", got.Header.Get("User-Agent"))
 	}
-	var env map[string]any
-	json.Unmarshal(got.Body, &env)
-	if env["id"] != got.Header.Get("Webhook-Id") || env["type"] != "issue.created" || env["installation"].(map[string]any)["uuid"] != h.inst ||
-		env["data"].(map[string]any)["title"] != "Database on fire" {
-		t.Errorf("envelope %s", got.Body)
+	// The envelope as the partner's SDK reads it.
+	env, err := plugboard.ParseEvent(got.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data issue
+	if err := strictUnmarshal(env.Data, &data); err != nil || env.ID != got.Header.Get("Webhook-Id") || env.Type != "issue.created" ||
+		env.Installation == nil || env.Installation.UUID != h.inst || data.Title != "Database on fire" {
+		t.Errorf("envelope %s (%v)", got.Body, err)
 	}
 
 	// The delivery log tells the truth.
-	var list []map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType=issue.created", nil).ok(t, 200, &list)
-	if len(list) != 1 || list[0]["status"] != "succeeded" || list[0]["attempts"] != float64(1) || list[0]["id"] != env["id"] {
-		t.Fatalf("log %v", list)
+	list := decode[[]plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType=issue.created", nil), 200)
+	if len(list) != 1 || list[0].Status != plugboard.DeliverySucceeded || list[0].Attempts != 1 || list[0].ID != env.ID {
+		t.Fatalf("log %+v", list)
 	}
-	var one map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/deliveries/"+list[0]["id"].(string)+"/", nil).ok(t, 200, &one)
-	att := one["attemptsDetail"].([]any)[0].(map[string]any)
-	if att["responseStatus"] != float64(200) || att["responseBody"] != `{"received":2}` || att["requestHeaders"].(map[string]any)["webhook-id"] != env["id"] {
-		t.Errorf("attempt %v", att)
+	one := getDelivery(t, h, list[0].ID)
+	if len(one.AttemptsDetail) == 0 {
+		t.Fatalf("no attempts: %+v", one)
 	}
-	if one["payload"].(map[string]any)["data"].(map[string]any)["title"] != "Database on fire" {
-		t.Errorf("payload %v", one["payload"])
+	att := one.AttemptsDetail[0]
+	if att.ResponseStatus != 200 || att.ResponseBody != `{"received":2}` || att.RequestHeaders["webhook-id"] != env.ID {
+		t.Errorf("attempt %+v", att)
+	}
+	var payload issue
+	if one.Payload == nil || strictUnmarshal(one.Payload.Data, &payload) != nil || payload.Title != "Database on fire" {
+		t.Errorf("payload %+v", one.Payload)
 	}
 	// Outsiders see nothing.
 	h.admin.do("GET", "/api/0/apps/hook-app/deliveries/", nil).problem(t, 404, "not_found")
 
 	// The organization sees what the host published, never Plugboard's
 	// lifecycle events and the grant codes in them.
-	var events []map[string]any
-	res := h.admin.do("GET", "/api/0/organizations/customer/events/", nil).ok(t, 200, &events)
-	if len(events) != 1 || events[0]["type"] != "issue.created" || strings.Contains(string(res.Body), "pbg_") {
+	res := h.admin.do("GET", "/api/0/organizations/customer/events/", nil)
+	// The raw body too, on purpose: no grant code anywhere in it.
+	if events := decode[[]plugboard.PublishedEvent](t, res, 200); len(events) != 1 || events[0].Type != "issue.created" || strings.Contains(string(res.Body), "pbg_") {
 		t.Errorf("events list %s", res.Body)
 	}
 
 	// Bad events change nothing.
 	before := count(t, h.p, "events")
 	f := h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": 7}}).problem(t, 400, "schema_mismatch")
-	if f["data.title"] == nil {
-		t.Errorf("schema failure fields %v", f)
+	if f.Fields["data.title"] == "" {
+		t.Errorf("schema failure fields %v", f.Fields)
 	}
 	h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "nothing.happened"}).problem(t, 400, "invalid_input")
 	h.admin.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "installation.created"}).problem(t, 400, "invalid_input")
@@ -271,19 +278,12 @@ func TestRetriesUntilTheEndpointRecovers(t *testing.T) {
 	}
 	verify(t, h.secret, hits[2])
 	d := waitDelivery(t, h, "issue.created", "succeeded")
-	attempts := d["attemptsDetail"].([]any)
-	if len(attempts) != 2 || attempts[0].(map[string]any)["responseStatus"] != float64(500) || attempts[0].(map[string]any)["errorClass"] != "http_status" {
-		t.Errorf("attempts %v", attempts)
+	attempts := d.AttemptsDetail
+	if len(attempts) != 2 || attempts[0].ResponseStatus != 500 || attempts[0].ErrorClass != "http_status" {
+		t.Errorf("attempts %+v", attempts)
 	}
 	// The health figures count the failed try by its class.
-	var st struct {
-		Attempts int
-		Buckets  []struct {
-			Attempts     int
-			ErrorClasses map[string]int
-		}
-	}
-	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1h", nil).ok(t, 200, &st)
+	st := decode[plugboard.WebhookStats](t, h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1h", nil), 200)
 	classes := map[string]int{}
 	for _, b := range st.Buckets {
 		for k, v := range b.ErrorClasses {
@@ -295,20 +295,24 @@ func TestRetriesUntilTheEndpointRecovers(t *testing.T) {
 	}
 }
 
+// getDelivery reads one delivery of the hook app, with its attempts and
+// payload.
+func getDelivery(t *testing.T, h *hooks, id string) plugboard.Delivery {
+	t.Helper()
+	return decode[plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/"+id+"/", nil), 200)
+}
+
 // waitDelivery polls the log until the delivery of eventType has status.
-func waitDelivery(t *testing.T, h *hooks, eventType, status string) map[string]any {
+func waitDelivery(t *testing.T, h *hooks, eventType string, status plugboard.DeliveryStatus) plugboard.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var list []map[string]any
-		h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType="+eventType, nil).ok(t, 200, &list)
-		if len(list) > 0 && list[0]["status"] == status {
-			var one map[string]any
-			h.dev.do("GET", "/api/0/apps/hook-app/deliveries/"+list[0]["id"].(string)+"/", nil).ok(t, 200, &one)
-			return one
+		list := decode[[]plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/?eventType="+eventType, nil), 200)
+		if len(list) > 0 && list[0].Status == status {
+			return getDelivery(t, h, list[0].ID)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("delivery of %s never became %s: %v", eventType, status, list)
+			t.Fatalf("delivery of %s never became %s: %+v", eventType, status, list)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -340,56 +344,50 @@ func TestTimeoutsAreRetriedThenFail(t *testing.T) {
 	}
 	h.publish(t, "too slow")
 	d := waitDelivery(t, h, "issue.created", "failed")
-	attempts := d["attemptsDetail"].([]any)
+	attempts := d.AttemptsDetail
 	if len(attempts) != 3 {
 		t.Fatalf("attempts %d, want 3 (the schedule)", len(attempts))
 	}
 	for _, a := range attempts {
-		if a.(map[string]any)["errorClass"] != "timeout" {
-			t.Errorf("attempt %v", a)
+		if a.ErrorClass != "timeout" {
+			t.Errorf("attempt %+v", a)
 		}
 	}
 	// Redelivering it once the endpoint recovers: one more attempt, same id.
 	h.sink.respond = nil
-	var res map[string]any
-	h.dev.do("POST", "/api/0/apps/hook-app/redeliveries/", map[string]any{"deliveries": []string{d["id"].(string)}}).ok(t, 202, &res)
-	if res["count"] != float64(1) {
-		t.Errorf("redelivery %v", res)
+	if res := decode[plugboard.Redelivery](t, h.dev.do("POST", "/api/0/apps/hook-app/redeliveries/", map[string]any{"deliveries": []string{d.ID}}), 202); res.Count != 1 {
+		t.Errorf("redelivery %+v", res)
 	}
 	again := waitDelivery(t, h, "issue.created", "succeeded")
-	if len(again["attemptsDetail"].([]any)) != 4 {
-		t.Errorf("after redelivery: %d attempts", len(again["attemptsDetail"].([]any)))
+	if len(again.AttemptsDetail) != 4 {
+		t.Errorf("after redelivery: %d attempts", len(again.AttemptsDetail))
 	}
 }
 
 func TestSecretRotationSignsWithBoth(t *testing.T) {
 	h := newHooks(t)
-	var rot map[string]any
-	h.dev.do("POST", "/api/0/apps/hook-app/rotate-webhook-secret/", nil).ok(t, 200, &rot)
+	rot := decode[plugboard.WebhookSecretRotation](t, h.dev.do("POST", "/api/0/apps/hook-app/rotate-webhook-secret/", nil), 200)
 	time.Sleep(2100 * time.Millisecond) // the dispatcher caches endpoints for 2 s
 	h.publish(t, "rotating")
 	got := h.sink.waitHits(t, 2, 10*time.Second)[1]
 	if n := len(strings.Fields(got.Header.Get("Webhook-Signature"))); n != 2 {
 		t.Fatalf("%d signatures during rotation, want 2", n)
 	}
-	verify(t, h.secret, got)                      // partners still on the old secret
-	verify(t, rot["webhookSecret"].(string), got) // and those already on the new one
+	verify(t, h.secret, got)          // partners still on the old secret
+	verify(t, rot.WebhookSecret, got) // and those already on the new one
 }
 
 func TestTestEventsAndStats(t *testing.T) {
 	h := newHooks(t)
-	var d map[string]any
-	h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil).ok(t, 201, &d)
+	d := decode[plugboard.Delivery](t, h.dev.do("POST", "/api/0/apps/hook-app/test-events/", nil), 201)
 	got := h.sink.waitHits(t, 2, 10*time.Second)[1]
-	if got.Header.Get("Plugboard-Event") != "webhook.test" || got.Header.Get("Webhook-Id") != d["id"] {
+	if got.Header.Get("Plugboard-Event") != "webhook.test" || got.Header.Get("Webhook-Id") != d.ID {
 		t.Errorf("test event %v", got.Header)
 	}
 	verify(t, h.secret, got)
 	waitDelivery(t, h, "webhook.test", "succeeded")
-	var st map[string]any
-	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1h", nil).ok(t, 200, &st)
-	if st["attempts"] != float64(2) || st["successRate"] != float64(1) {
-		t.Errorf("stats %v", st)
+	if st := decode[plugboard.WebhookStats](t, h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1h", nil), 200); st.Attempts != 2 || st.SuccessRate != 1 || st.Resolution != time.Hour {
+		t.Errorf("stats %+v", st)
 	}
 	h.dev.do("GET", "/api/0/apps/hook-app/stats/?resolution=1s", nil).problem(t, 400, "invalid_input")
 }
@@ -414,25 +412,15 @@ func TestStatsOverBucketsAndTheRange(t *testing.T) {
 		hour.Add(-110*time.Minute), hour.Add(-100*time.Minute), hour.Add(-50*time.Minute), hour.Add(-40*time.Minute), hour.Add(-30*time.Minute)).Error; err != nil {
 		t.Fatal(err)
 	}
-	var st struct {
-		Attempts    int     `json:"attempts"`
-		SuccessRate float64 `json:"successRate"`
-		Buckets     []struct {
-			Attempts     int            `json:"attempts"`
-			Failed       int            `json:"failed"`
-			LatencyP50   float64        `json:"latencyP50Ms"`
-			ErrorClasses map[string]int `json:"errorClasses"`
-		} `json:"buckets"`
-	}
 	q := url.Values{"since": {hour.Add(-2 * time.Hour).Format(time.RFC3339)}, "until": {hour.Format(time.RFC3339)}, "resolution": {"1h"}}
-	h.dev.do("GET", "/api/0/apps/hook-app/stats/?"+q.Encode(), nil).ok(t, 200, &st)
+	st := decode[plugboard.WebhookStats](t, h.dev.do("GET", "/api/0/apps/hook-app/stats/?"+q.Encode(), nil), 200)
 	if st.Attempts != 5 || st.SuccessRate != 0.6 || len(st.Buckets) != 2 {
 		t.Fatalf("stats %+v", st)
 	}
-	if b := st.Buckets[0]; b.Attempts != 2 || b.Failed != 0 || b.LatencyP50 != 15 || len(b.ErrorClasses) != 0 {
+	if b := st.Buckets[0]; b.Attempts != 2 || b.Failed != 0 || b.LatencyP50Ms != 15 || len(b.ErrorClasses) != 0 {
 		t.Errorf("first hour %+v", b)
 	}
-	if b := st.Buckets[1]; b.Attempts != 3 || b.Failed != 2 || b.LatencyP50 != 40 || b.ErrorClasses["timeout"] != 1 || b.ErrorClasses["http_status"] != 1 {
+	if b := st.Buckets[1]; b.Attempts != 3 || b.Failed != 2 || b.LatencyP50Ms != 40 || b.ErrorClasses["timeout"] != 1 || b.ErrorClasses["http_status"] != 1 {
 		t.Errorf("second hour %+v", b)
 	}
 	// The page's figures are over the whole range: the median of all

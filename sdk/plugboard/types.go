@@ -91,6 +91,9 @@ type Installation struct {
 	DateUpdated   time.Time          `json:"dateUpdated"`
 	DateVerified  *time.Time         `json:"dateVerified"`
 	DateDeleted   *time.Time         `json:"dateDeleted"`
+	// RedirectURL is only in the answer that installs: where to send the
+	// browser to finish installing at the partner.
+	RedirectURL string `json:"redirectUrl,omitempty"`
 }
 
 // InstallationUpdate is a partial update of an installation: only the
@@ -238,4 +241,185 @@ type ReconciliationFinding struct {
 	Action       string    `json:"action"`       // what the run did, for a person
 	Repaired     bool      `json:"repaired"`
 	DateCreated  time.Time `json:"dateCreated"`
+}
+
+// The API's other resources, as its JSON carries them. The Client does not
+// fetch these (they are a user's or an operator's business, not an app's);
+// they are here so that whoever calls those routes decodes into the same
+// shapes the API documents.
+
+// User is a person's account.
+type User struct {
+	ID          string    `json:"id"`
+	Email       string    `json:"email"`
+	Name        string    `json:"name"`
+	IsOperator  bool      `json:"isOperator"` // operators review apps and keep the event catalogue
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+// Session is the answer to signing in (POST /api/0/auth/).
+type Session struct {
+	Token     string    `json:"token"` // a JWT to send as a bearer token; it stops working at sign-out
+	ExpiresAt time.Time `json:"expiresAt"`
+	User      User      `json:"user"`
+}
+
+// APIToken is a user's personal API token (pbu_…).
+type APIToken struct {
+	ID                  string     `json:"id"`
+	Name                string     `json:"name"`
+	TokenLastCharacters string     `json:"tokenLastCharacters"` // to tell tokens apart
+	DateCreated         time.Time  `json:"dateCreated"`
+	DateLastUsed        *time.Time `json:"dateLastUsed"`    // nil if never used
+	ExpiresAt           *time.Time `json:"expiresAt"`       // nil if it does not expire
+	Token               string     `json:"token,omitempty"` // only in the answer that creates it
+}
+
+// ServiceToken is a host service's token, kept by operators.
+type ServiceToken struct {
+	ID                  string     `json:"id"`
+	Name                string     `json:"name"`
+	TokenLastCharacters string     `json:"tokenLastCharacters"`
+	DateCreated         time.Time  `json:"dateCreated"`
+	DateLastUsed        *time.Time `json:"dateLastUsed"`
+	Token               string     `json:"token,omitempty"` // only in the answer that creates it
+}
+
+// UserOrganization is an organization as a signed-in user reads it: with
+// their role in it.
+type UserOrganization struct {
+	Organization
+	Role string `json:"role,omitempty"` // owner, admin or member; "" for an installation token
+}
+
+// Plan is one of an app's plans.
+type Plan struct {
+	ID          string    `json:"id"`
+	Slug        string    `json:"slug"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Price       string    `json:"price"`    // a decimal string with two places: "9.00"
+	Currency    string    `json:"currency"` // "USD"
+	Interval    string    `json:"interval"` // "month" or "year"
+	IsFree      bool      `json:"isFree"`
+	DateCreated time.Time `json:"dateCreated"`
+}
+
+// App is an app as the caller may see it.
+type App struct {
+	ID            string          `json:"id"`
+	Slug          string          `json:"slug"`
+	Name          string          `json:"name"`
+	Kind          string          `json:"kind"`   // public or internal
+	Status        string          `json:"status"` // draft, submitted, published, rejected
+	Author        string          `json:"author"`
+	Overview      string          `json:"overview"`
+	Categories    []string        `json:"categories"`
+	Scopes        []string        `json:"scopes"`
+	Events        []string        `json:"events"`
+	LogoURL       string          `json:"logoUrl"`
+	Installs      int             `json:"installs"`
+	Organization  OrganizationRef `json:"organization"`
+	DateCreated   time.Time       `json:"dateCreated"`
+	DateUpdated   time.Time       `json:"dateUpdated"`
+	DatePublished *time.Time      `json:"datePublished"` // nil until published
+	// Plans, cheapest first: in GET /api/0/apps/{app_slug}/ and with
+	// expand=plans; nil otherwise.
+	Plans []Plan `json:"plans,omitempty"`
+
+	// Shown only to the owner organization and operators; empty otherwise.
+	StatusReason        string `json:"statusReason,omitempty"` // why it was rejected
+	ClientID            string `json:"clientId,omitempty"`
+	WebhookURL          string `json:"webhookUrl,omitempty"`
+	RedirectURL         string `json:"redirectUrl,omitempty"`
+	SyncURL             string `json:"syncUrl,omitempty"`
+	VerifyInstall       bool   `json:"verifyInstall,omitempty"`
+	PublicKey           string `json:"publicKey,omitempty"`     // PEM
+	WebhookStatus       string `json:"webhookStatus,omitempty"` // enabled or disabled
+	WebhookStatusReason string `json:"webhookStatusReason,omitempty"`
+	WebhookRateLimit    int    `json:"webhookRateLimit,omitempty"`   // deliveries per second
+	WebhookMaxInFlight  int    `json:"webhookMaxInFlight,omitempty"` // requests in flight at once
+
+	// Only in the answer that creates the app.
+	ClientSecret  string `json:"clientSecret,omitempty"`  // pbcs_…
+	WebhookSecret string `json:"webhookSecret,omitempty"` // whsec_…
+	// An internal integration's installation in its own organization and
+	// that installation's access token (pbi_…).
+	Installation *Installation `json:"installation,omitempty"`
+	Token        string        `json:"token,omitempty"`
+}
+
+// ClientSecretRotation is the answer to rotating an app's client secret.
+type ClientSecretRotation struct {
+	ClientSecret string `json:"clientSecret"`
+	// Token is an internal integration's new access token; the old one
+	// stops working. "" for a public app.
+	Token string `json:"token,omitempty"`
+}
+
+// WebhookSecretRotation is the answer to rotating an app's webhook secret.
+type WebhookSecretRotation struct {
+	WebhookSecret string `json:"webhookSecret"`
+	// PreviousSecretValidUntil is until when the previous secret keeps
+	// signing beside the new one.
+	PreviousSecretValidUntil time.Time `json:"previousSecretValidUntil"`
+}
+
+// Authorization is the answer to the camelCase token exchange
+// (POST /api/0/installations/{uuid}/authorizations/).
+type Authorization struct {
+	Token          string    `json:"token"`        // pbi_…
+	RefreshToken   string    `json:"refreshToken"` // pbr_…; each is used once
+	ExpiresAt      time.Time `json:"expiresAt"`
+	Scopes         []string  `json:"scopes"`
+	InstallationID string    `json:"installationId"` // the installation's uuid
+}
+
+// Scope is a permission an app may ask for.
+type Scope struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Builtin     bool   `json:"builtin"` // the Platform API's own, not one an event type declares
+}
+
+// EventType is an event in the catalogue.
+type EventType struct {
+	ID          string          `json:"id"`
+	Name        string          `json:"name"`
+	Resource    string          `json:"resource"`
+	Scope       string          `json:"scope"` // "" for lifecycle events every app receives
+	Description string          `json:"description"`
+	Schema      json.RawMessage `json:"schema"` // a JSON Schema of the payload, or null
+	Builtin     bool            `json:"builtin"`
+	DateCreated time.Time       `json:"dateCreated"`
+}
+
+// PublishedEvent is an event a host published into an organization (not
+// the envelope a webhook carries: see [Event]).
+type PublishedEvent struct {
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Data        json.RawMessage `json:"data"`
+	Deliveries  int             `json:"deliveries"` // how many deliveries it made
+	CreatedBy   string          `json:"createdBy"`
+	DateCreated time.Time       `json:"dateCreated"`
+}
+
+// AuditLogEntry is one line of an organization's audit log.
+type AuditLogEntry struct {
+	ID     string `json:"id"`
+	Action string `json:"action"` // resource.verb
+	Actor  struct {
+		Type string `json:"type"` // user, app, installation or system
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"actor"`
+	Target struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"target"`
+	IPAddress   string         `json:"ipAddress"` // "" when unknown
+	Data        map[string]any `json:"data"`      // details that depend on the action
+	DateCreated time.Time      `json:"dateCreated"`
 }
