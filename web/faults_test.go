@@ -118,13 +118,12 @@ func TestPostgresOutageLosesNothing(t *testing.T) {
 }
 
 func TestRateLimitHoldsAcrossTwoWorkers(t *testing.T) {
-	cfg := apptest.Config(t, fastRetries)
+	cfg := apptest.Config(t, fastRetries, freshEndpoints)
 	h := &hooks{sink: newSink(t)}
 	h.p = apptest.StartRoles(t, platform.AllRoles, cfg)
 	apptest.StartRoles(t, platform.Roles{Worker: true}, cfg) // a second worker on the same database and Redis
 	setupHooks(t, h)
 	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"webhookRateLimit": 20, "webhookMaxInFlight": 10}).ok(t, 200, nil)
-	time.Sleep(2100 * time.Millisecond) // endpoint cache
 	const n = 60
 	for i := range n {
 		h.publish(t, "burst "+string(rune('a'+i%26)))
@@ -153,7 +152,7 @@ func TestRateLimitHoldsAcrossTwoWorkers(t *testing.T) {
 }
 
 func TestFailingEndpointIsDisabledAndReplayedWhenEnabled(t *testing.T) {
-	h := newHooks(t, func(c *config.Config) {
+	h := newHooks(t, freshEndpoints, func(c *config.Config) {
 		c.WebhookDisableAfter = time.Second
 		c.WebhookRetrySchedule = "0s,700ms,700ms,700ms"
 	})
@@ -175,7 +174,6 @@ func TestFailingEndpointIsDisabledAndReplayedWhenEnabled(t *testing.T) {
 		t.Errorf("reason %q", app.WebhookStatusReason)
 	}
 	// New deliveries wait, paused.
-	time.Sleep(2100 * time.Millisecond)
 	before := len(h.sink.all())
 	h.publish(t, "while disabled")
 	time.Sleep(time.Second)

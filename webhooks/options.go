@@ -24,6 +24,7 @@ type Options struct {
 	Version    string
 	// EndpointCacheTTL is how long a process keeps an app's endpoint (URL,
 	// secrets, limits) before reading it again; Forget drops it at once.
+	// Zero is the default, 2 s; a negative value keeps nothing.
 	EndpointCacheTTL time.Duration
 	// Now is the clock for what tests need to move: publish times, the relay
 	// grace, the retention cutoff, a redelivery's start, endpoint health

@@ -226,7 +226,7 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 		DefaultRateLimit:   a.Config.WebhookRateLimit,
 		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
 		RelayGrace:         a.Config.RelayGrace,
-		EndpointCacheTTL:   a.Config.WebhookEndpointCacheTTL,
+		EndpointCacheTTL:   endpointCacheTTL(a.Config.WebhookEndpointCacheTTL),
 		Version:            Version,
 	}
 
@@ -276,6 +276,15 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 	}
 	a.Marketplace = market
 	return market, nil
+}
+
+// endpointCacheTTL is the configured TTL as webhooks.Options takes it:
+// there zero means the default, and no cache is a negative TTL.
+func endpointCacheTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // Listen binds the HTTP address; Run calls it when it was not called before.

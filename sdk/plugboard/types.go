@@ -382,29 +382,6 @@ type Scope struct {
 	Builtin     bool   `json:"builtin"` // the Platform API's own, not one an event type declares
 }
 
-// EventType is an event in the catalogue.
-type EventType struct {
-	ID          string          `json:"id"`
-	Name        string          `json:"name"`
-	Resource    string          `json:"resource"`
-	Scope       string          `json:"scope"` // "" for lifecycle events every app receives
-	Description string          `json:"description"`
-	Schema      json.RawMessage `json:"schema"` // a JSON Schema of the payload, or null
-	Builtin     bool            `json:"builtin"`
-	DateCreated time.Time       `json:"dateCreated"`
-}
-
-// PublishedEvent is an event a host published into an organization (not
-// the envelope a webhook carries: see [Event]).
-type PublishedEvent struct {
-	ID          string          `json:"id"`
-	Type        string          `json:"type"`
-	Data        json.RawMessage `json:"data"`
-	Deliveries  int             `json:"deliveries"` // how many deliveries it made
-	CreatedBy   string          `json:"createdBy"`
-	DateCreated time.Time       `json:"dateCreated"`
-}
-
 // AuditLogEntry is one line of an organization's audit log.
 type AuditLogEntry struct {
 	ID     string `json:"id"`
