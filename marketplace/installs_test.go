@@ -578,6 +578,9 @@ func TestChangePlan(t *testing.T) {
 	wantFields(t, err, "configUrl")
 	v, err = e.Installs.UpdateInstallation(e.ctx, self, id, marketplace.InstallationUpdate{ExternalID: ptr("acct-9"), ConfigURL: ptr("https://partner.example/acct-9")})
 	wantCode(t, err, "")
+	if v.ExternalID != "acct-9" {
+		t.Errorf("the update answers externalId %q", v.ExternalID)
+	}
 	if got := e.installation(id); got.ExternalID != "acct-9" || got.ConfigURL != "https://partner.example/acct-9" {
 		t.Errorf("installation = %+v", got)
 	}

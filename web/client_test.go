@@ -146,18 +146,6 @@ func (r *response) problem(t testing.TB, status int, code string) problemDoc {
 	return p
 }
 
-// raw decodes the body into a map, for the few assertions about the JSON's
-// shape itself (a member that must be absent) that typed fields cannot make:
-// a struct field reads the same whether the member was absent, null or "".
-func (r *response) raw(t testing.TB) map[string]json.RawMessage {
-	t.Helper()
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("not an object: %s", r.Body)
-	}
-	return m
-}
-
 // rawItems is raw for a list: each item's members, undecoded.
 func (r *response) rawItems(t testing.TB) []map[string]json.RawMessage {
 	t.Helper()

@@ -199,7 +199,7 @@ func TestLimiterRateAndInFlight(t *testing.T) {
 	if n, _, _, _, _ := w.limiter.admit(ctx, 2, 1000, 1, 1, time.Millisecond); n != 1 {
 		t.Fatal("no first slot")
 	}
-	time.Sleep(5 * time.Millisecond)
+	w.clock.Advance(5 * time.Millisecond)
 	if n, _, _, _, _ := w.limiter.admit(ctx, 2, 1000, 1, 1, time.Minute); n != 1 {
 		t.Error("an expired lease still counted")
 	}

@@ -141,7 +141,7 @@ func newWorld(t *testing.T, opts Options) *world {
 	}
 	w.sender = NewSender(opts, nil)
 	w.endpoints = NewEndpoints(db, w.queue, w.drains, w.dir, opts)
-	w.limiter = NewLimiter(rdb)
+	w.limiter = NewLimiter(rdb, opts)
 	w.listeners = NewListeners(rdb)
 	w.dispatcher = NewDispatcher(DispatcherDeps{Store: w.store, Sender: w.sender, Endpoints: w.endpoints, Drains: w.drains,
 		Limiter: w.limiter, Listeners: w.listeners, Log: log}, opts)

@@ -13,11 +13,14 @@ import (
 // worker, in Redis.
 type Limiter struct {
 	rdb redis.UniversalClient
+	now func() time.Time
 }
 
-// NewLimiter returns the limiter on rdb.
-func NewLimiter(rdb redis.UniversalClient) *Limiter {
-	return &Limiter{rdb: rdb}
+// NewLimiter returns the limiter on rdb. In-flight leases expire on
+// opts.Now; the rate limit runs on Redis's clock, the one every worker
+// shares.
+func NewLimiter(rdb redis.UniversalClient, opts Options) *Limiter {
+	return &Limiter{rdb: rdb, now: opts.withDefaults().Now}
 }
 
 // rateParams are GCRA's burst and period for a rate: no burst at low rates,
@@ -98,7 +101,7 @@ func (l *Limiter) admit(ctx context.Context, appID int64, perSecond, maxInFlight
 	keys := []string{"rate:plugboard:rate:" + id, "plugboard:inflight:" + id}
 	burst, period := rateParams(perSecond)
 	lease := uuid.NewString()
-	now := time.Now()
+	now := l.now()
 	res, err := admitScript.Run(ctx, l.rdb, keys, burst, perSecond, period.Seconds(), want,
 		now.UnixMilli(), now.Add(ttl).UnixMilli(), maxInFlight, lease).Slice()
 	if err != nil {

@@ -251,7 +251,7 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 	if a.worker != nil {
 		a.Dispatcher = webhooks.NewDispatcher(webhooks.DispatcherDeps{
 			Store: store, Sender: sender, Endpoints: endpoints, Drains: drains,
-			Limiter: webhooks.NewLimiter(a.Redis), Listeners: listeners, Metrics: metrics,
+			Limiter: webhooks.NewLimiter(a.Redis, wopts), Listeners: listeners, Metrics: metrics,
 			Log: a.Log.With("component", "dispatcher"),
 		}, wopts)
 		webhooks.Register(a.mux, a.Dispatcher, store, endpoints)
