@@ -37,12 +37,19 @@ func PostgresURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// RedisAddr is the server tests use; PLUGBOARD_TEST_REDIS_ADDR overrides it.
+// RedisAddr is the Redis server tests use: a redis-server of this process's
+// own (see privateRedis), so a test run never reads or flushes a database
+// of anyone else's; PLUGBOARD_TEST_REDIS_ADDR names a server to use instead,
+// whose databases 1–15 are then reserved (and flushed) one at a time.
 func RedisAddr() string {
 	if a := os.Getenv("PLUGBOARD_TEST_REDIS_ADDR"); a != "" {
 		return a
 	}
-	return "127.0.0.1:6379"
+	addr, err := privateRedis()
+	if err != nil {
+		panic(fmt.Sprintf("testenv: %v", err))
+	}
+	return addr
 }
 
 // withDB is the URL of the database name on the server at raw.

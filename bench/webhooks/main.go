@@ -85,7 +85,7 @@ func main() {
 	flag.DurationVar(&o.sqlEvery, "sql-sample", 100*time.Millisecond, "how often to sample pg_stat_activity (0: never)")
 	flag.StringVar(&o.logLevel, "log-level", "error", "PLUGBOARD_LOG_LEVEL of the platform")
 	flag.StringVar(&o.postgres, "postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (its postgres database)")
-	flag.StringVar(&o.redisAddr, "redis", "127.0.0.1:6379", "Redis server")
+	flag.StringVar(&o.redisAddr, "redis", "", "a Redis server to reserve a database of; by default the run starts a redis-server of its own")
 	flag.IntVar(&o.redisDB, "redis-db", 15, "Redis database to use (flushed at start and end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the database afterwards (for inspection)")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target is missed (the report is printed either way)")
