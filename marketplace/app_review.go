@@ -73,6 +73,9 @@ func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, er
 		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
 		f.Check(strings.TrimSpace(v.Overview) == "", "overview", "is required before review: the marketplace shows it")
 		f.Check(len(v.Scopes) == 0, "scopes", "needs at least one scope before review")
+		// Without a webhook URL an app's deliveries go to `plugboard listen`
+		// alone: fine on a laptop, not for organizations that install it.
+		f.Check(len(v.Events) > 0 && v.WebhookURL == "", "webhookUrl", "is required before review to receive events: without it deliveries go only to plugboard listen")
 		if err := f.Err(); err != nil {
 			return err
 		}

@@ -160,7 +160,6 @@ func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields
 			f.Check(rsaErr != nil && edErr != nil, "publicKey", "must be a PEM-encoded RSA or Ed25519 public key")
 		}
 	}
-	f.Check(len(app.Events) > 0 && app.WebhookURL == "", "webhookUrl", "is required to receive events")
 	return nil
 }
 

@@ -58,9 +58,6 @@ func TestCreateAppValidation(t *testing.T) {
 		{"unknown scope", s.admin, with(func(f *marketplace.AppFields) { f.Scopes = ptr([]string{"repo:write"}) }), "invalid_input", []string{"scopes"}},
 		{"unknown event", s.admin, with(func(f *marketplace.AppFields) { f.Events = ptr([]string{"nope.happened"}) }), "invalid_input", []string{"events"}},
 		{"event without its scope", s.admin, with(func(f *marketplace.AppFields) { f.Events = ptr([]string{"issue.created"}) }), "invalid_input", []string{"events"}},
-		{"events without a webhook URL", s.admin, with(func(f *marketplace.AppFields) {
-			f.Scopes, f.Events, f.WebhookURL = ptr([]string{"issue:read"}), ptr([]string{"issue.created"}), nil
-		}), "invalid_input", []string{"webhookUrl"}},
 		{"webhook URL not http", s.admin, with(func(f *marketplace.AppFields) { f.WebhookURL = ptr("ftp://partner.example/hooks") }), "invalid_input", []string{"webhookUrl"}},
 		{"redirect URL with credentials", s.admin, with(func(f *marketplace.AppFields) { f.RedirectURL = ptr("https://u:p@partner.example/") }), "invalid_input", []string{"redirectUrl"}},
 		{"logo URL with fragment", s.admin, with(func(f *marketplace.AppFields) { f.LogoURL = ptr("https://partner.example/logo.png#x") }), "invalid_input", []string{"logoUrl"}},
@@ -257,6 +254,14 @@ func TestSubmitAppRequirements(t *testing.T) {
 	in := s.mustApp(s.admin, "acme", internal)
 	_, err = s.Apps.SubmitApp(s.ctx, s.admin, in.Slug)
 	wantCode(t, err, "not_public")
+
+	// Events without a webhook URL go to plugboard listen alone: allowed
+	// while developing, not for review.
+	local := appFields("Laptop")
+	local.Scopes, local.Events, local.WebhookURL = ptr([]string{"issue:read"}), ptr([]string{"issue.created"}), nil
+	laptop := s.mustApp(s.admin, "acme", local)
+	_, err = s.Apps.SubmitApp(s.ctx, s.admin, laptop.Slug)
+	wantFields(t, err, "webhookUrl")
 
 	// The review queue is what operators filter by status=submitted.
 	queue, err := s.Apps.Directory(s.ctx, s.op, marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted}, page.Request{})

@@ -24,12 +24,14 @@ func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
 }
 
 // Recipients implements webhooks.Directory: the live installations of orgID
-// whose app has a webhook URL, subscribes to eventType and holds scope; for
-// lifecycle events, the one installation they concern.
+// whose app subscribes to eventType and holds scope; for lifecycle events,
+// the one installation they concern. An app without a webhook URL is
+// marked ListenOnly: its deliveries go to `plugboard listen` sessions.
 func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
 	var out []webhooks.Recipient
-	q := tx.WithContext(ctx).Table("installations i").Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid").
-		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ? AND a.webhook_url <> ''", orgID)
+	q := tx.WithContext(ctx).Table("installations i").
+		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only").
+		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ?", orgID)
 	if installationID != 0 {
 		q = q.Where("i.id = ?", installationID)
 	} else {

@@ -128,7 +128,7 @@ func newTestServices(t *testing.T, opts ...option) *env {
 		t.Fatal(err)
 	}
 	svc, err := marketplace.New(db, marketplace.Deps{
-		Outbox:    webhooks.NewOutbox(drains, dir, wopts),
+		Outbox:    webhooks.NewOutbox(drains, dir, webhooks.NewListeners(rdb), wopts),
 		Catalog:   webhooks.NewCatalog(db),
 		Log:       store,
 		Endpoints: webhooks.NewEndpoints(db, queue, drains, dir, wopts),

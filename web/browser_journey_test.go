@@ -129,7 +129,9 @@ func TestBrowserJourney(t *testing.T) {
 	dev.open("/apps/flow/deliveries")
 	dev.see("installation.created")
 	dev.click(`a[href^="/apps/flow/deliveries/"]`)
-	dev.see("installation.created", "webhook-signature", "200")
+	// The partner answers in the background: a person reloads until the
+	// attempt is there (the page says so while it is pending).
+	dev.seeAfterReload("installation.created", "webhook-signature", "200")
 	dev.press("Redeliver")
 	dev.see("Queued another attempt")
 	dev.seeAfterReload("2 of at most")
@@ -143,7 +145,7 @@ func TestBrowserJourney(t *testing.T) {
 	dev.see("Flow was uninstalled")
 	// The partner hears of it: installation.created twice (sent, then
 	// redelivered) and installation.deleted.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for partner.hookCount() < 3 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

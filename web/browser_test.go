@@ -88,11 +88,15 @@ func newTab(t testing.TB, base string) *tab {
 	return b
 }
 
+// patience is how long a browser test waits for what a person would wait
+// for: long enough for a machine at load average 8 on 2 cores.
+const patience = 60 * time.Second
+
 // run runs actions, failing the test with where the tab was and what it
 // showed.
 func (b *tab) run(actions ...chromedp.Action) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, patience)
 	defer cancel()
 	if err := chromedp.Run(ctx, actions...); err != nil {
 		b.fail("%v", err)
@@ -146,7 +150,7 @@ func (b *tab) press(label string) {
 // see waits until the page shows every text.
 func (b *tab) see(texts ...string) {
 	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		var body string
 		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
@@ -173,7 +177,7 @@ func (b *tab) see(texts ...string) {
 // that finishes in the background.
 func (b *tab) seeAfterReload(texts ...string) {
 	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		var body string
 		b.run(chromedp.Reload(), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
@@ -195,7 +199,7 @@ func (b *tab) seeAfterReload(texts ...string) {
 // returns the URL.
 func (b *tab) at(prefix string) string {
 	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(patience)
 	for {
 		var loc string
 		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)

@@ -2,13 +2,17 @@ package webhooks
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/plugboard/plugboard/app/secret"
 )
 
 // Dispatcher is the worker: it drains an app's due deliveries, a batch at
@@ -53,6 +57,7 @@ type result struct {
 	ok       bool
 	retryIn  time.Duration // from Retry-After
 	gone     bool          // 410: the partner asks us to stop
+	final    bool          // fails for good, without retries
 	body     []byte        // what was sent, for listen sessions
 	deferred time.Duration // limiter said wait; not an attempt
 }
@@ -122,6 +127,9 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, time.Durati
 	// transaction takes one, so drains never wait on the pool while
 	// holding a connection.
 	ep, err := d.endpoints.endpoint(ctx, appID)
+	if errors.Is(err, secret.ErrOpen) {
+		return d.failUnsignable(ctx, appID, err)
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
 	}
@@ -150,6 +158,26 @@ func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, time.Durati
 	return n, out.behind, nil
 }
 
+// ListenURL is the URL the delivery log shows for an attempt handed to
+// `plugboard listen` sessions: an app without a webhook URL is delivered
+// to them alone, as a developer's app is while it runs on a laptop.
+const ListenURL = "plugboard listen"
+
+// toListeners completes the attempt of a delivery to an app without a
+// webhook URL: delivered when a listen session is open to receive it (the
+// session forwards it with its signed headers), else failed, to be tried
+// again on the usual schedule.
+func (d *Dispatcher) toListeners(ctx context.Context, r *result) {
+	r.attempt.URL = ListenURL
+	if d.listeners.active(ctx, r.attempt.AppID) {
+		status := http.StatusAccepted
+		r.ok, r.attempt.ResponseStatus = true, &status
+		return
+	}
+	r.attempt.ErrorClass = ClassNoListener
+	r.attempt.ErrorMessage = "the app has no webhook URL and no plugboard listen session is open"
+}
+
 // outcome is what a recorded batch leaves to do after its commit.
 type outcome struct {
 	nextDrain            time.Duration // kick a drain after this; -1: none
@@ -164,7 +192,7 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 	if err != nil || len(rows) == 0 {
 		return 0, none, err
 	}
-	if ep.state.Status == EndpointDisabled || ep.ep.URL == "" {
+	if ep.state.Status == EndpointDisabled {
 		return len(rows), none, d.store.pause(ctx, c, rows)
 	}
 	none.behind = time.Since(rows[0].DueAt)
@@ -201,6 +229,9 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 				defer wg.Done()
 				defer chunk.Done()
 				results[j] = d.sender.send(ctx, ep, rows[j])
+				if ep.ep.URL == "" {
+					d.toListeners(ctx, &results[j])
+				}
 			}()
 		}
 		go func() { chunk.Wait(); release() }()
@@ -218,6 +249,38 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 		return len(rows), out, err
 	}
 	return len(rows), out, nil
+}
+
+// failUnsignable fails the app's due deliveries for good, with the reason
+// in the log, when its signing secret cannot be opened (the platform runs
+// with another PLUGBOARD_SECRET_KEY than sealed it): nothing can be signed,
+// and a delivery must not wait, pending, for ever.
+func (d *Dispatcher) failUnsignable(ctx context.Context, appID int64, cause error) (int, time.Duration, error) {
+	d.log.Error("the app's signing secret cannot be opened: failing its deliveries", "app", appID, "err", cause)
+	var n int
+	err := d.store.onConn(ctx, func(c *pgx.Conn) error {
+		rows, err := d.store.claim(ctx, c, appID, d.opts.BatchSize)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		n = len(rows)
+		now := d.opts.Now().UTC()
+		results := make([]result, len(rows))
+		for i, r := range rows {
+			results[i] = result{c: r, final: true, attempt: Attempt{AppID: appID, DeliveryID: r.ID, Number: r.Attempts + 1, RequestHeaders: json.RawMessage("{}"),
+				ErrorClass: ClassSecret, CreatedAt: now,
+				ErrorMessage: "the app's signing secret cannot be opened: the platform runs with another PLUGBOARD_SECRET_KEY than the one that sealed it"}}
+		}
+		b, _ := d.decide(results)
+		return d.store.record(context.WithoutCancel(ctx), c, appID, b)
+	})
+	if err != nil {
+		return n, 0, fmt.Errorf("failing deliveries of app %d: %w", appID, err)
+	}
+	if n == d.opts.BatchSize {
+		d.drains.kick(context.WithoutCancel(ctx), appID, 0) // the next batch
+	}
+	return n, 0, nil
 }
 
 // decide turns a batch's results into the deliveries' new states: done
@@ -243,7 +306,7 @@ func (d *Dispatcher) decide(results []result) (*recordBatch, outcome) {
 		switch {
 		case r.ok:
 			status, completed, out.anyOK = DeliverySucceeded, &now, true
-		case r.gone || tries >= r.c.MaxAttempts:
+		case r.gone || r.final || tries >= r.c.MaxAttempts:
 			status, completed, out.anyFail = DeliveryFailed, &now, true
 			out.gone = out.gone || r.gone
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -327,6 +328,106 @@ func TestLimiterAdmitsAFreshAppAtEveryRate(t *testing.T) {
 			if n != 1 {
 				t.Fatalf("rate %d/s, fresh app %d: took %d, retry %s", rate, appID, n, retry)
 			}
+		}
+	}
+}
+
+// An app without a webhook URL is delivered to its plugboard listen
+// sessions: while one is open, a publish makes a delivery, the session gets
+// it signed, and the log records a successful attempt at ListenURL; with
+// none open, nothing is queued for it.
+func TestListenOnlyAppsDeliverToListenSessions(t *testing.T) {
+	w := newWorld(t, Options{})
+	appID, inst, secret := w.app("")
+	w.dir.mu.Lock()
+	rs := w.dir.recipients["issue.created"]
+	rs[len(rs)-1].ListenOnly = true
+	w.dir.mu.Unlock()
+
+	w.publish(map[string]string{"while": "nobody listens"})
+	if ds := w.deliveries(appID); len(ds) != 0 {
+		t.Fatalf("%d deliveries for an app nobody listens for", len(ds))
+	}
+
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	ch, err := w.listeners.Listen(ctx, appID, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.listeners.cache = map[int64]listenCache{} // the session is seen at once, not after the 1 s cache
+	w.publish(map[string]string{"while": "listening"})
+	if err := w.dispatcher.drain(w.ctx, appID); err != nil {
+		t.Fatal(err)
+	}
+	ds := w.deliveries(appID)
+	if len(ds) != 1 || ds[0].Status != DeliverySucceeded || ds[0].Attempts != 1 {
+		t.Fatalf("deliveries %+v", ds)
+	}
+	det, err := w.store.GetDelivery(w.ctx, appID, ds[0].UUID)
+	if err != nil || len(det.Attempts) != 1 || det.Attempts[0].URL != ListenURL || det.Attempts[0].ErrorClass != "" {
+		t.Fatalf("attempts %+v, %v", det, err)
+	}
+	select {
+	case f := <-ch:
+		h := http.Header{}
+		for k, v := range f.Headers {
+			h.Set(k, v)
+		}
+		wh, _ := standardwebhooks.NewWebhook(secret)
+		if err := wh.Verify([]byte(f.Body), h); err != nil || f.DeliveryID != ds[0].UUID {
+			t.Fatalf("the session got %+v: %v", f, err)
+		}
+		if !strings.Contains(f.Body, inst.InstallationUUID) {
+			t.Errorf("body %s", f.Body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the listen session got nothing")
+	}
+
+	// The session closes before the next send: a failed attempt, retried.
+	w.publish(map[string]string{"while": "closing"})
+	cancel() // the session leaves its set as it closes
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		w.listeners.cache = map[int64]listenCache{}
+		if !w.listeners.active(w.ctx, appID) {
+			break
+		}
+	}
+	if err := w.dispatcher.drain(w.ctx, appID); err != nil {
+		t.Fatal(err)
+	}
+	last := w.deliveries(appID)[1]
+	if last.Status != DeliveryPending || last.LastErrorClass != ClassNoListener {
+		t.Fatalf("delivery after the session closed: %+v", last)
+	}
+}
+
+// A delivery whose signing secret cannot be opened (the platform started
+// with another secret key) fails at once with the reason in the log: it
+// never stays pending.
+func TestUnopenableSecretFailsDeliveries(t *testing.T) {
+	srv := newSink(t, http.StatusOK)
+	w := newWorld(t, private())
+	appID, _, _ := w.app(srv.URL)
+	w.dir.mu.Lock()
+	w.dir.endpoints[appID].Secrets = nil
+	w.dir.mu.Unlock()
+	w.publish(map[string]int{"n": 1})
+	w.publish(map[string]int{"n": 2})
+	if err := w.dispatcher.drain(w.ctx, appID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.received()); n != 0 {
+		t.Fatalf("%d unsigned requests went out", n)
+	}
+	for _, d := range w.deliveries(appID) {
+		if d.Status != DeliveryFailed || d.Attempts != 1 || d.LastErrorClass != ClassSecret || d.CompletedAt == nil {
+			t.Errorf("delivery %+v", d)
+		}
+		det, err := w.store.GetDelivery(w.ctx, appID, d.UUID)
+		if err != nil || len(det.Attempts) != 1 || !strings.Contains(det.Attempts[0].ErrorMessage, "PLUGBOARD_SECRET_KEY") {
+			t.Errorf("attempts %+v, %v", det, err)
 		}
 	}
 }

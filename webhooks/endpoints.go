@@ -78,10 +78,8 @@ func (e *Endpoints) endpoint(ctx context.Context, appID int64) (cachedEndpoint, 
 		return c, err
 	}
 	c = cachedEndpoint{ep: ep, at: e.opts.Now()}
-	if ep.URL != "" {
-		if c.signer, err = NewSigner(ep.Secrets); err != nil {
-			return c, err
-		}
+	if c.signer, err = NewSigner(ep.Secrets); err != nil {
+		return c, err
 	}
 	if c.state, err = e.State(ctx, appID); err != nil {
 		return c, err

@@ -39,6 +39,9 @@ type Recipient struct {
 	AppID            int64
 	InstallationID   int64
 	InstallationUUID string
+	// ListenOnly is an app without a webhook URL: its deliveries go to
+	// `plugboard listen` sessions alone.
+	ListenOnly bool
 }
 
 // Directory is what webhooks asks the marketplace: who receives an event,

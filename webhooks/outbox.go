@@ -31,15 +31,30 @@ type collector struct{ refs []ref }
 // (so they exist exactly when what caused them does) and enqueues the
 // deliveries once the transaction commits.
 type Outbox struct {
-	drains *Drains
-	dir    Directory
-	opts   Options
+	drains    *Drains
+	dir       Directory
+	listeners *Listeners
+	opts      Options
 }
 
 // NewOutbox returns an outbox that asks dir for recipients and kicks drains
-// through drains.
-func NewOutbox(drains *Drains, dir Directory, opts Options) *Outbox {
-	return &Outbox{drains: drains, dir: dir, opts: opts.withDefaults()}
+// through drains; listeners say which apps without a webhook URL have a
+// listen session to receive their deliveries.
+func NewOutbox(drains *Drains, dir Directory, listeners *Listeners, opts Options) *Outbox {
+	return &Outbox{drains: drains, dir: dir, listeners: listeners, opts: opts.withDefaults()}
+}
+
+// reachable drops the recipients without a webhook URL that no listen
+// session waits for: like a CLI listening for events, a session receives
+// what is published while it is open.
+func (o *Outbox) reachable(ctx context.Context, rs []Recipient) []Recipient {
+	out := rs[:0]
+	for _, r := range rs {
+		if !r.ListenOnly || o.listeners.active(ctx, r.AppID) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Transaction runs fn in a transaction on db and enqueues the deliveries it
@@ -85,6 +100,7 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		if err != nil {
 			return nil, fmt.Errorf("finding recipients of %s: %w", ev.Type, err)
 		}
+		recipients = o.reachable(ctx, recipients)
 	}
 	// The event row carries its delivery count from the start: no second write.
 	e.DeliveriesCount = len(recipients)

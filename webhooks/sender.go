@@ -26,6 +26,10 @@ const (
 	ClassDNS        = "dns"
 	ClassHTTPStatus = "http_status"
 	ClassBlocked    = "blocked"
+	// ClassNoListener: an app without a webhook URL, and no listen session.
+	ClassNoListener = "no_listener"
+	// ClassSecret: the app's signing secret cannot be opened.
+	ClassSecret = "secret"
 )
 
 // Sender is the HTTP side of delivery: one guarded client (no proxy, no
@@ -130,6 +134,9 @@ func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result 
 	reqHeaders := headersJSON(h)
 	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
 		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
+	if ep.ep.URL == "" {
+		return r // an app without a webhook URL: the caller hands it to listen sessions
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.ep.URL, bytes.NewReader(body))

@@ -245,7 +245,7 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 	sender := webhooks.NewSender(wopts, metrics)
 	endpoints := webhooks.NewEndpoints(a.DB, a.Queue, drains, directory, wopts)
 	listeners := webhooks.NewListeners(a.Redis)
-	outbox := webhooks.NewOutbox(drains, directory, wopts)
+	outbox := webhooks.NewOutbox(drains, directory, listeners, wopts)
 
 	// Only a worker sends: the API process builds what it reads and writes.
 	if a.worker != nil {
