@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/cmd/platform"
 	sdk "github.com/plugboard/plugboard/sdk/plugboard"
 )
@@ -53,16 +54,20 @@ func (f *apiFlags) client() (*sdk.Client, error) {
 	return c, nil
 }
 
-// cliError is an error of the SDK as the CLI words it: an API error as
-// "STATUS CODE: DETAIL (FIELD: PROBLEM)…", a failed request as net/http
-// says it, a closed delivery stream as the platform shutting down, the
-// rest as it is.
+// cliError is an error as the CLI words it: an API error as "STATUS
+// CODE: DETAIL" and the domain error of an operator command as its
+// message, each followed by its field problems (see problemText); a failed
+// request as net/http says it, a closed delivery stream as the platform
+// shutting down, the rest as it is.
 func cliError(err error) error {
 	var apiErr *sdk.APIError
 	var urlErr *url.Error
+	var fe *fault.Error
 	switch {
 	case errors.As(err, &apiErr):
 		return &problemError{apiErr}
+	case errors.As(err, &fe) && fe.Kind != fault.KindInternal:
+		return &domainError{fault: fe}
 	case errors.As(err, &urlErr):
 		return urlErr
 	case errors.Is(err, sdk.ErrStreamClosed):
@@ -79,11 +84,36 @@ func (e *problemError) Error() string {
 	if code == "" {
 		code, detail = "error", strings.TrimSpace(string(e.Body))
 	}
-	msg := fmt.Sprintf("%d %s: %s", e.Status, code, detail)
-	for _, k := range slices.Sorted(maps.Keys(e.Fields)) {
-		msg += fmt.Sprintf(" (%s: %s)", k, e.Fields[k])
-	}
-	return msg
+	return fmt.Sprintf("%d %s: %s", e.Status, code, problemText(detail, e.Fields))
 }
 
 func (e *problemError) Unwrap() error { return e.APIError }
+
+// domainError is an error of the marketplace's services (what an operator
+// command such as users create gets), worded like problemError without
+// the HTTP status: fault.Error's own text repeats the field problems after
+// the message on one line.
+type domainError struct{ fault *fault.Error }
+
+func (e *domainError) Error() string { return problemText(e.fault.Message, e.fault.Fields) }
+
+func (e *domainError) Unwrap() error { return e.fault }
+
+// problemText is a problem's detail, then each field problem on a line of
+// its own, "  - field: problem", by field name. A field problem the detail
+// already says (the detail names the field and contains the problem, as
+// "That email is already taken." does email's "is already taken") is left
+// out: it would only say it twice.
+func problemText(detail string, fields map[string]string) string {
+	var b strings.Builder
+	b.WriteString(detail)
+	lower := strings.ToLower(detail)
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		msg := fields[k]
+		if strings.Contains(lower, strings.ToLower(k)) && strings.Contains(lower, strings.ToLower(msg)) {
+			continue
+		}
+		fmt.Fprintf(&b, "\n  - %s: %s", k, msg)
+	}
+	return b.String()
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -13,34 +12,34 @@ import (
 )
 
 func cmdDeliveries(ctx context.Context, args []string, out, errOut io.Writer, getenv env) error {
-	usage := "deliveries list|show|redeliver --app SLUG [--status S] [ID …]"
-	if len(args) == 0 {
-		return errors.New("deliveries: expected " + usage)
-	}
-	action, args := args[0], args[1:]
-	fs := flags("deliveries", usage, out)
+	fs := flags("deliveries", "deliveries list --app SLUG [--status S] [--limit N]\ndeliveries show|redeliver --app SLUG ID …", out)
 	api := addAPIFlags(fs, getenv)
 	app := fs.String("app", "", "the app (required)")
 	status := fs.String("status", "", "list: only pending, succeeded, failed or paused")
 	limit := fs.Int("limit", 25, "list: how many")
+	action, args, err := fs.action(args, "list", "show", "redeliver")
+	if err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *app == "" {
-		return errors.New("deliveries: --app is required")
+		return fs.usageErr("deliveries: --app is required")
 	}
 	switch action {
 	case "list":
 		return listDeliveries(ctx, out, api, *app, sdk.DeliveryFilter{Status: sdk.DeliveryStatus(*status), Limit: *limit})
 	case "show":
-		return showDeliveries(ctx, out, api, *app, fs.Args())
-	case "redeliver":
 		if len(fs.Args()) == 0 {
-			return errors.New("deliveries redeliver: name at least one delivery id")
+			return fs.usageErr("deliveries show: name at least one delivery id")
 		}
-		return redeliver(ctx, out, api, *app, fs.Args())
+		return showDeliveries(ctx, out, api, *app, fs.Args())
 	}
-	return fmt.Errorf("deliveries: unknown action %q; expected list, show or redeliver", action)
+	if len(fs.Args()) == 0 {
+		return fs.usageErr("deliveries redeliver: name at least one delivery id")
+	}
+	return redeliver(ctx, out, api, *app, fs.Args())
 }
 
 // listDeliveries prints one page of the app's delivery log, a line each.
@@ -69,9 +68,6 @@ func listDeliveries(ctx context.Context, out io.Writer, api *apiFlags, app strin
 
 // showDeliveries prints each delivery as the API answers it, indented.
 func showDeliveries(ctx context.Context, out io.Writer, api *apiFlags, app string, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
 	c, err := api.client()
 	if err != nil {
 		return fmt.Errorf("deliveries show %s: %w", ids[0], err)

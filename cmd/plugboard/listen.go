@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,11 +24,10 @@ func cmdListen(ctx context.Context, args []string, out, errOut io.Writer, getenv
 		return err
 	}
 	if *app == "" || *to == "" {
-		fs.Usage()
-		return errors.New("listen: --app and --forward-to are required")
+		return fs.usageErr("listen: --app and --forward-to are required")
 	}
 	if u, err := url.Parse(*to); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("listen: --forward-to must be an http(s) URL, got %q", *to)
+		return fs.usageErr("listen: --forward-to must be an http(s) URL, got %q", *to)
 	}
 	if api.token == "" {
 		return errors.New("listen: 401 no_token: pass --token or set PLUGBOARD_API_TOKEN")
@@ -37,8 +37,12 @@ func cmdListen(ctx context.Context, args []string, out, errOut io.Writer, getenv
 		return fmt.Errorf("listen: %w", err)
 	}
 	f := &forwarder{to: *to, out: out, http: &http.Client{Timeout: 30 * time.Second}}
-	connected, everConnected := false, false
-	backoff := 500 * time.Millisecond
+	// Each state change is said once: the platform never answered (cannot
+	// reach), the connection was lost, it is back. Between attempts the
+	// wait grows from 0.5 s to 30 s, so a platform that is down is not
+	// hammered and the terminal is not flooded.
+	connected, everConnected, warned := false, false, false
+	var wait backoff
 	for ctx.Err() == nil {
 		err := c.StreamDeliveries(ctx, *app, func() {
 			if everConnected {
@@ -46,7 +50,8 @@ func cmdListen(ctx context.Context, args []string, out, errOut io.Writer, getenv
 			} else {
 				fmt.Fprintf(out, "Ready. Forwarding deliveries of %s to %s (Ctrl-C to stop).\n", *app, *to)
 			}
-			connected, everConnected, backoff = true, true, 500*time.Millisecond
+			connected, everConnected = true, true
+			wait.reset()
 		}, func(d sdk.StreamedDelivery) { f.forward(ctx, d) })
 		if ctx.Err() != nil {
 			break
@@ -56,15 +61,18 @@ func cmdListen(ctx context.Context, args []string, out, errOut io.Writer, getenv
 		if errors.As(err, &pe) && pe.Status < 500 {
 			return fmt.Errorf("listen: %w", err)
 		}
-		if connected || !everConnected {
+		switch {
+		case connected:
 			fmt.Fprintf(out, "Lost the connection to %s (%v); reconnecting…\n", api.base, err)
 			connected = false
+		case !everConnected && !warned:
+			fmt.Fprintf(out, "Cannot reach %s (%v); retrying until it answers (Ctrl-C to stop)…\n", api.base, err)
+			warned = true
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(wait.next()):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 	total, ok := f.total.Load(), f.ok.Load()
 	fmt.Fprintf(out, "Forwarded %d deliveries: %d answered 2xx, %d did not.\n", total, ok, total-ok)
@@ -102,3 +110,26 @@ func (f *forwarder) forward(ctx context.Context, d sdk.StreamedDelivery) {
 	}
 	fmt.Fprintf(f.out, "%s  %-24s → %s  %4dms  %s\n", time.Now().Format("15:04:05"), d.EventType, status, time.Since(start).Milliseconds(), d.DeliveryID)
 }
+
+// backoff is the wait between reconnection attempts: exponential from
+// backoffMin to backoffMax, each wait drawn at random from its upper half
+// so that many listeners do not retry in step.
+type backoff struct{ n int }
+
+const (
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 30 * time.Second
+)
+
+// next is the wait before the next attempt.
+func (b *backoff) next() time.Duration {
+	d := backoffMax
+	if b.n < 16 && backoffMin<<b.n < backoffMax {
+		d = backoffMin << b.n
+	}
+	b.n++
+	return d/2 + rand.N(d/2+1)
+}
+
+// reset starts again from the shortest wait, once connected.
+func (b *backoff) reset() { b.n = 0 }

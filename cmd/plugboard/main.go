@@ -9,13 +9,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -23,10 +22,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "plugboard: "+err.Error())
-		os.Exit(1)
-	}
+	os.Exit(exitCode(err, os.Stderr))
 }
 
 // env is how commands read PLUGBOARD_* variables.
@@ -46,11 +42,13 @@ func commands() []command {
 		{"worker", "run only the asynq worker and scheduler", cmdServe("worker")},
 		{"migrate", "apply, roll back or list database migrations: migrate up|down|status", cmdMigrate},
 		{"users", "manage users: users create --email E --password P [--name N] [--operator]", cmdUsers},
+		{"event-types", "the event catalogue, from the database: event-types create --name N --scope S | create --demo | list", cmdEventTypes},
+		{"secrets", "re-seal stored secrets under a new key: secrets rotate-key --old OLD --new NEW", cmdSecrets},
 		{"listen", "forward an app's deliveries to a local URL: listen --app SLUG --forward-to URL", cmdListen},
 		{"deliveries", "the delivery log: deliveries list|show|redeliver --app SLUG", cmdDeliveries},
 		{"trigger", "publish an event: trigger EVENT --org ORG [--data JSON]", cmdTrigger},
 		{"config", "print the effective configuration, secrets masked", cmdConfig},
-		{"version", "print the version", cmdVersion},
+		{"version", "print the version (also plugboard --version)", cmdVersion},
 		{"healthcheck", "exit 0 when the local server is ready (for container healthchecks)", cmdHealthcheck},
 	}
 }
@@ -60,43 +58,38 @@ func run(ctx context.Context, args []string, out, errOut io.Writer, getenv env) 
 	if len(args) > 0 {
 		name, args = args[0], args[1:]
 	}
-	if name == "-h" || name == "--help" || name == "help" {
-		usage(out)
+	switch {
+	case name == "help" && len(args) > 0: // plugboard help listen
+		name, args = args[0], []string{"--help"}
+	case isHelp(name):
+		fmt.Fprint(out, usage())
 		return nil
+	case name == "--version":
+		name = "version"
 	}
 	for _, c := range commands() {
 		if c.name == name {
 			return c.run(ctx, args, out, errOut, getenv)
 		}
 	}
-	usage(errOut)
-	return fmt.Errorf("unknown command %q", name)
+	return &usageError{err: fmt.Errorf("unknown command %q", name), usage: usage()}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Plugboard: the add-on and integration marketplace platform.")
-	fmt.Fprintln(w, "\nUsage: plugboard <command> [flags]\n\nCommands:")
+// usage is the usage of plugboard itself: every command and its summary.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Plugboard: the add-on and integration marketplace platform.\n")
+	b.WriteString("\nUsage: plugboard <command> [flags]\n\nCommands:\n")
+	width := 0
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
 	}
-	fmt.Fprintln(w, "\nConfiguration comes from PLUGBOARD_* environment variables; see README.md.\nRun 'plugboard <command> --help' for a command's flags.")
-}
-
-// flags returns a FlagSet whose --help prints the command's summary.
-func flags(name, synopsis string, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: plugboard %s\n", synopsis)
-		for _, c := range commands() {
-			if c.name == name {
-				fmt.Fprintf(out, "\n%s\n", c.summary)
-			}
-		}
-		fmt.Fprintln(out)
-		fs.PrintDefaults()
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-*s %s\n", width, c.name, c.summary)
 	}
-	return fs
+	b.WriteString("\nConfiguration comes from PLUGBOARD_* environment variables; see README.md.\n" +
+		"Run 'plugboard <command> --help' for a command's flags.\n")
+	return b.String()
 }
 
 func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {

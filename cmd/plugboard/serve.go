@@ -70,8 +70,7 @@ func cmdMigrate(ctx context.Context, args []string, out, errOut io.Writer, geten
 	}
 	action := strings.Join(fs.Args(), " ")
 	if action != "up" && action != "down" && action != "status" {
-		fs.Usage()
-		return fmt.Errorf("migrate: expected up, down or status, got %q", action)
+		return fs.usageErr("migrate: expected up, down or status, got %q", action)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {

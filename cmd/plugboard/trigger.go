@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -22,13 +21,12 @@ func cmdTrigger(ctx context.Context, args []string, out, errOut io.Writer, geten
 		return err
 	}
 	if event == "" || *org == "" {
-		fs.Usage()
-		return errors.New("trigger: an event type and --org are required")
+		return fs.usageErr("trigger: an event type and --org are required")
 	}
 	var raw json.RawMessage
 	if *data != "" {
 		if err := json.Unmarshal([]byte(*data), &raw); err != nil {
-			return fmt.Errorf("trigger: --data is not JSON: %w", err)
+			return fs.usageErr("trigger: --data is not JSON: %w", err)
 		}
 	}
 	c, err := api.client()
