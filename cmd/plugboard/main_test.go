@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -231,52 +230,5 @@ func TestDocsWalkthroughRuns(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); lines[len(lines)-1] != "pager-bot-42" {
 		t.Errorf("the directory did not find the app; output:\n%s", out)
-	}
-}
-
-// TestQuickstartWorks runs every shell block of docs/quickstart.md, as a
-// reader would, against a real `plugboard serve`.
-func TestQuickstartWorks(t *testing.T) {
-	env := testEnv(t)
-	base := startServe(t, env)
-	doc, err := os.ReadFile("../../docs/quickstart.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script strings.Builder
-	script.WriteString("set -eu\n")
-	for _, block := range strings.Split(string(doc), "```sh\n")[1:] {
-		script.WriteString(strings.SplitN(block, "```", 2)[0])
-	}
-	root, _ := filepath.Abs("../..")
-	t.Cleanup(func() { os.Remove(filepath.Join(root, "partner.log")); os.Remove(filepath.Join(root, "listen.log")) })
-	partnerPort := strings.Split(freePort(t), ":")[1]
-	cmd := exec.Command("bash", "-c", script.String())
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PLUGBOARD="+base, "PARTNER_PORT="+partnerPort, "PLUGBOARD_BIN="+binary)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the quickstart failed: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "installation.created") || !strings.Contains(string(out), "→ 204") {
-		t.Fatalf("listen did not forward installation.created with a 204:\n%s", out)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res, err := http.Get("http://localhost:" + partnerPort + "/")
-		if err == nil {
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if strings.Contains(string(b), "verified=true") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			partnerLog, _ := os.ReadFile(filepath.Join(root, "partner.log"))
-			t.Fatalf("the partner never confirmed the install:\n%s\npartner.log:\n%s", out, partnerLog)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
