@@ -26,6 +26,13 @@ const (
 	PrefixSession  = "pbs_"
 )
 
+// The length a password must have, in bytes (bcrypt reads at most 72).
+// Sign-up checks it and the sign-up form's hint shows it.
+const (
+	MinPasswordLength = 8
+	MaxPasswordLength = 72
+)
+
 // NewUser is the input of SignUp.
 type NewUser struct {
 	Email      string
@@ -42,8 +49,8 @@ func (n *NewUser) validate() error {
 	f.Check(n.Email == "", "email", "is required")
 	f.Check(err != nil || addr.Address != n.Email, "email", "must be an email address such as ada@example.com")
 	f.Check(len(n.Name) > 100, "name", "must be at most 100 characters")
-	f.Check(len(n.Password) < 8, "password", "must be at least 8 characters")
-	f.Check(len(n.Password) > 72, "password", "must be at most 72 characters")
+	f.Check(len(n.Password) < MinPasswordLength, "password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
+	f.Check(len(n.Password) > MaxPasswordLength, "password", fmt.Sprintf("must be at most %d characters", MaxPasswordLength))
 	return f.Err()
 }
 

@@ -55,7 +55,9 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 		"app", idStr(v.ID), v.Slug, JSON{"reason": v.StatusReason})
 }
 
-// SubmitApp asks operators to review a public app; it must be complete.
+// SubmitApp asks operators to review a public app; it must be complete:
+// a redirect URL, an overview, a scope and a plan (the partner overview's
+// checklist lists the same steps).
 func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, error) {
 	var out *AppView
 	err := s.tx(ctx, func(tx *gorm.DB) error {
@@ -69,6 +71,12 @@ func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, er
 		if v.Status != StatusDraft && v.Status != StatusRejected {
 			return fault.Conflict(fault.InvalidTransition, fmt.Sprintf("The app is %s; only draft or rejected apps are submitted.", v.Status))
 		}
+		// Installing picks one of the app's plans, so a listed app without
+		// one could not be installed the way the marketplace offers it.
+		var plans int64
+		if err := tx.WithContext(ctx).Model(&Plan{}).Where("app_id = ?", v.ID).Count(&plans).Error; err != nil {
+			return fmt.Errorf("counting plans: %w", err)
+		}
 		f := fault.Fields{}
 		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
 		f.Check(strings.TrimSpace(v.Overview) == "", "overview", "is required before review: the marketplace shows it")
@@ -76,6 +84,7 @@ func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, er
 		// Without a webhook URL an app's deliveries go to `plugboard listen`
 		// alone: fine on a laptop, not for organizations that install it.
 		f.Check(len(v.Events) > 0 && v.WebhookURL == "", "webhookUrl", "is required before review to receive events: without it deliveries go only to plugboard listen")
+		f.Check(plans == 0, "plans", "needs at least one plan before review: organizations install a plan")
 		if err := f.Err(); err != nil {
 			return err
 		}

@@ -233,13 +233,20 @@ func TestSubmitAppRequirements(t *testing.T) {
 	wantCode(t, err, "insufficient_role")
 	_, err = s.Apps.SubmitApp(s.ctx, s.admin, bare.Slug)
 	wantCode(t, err, "invalid_input")
-	wantFields(t, err, "redirectUrl", "overview", "scopes")
+	wantFields(t, err, "redirectUrl", "overview", "scopes", "plans")
 
 	full := appFields("Bare")
 	full.Name = nil
 	if _, err := s.Apps.UpdateApp(s.ctx, s.admin, bare.Slug, marketplace.AppUpdate{AppFields: full}); err != nil {
 		t.Fatal(err)
 	}
+	// Complete but for a plan: organizations install a plan, so review waits for one.
+	_, err = s.Apps.SubmitApp(s.ctx, s.admin, bare.Slug)
+	wantFields(t, err, "plans")
+	if msg := fieldsOf(err)["plans"]; !strings.Contains(msg, "at least one plan") {
+		t.Errorf("plans: %q", msg)
+	}
+	s.mustPlan(s.admin, bare.Slug, "Free", "0")
 	s.clock.Advance(time.Hour)
 	v, err := s.Apps.SubmitApp(s.ctx, s.admin, bare.Slug)
 	wantCode(t, err, "")
@@ -290,6 +297,7 @@ func TestReviewTransitions(t *testing.T) {
 		if from == "draft" || from == "internal" {
 			return app.Slug
 		}
+		s.mustPlan(s.admin, app.Slug, "Free", "0")
 		if _, err := s.Apps.SubmitApp(s.ctx, s.admin, app.Slug); err != nil {
 			t.Fatal(err)
 		}
@@ -386,9 +394,9 @@ func TestDirectoryListsPublishedPublicAppsSorted(t *testing.T) {
 	for _, name := range []string{"One", "Two"} {
 		u := s.mustUser(strings.ToLower(name) + "@customer.example")
 		org := s.mustOrg(u, "Customer "+name)
-		s.mustInstall(u, org.Org.Slug, "zeta", "")
+		s.mustInstall(u, org.Org.Slug, "zeta", "free")
 		if name == "One" {
-			s.mustInstall(u, org.Org.Slug, "mid", "")
+			s.mustInstall(u, org.Org.Slug, "mid", "free")
 		}
 	}
 
@@ -640,7 +648,7 @@ func TestDirectoryPagesEverySort(t *testing.T) {
 		app := s.mustApp(s.admin, "acme", appFields(name))
 		s.mustPublish(s.admin, s.op, app.Slug)
 		for n := range installs[name] {
-			s.mustInstall(s.owner, customers[n], app.Slug, "")
+			s.mustInstall(s.owner, customers[n], app.Slug, "free")
 		}
 		if i%2 == 1 { // pairs share a creation time: ties break by id
 			s.clock.Advance(time.Minute)

@@ -49,7 +49,7 @@ func TestPublishEventFansOutToSubscribedInstallations(t *testing.T) {
 	pending := m.published(pendingIn)
 	late := m.published(appFields("Late")) // gains the scope after it was installed
 	for _, app := range []string{subscribed.Slug, deaf.Slug, pending.Slug, late.Slug} {
-		m.mustInstall(m.customer, "customer", app, "")
+		m.mustInstall(m.customer, "customer", app, "free")
 	}
 	if _, err := m.Apps.UpdateApp(m.ctx, m.admin, late.Slug, marketplace.AppUpdate{AppFields: marketplace.AppFields{
 		Scopes: ptr([]string{"org:read", "issue:read"}), Events: ptr([]string{"issue.created"})}}); err != nil {
@@ -58,7 +58,7 @@ func TestPublishEventFansOutToSubscribedInstallations(t *testing.T) {
 	// Another organization's installation of the subscriber hears nothing.
 	elsewhere := m.mustUser("owner@elsewhere.example")
 	m.mustOrg(elsewhere, "Elsewhere")
-	m.mustInstall(elsewhere, "elsewhere", subscribed.Slug, "")
+	m.mustInstall(elsewhere, "elsewhere", subscribed.Slug, "free")
 
 	member := m.mustUser("member@customer.example")
 	m.mustMember(m.customer, "customer", member, marketplace.RoleMember)
@@ -116,7 +116,7 @@ func TestPublishEventValidation(t *testing.T) {
 func TestServiceTokenPublishes(t *testing.T) {
 	m := newMarket(t)
 	app := m.published(subscriber("Subscribed"))
-	m.mustInstall(m.customer, "customer", app.Slug, "")
+	m.mustInstall(m.customer, "customer", app.Slug, "free")
 
 	_, _, err := m.ServiceTokens.CreateServiceToken(m.ctx, m.owner, "host")
 	wantCode(t, err, "operator_only")
@@ -163,7 +163,7 @@ func TestListEventsHidesLifecycleEvents(t *testing.T) {
 	m := newMarket(t)
 	m.mustEventType(m.op, "deploy.finished", "deploy:read", "")
 	app := m.published(subscriber("Subscribed"))
-	ni := m.mustInstall(m.customer, "customer", app.Slug, "")
+	ni := m.mustInstall(m.customer, "customer", app.Slug, "free")
 	if err := m.Installs.Uninstall(m.ctx, m.customer, ni.Installation.UUID); err != nil {
 		t.Fatal(err)
 	}

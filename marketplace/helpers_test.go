@@ -291,8 +291,14 @@ func (e *env) mustApp(a marketplace.Actor, org string, in marketplace.AppFields)
 
 // mustPublish submits an app (by an admin of its organization) and publishes
 // it (by an operator).
+// An app without a plan gets a free one first: review needs a plan.
 func (e *env) mustPublish(admin, op marketplace.Actor, app string) {
 	e.t.Helper()
+	if v, err := e.Apps.GetApp(e.ctx, admin, app); err != nil {
+		e.t.Fatalf("finding %s: %v", app, err)
+	} else if len(v.Plans) == 0 {
+		e.mustPlan(admin, app, "Free", "0")
+	}
 	if _, err := e.Apps.SubmitApp(e.ctx, admin, app); err != nil {
 		e.t.Fatalf("submitting %s: %v", app, err)
 	}

@@ -151,6 +151,9 @@ type AuditEntry struct {
 	IP             string
 	Data           JSON `gorm:"type:jsonb"`
 	CreatedAt      time.Time
+	// ActorIsOperator is read, not stored: the acting user is an operator
+	// (a reviewer, not a member of the organization). AuditLog fills it.
+	ActorIsOperator bool `gorm:"-"`
 }
 
 // TableName keeps gorm on the migration's table name.

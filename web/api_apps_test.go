@@ -249,6 +249,7 @@ func TestDirectory(t *testing.T) {
 		body := publicApp(name)
 		body["categories"] = categories
 		a := decode[plugboard.App](t, partner.do("POST", "/api/0/organizations/dir/apps/", body), 201)
+		partner.do("POST", "/api/0/apps/"+a.Slug+"/plans/", map[string]any{"name": "Free"}).ok(t, 201, nil) // review needs a plan
 		partner.do("POST", "/api/0/apps/"+a.Slug+"/publish-requests/", nil).ok(t, 201, nil)
 		op.do("PUT", "/api/0/apps/"+a.Slug+"/", map[string]any{"status": "published"}).ok(t, 200, nil)
 	}

@@ -89,6 +89,12 @@ func TestBrowserJourney(t *testing.T) {
 	dev.fill("#f-redirectUrl", partner.srv.URL+"/setup")
 	dev.press("Create app")
 	dev.see("Client secret", "pbcs_")
+	// Review needs a plan: organizations install one.
+	dev.open("/apps/flow/plans")
+	dev.fill("#f-name", "Free")
+	dev.fill("#f-price", "0")
+	dev.press("Add plan")
+	dev.see("Added the Free plan")
 	dev.open("/apps/flow/")
 	dev.press("Submit for review")
 	dev.see("ubmitted")
@@ -99,7 +105,7 @@ func TestBrowserJourney(t *testing.T) {
 	ops.fill("#f-email", "ops@plugboard.example")
 	ops.fill("#f-password", "correct horse battery")
 	ops.press("Sign in")
-	ops.at("/orgs/new") // an operator without an organization is asked to make one
+	ops.at("/admin/") // an operator signing in starts at the operators' overview
 	ops.open("/admin/review")
 	ops.see("Flow")
 	ops.open("/admin/review/flow")
@@ -117,6 +123,7 @@ func TestBrowserJourney(t *testing.T) {
 	dev.press("Install")
 	dev.at("/marketplace/flow/install")
 	dev.run(chromedpSelect("#f-org", "customer-co"))
+	dev.click("#f-plan-free")
 	dev.press("Approve and install")
 	dev.at(partner.srv.URL + "/setup")
 	dev.see("Flow is connected")

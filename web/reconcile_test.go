@@ -81,7 +81,7 @@ func findingsOf(runs []plugboard.ReconciliationRun, reason string) int {
 // install installs the hook app in the customer organization.
 func (h *hooks) install(t *testing.T) plugboard.Installation {
 	t.Helper()
-	return decode[plugboard.Installation](t, h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}), 201)
+	return decode[plugboard.Installation](t, h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app", "plan": "free"}), 201)
 }
 
 func TestVerificationDeadlineFailsPendingInstalls(t *testing.T) {
@@ -117,7 +117,7 @@ func TestVerificationDeadlineFailsPendingInstalls(t *testing.T) {
 		t.Errorf("runs %v", appRuns(t, h, "verification_deadline"))
 	}
 	// The organization can try again.
-	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}).ok(t, 201, nil)
+	h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app", "plan": "free"}).ok(t, 201, nil)
 }
 
 func TestUnexchangedGrantGoesOutOfSyncUntilExchanged(t *testing.T) {

@@ -148,6 +148,7 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/apps/:slug/plans/:plan/delete", s.withApp(s.partnerDeletePlan))
 
 	ui.user(http.MethodGet, "/apps/:slug/credentials", s.withApp(s.partnerCredentials))
+	ui.user(http.MethodGet, "/apps/:slug/secrets/:key", s.withApp(s.partnerOneTimeSecrets))
 	ui.user(http.MethodGet, "/apps/:slug/rotate-secret", s.withApp(s.partnerConfirmRotateSecret))
 	ui.user(http.MethodPost, "/apps/:slug/rotate-secret", s.withApp(s.partnerRotateSecret))
 	ui.user(http.MethodGet, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerConfirmRotateWebhookSecret))

@@ -54,13 +54,14 @@ type Server struct {
 	e       *echo.Echo
 	streams streams
 	pages   templates
+	once    *oneTime // secrets the UI shows once, after a redirect
 }
 
 // New builds the echo server with its middleware and routes.
 func New(opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{opts: opts, log: opts.Logger, e: e, pages: parseTemplates()}
+	s := &Server{opts: opts, log: opts.Logger, e: e, pages: parseTemplates(), once: newOneTime()}
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 

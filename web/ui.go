@@ -69,6 +69,11 @@ type view struct {
 	Form     url.Values
 	Errors   map[string]string
 	ErrorMsg string
+	// FirstInvalid is the id of the first field, in page order, that shows
+	// an error: the error banner links to it and it gets autofocus, so the
+	// browser lands there without JavaScript. render finds it (see Invalid).
+	FirstInvalid string
+	firstSeen    string
 
 	Data any
 }
@@ -83,6 +88,17 @@ func (v *view) fail(err error, c echo.Context) {
 	if len(p.Fields) > 0 {
 		v.ErrorMsg = "Please correct the fields marked below."
 	}
+}
+
+// Invalid is called by a template for each field it marks invalid, with
+// the field's id, in page order; it reports whether that field is the
+// first one, which gets autofocus. The first rendering of a page with
+// errors only records the first id; render then renders it again.
+func (v *view) Invalid(id string) bool {
+	if v.firstSeen == "" {
+		v.firstSeen = id
+	}
+	return id == v.FirstInvalid
 }
 
 // failAbove is fail for a form whose fields show no errors of their own
@@ -140,6 +156,15 @@ func (s *Server) render(c echo.Context, status int, name string, v *view) error 
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		return fmt.Errorf("rendering %s: %w", name, err)
+	}
+	if len(v.Errors) > 0 && v.firstSeen != "" {
+		// The banner comes before the fields: now that the first marked
+		// field is known, render again so the banner can link to it.
+		v.FirstInvalid = v.firstSeen
+		buf.Reset()
+		if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+			return fmt.Errorf("rendering %s: %w", name, err)
+		}
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
@@ -288,6 +313,8 @@ var templateFuncs = template.FuncMap{
 		return m
 	},
 	"list": func(v ...any) []any { return v },
+	// minPasswordLength is the shortest password sign-up accepts.
+	"minPasswordLength": func() int { return marketplace.MinPasswordLength },
 	// ago is a short relative time: "3 min ago".
 	"ago": func(t any) string {
 		tt, ok := timeOf(t)

@@ -78,6 +78,11 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	s.setSessionCookie(c, res.SessionToken, res.SessionEnds)
+	if next == "/" && res.User.IsOperator {
+		// No page asked for: operators start at their overview (the review
+		// queue and the catalogue), not at an organization they may not have.
+		next = "/admin/"
+	}
 	return c.Redirect(http.StatusSeeOther, next)
 }
 

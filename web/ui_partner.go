@@ -212,9 +212,7 @@ func (s *Server) partnerCreateApp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := s.partnerView(c, &created.AppView, "Credentials")
-	v.Data = created
-	return s.render(c, http.StatusCreated, "partner_created", v)
+	return s.showOnce(c, created.Slug, created.ID, created)
 }
 
 // --- Overview and review --------------------------------------------------
@@ -239,7 +237,7 @@ func checklist(app *marketplace.AppView) []checkItem {
 	return append(items,
 		checkItem{app.RedirectURL != "", "Set a redirect URL", "Installs return there with an authorization code.", base + "/settings#f-redirectUrl"},
 		checkItem{strings.TrimSpace(app.Overview) != "", "Describe it", "The marketplace listing shows the overview.", base + "/settings#f-overview"},
-		checkItem{len(app.Plans) > 0, "Add a plan", "Organizations pick a plan when they install; a free plan is fine.", base + "/plans"},
+		checkItem{len(app.Plans) > 0, "Add a plan", "Required before review: organizations install a plan, and a free plan is fine.", base + "/plans"},
 		checkItem{app.Status == marketplace.StatusSubmitted || app.Status == marketplace.StatusPublished, "Submit it for review", "Operators review public apps before they are listed.", ""},
 	)
 }
@@ -470,9 +468,7 @@ func (s *Server) partnerRotateSecret(c echo.Context, app *marketplace.AppView) e
 	if err != nil {
 		return err
 	}
-	v := s.partnerView(c, app, "New client secret")
-	v.Data = rotated{App: app, ClientSecret: out.ClientSecret, Token: out.Token}
-	return s.render(c, http.StatusOK, "partner_secret", v)
+	return s.showOnce(c, app.Slug, app.ID, rotated{ClientSecret: out.ClientSecret, Token: out.Token})
 }
 
 func (s *Server) partnerConfirmRotateWebhookSecret(c echo.Context, app *marketplace.AppView) error {
@@ -486,9 +482,40 @@ func (s *Server) partnerRotateWebhookSecret(c echo.Context, app *marketplace.App
 	if err != nil {
 		return err
 	}
-	v := s.partnerView(c, app, "New webhook secret")
-	v.Data = rotated{App: app, WebhookSecret: secret, PreviousUntil: until}
-	return s.render(c, http.StatusOK, "partner_secret", v)
+	return s.showOnce(c, app.Slug, app.ID, rotated{WebhookSecret: secret, PreviousUntil: until})
+}
+
+// showOnce answers a POST that made secrets with a redirect to the page
+// that shows them once, so reloading that page never repeats the POST.
+func (s *Server) showOnce(c echo.Context, slug string, appID int64, secrets any) error {
+	key := s.once.put(actor(c), appID, secrets)
+	return c.Redirect(http.StatusSeeOther, "/apps/"+url.PathEscape(slug)+"/secrets/"+key)
+}
+
+// partnerOneTimeSecrets shows the secrets a POST left, once; loaded again
+// (or from another session, or too late) it says they are gone and how to
+// rotate them.
+func (s *Server) partnerOneTimeSecrets(c echo.Context, app *marketplace.AppView) error {
+	got, _ := s.once.take(actor(c), app.ID, c.Param("key"))
+	switch x := got.(type) {
+	case *marketplace.CreatedApp:
+		x.AppView = *app
+		v := s.partnerView(c, app, "Credentials")
+		v.Data = x
+		return s.render(c, http.StatusOK, "partner_created", v)
+	case rotated:
+		x.App = app
+		title := "New client secret"
+		if x.WebhookSecret != "" {
+			title = "New webhook secret"
+		}
+		v := s.partnerView(c, app, title)
+		v.Data = x
+		return s.render(c, http.StatusOK, "partner_secret", v)
+	}
+	v := s.partnerView(c, app, "Credentials")
+	v.Data = map[string]any{"App": app}
+	return s.render(c, http.StatusGone, "partner_secret_gone", v)
 }
 
 // --- Installations ----------------------------------------------------------

@@ -25,10 +25,11 @@ type browser struct {
 
 // htmlPage is a loaded page: the status and URL after redirects, and the body.
 type htmlPage struct {
-	t      testing.TB
-	Status int
-	URL    *url.URL
-	Body   string
+	t        testing.TB
+	Status   int
+	URL      *url.URL
+	Location string // a redirect's target, when redirects are not followed
+	Body     string
 }
 
 func newBrowser(t testing.TB, p *apptest.Platform) *browser {
@@ -50,7 +51,7 @@ func (b *browser) do(req *http.Request) *htmlPage {
 	if m := csrfRe.FindSubmatch(body); m != nil {
 		b.csrf = html.UnescapeString(string(m[1]))
 	}
-	return &htmlPage{t: b.t, Status: res.StatusCode, URL: res.Request.URL, Body: string(body)}
+	return &htmlPage{t: b.t, Status: res.StatusCode, URL: res.Request.URL, Location: res.Header.Get("Location"), Body: string(body)}
 }
 
 // get loads a page, following redirects.

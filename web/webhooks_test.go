@@ -148,7 +148,7 @@ func setupHooks(t *testing.T, h *hooks) {
 func setupHooksNoWait(t *testing.T, h *hooks) {
 	t.Helper()
 	setupApp(t, h)
-	h.inst = decode[plugboard.Installation](t, h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app"}), 201).UUID
+	h.inst = decode[plugboard.Installation](t, h.admin.do("POST", "/api/0/organizations/customer/installations/", map[string]any{"app": "hook-app", "plan": "free"}), 201).UUID
 }
 
 // setupApp creates the event type, the partner's published app and the
@@ -166,6 +166,7 @@ func setupApp(t *testing.T, h *hooks) {
 	body["webhookUrl"] = h.sink.srv.URL + "/hooks"
 	h.app = decode[plugboard.App](t, h.dev.do("POST", "/api/0/organizations/partner/apps/", body), 201)
 	h.secret, h.clientID = h.app.WebhookSecret, h.app.ClientID
+	h.dev.do("POST", "/api/0/apps/hook-app/plans/", map[string]any{"name": "Free"}).ok(t, 201, nil) // review needs a plan
 	h.dev.do("POST", "/api/0/apps/hook-app/publish-requests/", nil).ok(t, 201, nil)
 	h.op.do("PUT", "/api/0/apps/hook-app/", map[string]any{"status": "published"}).ok(t, 200, nil)
 	h.admin = signUp(t, h.p, "admin@customer.example")

@@ -147,13 +147,16 @@ func setup(ctx context.Context, a *platform.App, base string, sk *sink, n int, h
 		if err := partner.do(ctx, "PUT", "/api/0/apps/"+slug+"/", map[string]any{"webhookRateLimit": 100000, "webhookMaxInFlight": 256}, 200, nil); err != nil {
 			return nil, err
 		}
+		if err := partner.do(ctx, "POST", "/api/0/apps/"+slug+"/plans/", map[string]any{"name": "Free", "price": "0"}, 201, nil); err != nil {
+			return nil, err
+		}
 		if err := partner.do(ctx, "POST", "/api/0/apps/"+slug+"/publish-requests/", nil, 201, nil); err != nil {
 			return nil, err
 		}
 		if err := op.do(ctx, "PUT", "/api/0/apps/"+slug+"/", map[string]any{"status": "published"}, 200, nil); err != nil {
 			return nil, err
 		}
-		if err := customer.do(ctx, "POST", "/api/0/organizations/"+cust.Slug+"/installations/", map[string]any{"app": slug}, 201, nil); err != nil {
+		if err := customer.do(ctx, "POST", "/api/0/organizations/"+cust.Slug+"/installations/", map[string]any{"app": slug, "plan": "free"}, 201, nil); err != nil {
 			return nil, err
 		}
 		w.appSlugs = append(w.appSlugs, slug)

@@ -50,6 +50,7 @@ func TestExamplePartnerEndToEnd(t *testing.T) {
 	partner := New(Config{PlugboardURL: p.URL, ClientID: app.ClientID, ClientSecret: app.ClientSecret, WebhookSecret: app.WebhookSecret,
 		PublicURL: ps.URL}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ps.Config.Handler = partner
+	call(t, "POST", base+"/apps/example-partner/plans/", dev, map[string]string{"name": "Free", "price": "0"}, nil)
 	call(t, "POST", base+"/apps/example-partner/publish-requests/", dev, nil, nil)
 	call(t, "PUT", base+"/apps/example-partner/", ops, map[string]string{"status": "published"}, nil)
 
@@ -58,7 +59,7 @@ func TestExamplePartnerEndToEnd(t *testing.T) {
 	admin := signIn(t, base, "admin@customer.example")
 	call(t, "POST", base+"/organizations/", admin, map[string]string{"name": "Customer"}, nil)
 	var inst struct{ UUID, Status, RedirectURL string }
-	call(t, "POST", base+"/organizations/customer/installations/", admin, map[string]string{"app": "example-partner"}, &inst)
+	call(t, "POST", base+"/organizations/customer/installations/", admin, map[string]string{"app": "example-partner", "plan": "free"}, &inst)
 	if inst.Status != "pending" {
 		t.Fatalf("install status %q", inst.Status)
 	}
