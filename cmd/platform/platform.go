@@ -348,10 +348,10 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
-	// Redis down at start-up is said once, before the worker starts; then
-	// the watcher follows it until the roles have stopped.
+	// The watcher pings Redis at once (Redis down at start-up is said at
+	// start-up, without holding it up), then follows it until the roles
+	// have stopped.
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	a.redisWatch.checkNow(watchCtx)
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); a.redisWatch.run(watchCtx) }()
 	defer func() { stopWatch(); <-watchDone }()

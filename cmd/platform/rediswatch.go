@@ -25,8 +25,7 @@ type redisWatch struct {
 	remind time.Duration // how often it says again that Redis is still down
 	poke   chan struct{} // a silenced error asks for a ping now
 
-	// Read and written by the goroutine running run only (and by Run's
-	// first check, before that goroutine starts).
+	// Read and written by the goroutine running run only.
 	down  bool
 	since time.Time // when it went down
 	said  time.Time // when it last said so
@@ -36,10 +35,11 @@ func newRedisWatch(ping func(context.Context) error, log *slog.Logger, addr stri
 	return &redisWatch{ping: ping, log: log, addr: addr, check: check, remind: remind, poke: make(chan struct{}, 1)}
 }
 
-// run pings every check until ctx ends. A poke (a silenced connection error)
-// pings at once while Redis is thought up, so that an outage is said when
-// it starts rather than at the next tick.
+// run pings at once, then every check until ctx ends. A poke (a silenced
+// connection error) pings at once while Redis is thought up, so that an
+// outage is said when it starts rather than at the next tick.
 func (w *redisWatch) run(ctx context.Context) {
+	w.checkNow(ctx)
 	t := time.NewTicker(w.check)
 	defer t.Stop()
 	for {

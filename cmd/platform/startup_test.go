@@ -82,12 +82,13 @@ func withHost(t *testing.T, raw, host string) string {
 // The issue's criterion is "with Redis unreachable for 30 s, serve logs at
 // most 3 lines about it". The watcher's intervals are scaled down 30 times
 // (a ping every 5s/30, a reminder every 1m/30 = 2 s), and Redis stays away
-// for 3 s of real time (a little more until the watcher sees it back): the
-// equivalent of 90 s or more, three times the criterion's 30 s, in which the
-// binary's intervals allow the first line and two reminders. The floods it
-// replaces (go-redis, asynq's forwarder, processor, heartbeater, janitor,
-// about 4 lines a second) run on real time, not scaled, so these 3 s would
-// show some 12 of their lines.
+// for 3 s of real time from the first line (a little more until the watcher
+// sees it back): the equivalent of 90 s or more, three times the criterion's
+// 30 s, in which the binary's intervals allow the first line and two
+// reminders. The floods it replaces (go-redis, asynq's forwarder, processor,
+// heartbeater, janitor, about 4 lines a second) run on real time, not
+// scaled, so these 3 s would show some 12 of their lines. Then the watcher
+// must say once, and only once, that Redis is back.
 func TestRedisOutageIsSaidOnceAndItsEndOnce(t *testing.T) {
 	const (
 		check  = 5 * time.Second / 30
@@ -118,6 +119,9 @@ func TestRedisOutageIsSaidOnceAndItsEndOnce(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the platform was not ready after 30s with Redis down")
 	}
+	// The outage is timed from the watcher's first word about it (its first
+	// ping may take its whole timeout, a second).
+	logs.waitLine(t, 10*time.Second, "unreachable; retrying")
 	time.Sleep(outage)
 	rd.Restore(t)
 	logs.waitLine(t, 10*time.Second, "reachable again")
