@@ -44,7 +44,8 @@ func (s Secret) String() string {
 func (s Secret) Reveal() string { return string(s) }
 
 // Config is every setting Plugboard reads. The `env` tag names the variable,
-// `default` its value when unset, `help` what it expects.
+// `default` its value when unset, `help` what it expects; a duration is
+// positive unless `zero:"allowed"` lets it be 0.
 type Config struct {
 	Env      string `env:"PLUGBOARD_ENV" default:"development" help:"one of development, test, production"`
 	HTTPAddr string `env:"PLUGBOARD_HTTP_ADDR" default:":8080" help:"a listen address such as :8080 or 127.0.0.1:8080"`
@@ -53,6 +54,9 @@ type Config struct {
 	DatabaseURL      string `env:"PLUGBOARD_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/plugboard?sslmode=disable" help:"a postgres:// URL"`
 	DatabaseMaxConns int    `env:"PLUGBOARD_DATABASE_MAX_CONNS" default:"20" help:"a whole number from 1 to 1000"`
 	AutoMigrate      bool   `env:"PLUGBOARD_AUTO_MIGRATE" default:"" help:"true or false (default: true in development)"`
+	// DatabaseWait lets `docker compose up` start the platform beside a
+	// PostgreSQL that is still starting, instead of racing it.
+	DatabaseWait time.Duration `env:"PLUGBOARD_DATABASE_WAIT" default:"30s" zero:"allowed" help:"a duration such as 30s (how long start-up waits for PostgreSQL to answer; 0 gives up at once)"`
 
 	RedisURL string `env:"PLUGBOARD_REDIS_URL" default:"redis://127.0.0.1:6379/0" help:"a redis:// URL"`
 
@@ -86,7 +90,7 @@ type Config struct {
 	WebhookMaxInFlight      int           `env:"PLUGBOARD_WEBHOOKS_MAX_IN_FLIGHT" default:"10" help:"concurrent requests per app, a whole number from 1 to 10000"`
 	RelayInterval           time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_INTERVAL" default:"10s" help:"a duration such as 10s (how often the relay looks for due deliveries)"`
 	RelayGrace              time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_GRACE" default:"30s" help:"a duration such as 30s (how long a due delivery waits before the relay enqueues it again)"`
-	WebhookEndpointCacheTTL time.Duration `env:"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL" default:"2s" help:"a duration such as 2s (how long a worker keeps an app's endpoint, secrets and limits before reading them again; 0 reads them for every batch)"`
+	WebhookEndpointCacheTTL time.Duration `env:"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL" default:"2s" zero:"allowed" help:"a duration such as 2s (how long a worker keeps an app's endpoint, secrets and limits before reading them again; 0 reads them for every batch)"`
 
 	// PasswordCost is the bcrypt cost; tests lower it.
 	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`
@@ -108,7 +112,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		if raw == "" {
 			continue
 		}
-		if err := setField(v.Field(i), raw); err != nil {
+		if err := setField(v.Field(i), raw, f.Tag.Get("zero") == "allowed"); err != nil {
 			return c, fmt.Errorf("%s: expected %s, got %q", name, f.Tag.Get("help"), raw)
 		}
 	}
@@ -154,11 +158,11 @@ func (c *Config) readSecretKeyFile() error {
 	return nil
 }
 
-func setField(f reflect.Value, raw string) error {
+func setField(f reflect.Value, raw string, zeroAllowed bool) error {
 	switch f.Interface().(type) {
 	case time.Duration:
 		d, err := time.ParseDuration(raw)
-		if err != nil || d <= 0 {
+		if err != nil || d < 0 || (d == 0 && !zeroAllowed) {
 			return errors.New("bad duration")
 		}
 		f.SetInt(int64(d))

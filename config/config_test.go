@@ -47,6 +47,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"PLUGBOARD_LOG_FORMAT", "xml", nil},
 		{"PLUGBOARD_SHUTDOWN_TIMEOUT", "soon", nil},
 		{"PLUGBOARD_SHUTDOWN_TIMEOUT", "-1s", nil},
+		{"PLUGBOARD_SHUTDOWN_TIMEOUT", "0", nil},
+		{"PLUGBOARD_DATABASE_WAIT", "a while", nil},
+		{"PLUGBOARD_DATABASE_WAIT", "-5s", nil},
 		{"PLUGBOARD_HTTP_BODY_LIMIT", "lots", nil},
 		{"PLUGBOARD_AUTO_MIGRATE", "perhaps", nil},
 		{"PLUGBOARD_BASE_URL", "ftp://x", nil},
@@ -66,6 +69,32 @@ func TestLoadRejectsBadValues(t *testing.T) {
 				t.Errorf("error %q: want one line starting with %s:", msg, tt.name)
 			}
 		})
+	}
+}
+
+// PLUGBOARD_DATABASE_WAIT is how long start-up waits for PostgreSQL: 30s
+// unless set, and 0 (not waiting at all) is a value, not an error.
+func TestDatabaseWait(t *testing.T) {
+	for _, tt := range []struct {
+		raw  string
+		want time.Duration
+	}{{"", 30 * time.Second}, {"2m", 2 * time.Minute}, {"0", 0}, {"0s", 0}} {
+		env := map[string]string{}
+		if tt.raw != "" {
+			env["PLUGBOARD_DATABASE_WAIT"] = tt.raw
+		}
+		c, err := Load(lookup(env))
+		if err != nil {
+			t.Fatalf("PLUGBOARD_DATABASE_WAIT=%q: %v", tt.raw, err)
+		}
+		if c.DatabaseWait != tt.want {
+			t.Errorf("PLUGBOARD_DATABASE_WAIT=%q: %v, want %v", tt.raw, c.DatabaseWait, tt.want)
+		}
+	}
+	// The endpoint cache's help has always promised that 0 turns it off.
+	c, err := Load(lookup(map[string]string{"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL": "0"}))
+	if err != nil || c.WebhookEndpointCacheTTL != 0 {
+		t.Errorf("PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL=0: %v, %v", c.WebhookEndpointCacheTTL, err)
 	}
 }
 

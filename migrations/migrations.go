@@ -86,34 +86,36 @@ func Status(ctx context.Context, db *sql.DB, w io.Writer) error {
 }
 
 // EnsureDatabase creates the database named in dsn when it does not exist,
-// connecting to the server's "postgres" database to do so.
-func EnsureDatabase(ctx context.Context, dsn string) error {
+// connecting to the server's "postgres" database to do so, and says whether
+// it created it (so that the caller can say so: in development a misspelled
+// name would otherwise become a new, empty database without a word).
+func EnsureDatabase(ctx context.Context, dsn string) (created bool, err error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return fmt.Errorf("parsing database URL: %w", err)
+		return false, fmt.Errorf("parsing database URL: %w", err)
 	}
 	name := strings.Trim(u.Path, "/")
 	admin := *u
 	admin.Path = "/postgres"
 	conn, err := pgx.Connect(ctx, admin.String())
 	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", u.Host, err)
+		return false, fmt.Errorf("connecting to %s: %w", u.Host, err)
 	}
 	defer conn.Close(ctx)
 	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return fmt.Errorf("looking for database %s: %w", name, err)
+		return false, fmt.Errorf("looking for database %s: %w", name, err)
 	}
 	if exists {
-		return nil
+		return false, nil
 	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	var pgErr interface{ SQLState() string }
-	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P04" { // created meanwhile
-		return nil
+	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P04" { // created meanwhile, by another
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("creating database %s: %w", name, err)
+		return false, fmt.Errorf("creating database %s: %w", name, err)
 	}
-	return nil
+	return true, nil
 }

@@ -14,8 +14,12 @@ import (
 // creating the database first for up.
 func Migrate(ctx context.Context, cfg config.Config, action string, out io.Writer) error {
 	if action == "up" {
-		if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		created, err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL)
+		if err != nil {
 			return err
+		}
+		if created {
+			fmt.Fprintf(out, "created database %s (PLUGBOARD_DATABASE_URL named a database that did not exist)\n", databaseName(cfg.DatabaseURL))
 		}
 	}
 	db, err := sql.Open("pgx", cfg.DatabaseURL)

@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,10 +71,15 @@ type App struct {
 	listener  net.Listener
 	ready     chan struct{}
 	closeOnce sync.Once
+
+	redisWatch *redisWatch // says when Redis goes and comes back; started by Run
 }
 
-// New builds every part the roles need; nothing runs until Run.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) (*App, error) {
+// New builds every part the roles need; nothing runs until Run. It waits
+// up to PLUGBOARD_DATABASE_WAIT for PostgreSQL to answer. opts change its
+// timings (tests shorten them).
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, opts ...Option) (*App, error) {
+	o := newOptions(opts)
 	a := &App{Config: cfg, Log: log, Roles: roles, ready: make(chan struct{})}
 
 	// =========================================================================
@@ -85,9 +92,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 	// =========================================================================
 	// Postgres
 
+	if err := waitForPostgres(ctx, cfg.DatabaseURL, cfg.DatabaseWait, o.dbRetry, log); err != nil {
+		return nil, err
+	}
 	if cfg.AutoMigrate {
-		if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		created, err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL)
+		if err != nil {
 			return nil, fmt.Errorf("preparing database: %w", err)
+		}
+		if created {
+			log.Info(fmt.Sprintf("created database %s (PLUGBOARD_DATABASE_URL named a database that did not exist)", databaseName(cfg.DatabaseURL)))
 		}
 	}
 	db, err := gorm.Open(postgres.Open(cfg.DatabaseURL), &gorm.Config{
@@ -131,13 +145,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 		return nil, fmt.Errorf("PLUGBOARD_REDIS_URL: %w", err)
 	}
 	a.Redis = redis.NewClient(ropt)
+	// While Redis is down, one watcher says so; go-redis, asynq and the
+	// webhooks code, which would each log every failed command, are quiet
+	// about connection errors (see redisWatch).
+	quietRedisLibrary(log)
+	a.redisWatch = newRedisWatch(func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() },
+		log, config.MaskURL(cfg.RedisURL), o.redisCheck, o.redisRemind)
+	quiet := slog.New(quietRedis{log.Handler(), a.redisWatch})
 	a.Queue = asynq.NewClientFromRedisClient(a.Redis)
 	a.mux = asynq.NewServeMux()
 	if roles.Worker {
 		a.worker = asynq.NewServerFromRedisClient(a.Redis, asynq.Config{
 			Concurrency:     cfg.WorkerConcurrency,
 			ShutdownTimeout: cfg.ShutdownTimeout,
-			Logger:          asynqLogger{log.With("component", "worker")},
+			Logger:          asynqLogger{quiet.With("component", "worker")},
 			LogLevel:        asynq.WarnLevel,
 			Queues:          map[string]int{webhooks.QueueCritical: 6, webhooks.QueueWebhooks: 5, webhooks.QueueDefault: 3, webhooks.QueueLow: 1},
 			// Retries are scheduled tasks: move them to the queue every second.
@@ -160,7 +181,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 			return nil, fmt.Errorf("PLUGBOARD_REDIS_URL: %w", err)
 		}
 		a.scheduler = asynq.NewScheduler(sopt, &asynq.SchedulerOpts{
-			Logger:   asynqLogger{log.With("component", "scheduler")},
+			Logger:   asynqLogger{quiet.With("component", "scheduler")},
 			LogLevel: asynq.WarnLevel,
 		})
 	}
@@ -174,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 	// =========================================================================
 	// Services
 
-	services, err := a.buildServices()
+	services, err := a.buildServices(quiet)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -206,8 +227,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles) 
 	return a, nil
 }
 
-// buildServices wires the domain services.
-func (a *App) buildServices() (*marketplace.Services, error) {
+// buildServices wires the domain services. quiet is the log less Redis
+// connection errors, for the webhooks code that would say one per event
+// while Redis is down.
+func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 	mopts := marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
@@ -237,7 +260,7 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 		return nil, err
 	}
 	metrics := webhooks.NewMetrics(a.Registry, a.DB, asynq.NewInspectorFromRedisClient(a.Redis))
-	drains := webhooks.NewDrains(a.Redis, a.Queue, wopts, a.Log.With("component", "webhooks"))
+	drains := webhooks.NewDrains(a.Redis, a.Queue, wopts, quiet.With("component", "webhooks"))
 	store, err := webhooks.NewStore(a.DB, wopts)
 	if err != nil {
 		return nil, err
@@ -252,7 +275,7 @@ func (a *App) buildServices() (*marketplace.Services, error) {
 		a.Dispatcher = webhooks.NewDispatcher(webhooks.DispatcherDeps{
 			Store: store, Sender: sender, Endpoints: endpoints, Drains: drains,
 			Limiter: webhooks.NewLimiter(a.Redis, wopts), Listeners: listeners, Metrics: metrics,
-			Log: a.Log.With("component", "dispatcher"),
+			Log: quiet.With("component", "dispatcher"),
 		}, wopts)
 		webhooks.Register(a.mux, a.Dispatcher, store, endpoints)
 	}
@@ -324,6 +347,15 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.Listen(); err != nil {
 		return err
 	}
+
+	// The watcher pings Redis at once (Redis down at start-up is said at
+	// start-up, without holding it up), then follows it until the roles
+	// have stopped.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); a.redisWatch.run(watchCtx) }()
+	defer func() { stopWatch(); <-watchDone }()
+
 	errc := make(chan error, 3)
 
 	var httpSrv *http.Server
@@ -407,11 +439,11 @@ type redisConnOpt struct{ c redis.UniversalClient }
 
 func (o redisConnOpt) MakeRedisClient() any { return o.c }
 
-// asynqLogger sends asynq's logs to slog.
-type asynqLogger struct{ l *slog.Logger }
-
-func (l asynqLogger) Debug(args ...any) { l.l.Debug(fmt.Sprint(args...)) }
-func (l asynqLogger) Info(args ...any)  { l.l.Info(fmt.Sprint(args...)) }
-func (l asynqLogger) Warn(args ...any)  { l.l.Warn(fmt.Sprint(args...)) }
-func (l asynqLogger) Error(args ...any) { l.l.Error(fmt.Sprint(args...)) }
-func (l asynqLogger) Fatal(args ...any) { l.l.Error(fmt.Sprint(args...)) }
+// databaseName is the database a postgres:// URL names.
+func databaseName(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(u.Path, "/")
+}
