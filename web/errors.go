@@ -164,7 +164,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	p := problemFor(err)
 	p.RequestID = requestID(c)
 	p.Instance = c.Request().URL.Path
-	if p.Status >= 500 {
+	if p.Status >= 500 && p.Code != fault.NotReady { // readiness logs its own changes
 		s.log.Error("request failed", "requestId", p.RequestID, "method", c.Request().Method,
 			"path", c.Request().URL.Path, "err", err)
 	}

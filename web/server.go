@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,6 +50,9 @@ type Options struct {
 
 // Server is the HTTP handler of the platform.
 type Server struct {
+	// notReady is what the last readiness probe found down ("" for none).
+	notReady stringSwap
+
 	opts    Options
 	log     *slog.Logger
 	e       *echo.Echo
@@ -167,21 +171,45 @@ func (s *Server) readyz(c echo.Context) error {
 		go func() { results <- result{ch.Name, ch.Ping(ctx)} }()
 	}
 	status := map[string]string{}
-	var down []string
+	var down, errs []string
 	for range s.opts.Checks {
 		r := <-results
 		if r.err != nil {
 			status[r.name] = "down"
 			down = append(down, r.name)
-			s.log.Warn("readiness check failed", "check", r.name, "err", r.err)
+			errs = append(errs, r.name+": "+r.err.Error())
 		} else {
 			status[r.name] = "ok"
 		}
 	}
+	sort.Strings(down)
+	// Probes ask every few seconds: the log says when readiness changes,
+	// not each time it is asked.
+	if now := strings.Join(down, ","); s.notReady.Swap(now) != now {
+		if now == "" {
+			s.log.Info("ready again")
+		} else {
+			s.log.Warn("not ready", "down", now, "err", strings.Join(errs, "; "))
+		}
+	}
 	if len(down) > 0 {
-		sort.Strings(down)
 		return &fault.Error{Kind: fault.KindUnavailable, Code: fault.NotReady,
 			Message: "Not ready: " + strings.Join(down, ", ") + " unreachable.", Details: map[string]any{"checks": status}}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": status})
+}
+
+// stringSwap is a string read and replaced atomically.
+type stringSwap struct {
+	mu sync.Mutex
+	v  string
+}
+
+// Swap stores v and returns what was there.
+func (s *stringSwap) Swap(v string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.v
+	s.v = v
+	return old
 }
