@@ -267,6 +267,7 @@ func TestSubmitAppRequirements(t *testing.T) {
 	local := appFields("Laptop")
 	local.Scopes, local.Events, local.WebhookURL = ptr([]string{"issue:read"}), ptr([]string{"issue.created"}), nil
 	laptop := s.mustApp(s.admin, "acme", local)
+	s.mustPlan(s.admin, laptop.Slug, "Free", "0")
 	_, err = s.Apps.SubmitApp(s.ctx, s.admin, laptop.Slug)
 	wantFields(t, err, "webhookUrl")
 

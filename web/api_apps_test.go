@@ -180,7 +180,7 @@ func TestAppValidationWritesNothing(t *testing.T) {
 		{"unknown scope", with(map[string]any{"scopes": []string{"org:read", "root:all"}}), 400, "invalid_input", "scopes"},
 		{"event not allowed by scopes", with(map[string]any{"events": []string{"issue.created"}}), 400, "invalid_input", "events"},
 		{"unknown event", with(map[string]any{"events": []string{"nothing.happened"}}), 400, "invalid_input", "events"},
-		{"events without webhook", with(map[string]any{"webhookUrl": nil}), 400, "invalid_input", "webhookUrl"},
+		{"webhook URL not http", with(map[string]any{"webhookUrl": "ftp://partner.example/hooks"}), 400, "invalid_input", "webhookUrl"},
 		{"unknown category", with(map[string]any{"categories": []string{"toys"}}), 400, "invalid_input", "categories"},
 		{"bad kind", with(map[string]any{"kind": "secret"}), 400, "invalid_input", "kind"},
 		{"oversized body", with(map[string]any{"overview": strings.Repeat("x", 2<<20)}), 413, "body_too_large", ""},

@@ -136,6 +136,7 @@ func TestBrowserJourney(t *testing.T) {
 	dev.open("/apps/flow/deliveries")
 	dev.see("installation.created")
 	dev.click(`a[href^="/apps/flow/deliveries/"]`)
+	dev.at("/apps/flow/deliveries/")
 	// The partner answers in the background: a person reloads until the
 	// attempt is there (the page says so while it is pending).
 	dev.seeAfterReload("installation.created", "webhook-signature", "200")
