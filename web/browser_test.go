@@ -137,14 +137,32 @@ func (b *tab) fill(sel, value string) {
 // click clicks the element sel (a query selector) finds.
 func (b *tab) click(sel string) {
 	b.t.Helper()
-	b.run(chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Click(sel, chromedp.ByQuery))
+	b.runRetrying(chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Click(sel, chromedp.ByQuery))
+}
+
+// runRetrying is run for actions on an element the page may replace
+// between finding and using it (an htmx swap): a person would click again.
+func (b *tab) runRetrying(actions ...chromedp.Action) {
+	b.t.Helper()
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(b.ctx, patience)
+		err := chromedp.Run(ctx, actions...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 4 || !strings.Contains(err.Error(), "No node with given id") {
+			b.fail("%v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // press clicks the button or link whose text contains label.
 func (b *tab) press(label string) {
 	b.t.Helper()
 	xp := fmt.Sprintf(`//main//*[self::button or self::a][contains(normalize-space(.), %q)]`, label)
-	b.run(chromedp.WaitVisible(xp, chromedp.BySearch), chromedp.Click(xp, chromedp.BySearch))
+	b.runRetrying(chromedp.WaitVisible(xp, chromedp.BySearch), chromedp.Click(xp, chromedp.BySearch))
 }
 
 // see waits until the page shows every text.
