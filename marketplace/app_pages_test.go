@@ -192,4 +192,3 @@ func TestCatalogue(t *testing.T) {
 		})
 	}
 }
-
