@@ -14,7 +14,12 @@ func (s *Orgs) AuditLog(ctx context.Context, a Actor, ref string, aq AuditQuery,
 	if err != nil {
 		return page.Page[AuditEntry]{}, err
 	}
-	q := s.db.WithContext(ctx).Where("organization_id = ?", acc.Org.ID)
+	return s.auditLog(ctx, acc.Org.ID, aq, r)
+}
+
+// auditLog lists organization orgID's audit entries, newest first.
+func (s *Orgs) auditLog(ctx context.Context, orgID int64, aq AuditQuery, r page.Request) (page.Page[AuditEntry], error) {
+	q := s.db.WithContext(ctx).Where("organization_id = ?", orgID)
 	if aq.Action != "" {
 		q = q.Where("action = ?", aq.Action)
 	}

@@ -16,8 +16,12 @@ func (s *Installs) ListLiveOrgInstallations(ctx context.Context, a Actor, orgRef
 	if err != nil {
 		return page.Page[Installation]{}, err
 	}
-	return s.listInstallations(ctx, s.db.Where("installations.organization_id = ? AND installations.status IN ?",
-		acc.Org.ID, []string{InstallPending, InstallInstalled}), InstallationQuery{}, r)
+	return s.listInstallations(ctx, s.liveIn(acc.Org.ID), InstallationQuery{}, r)
+}
+
+// liveIn selects organization orgID's live installations.
+func (s *core) liveIn(orgID int64) *gorm.DB {
+	return s.db.Where("installations.organization_id = ? AND installations.status IN ?", orgID, []string{InstallPending, InstallInstalled})
 }
 
 // InstallationSummary is what an organization's installed-apps page shows
@@ -41,6 +45,12 @@ func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef st
 	if err != nil {
 		return nil, err
 	}
+	return s.summaries(ctx, acc.Org.ID, insts)
+}
+
+// summaries are InstallationSummaries of organization orgID's
+// installations in insts, for whoever was let read them.
+func (s *Installs) summaries(ctx context.Context, orgID int64, insts []Installation) (map[int64]InstallationSummary, error) {
 	out := make(map[int64]InstallationSummary, len(insts))
 	if len(insts) == 0 {
 		return out, nil
@@ -48,7 +58,7 @@ func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef st
 	ids := make([]int64, 0, len(insts))
 	var users []int64
 	for _, i := range insts {
-		if i.OrganizationID != acc.Org.ID {
+		if i.OrganizationID != orgID {
 			continue
 		}
 		ids = append(ids, i.ID)
@@ -72,7 +82,7 @@ func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef st
 		FROM installations i
 		CROSS JOIN LATERAL (SELECT status, created_at, completed_at FROM deliveries
 		                    WHERE installation_id = i.id ORDER BY created_at DESC LIMIT 1) d
-		WHERE i.id IN ? AND i.organization_id = ?`, ids, acc.Org.ID).Scan(&latest).Error; err != nil {
+		WHERE i.id IN ? AND i.organization_id = ?`, ids, orgID).Scan(&latest).Error; err != nil {
 		return nil, fmt.Errorf("finding latest deliveries: %w", err)
 	}
 	for _, l := range latest {
@@ -91,7 +101,7 @@ func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef st
 	}
 	if err := db.Raw(`SELECT installation_id, count(*) AS total, count(*) FILTER (WHERE status = 'succeeded') AS succeeded
 		FROM deliveries WHERE organization_id = ? AND installation_id IN ? AND created_at > ?
-		GROUP BY installation_id`, acc.Org.ID, ids, s.now().Add(-24*time.Hour)).Scan(&counts).Error; err != nil {
+		GROUP BY installation_id`, orgID, ids, s.now().Add(-24*time.Hour)).Scan(&counts).Error; err != nil {
 		return nil, fmt.Errorf("counting recent deliveries: %w", err)
 	}
 	for _, c := range counts {
@@ -113,7 +123,7 @@ func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef st
 			}
 		}
 		for _, i := range insts {
-			if i.InstalledBy != nil && i.OrganizationID == acc.Org.ID {
+			if i.InstalledBy != nil && i.OrganizationID == orgID {
 				sum := out[i.ID]
 				sum.InstalledBy = names[*i.InstalledBy]
 				out[i.ID] = sum

@@ -3,7 +3,8 @@
 //
 //   - Accounts (accounts.go): users, sessions, API tokens, CSRF, and the
 //     authentication of every bearer credential;
-//   - Orgs (orgs.go, audit.go): organizations, members, the audit log;
+//   - Orgs (orgs.go, audit.go, org_pages.go): organizations, members, the
+//     audit log;
 //   - Apps (apps.go, app_*.go, plans.go, directory.go): partner apps, their
 //     plans, review and secrets, and the marketplace directory;
 //   - Installs (installations.go, installation_*.go): installing, grants,
@@ -12,9 +13,15 @@
 //   - ServiceTokens (service_tokens.go): the host product's tokens;
 //   - Events (events.go, scopes.go): the event and scope catalogues, and
 //     the host's publishing;
-//   - Deliveries (deliveries.go, delivery_log_page.go): the partner's view of
+//   - Deliveries (deliveries.go, delivery_*.go): the partner's view of
 //     an app's webhooks;
-//   - Reconciler (reconcile*.go, runs.go, tasks.go): the periodic jobs.
+//   - Reconciler (reconcile*.go, runs.go, tasks.go): the periodic jobs;
+//   - Operators (operators.go): the operators' pages.
+//
+// Each page of the UI reads its data with one call: a read model on the
+// service of the concept it shows (Installs.InstalledAppsPage,
+// Orgs.MembersPage, Apps.ListingPage, Deliveries.HealthPage, ...), which
+// checks once who may see it.
 //
 // They share a small core (marketplace.go: the database, the clock, keys,
 // the audit log) and one access helper (access.go) that answers "may this
@@ -109,6 +116,7 @@ type Services struct {
 	Events        *Events
 	Deliveries    *Deliveries
 	Reconciler    *Reconciler
+	Operators     *Operators
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -130,11 +138,12 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 	}
 	tokens := &tokens{core: c}
 	events := &Events{core: c, catalog: deps.Catalog}
-	installs := &Installs{core: c, tokens: tokens}
+	installs := &Installs{core: c, tokens: tokens, events: events}
 	orgs := &Orgs{core: c, installs: installs}
-	apps := &Apps{core: c, events: events, installs: installs, tokens: tokens, endpoints: deps.Endpoints}
+	apps := &Apps{core: c, events: events, installs: installs, orgs: orgs, tokens: tokens, endpoints: deps.Endpoints}
 	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
 	hosts := &ServiceTokens{core: c}
+	reconciler := newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts)
 	return &Services{
 		Accounts:      &Accounts{core: c, tokens: tokens, hosts: hosts, oauth: oauth},
 		Orgs:          orgs,
@@ -143,8 +152,10 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		OAuth:         oauth,
 		ServiceTokens: hosts,
 		Events:        events,
-		Deliveries:    &Deliveries{core: c, installs: installs, log: deps.Log, endpoints: deps.Endpoints, stream: deps.Stream},
-		Reconciler:    newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts),
+		Deliveries: &Deliveries{core: c, installs: installs, reconciler: reconciler, log: deps.Log,
+			endpoints: deps.Endpoints, stream: deps.Stream},
+		Reconciler: reconciler,
+		Operators:  &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
 	}, nil
 }
 

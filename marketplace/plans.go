@@ -77,6 +77,12 @@ func normalizePrice(p *Plan) {
 
 // ListPlans returns an app's plans, cheapest first.
 func (s *Apps) ListPlans(ctx context.Context, a Actor, appRef string) ([]Plan, error) {
+	return s.visiblePlans(ctx, a, appRef)
+}
+
+// visiblePlans are the plans of app appRef, cheapest first, when the actor
+// may see the app.
+func (s *core) visiblePlans(ctx context.Context, a Actor, appRef string) ([]Plan, error) {
 	v, err := s.view(ctx, s.db, a, appRef, false)
 	if err != nil {
 		return nil, err

@@ -18,8 +18,13 @@ func (s *Reconciler) ListAppRuns(ctx context.Context, a Actor, ref string, q Run
 	if err != nil {
 		return page.Page[Run]{}, err
 	}
-	db := s.db.WithContext(ctx).Where("app_id = ? OR id IN (SELECT run_id FROM reconciliation_findings WHERE app_id = ?)", v.ID, v.ID)
-	return s.listRuns(ctx, db, q, r, &v.ID)
+	return s.appRuns(ctx, v.ID, q, r)
+}
+
+// appRuns are the runs that concern app appID, with only its findings.
+func (s *Reconciler) appRuns(ctx context.Context, appID int64, q RunQuery, r page.Request) (page.Page[Run], error) {
+	db := s.db.WithContext(ctx).Where("app_id = ? OR id IN (SELECT run_id FROM reconciliation_findings WHERE app_id = ?)", appID, appID)
+	return s.listRuns(ctx, db, q, r, &appID)
 }
 
 // ListRuns shows operators every run.

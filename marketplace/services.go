@@ -21,6 +21,7 @@ type Apps struct {
 	*core
 	events    *Events
 	installs  *Installs
+	orgs      *Orgs
 	tokens    *tokens
 	endpoints EndpointAdmin
 }
@@ -30,6 +31,7 @@ type Apps struct {
 type Installs struct {
 	*core
 	tokens *tokens
+	events *Events
 }
 
 // OAuth is the authorization server: consent, the token endpoint,
@@ -56,10 +58,21 @@ type Events struct {
 // redelivery, test events, health and `plugboard listen`.
 type Deliveries struct {
 	*core
-	installs  *Installs
-	log       DeliveryLog
-	endpoints EndpointAdmin
-	stream    DeliveryStream
+	installs   *Installs
+	reconciler *Reconciler
+	log        DeliveryLog
+	endpoints  EndpointAdmin
+	stream     DeliveryStream
+}
+
+// Operators are the operators' pages: the overview, the review queue, an
+// app under review, the event catalogue and the reconciliation runs. To
+// everyone else the pages are not there.
+type Operators struct {
+	*core
+	apps       *Apps
+	events     *Events
+	reconciler *Reconciler
 }
 
 // tokens issues, finds and revokes installation tokens; OAuth, Installs and

@@ -14,71 +14,23 @@ import (
 	"github.com/plugboard/plugboard/webhooks"
 )
 
-// operatorOnly hides operator pages from everyone else.
-func operatorOnly(c echo.Context) error {
-	if !actor(c).IsOperator() {
-		return fault.NotFound("page")
-	}
-	return nil
-}
+// The operators' pages read marketplace.Operators, which shows them to
+// operators only: to everyone else they are not found.
 
+// adminRedirect sends /admin to the operators' home, which says who may
+// see it.
 func (s *Server) adminRedirect(c echo.Context) error {
-	if err := operatorOnly(c); err != nil {
-		return err
-	}
 	return c.Redirect(http.StatusMovedPermanently, "/admin/")
 }
 
-// adminHomeData is the operators' overview.
-type adminHomeData struct {
-	AwaitingReview int
-	MoreToReview   bool
-	EventTypes     int
-	CustomTypes    int
-	RecentRuns     int
-	RunsWithFinds  int
-	RunsWithErrors int
-	Runs           []marketplace.Run
-}
-
 func (s *Server) adminHome(c echo.Context) error {
-	if err := operatorOnly(c); err != nil {
-		return err
-	}
-	ctx, a := c.Request().Context(), actor(c)
-	queue, err := s.opts.Apps.Directory(ctx, a, marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted}, page.Request{Limit: page.MaxLimit})
+	o, err := s.opts.Operators.Overview(c.Request().Context(), actor(c))
 	if err != nil {
 		return err
-	}
-	types, err := s.opts.Events.ListEventTypes(ctx, actor(c))
-	if err != nil {
-		return err
-	}
-	runs, err := s.opts.Reconciler.ListRuns(ctx, a, marketplace.RunQuery{}, page.Request{Limit: 50})
-	if err != nil {
-		return err
-	}
-	d := adminHomeData{AwaitingReview: len(queue.Items), MoreToReview: queue.HasNext, EventTypes: len(types), RecentRuns: len(runs.Items)}
-	for _, t := range types {
-		if !t.Builtin {
-			d.CustomTypes++
-		}
-	}
-	for _, r := range runs.Items {
-		if r.Found > 0 {
-			d.RunsWithFinds++
-		}
-		if len(r.Errors) > 0 {
-			d.RunsWithErrors++
-		}
-	}
-	d.Runs = runs.Items
-	if len(d.Runs) > 5 {
-		d.Runs = d.Runs[:5]
 	}
 	v := s.newView(c, "Operators")
 	v.Section = "admin"
-	v.Data = d
+	v.Data = o
 	return s.render(c, http.StatusOK, "admin_home", v)
 }
 
@@ -89,14 +41,11 @@ type adminQueueData struct {
 }
 
 func (s *Server) adminReviewQueue(c echo.Context) error {
-	if err := operatorOnly(c); err != nil {
-		return err
-	}
 	r, err := pageRequest(c)
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Apps.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{Status: marketplace.StatusSubmitted, SortBy: marketplace.SortCreated}, r)
+	p, err := s.opts.Operators.ReviewQueue(c.Request().Context(), actor(c), r)
 	if err != nil {
 		return err
 	}
@@ -114,37 +63,13 @@ type adminAppData struct {
 }
 
 func (s *Server) adminAppView(c echo.Context) (*view, error) {
-	if err := operatorOnly(c); err != nil {
-		return nil, err
-	}
-	ctx := c.Request().Context()
-	app, err := s.opts.Apps.GetApp(ctx, actor(c), c.Param("slug"))
+	pg, err := s.opts.Operators.ReviewPage(c.Request().Context(), actor(c), c.Param("slug"))
 	if err != nil {
 		return nil, err
 	}
-	scopes, err := s.describeScopes(ctx, app.Scopes)
-	if err != nil {
-		return nil, err
-	}
-	all, err := s.opts.Events.ListEventTypes(ctx, actor(c))
-	if err != nil {
-		return nil, err
-	}
-	byName := make(map[string]webhooks.EventType, len(all))
-	for _, t := range all {
-		byName[t.Name] = t
-	}
-	events := make([]webhooks.EventType, 0, len(app.Events))
-	for _, e := range app.Events {
-		t, ok := byName[e]
-		if !ok {
-			t = webhooks.EventType{Name: e}
-		}
-		events = append(events, t)
-	}
-	v := s.newView(c, "Review "+app.Name)
+	v := s.newView(c, "Review "+pg.App.Name)
 	v.Section = "admin"
-	v.Data = adminAppData{App: app, Scopes: scopes, Events: events}
+	v.Data = adminAppData{App: pg.App, Scopes: pg.Scopes, Events: pg.Events}
 	return v, nil
 }
 
@@ -156,11 +81,10 @@ func (s *Server) adminReviewPage(c echo.Context) error {
 	return s.render(c, http.StatusOK, "admin_review_app", v)
 }
 
-// adminDecide publishes or rejects the app in the path.
+// adminDecide publishes or rejects the app in the path. The service
+// refuses everyone but operators; a refusal re-renders the page, which is
+// not found for them.
 func (s *Server) adminDecide(c echo.Context, status string, reason *string) error {
-	if err := operatorOnly(c); err != nil {
-		return err
-	}
 	app, err := s.opts.Apps.UpdateApp(c.Request().Context(), actor(c), c.Param("slug"),
 		marketplace.AppUpdate{Status: &status, StatusReason: reason})
 	if formFault(err) {
@@ -196,10 +120,7 @@ type adminEventTypesData struct {
 }
 
 func (s *Server) adminEventTypesView(c echo.Context) (*view, error) {
-	if err := operatorOnly(c); err != nil {
-		return nil, err
-	}
-	types, err := s.opts.Events.ListEventTypes(c.Request().Context(), actor(c))
+	types, err := s.opts.Operators.EventTypes(c.Request().Context(), actor(c))
 	if err != nil {
 		return nil, err
 	}
@@ -217,10 +138,9 @@ func (s *Server) adminEventTypes(c echo.Context) error {
 	return s.render(c, http.StatusOK, "admin_event_types", v)
 }
 
+// adminCreateEventType adds an event type; like adminDecide, a refusal
+// re-renders the page, not found for anyone but operators.
 func (s *Server) adminCreateEventType(c echo.Context) error {
-	if err := operatorOnly(c); err != nil {
-		return err
-	}
 	n := webhooks.NewEventType{Name: strings.TrimSpace(c.FormValue("name")), Resource: strings.TrimSpace(c.FormValue("resource")),
 		Scope: strings.TrimSpace(c.FormValue("scope")), Description: strings.TrimSpace(c.FormValue("description"))}
 	var err error
@@ -257,15 +177,12 @@ type adminRunsData struct {
 }
 
 func (s *Server) adminRuns(c echo.Context) error {
-	if err := operatorOnly(c); err != nil {
-		return err
-	}
 	r, err := pageRequest(c)
 	if err != nil {
 		return err
 	}
 	job := c.QueryParam("job")
-	p, err := s.opts.Reconciler.ListRuns(c.Request().Context(), actor(c), marketplace.RunQuery{Job: job}, r)
+	p, err := s.opts.Operators.Runs(c.Request().Context(), actor(c), marketplace.RunQuery{Job: job}, r)
 	if err != nil {
 		return err
 	}

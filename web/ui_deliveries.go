@@ -299,19 +299,12 @@ func formatDuration(us int64) string {
 
 // deliveryPage is one delivery: what was sent and every attempt.
 func (s *Server) deliveryPage(c echo.Context, app *marketplace.AppView) error {
-	ctx, a := c.Request().Context(), actor(c)
-	del, err := s.opts.Deliveries.GetDelivery(ctx, a, app.Slug, c.Param("id"))
+	pg, err := s.opts.Deliveries.DeliveryPage(c.Request().Context(), actor(c), app.Slug, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	d := &deliveryData{App: app, Delivery: *del, Pending: del.Status == webhooks.DeliveryPending, CanAdmin: app.IsAdmin()}
-	if del.InstallationUUID != nil {
-		orgs, err := s.opts.Deliveries.AppInstallationOrgs(ctx, a, app.Slug, []string{*del.InstallationUUID})
-		if err != nil {
-			return err
-		}
-		d.Org = orgs[*del.InstallationUUID]
-	}
+	del := pg.Delivery
+	d := &deliveryData{App: app, Delivery: *del, Org: pg.Org, Pending: del.Status == webhooks.DeliveryPending, CanAdmin: app.IsAdmin()}
 	for i := len(del.Attempts) - 1; i >= 0; i-- {
 		at := del.Attempts[i]
 		av := attemptView{Attempt: at, Duration: formatDuration(at.DurationUS), Outcome: webhooks.DeliverySucceeded,

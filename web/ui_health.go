@@ -68,13 +68,8 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	if !ok {
 		return fault.Field("range", "must be 24h, 7d or 30d")
 	}
-	ctx, a := c.Request().Context(), actor(c)
 	until := timeNow().UTC().Truncate(rg.Step).Add(rg.Step)
 	since := until.Add(-rg.Span)
-	buckets, t, err := s.opts.Deliveries.Stats(ctx, a, app.Slug, since, until, rg.Step)
-	if err != nil {
-		return err
-	}
 	r, err := pageRequest(c)
 	if err != nil {
 		return err
@@ -82,12 +77,14 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	if r.Limit == 0 {
 		r.Limit = 10
 	}
-	runs, err := s.opts.Reconciler.ListAppRuns(ctx, a, app.Slug, marketplace.RunQuery{}, r)
+	pg, err := s.opts.Deliveries.HealthPage(c.Request().Context(), actor(c), app.Slug,
+		marketplace.HealthQuery{Since: since, Until: until, Step: rg.Step}, r)
 	if err != nil {
 		return err
 	}
+	buckets, t := pg.Buckets, pg.Total
 
-	d := &healthData{App: app, Range: rg, Ranges: healthRanges, Since: since, Until: until, Runs: runs, Query: url.Values{"range": {rg.Key}}}
+	d := &healthData{App: app, Range: rg, Ranges: healthRanges, Since: since, Until: until, Runs: pg.Runs, Query: url.Values{"range": {rg.Key}}}
 	d.Attempts, d.Succeeded, d.Failed, d.SuccessRate = t.Attempts, t.Succeeded, t.Failed, t.SuccessRate
 	d.P50, d.P95, d.P99 = t.P50, t.P95, t.P99
 	d.P50Text, d.P95Text, d.P99Text = formatMs(t.P50), formatMs(t.P95), formatMs(t.P99)

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 
@@ -36,35 +35,24 @@ func (s *Server) marketplaceDirectory(c echo.Context) error {
 	}
 	d := directoryPage{Query: c.QueryParams(), Search: c.QueryParam("q"), Category: c.QueryParam("category"),
 		Sort: sortBy, Categories: marketplace.Categories}
-	d.Apps, err = s.opts.Apps.Directory(c.Request().Context(), actor(c), marketplace.DirectoryQuery{
-		Query: d.Search, Category: d.Category, SortBy: sortBy, Plans: true}, r)
+	v := s.newView(c, "Marketplace")
+	v.Section = "marketplace"
+	pg, err := s.opts.Apps.DirectoryPage(c.Request().Context(), actor(c), marketplace.DirectoryQuery{
+		Query: d.Search, Category: d.Category, SortBy: sortBy, Plans: true}, r, currentOrg(v))
 	if err != nil {
 		return err
 	}
-	v := s.newView(c, "Marketplace")
-	v.Section = "marketplace"
-	d.Installed = s.installedApps(c.Request().Context(), v)
+	d.Apps, d.Installed = pg.Apps, pg.Installed
 	v.Data = d
 	return s.render(c, http.StatusOK, "marketplace", v)
 }
 
-// installedApps maps the apps live in the current organization to their
-// installation, so the marketplace can say "Installed".
-func (s *Server) installedApps(ctx context.Context, v *view) map[int64]string {
-	out := map[int64]string{}
+// currentOrg is the slug of the view's current organization; "" for none.
+func currentOrg(v *view) string {
 	if v.Org == nil {
-		return out
+		return ""
 	}
-	// Only live installations: uninstalled ones listed first would push
-	// them off the page.
-	p, err := s.opts.Installs.ListLiveOrgInstallations(ctx, v.Actor, v.Org.Org.Slug, page.Request{Limit: page.MaxLimit})
-	if err != nil {
-		return out // the page still works without the badges
-	}
-	for _, in := range p.Items {
-		out[in.AppID] = in.UUID
-	}
-	return out
+	return v.Org.Org.Slug
 }
 
 // appPage is an app's marketplace page.
@@ -76,45 +64,17 @@ type appPage struct {
 }
 
 func (s *Server) marketplaceApp(c echo.Context) error {
-	ctx := c.Request().Context()
-	a := actor(c)
-	app, err := s.opts.Apps.GetApp(ctx, a, c.Param("app_slug"))
-	if err != nil {
-		return err
-	}
-	plans, err := s.opts.Apps.ListPlans(ctx, a, app.Slug)
-	if err != nil {
-		return err
-	}
-	scopes, err := s.describeScopes(ctx, app.Scopes)
-	if err != nil {
-		return err
-	}
-	v := s.newView(c, app.Name)
+	// The view first: it knows the current organization, where the page
+	// says whether the app is installed. Its title waits for the app.
+	v := s.newView(c, "")
 	v.Section = "marketplace"
-	v.Data = appPage{App: app, Scopes: scopes, Plans: plans, Installed: s.installedApps(ctx, v)[app.ID]}
-	return s.render(c, http.StatusOK, "marketplace_app", v)
-}
-
-// describeScopes gives each scope name its plain-words description.
-func (s *Server) describeScopes(ctx context.Context, names []string) ([]marketplace.Scope, error) {
-	all, err := s.opts.Events.Scopes(ctx)
+	pg, err := s.opts.Apps.ListingPage(c.Request().Context(), actor(c), c.Param("app_slug"), currentOrg(v))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	byName := make(map[string]marketplace.Scope, len(all))
-	for _, sc := range all {
-		byName[sc.Name] = sc
-	}
-	out := make([]marketplace.Scope, 0, len(names))
-	for _, n := range names {
-		sc, ok := byName[n]
-		if !ok {
-			sc = marketplace.Scope{Name: n, Description: n}
-		}
-		out = append(out, sc)
-	}
-	return out, nil
+	v.Title = pg.App.Name
+	v.Data = appPage{App: pg.App, Scopes: pg.Scopes, Plans: pg.Plans, Installed: pg.Installed}
+	return s.render(c, http.StatusOK, "marketplace_app", v)
 }
 
 // consentPage is the install consent, shared by the marketplace's Install
@@ -150,36 +110,18 @@ func (s *Server) installForm(c echo.Context) error {
 
 // installConsent gathers what the consent page shows for the app in the path.
 func (s *Server) installConsent(c echo.Context) (*consentPage, error) {
-	ctx := c.Request().Context()
-	a := actor(c)
-	app, err := s.opts.Apps.GetApp(ctx, a, c.Param("app_slug"))
+	pg, err := s.opts.Apps.ConsentPage(c.Request().Context(), actor(c), c.Param("app_slug"))
 	if err != nil {
 		return nil, err
 	}
-	plans, err := s.opts.Apps.ListPlans(ctx, a, app.Slug)
-	if err != nil {
-		return nil, err
-	}
-	scopes, err := s.describeScopes(ctx, app.Scopes)
-	if err != nil {
-		return nil, err
-	}
-	orgs, err := s.opts.Orgs.ListOrganizations(ctx, a, page.Request{Limit: page.MaxLimit})
-	if err != nil {
-		return nil, err
-	}
-	cp := &consentPage{App: &app.App, Scopes: scopes, Plans: plans, Action: "/marketplace/" + app.Slug + "/install",
+	app := pg.App
+	cp := &consentPage{App: &app.App, Scopes: pg.Scopes, Plans: pg.Plans, Orgs: pg.Orgs, Action: "/marketplace/" + app.Slug + "/install",
 		Org: c.FormValue("org"), Plan: c.FormValue("plan")}
-	for _, o := range orgs.Items {
-		if o.IsAdmin() {
-			cp.Orgs = append(cp.Orgs, o)
-		}
-	}
 	if u, err := url.Parse(app.RedirectURL); err == nil && app.RedirectURL != "" {
 		cp.RedirectHost = u.Host
 	}
-	if cp.Plan == "" && len(plans) > 0 {
-		cp.Plan = plans[0].Slug
+	if cp.Plan == "" && len(pg.Plans) > 0 {
+		cp.Plan = pg.Plans[0].Slug
 	}
 	return cp, nil
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -22,27 +21,19 @@ type orgInstallationsData struct {
 }
 
 func (s *Server) orgInstallationsPage(c echo.Context) error {
-	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
-	if err != nil {
-		return err
-	}
 	r, err := pageRequest(c)
 	if err != nil {
 		return err
 	}
-	p, err := s.opts.Installs.ListLiveOrgInstallations(ctx, a, org.Org.Slug, r)
+	pg, err := s.opts.Installs.InstalledAppsPage(c.Request().Context(), actor(c), c.Param("org"), r)
 	if err != nil {
 		return err
 	}
-	sums, err := s.opts.Installs.InstallationSummaries(ctx, a, org.Org.Slug, p.Items)
-	if err != nil {
-		return err
-	}
+	org := pg.Org
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, "Installed apps · "+org.Org.Name)
 	v.Section = "installed"
-	v.Data = orgInstallationsData{Org: org, Admin: org.IsAdmin(), Page: p, Summaries: sums, Query: c.QueryParams()}
+	v.Data = orgInstallationsData{Org: org, Admin: org.IsAdmin(), Page: pg.Installations, Summaries: pg.Summaries, Query: c.QueryParams()}
 	return s.render(c, http.StatusOK, "org_installations", v)
 }
 
@@ -56,75 +47,41 @@ type orgInstallationData struct {
 	Plans   []marketplace.Plan
 }
 
-// orgInstallation loads an installation of the organization in the path;
-// others' installations are not found.
-func (s *Server) orgInstallation(c echo.Context) (*marketplace.OrgAccess, *marketplace.Installation, error) {
-	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
-	if err != nil {
-		return nil, nil, err
-	}
-	inst, err := s.opts.Installs.GetInstallation(ctx, a, c.Param("uuid"))
-	if err != nil {
-		return nil, nil, err
-	}
-	if inst.OrganizationID != org.Org.ID || !inst.Live() {
-		return nil, nil, fault.NotFound("installation")
-	}
-	return org, inst, nil
+// orgInstallation is the page of the installation in the path, of the
+// organization in the path.
+func (s *Server) orgInstallation(c echo.Context) (*marketplace.InstallationPage, error) {
+	return s.opts.Installs.InstallationPage(c.Request().Context(), actor(c), c.Param("org"), c.Param("uuid"))
 }
 
-func (s *Server) orgInstallationView(c echo.Context, org *marketplace.OrgAccess, inst *marketplace.Installation) (*view, error) {
-	ctx, a := c.Request().Context(), actor(c)
-	sums, err := s.opts.Installs.InstallationSummaries(ctx, a, org.Org.Slug, []marketplace.Installation{*inst})
-	if err != nil {
-		return nil, err
-	}
-	scopes, err := s.describeScopes(ctx, inst.Scopes)
-	if err != nil {
-		return nil, err
-	}
-	plans, err := s.opts.Apps.ListPlans(ctx, a, inst.App.Slug)
-	if errors.Is(err, fault.ErrNotFound) {
-		// The app was pulled from the marketplace: its installations stay
-		// (and can be uninstalled) but no plan can be chosen.
-		plans, err = nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.InstallationPage) *view {
+	org, inst := pg.Org, pg.Installation
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
-	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: sums[inst.ID], Scopes: scopes, Plans: plans}
-	return v, nil
+	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans}
+	return v
 }
 
 func (s *Server) orgInstallationPage(c echo.Context) error {
-	org, inst, err := s.orgInstallation(c)
+	pg, err := s.orgInstallation(c)
 	if err != nil {
 		return err
 	}
-	v, err := s.orgInstallationView(c, org, inst)
-	if err != nil {
-		return err
-	}
-	return s.render(c, http.StatusOK, "org_installation", v)
+	return s.render(c, http.StatusOK, "org_installation", s.orgInstallationView(c, pg))
 }
 
 // orgChangePlan moves the installation to another of the app's plans.
 func (s *Server) orgChangePlan(c echo.Context) error {
-	org, inst, err := s.orgInstallation(c)
+	pg, err := s.orgInstallation(c)
 	if err != nil {
 		return err
 	}
+	org, inst := pg.Org, pg.Installation
 	plan := c.FormValue("plan")
 	_, err = s.opts.Installs.UpdateInstallation(c.Request().Context(), actor(c), inst.UUID, marketplace.InstallationUpdate{Plan: &plan})
 	if formFault(err) {
-		v, verr := s.orgInstallationView(c, org, inst)
-		if verr != nil {
-			return verr
-		}
+		// Nothing changed: the page read before is the page to show.
+		v := s.orgInstallationView(c, pg)
 		v.fail(err, c)
 		if fe, ok := fault.As(err); ok && fe.Kind != fault.KindInvalid && len(v.Errors) == 0 {
 			// A refusal (role, state) belongs beside the plan choice too.
@@ -139,10 +96,11 @@ func (s *Server) orgChangePlan(c echo.Context) error {
 }
 
 func (s *Server) orgUninstallConfirm(c echo.Context) error {
-	org, inst, err := s.orgInstallation(c)
+	pg, err := s.orgInstallation(c)
 	if err != nil {
 		return err
 	}
+	org, inst := pg.Org, pg.Installation
 	base := "/orgs/" + org.Org.Slug + "/installations/" + inst.UUID
 	return s.confirm(c, "Uninstall "+inst.App.Name, confirmation{
 		Heading: "Uninstall " + inst.App.Name + " from " + org.Org.Name + "?",
@@ -153,10 +111,11 @@ func (s *Server) orgUninstallConfirm(c echo.Context) error {
 }
 
 func (s *Server) orgUninstall(c echo.Context) error {
-	org, inst, err := s.orgInstallation(c)
+	pg, err := s.orgInstallation(c)
 	if err != nil {
 		return err
 	}
+	org, inst := pg.Org, pg.Installation
 	if err := s.opts.Installs.Uninstall(c.Request().Context(), actor(c), inst.UUID); err != nil {
 		return err
 	}
@@ -175,28 +134,21 @@ type orgMembersData struct {
 }
 
 func (s *Server) orgMembersView(c echo.Context) (*view, error) {
-	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
-	if err != nil {
-		return nil, err
-	}
 	r, err := pageRequest(c)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.opts.Orgs.ListMembers(ctx, a, org.Org.Slug, r)
+	a := actor(c)
+	pg, err := s.opts.Orgs.MembersPage(c.Request().Context(), a, c.Param("org"), r)
 	if err != nil {
 		return nil, err
 	}
+	org := pg.Org
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, "Members · "+org.Org.Name)
 	v.Section = "members"
-	roles := []string{marketplace.RoleMember, marketplace.RoleAdmin}
-	if org.Role == marketplace.RoleOwner {
-		roles = append(roles, marketplace.RoleOwner)
-	}
-	v.Data = orgMembersData{Org: org, Admin: org.IsAdmin(), Owner: org.Role == marketplace.RoleOwner, Me: a.User.ID,
-		Page: p, Roles: roles, Query: c.QueryParams()}
+	v.Data = orgMembersData{Org: org, Admin: pg.CanManage, Owner: pg.ManagesOwners, Me: a.User.ID,
+		Page: pg.Members, Roles: pg.Roles, Query: c.QueryParams()}
 	return v, nil
 }
 
@@ -248,28 +200,11 @@ func (s *Server) orgChangeRole(c echo.Context) error {
 
 // orgMember finds one member of the organization in the path.
 func (s *Server) orgMember(c echo.Context) (*marketplace.OrgAccess, *marketplace.Member, error) {
-	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
+	pg, err := s.opts.Orgs.MemberPage(c.Request().Context(), actor(c), c.Param("org"), c.Param("id"))
 	if err != nil {
 		return nil, nil, err
 	}
-	// Members are few; one full page finds anyone.
-	r := page.Request{Limit: page.MaxLimit}
-	for {
-		p, err := s.opts.Orgs.ListMembers(ctx, a, org.Org.Slug, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		for i := range p.Items {
-			if id(p.Items[i].ID) == c.Param("id") {
-				return org, &p.Items[i], nil
-			}
-		}
-		if !p.HasNext {
-			return nil, nil, fault.NotFound("member")
-		}
-		r.Cursor = p.Next
-	}
+	return pg.Org, pg.Member, nil
 }
 
 func memberName(m *marketplace.Member) string {
@@ -341,23 +276,19 @@ var auditActions = []string{
 }
 
 func (s *Server) orgAuditPage(c echo.Context) error {
-	ctx, a := c.Request().Context(), actor(c)
-	org, err := s.opts.Orgs.GetOrganization(ctx, a, c.Param("org"))
-	if err != nil {
-		return err
-	}
 	r, err := pageRequest(c)
 	if err != nil {
 		return err
 	}
 	action := c.QueryParam("action")
-	p, err := s.opts.Orgs.AuditLog(ctx, a, org.Org.Slug, marketplace.AuditQuery{Action: action}, r)
+	pg, err := s.opts.Orgs.AuditPage(c.Request().Context(), actor(c), c.Param("org"), marketplace.AuditQuery{Action: action}, r)
 	if err != nil {
 		return err
 	}
+	org := pg.Org
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, "Audit log · "+org.Org.Name)
 	v.Section = "audit"
-	v.Data = orgAuditData{Org: org, Page: p, Action: action, Actions: auditActions, Query: c.QueryParams()}
+	v.Data = orgAuditData{Org: org, Page: pg.Entries, Action: action, Actions: auditActions, Query: c.QueryParams()}
 	return s.render(c, http.StatusOK, "org_audit", v)
 }

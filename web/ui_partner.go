@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -75,17 +74,11 @@ type appChoices struct {
 }
 
 func (s *Server) appChoices(c echo.Context, app *marketplace.App, posted bool) (*appChoices, error) {
-	ctx := c.Request().Context()
-	scopes, err := s.opts.Events.Scopes(ctx)
+	cat, err := s.opts.Events.Catalogue(c.Request().Context(), actor(c))
 	if err != nil {
 		return nil, err
 	}
-	events, err := s.opts.Events.ListEventTypes(ctx, actor(c))
-	if err != nil {
-		return nil, err
-	}
-	sort.SliceStable(events, func(i, j int) bool { return events[i].Name < events[j].Name })
-	ch := &appChoices{Scopes: scopes, Events: events}
+	ch := &appChoices{Scopes: cat.Scopes, Events: cat.EventTypes}
 	for _, cat := range marketplace.Categories {
 		ch.Categories = append(ch.Categories, option{Value: cat, Label: categoryLabel(cat)})
 	}
