@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,27 +26,6 @@ import (
 // password is every test user's password.
 const password = "correct horse battery"
 
-// clock is the services' injected clock; tests advance it instead of
-// sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now is what Options.Now returns.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a fresh database and Redis space with every marketplace service
 // built on them, as the composition root builds them.
 type env struct {
@@ -55,7 +33,7 @@ type env struct {
 	t     *testing.T
 	ctx   context.Context
 	db    *gorm.DB
-	clock *clock
+	clock *testenv.Clock
 	dir   *marketplace.WebhookDirectory
 	opts  marketplace.Options
 }
@@ -79,7 +57,7 @@ func withVerifyTimeout(d time.Duration) option {
 func newTestServices(t *testing.T, opts ...option) *env {
 	t.Helper()
 	ctx := t.Context()
-	clk := &clock{t: time.Date(2030, 3, 4, 9, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2030, 3, 4, 9, 0, 0, 0, time.UTC))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	db, err := gorm.Open(postgres.Open(testenv.DB(t)), &gorm.Config{SkipDefaultTransaction: true, Logger: gormlogger.Discard})

@@ -9,16 +9,6 @@ import (
 	"gorm.io/gorm"
 )
 
-// ListLiveOrgInstallations lists the apps an organization has installed or
-// is installing (pending or installed), newest first; members may read.
-func (s *Installs) ListLiveOrgInstallations(ctx context.Context, a Actor, orgRef string, r page.Request) (page.Page[Installation], error) {
-	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
-	if err != nil {
-		return page.Page[Installation]{}, err
-	}
-	return s.listInstallations(ctx, s.liveIn(acc.Org.ID), InstallationQuery{}, r)
-}
-
 // liveIn selects organization orgID's live installations.
 func (s *core) liveIn(orgID int64) *gorm.DB {
 	return s.db.Where("installations.organization_id = ? AND installations.status IN ?", orgID, []string{InstallPending, InstallInstalled})
@@ -37,19 +27,9 @@ type InstallationSummary struct {
 	Succeeded24h int
 }
 
-// InstallationSummaries returns, for installations of organization orgRef,
-// their installer and delivery health, keyed by installation id. Members
-// may read; ids of other organizations' installations are ignored.
-func (s *Installs) InstallationSummaries(ctx context.Context, a Actor, orgRef string, insts []Installation) (map[int64]InstallationSummary, error) {
-	acc, err := s.access(ctx, s.db, a, orgRef, RoleMember)
-	if err != nil {
-		return nil, err
-	}
-	return s.summaries(ctx, acc.Org.ID, insts)
-}
-
-// summaries are InstallationSummaries of organization orgID's
-// installations in insts, for whoever was let read them.
+// summaries are the installer and delivery health of organization orgID's
+// installations in insts, keyed by installation id, for whoever was let
+// read them; ids of other organizations' installations are ignored.
 func (s *Installs) summaries(ctx context.Context, orgID int64, insts []Installation) (map[int64]InstallationSummary, error) {
 	out := make(map[int64]InstallationSummary, len(insts))
 	if len(insts) == 0 {

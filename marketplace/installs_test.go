@@ -184,10 +184,10 @@ func TestInstallTwiceConflicts(t *testing.T) {
 	if again.Installation.UUID == first.Installation.UUID {
 		t.Error("reinstalling reused the deleted installation")
 	}
-	live, err := e.Installs.ListLiveOrgInstallations(e.ctx, w.admin, w.customer, page.Request{})
+	live, err := e.Installs.InstalledAppsPage(e.ctx, w.admin, w.customer, page.Request{})
 	wantCode(t, err, "")
-	if len(live.Items) != 1 || live.Items[0].UUID != again.Installation.UUID {
-		t.Errorf("live installations = %+v", live.Items)
+	if len(live.Installations.Items) != 1 || live.Installations.Items[0].UUID != again.Installation.UUID {
+		t.Errorf("live installations = %+v", live.Installations.Items)
 	}
 	all, err := e.Installs.ListOrgInstallations(e.ctx, w.admin, w.customer, marketplace.InstallationQuery{Status: marketplace.InstallDeleted}, page.Request{})
 	wantCode(t, err, "")

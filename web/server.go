@@ -15,7 +15,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,8 +50,9 @@ type Options struct {
 
 // Server is the HTTP handler of the platform.
 type Server struct {
-	// notReady is what the last readiness probe found down ("" for none).
-	notReady stringSwap
+	// notReady is what the last readiness probe found down (a string, ""
+	// for none).
+	notReady atomic.Value
 
 	opts    Options
 	log     *slog.Logger
@@ -185,7 +186,8 @@ func (s *Server) readyz(c echo.Context) error {
 	sort.Strings(down)
 	// Probes ask every few seconds: the log says when readiness changes,
 	// not each time it is asked.
-	if now := strings.Join(down, ","); s.notReady.Swap(now) != now {
+	now := strings.Join(down, ",")
+	if old, _ := s.notReady.Swap(now).(string); old != now {
 		if now == "" {
 			s.log.Info("ready again")
 		} else {
@@ -197,19 +199,4 @@ func (s *Server) readyz(c echo.Context) error {
 			Message: "Not ready: " + strings.Join(down, ", ") + " unreachable.", Details: map[string]any{"checks": status}}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": status})
-}
-
-// stringSwap is a string read and replaced atomically.
-type stringSwap struct {
-	mu sync.Mutex
-	v  string
-}
-
-// Swap stores v and returns what was there.
-func (s *stringSwap) Swap(v string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.v
-	s.v = v
-	return old
 }

@@ -23,24 +23,6 @@ import (
 	"github.com/plugboard/plugboard/app/testenv"
 )
 
-// clock is an injected Options.Now that tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // tableDir is the Directory port answered from tables: it stands for the
 // marketplace, not for our storage.
 type tableDir struct {
@@ -97,7 +79,7 @@ type world struct {
 	rdb        *redis.Client
 	queue      *asynq.Client
 	inspector  *asynq.Inspector
-	clock      *clock
+	clock      *testenv.Clock
 	dir        *tableDir
 	opts       Options
 	drains     *Drains
@@ -132,7 +114,7 @@ func newWorld(t *testing.T, opts Options) *world {
 	t.Cleanup(func() { rdb.Close() })
 	w := &world{t: t, ctx: context.Background(), db: db, rdb: rdb, queue: asynq.NewClientFromRedisClient(rdb),
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
-		clock:     &clock{t: time.Now()}, dir: &tableDir{recipients: map[string][]Recipient{}, endpoints: map[int64]*Endpoint{}}}
+		clock:     testenv.NewClock(time.Now()), dir: &tableDir{recipients: map[string][]Recipient{}, endpoints: map[int64]*Endpoint{}}}
 	if opts.Now == nil {
 		opts.Now = w.clock.Now
 	}
