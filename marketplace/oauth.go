@@ -73,6 +73,10 @@ type TokenSet struct {
 	ExpiresAt    time.Time
 	Scopes       []string
 	Installation *Installation
+	// OpenID Connect (oidc.go): for a code asked for with openid, the
+	// id_token and the identity scopes granted beside Scopes.
+	IDToken        string
+	IdentityScopes []string
 }
 
 // ExpiresIn is the access token's lifetime in seconds.
@@ -157,6 +161,9 @@ func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*To
 		if err != nil {
 			return err
 		}
+		if err := s.withIDToken(ctx, tx, app, out, &g.ID, true); err != nil {
+			return err
+		}
 		if inst.SyncState == OutOfSync && inst.SyncReason == "token_never_exchanged" {
 			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(map[string]any{
 				"sync_state": InSync, "sync_reason": "", "sync_checked_at": s.now()}).Error; err != nil {
@@ -209,7 +216,10 @@ func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 			return fmt.Errorf("rotating refresh token: %w", err)
 		}
 		out, err = s.tokens.issue(ctx, tx, &inst, old.GrantID, old.Family, true)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.withIDToken(ctx, tx, app, out, old.GrantID, false)
 	})
 	if reused {
 		return nil, invalidGrant("The refresh token was already used; every token of its family is revoked.")
