@@ -35,7 +35,7 @@ func (s *Server) openIDConfiguration(c echo.Context) error {
 		"issuer": b, "authorization_endpoint": b + "/oauth/authorize", "token_endpoint": b + "/oauth/token",
 		"userinfo_endpoint": b + userinfoPath, "jwks_uri": b + "/.well-known/jwks.json", "revocation_endpoint": b + "/oauth/revoke",
 		"response_types_supported": []string{"code"}, "response_modes_supported": []string{"query"},
-		"grant_types_supported": []string{"authorization_code", "refresh_token"},
+		"grant_types_supported":   []string{"authorization_code", "refresh_token"},
 		"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"EdDSA"},
 		"scopes_supported": names, "claims_supported": marketplace.IDTokenClaims, "claim_types_supported": []string{"normal"},
 		"code_challenge_methods_supported":      []string{"S256"},
