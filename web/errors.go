@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -128,7 +129,7 @@ func problemFor(err error) Problem {
 		p.Status, p.Code, p.Detail, p.Fields, p.Extra = faultStatus(fe), fe.Code, fe.Message, fe.Fields, problemExtra(fe)
 	case errors.Is(err, page.ErrCursorSort):
 		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidCursor, "The cursor was made for another sort order; start again without it."
-		p.Fields = map[string]string{"cursor": "was made for another sortBy or list"}
+		p.Fields = map[string]string{"cursor": "was made for another sortBy"}
 	case errors.Is(err, page.ErrBadCursor):
 		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidCursor, "The cursor is not one this API returned."
 		p.Fields = map[string]string{"cursor": "is not a cursor this API returned"}
@@ -185,15 +186,20 @@ func badTextInDB(err error) bool {
 // unavailable, for every route, since nothing is wrong with the request.
 func dependencyDown(err error) bool {
 	var (
-		pg      *pgconn.PgError
-		connect *pgconn.ConnectError
-		netErr  net.Error
+		pg       *pgconn.PgError
+		connect  *pgconn.ConnectError
+		netErr   net.Error
+		outbound *url.Error
 	)
 	switch {
 	case errors.As(err, &pg):
 		// Class 08 is connection exceptions; 57P01-03 a server shutting
 		// down or starting; 53300 too many connections.
 		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || pg.Code == "53300"
+	case errors.As(err, &outbound):
+		// A call to a partner's URL failed: the domain says what that
+		// means; it is not the platform's dependency that is down.
+		return false
 	case errors.As(err, &connect), errors.As(err, &netErr):
 		return true
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
@@ -224,7 +230,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	p.Instance = c.Request().URL.Path
 	switch {
 	case p.Code == fault.NotReady: // readiness logs its own changes
-	case p.Code == fault.Unavailable: // an outage, not a fault of ours: one line per request would bury the cause
+	case p.Code == fault.Unavailable: // an outage, not a bug of ours: a warning
 		s.log.Warn("dependency down", "requestId", p.RequestID, "method", c.Request().Method,
 			"path", c.Request().URL.Path, "err", err)
 	case p.Status >= 500:

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/sdk/plugboard"
 )
@@ -236,7 +237,12 @@ func TestEventTypeSchemaIsBounded(t *testing.T) {
 		{"deep.thousand", deepSchema(1000), "too_deep", "32"},
 		{"wide.schema", `{"type": "object", "description": "` + strings.Repeat("x", 64<<10) + `"}`, "schema_too_large", "65536"},
 	} {
+		start := time.Now()
 		p := create(tt.name, tt.schema).problem(t, 400, tt.code)
+		// Refused before compiling: a 1,000-deep schema took 5 s to compile.
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s: refused after %s", tt.name, took)
+		}
 		if !strings.Contains(p.Fields["schema"], tt.want) {
 			t.Errorf("%s: fields %v, want schema naming %s", tt.name, p.Fields, tt.want)
 		}
