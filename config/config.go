@@ -90,6 +90,7 @@ type Config struct {
 	WebhookMaxInFlight      int           `env:"PLUGBOARD_WEBHOOKS_MAX_IN_FLIGHT" default:"10" help:"concurrent requests per app, a whole number from 1 to 10000"`
 	RelayInterval           time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_INTERVAL" default:"10s" help:"a duration such as 10s (how often the relay looks for due deliveries)"`
 	RelayGrace              time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_GRACE" default:"30s" help:"a duration such as 30s (how long a due delivery waits before the relay enqueues it again)"`
+	EventsMaxDepth          int           `env:"PLUGBOARD_EVENTS_MAX_DEPTH" default:"64" help:"a whole number from 1 to 1000 (how deep a published event's data may nest objects and arrays; deeper data is refused with 400)"`
 	WebhookEndpointCacheTTL time.Duration `env:"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL" default:"2s" zero:"allowed" help:"a duration such as 2s (how long a worker keeps an app's endpoint, secrets and limits before reading them again; 0 reads them for every batch)"`
 
 	// PasswordCost is the bcrypt cost; tests lower it.
@@ -235,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := webhookSchedule(c.WebhookRetrySchedule); err != nil {
 		return bad("WebhookRetrySchedule", c.WebhookRetrySchedule)
+	}
+	if c.EventsMaxDepth < 1 || c.EventsMaxDepth > 1000 {
+		return bad("EventsMaxDepth", strconv.Itoa(c.EventsMaxDepth))
 	}
 	if c.WebhookRateLimit < 1 || c.WebhookRateLimit > 100000 {
 		return bad("WebhookRateLimit", strconv.Itoa(c.WebhookRateLimit))

@@ -11,6 +11,7 @@ package web
 
 import (
 	"context"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
 )
 
 // Check reports whether a dependency answers; readiness runs each.
@@ -44,6 +46,10 @@ type Options struct {
 	Registry  *prometheus.Registry
 	// Queues is the asynq monitoring UI, mounted at /admin/queues.
 	Queues http.Handler
+	// CursorKey signs pagination cursors; every API process must share it
+	// (app derives it from PLUGBOARD_SECRET_KEY). Without one, a random key
+	// is used: cursors then last as long as the process.
+	CursorKey []byte
 	// The domain services handlers call.
 	*marketplace.Services
 }
@@ -60,13 +66,15 @@ type Server struct {
 	streams streams
 	pages   templates
 	once    *oneTime // secrets the UI shows once, after a redirect
+	cursors page.Codec
 }
 
 // New builds the echo server with its middleware and routes.
 func New(opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{opts: opts, log: opts.Logger, e: e, pages: parseTemplates(), once: newOneTime()}
+	s := &Server{opts: opts, log: opts.Logger, e: e, once: newOneTime(), cursors: newCursorCodec(opts.CursorKey)}
+	s.pages = parseTemplates(template.FuncMap{"cursor": s.cursors.Encode})
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 
@@ -97,6 +105,7 @@ func New(opts Options) *Server {
 	if opts.BodyLimit > 0 {
 		e.Use(bodyLimit(opts.BodyLimit))
 	}
+	e.Use(s.refuseBadText) // after routing: it names path parameters
 	s.routes()
 	return s
 }

@@ -19,6 +19,10 @@ const (
 	SchemaMismatch       Code = "schema_mismatch"
 	BodyTooLarge         Code = "body_too_large"
 	NoSession            Code = "no_session"
+	InvalidEncoding      Code = "invalid_encoding"
+	InvalidCursor        Code = "invalid_cursor"
+	TooDeep              Code = "too_deep"
+	SchemaTooLarge       Code = "schema_too_large"
 )
 
 // Credentials (401).
@@ -116,6 +120,14 @@ var registry = []Doc{
 		"The request body is larger than this server accepts (PLUGBOARD_HTTP_BODY_LIMIT). Send less, or page through the resource instead."},
 	{NoSession, http.StatusBadRequest, false, "No session to end",
 		"Sign-out ends a browser or API session; an API token has no session. Revoke API tokens with DELETE /api/0/api-tokens/{token_id}/ instead."},
+	{InvalidEncoding, http.StatusBadRequest, false, "NUL byte or invalid UTF-8",
+		"A path parameter, query parameter, form field or JSON string (an object key or a value, event data included) holds a NUL character (a %00 byte, or \\u0000 in JSON), bytes that are not UTF-8, or a lone UTF-16 surrogate escape. Text is stored as UTF-8 and PostgreSQL holds no NUL, so such input is refused, never altered; fields names each one (a JSON path such as data.a.b, a query parameter or a path parameter)."},
+	{InvalidCursor, http.StatusBadRequest, false, "Invalid cursor",
+		"The cursor query parameter is not one this API returned for this list and sort order: cursors are signed and bound to the sortBy they were made with. Take cursors only from the Link header of the same list, and start again from the first page (no cursor) after changing sortBy or filters."},
+	{TooDeep, http.StatusBadRequest, false, "Nested too deep",
+		"A JSON value nests more objects and arrays than allowed: event data past PLUGBOARD_EVENTS_MAX_DEPTH levels (64 unless the operator changed it; data itself is level 1), or an event type's schema past 32 levels. fields names the path where the limit was crossed."},
+	{SchemaTooLarge, http.StatusBadRequest, false, "Schema too large",
+		"An event type's JSON Schema is larger than 64 KiB. Describe the event with a smaller schema."},
 
 	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
 		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},

@@ -29,6 +29,7 @@ import (
 	"gorm.io/gorm"
 	gormlogger "gorm.io/gorm/logger"
 
+	"github.com/plugboard/plugboard/app/secret"
 	"github.com/plugboard/plugboard/config"
 	"github.com/plugboard/plugboard/marketplace"
 	"github.com/plugboard/plugboard/migrations"
@@ -221,7 +222,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 				RedisConnOpt: redisConnOpt{a.Redis},
 				ReadOnly:     false,
 			}),
-			Services: services,
+			Services:  services,
+			CursorKey: secret.Derive(cfg.SecretKey.Reveal(), "cursors"),
 		})
 	}
 	return a, nil
@@ -251,6 +253,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
 		RelayGrace:         a.Config.RelayGrace,
 		EndpointCacheTTL:   endpointCacheTTL(a.Config.WebhookEndpointCacheTTL),
+		MaxDataDepth:       a.Config.EventsMaxDepth,
 		Version:            Version,
 	}
 
@@ -287,7 +290,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 	}
 
 	market, err := marketplace.New(a.DB, marketplace.Deps{
-		Outbox: outbox, Catalog: webhooks.NewCatalog(a.DB), Log: store, Endpoints: endpoints, Sender: sender, Stream: listeners,
+		Outbox: outbox, Catalog: webhooks.NewCatalog(a.DB, wopts), Log: store, Endpoints: endpoints, Sender: sender, Stream: listeners,
 	}, mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
 	if err != nil {
 		return nil, err
