@@ -159,6 +159,9 @@ func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*Eve
 		if err := checkSchemaSize(n.Schema); err != nil {
 			return nil, err
 		}
+		if err := checkSchemaRefs(n.Schema); err != nil {
+			return nil, err
+		}
 		if _, err := compileSchema(n.Schema); err != nil {
 			f.Add("schema", "is not a valid JSON Schema: "+err.Error())
 		}

@@ -127,7 +127,7 @@ var registry = []Doc{
 	{TooDeep, http.StatusBadRequest, false, "Nested too deep",
 		"A JSON value nests more objects and arrays than allowed: event data past PLUGBOARD_EVENTS_MAX_DEPTH levels (64 unless the operator changed it; data itself is level 1), or an event type's schema past 32 levels. fields names the path where the limit was crossed."},
 	{SchemaTooLarge, http.StatusBadRequest, false, "Schema too large",
-		"An event type's JSON Schema is larger than 64 KiB. Describe the event with a smaller schema."},
+		"An event type's JSON Schema is larger than 64 KiB, or expands to more than 10,000 schema nodes once every $ref is followed (each node is a step in checking every event). Describe the event with a smaller schema."},
 
 	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
 		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},
