@@ -73,6 +73,8 @@ type App struct {
 	closeOnce sync.Once
 
 	redisWatch *redisWatch // says when Redis goes and comes back; started by Run
+
+	limiterRedis *redis.Client // the HTTP rate limiter's, with short timeouts
 }
 
 // New builds every part the roles need; nothing runs until Run. It waits
@@ -145,6 +147,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 		return nil, fmt.Errorf("PLUGBOARD_REDIS_URL: %w", err)
 	}
 	a.Redis = redis.NewClient(ropt)
+	// The rate limiter has its own client: a request waits for it, so its
+	// calls give up fast (and the request goes unlimited) when Redis does
+	// not answer, instead of waiting out the default dial and read timeouts.
+	lopt := *ropt
+	lopt.DialTimeout, lopt.ReadTimeout, lopt.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	lopt.ContextTimeoutEnabled, lopt.MaxRetries = true, -1
+	a.limiterRedis = redis.NewClient(&lopt)
 	// While Redis is down, one watcher says so; go-redis, asynq and the
 	// webhooks code, which would each log every failed command, are quiet
 	// about connection errors (see redisWatch).
@@ -222,6 +231,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 				ReadOnly:     false,
 			}),
 			Services: services,
+			Limiter:  web.NewLimiter(a.limiterRedis, log.With("component", "ratelimit")),
+			RateLimits: web.RateLimits{
+				Window: cfg.APIRateWindow, User: cfg.APIRateLimitUser, Installation: cfg.APIRateLimitInstallation,
+				Service: cfg.APIRateLimitService, Anonymous: cfg.APIRateLimitAnonymous,
+				AuthWindow: cfg.AuthRateWindow, AuthAccount: cfg.AuthRateLimitAccount, AuthIP: cfg.AuthRateLimitIP, AuthClient: cfg.AuthRateLimitClient,
+			},
 		})
 	}
 	return a, nil
@@ -239,6 +254,9 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		PasswordCost: a.Config.PasswordCost,
 		GrantTTL:     a.Config.GrantTTL,
 		Logger:       a.Log,
+
+		PasswordConcurrency: a.Config.PasswordConcurrency,
+		PasswordWait:        a.Config.PasswordWait,
 	}
 	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
@@ -424,6 +442,9 @@ func (a *App) Close() {
 		}
 		if a.Redis != nil {
 			_ = a.Redis.Close()
+		}
+		if a.limiterRedis != nil {
+			_ = a.limiterRedis.Close()
 		}
 		if a.SQL != nil {
 			_ = a.SQL.Close()
