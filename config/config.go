@@ -97,7 +97,7 @@ type Config struct {
 	// PasswordConcurrency bounds the bcrypt work in flight, so that a flood
 	// of sign-ins cannot take every core from other requests; a sign-in
 	// that waits longer than PasswordWait for a slot answers 503.
-	PasswordConcurrency int           `env:"PLUGBOARD_PASSWORD_CONCURRENCY" default:"0" help:"a whole number from 0 to 1000 (password hashes computed at once; 0: one per core, GOMAXPROCS)"`
+	PasswordConcurrency int           `env:"PLUGBOARD_PASSWORD_CONCURRENCY" default:"0" help:"a whole number from 0 to 1000 (password hashes computed at once; 0: half the cores, GOMAXPROCS/2, at least 1)"`
 	PasswordWait        time.Duration `env:"PLUGBOARD_PASSWORD_WAIT" default:"1s" help:"a duration such as 1s (how long a sign-in waits for a free password slot before 503 Retry-After)"`
 
 	// Attempts at passwords and client secrets, counted in Redis and shared

@@ -67,8 +67,8 @@ type Options struct {
 	Now          func() time.Time
 
 	// PasswordConcurrency bounds the password hashes computed at once (0:
-	// GOMAXPROCS); a sign-in waits for a slot at most PasswordWait (0: 1 s),
-	// then is refused as busy.
+	// half of GOMAXPROCS, at least 1); a sign-in waits for a slot at most
+	// PasswordWait (0: 1 s), then is refused as busy.
 	PasswordConcurrency int
 	PasswordWait        time.Duration
 }

@@ -147,13 +147,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 		return nil, fmt.Errorf("PLUGBOARD_REDIS_URL: %w", err)
 	}
 	a.Redis = redis.NewClient(ropt)
-	// The rate limiter has its own client: a request waits for it, so its
-	// calls give up fast (and the request goes unlimited) when Redis does
-	// not answer, instead of waiting out the default dial and read timeouts.
-	lopt := *ropt
-	lopt.DialTimeout, lopt.ReadTimeout, lopt.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
-	lopt.ContextTimeoutEnabled, lopt.MaxRetries = true, -1
-	a.limiterRedis = redis.NewClient(&lopt)
 	// While Redis is down, one watcher says so; go-redis, asynq and the
 	// webhooks code, which would each log every failed command, are quiet
 	// about connection errors (see redisWatch).
@@ -214,6 +207,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 	// HTTP
 
 	if roles.HTTP {
+		// The rate limiter has its own client: a request waits for it, so
+		// its calls give up fast (and the request goes unlimited) when Redis
+		// does not answer, instead of waiting out the default timeouts.
+		lopt := *ropt
+		lopt.DialTimeout, lopt.ReadTimeout, lopt.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+		lopt.ContextTimeoutEnabled, lopt.MaxRetries = true, -1
+		a.limiterRedis = redis.NewClient(&lopt)
 		a.Web = web.New(web.Options{
 			Logger:    log,
 			Env:       cfg.Env,
