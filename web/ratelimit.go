@@ -132,7 +132,8 @@ func (s *Server) chargeAPI(c echo.Context, a marketplace.Actor) error {
 	}
 	if res.Allowed == 0 {
 		h.Set("RateLimit", fmt.Sprintf("%q;r=0;t=%d", class, retrySeconds(res.RetryAfter)))
-		return fault.Throttled(fmt.Sprintf("This %s's budget of %d requests per %s is spent; wait as Retry-After says.", class, n, window), res.RetryAfter)
+		return fault.Throttled(fmt.Sprintf("The %s budget of %d requests per %s is spent; try again in %s.",
+			class, n, seconds(int(math.Ceil(window.Seconds()))), seconds(retrySeconds(res.RetryAfter))), res.RetryAfter)
 	}
 	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", class, res.Remaining, int(math.Ceil(res.ResetAfter.Seconds()))))
 	return nil
@@ -197,7 +198,17 @@ func (s *Server) signUpBudgets(c echo.Context) []budget {
 	return []budget{{"auth:signup-ip:" + c.RealIP(), s.opts.RateLimits.AuthIP}}
 }
 
-const msgTooManyAttempts = "Too many attempts; wait as Retry-After says, then try again."
+// tooManyAttempts refuses an attempt past its budget.
+func tooManyAttempts(wait time.Duration) error {
+	return fault.Throttled(fmt.Sprintf("Too many attempts; try again in %s.", seconds(retrySeconds(wait))), wait)
+}
+
+func seconds(n int) string {
+	if n == 1 {
+		return "1 second"
+	}
+	return strconv.Itoa(n) + " seconds"
+}
 
 // attempt spends one try from each budget, in order, before a password is
 // checked: every try counts, right or wrong, so that parallel guesses
@@ -209,7 +220,7 @@ func (s *Server) attempt(c echo.Context, budgets ...budget) error {
 	for _, b := range budgets {
 		res, ok := s.opts.Limiter.allowN(c.Request().Context(), b.key, perWindow(b.n, s.opts.RateLimits.AuthWindow), 1)
 		if ok && res.Allowed == 0 {
-			return fault.Throttled(msgTooManyAttempts, res.RetryAfter)
+			return tooManyAttempts(res.RetryAfter)
 		}
 	}
 	return nil
@@ -245,7 +256,7 @@ func (s *Server) exhausted(c echo.Context, budgets ...budget) error {
 		if res.RetryAfter > 0 {
 			wait = res.RetryAfter
 		}
-		return fault.Throttled(msgTooManyAttempts, max(wait, time.Second))
+		return tooManyAttempts(max(wait, time.Second))
 	}
 	return nil
 }
