@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strings"
 
 	"gorm.io/gorm"
 
@@ -23,6 +22,7 @@ type AuthorizeRequest struct {
 	State               string
 	CodeChallenge       string
 	CodeChallengeMethod string
+	Nonce               string // OpenID Connect: echoed in the id_token (oidc.go)
 }
 
 // Authorize failures are fault.OAuth errors. One that may be sent back to
@@ -78,10 +78,13 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 			return nil, fail(fault.InvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier.")
 		}
 	}
-	for _, sc := range strings.Fields(r.Scope) {
+	for _, sc := range installationScopes(r.Scope) { // identity scopes need no declaring (oidc.go)
 		if !slices.Contains(app.Scopes, sc) {
 			return nil, fail(fault.InvalidScope, fmt.Sprintf("The app was registered without the %s scope.", sc))
 		}
+	}
+	if desc := checkNonce(r.Nonce); desc != "" {
+		return nil, fail(fault.InvalidRequest, desc)
 	}
 	requested := requestedScopes(app.Scopes, r.Scope)
 	if err := requireUser(a); err != nil {
@@ -122,11 +125,12 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 	return c, nil
 }
 
-// requestedScopes returns the scopes a request's scope parameter names, once
-// each and in the app's order, or nil when it names none (which asks for
-// all of them). Each is one of the app's: PrepareAuthorize checks that first.
+// requestedScopes returns the installation scopes a request's scope
+// parameter names (identity scopes aside), once each and in the app's
+// order, or nil when it names none (which asks for all of them). Each is
+// one of the app's: PrepareAuthorize checks that first.
 func requestedScopes(appScopes []string, scope string) []string {
-	names := strings.Fields(scope)
+	names := installationScopes(scope)
 	if len(names) == 0 {
 		return nil
 	}
@@ -165,6 +169,9 @@ func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, erro
 		orgSlug = acc.Org.Slug
 		g := grantOptions{RedirectURI: ap.RedirectURI, CodeChallenge: ap.CodeChallenge, CodeChallengeMethod: ap.CodeChallengeMethod,
 			Scopes: consent.Requested}
+		if g.Identity, err = s.identityFor(ctx, tx, a, ap.AuthorizeRequest); err != nil {
+			return err
+		}
 		app, plan, err := s.installs.installable(ctx, tx, a, acc.Org, idStr(consent.App.ID), ap.Plan)
 		if err != nil {
 			return err

@@ -53,6 +53,7 @@ type grantOptions struct {
 	RedirectURI         string
 	CodeChallenge       string
 	CodeChallengeMethod string
+	Identity            *oidcGrant // the user an openid request signs in (oidc.go)
 	// Scopes narrows the code (and, installing, the installation) to the
 	// scopes the request asked for; nil: all the app's.
 	Scopes []string
@@ -178,6 +179,9 @@ func (s *Installs) newGrant(ctx context.Context, tx *gorm.DB, installationID int
 		CodeChallenge: g.CodeChallenge, CodeChallengeMethod: g.CodeChallengeMethod, Scopes: g.Scopes, CreatedAt: s.now(), ExpiresAt: s.now().Add(s.opts.GrantTTL)}
 	if err := tx.WithContext(ctx).Create(grant).Error; err != nil {
 		return "", nil, fmt.Errorf("creating grant: %w", err)
+	}
+	if err := s.rememberIdentity(ctx, tx, grant.ID, g.Identity); err != nil {
+		return "", nil, err
 	}
 	return code, grant, nil
 }

@@ -63,6 +63,9 @@ type Options struct {
 	PasswordCost int
 	GrantTTL     time.Duration // how long an install code may be exchanged
 	AccessTTL    time.Duration // how long an installation access token lasts
+	// RequireHTTPS refuses http:// sign-on URLs (ssoUrl): production sets
+	// it; development and tests sign in to partners on loopback.
+	RequireHTTPS bool
 	Logger       *slog.Logger
 	Now          func() time.Time
 

@@ -101,6 +101,7 @@ type App struct {
 	RedirectURL             string
 	VerifyInstall           bool
 	SyncURL                 string
+	SSOURL                  string `gorm:"column:sso_url"` // where "Open {App}" signs members in
 	LogoURL                 string
 	ClientID                string
 	ClientSecretHash        []byte

@@ -73,6 +73,10 @@ type TokenSet struct {
 	ExpiresAt    time.Time
 	Scopes       []string
 	Installation *Installation
+	// OpenID Connect (oidc.go): for a code asked for with openid, the
+	// id_token and the identity scopes granted beside Scopes.
+	IDToken        string
+	IdentityScopes []string
 }
 
 // ExpiresIn is the access token's lifetime in seconds.
@@ -169,6 +173,9 @@ func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*To
 		if err != nil {
 			return err
 		}
+		if err := s.withIDToken(ctx, tx, app, out, &g.ID, true); err != nil {
+			return err
+		}
 		if inst.SyncState == OutOfSync && inst.SyncReason == "token_never_exchanged" {
 			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(map[string]any{
 				"sync_state": InSync, "sync_reason": "", "sync_checked_at": s.now()}).Error; err != nil {
@@ -220,7 +227,7 @@ func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 		// The new tokens keep what the old one carried (never more than
 		// the installation holds now), narrowed by scope when it is sent.
 		scopes := intersect(old.Scopes, inst.Scopes)
-		if names := strings.Fields(r.Scope); len(names) > 0 {
+		if names := installationScopes(r.Scope); len(names) > 0 { // identity scopes stay as the code granted them
 			for _, sc := range names {
 				if !slices.Contains(scopes, sc) {
 					return fault.OAuth(fault.InvalidScope, fmt.Sprintf("The refresh token was not granted the %s scope.", sc))
@@ -232,7 +239,10 @@ func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 			return fmt.Errorf("rotating refresh token: %w", err)
 		}
 		out, err = s.tokens.issue(ctx, tx, &inst, scopes, old.GrantID, old.Family, true)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.withIDToken(ctx, tx, app, out, old.GrantID, false)
 	})
 	if reused {
 		return nil, invalidGrant("The refresh token was already used; every token of its family is revoked.")

@@ -179,6 +179,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="plugboard"`)
 	}
+	bearerChallenge(c, p)
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(p.Status)
 		return

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -70,10 +71,14 @@ func (s *Server) token(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, map[string]any{
+	body := map[string]any{
 		"access_token": set.AccessToken, "token_type": "bearer", "expires_in": int64(set.ExpiresAt.Sub(timeNow()).Seconds()),
 		"refresh_token": set.RefreshToken, "scope": marketplace.ScopeString(set.Scopes), "installation_id": set.Installation.UUID,
-	})
+	}
+	if set.IDToken != "" { // OpenID Connect (oidc.go): the identity scopes are granted beside the installation's
+		body["id_token"], body["scope"] = set.IDToken, marketplace.ScopeString(slices.Concat(set.IdentityScopes, set.Scopes))
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // revoke is POST /oauth/revoke (RFC 7009): 200 whether or not the token was known.
@@ -132,7 +137,8 @@ func (s *Server) jwks(c echo.Context) error {
 func authorizeRequest(c echo.Context) marketplace.AuthorizeRequest {
 	return marketplace.AuthorizeRequest{ResponseType: c.FormValue("response_type"), ClientID: c.FormValue("client_id"),
 		RedirectURI: c.FormValue("redirect_uri"), Scope: c.FormValue("scope"), State: c.FormValue("state"),
-		CodeChallenge: c.FormValue("code_challenge"), CodeChallengeMethod: c.FormValue("code_challenge_method")}
+		CodeChallenge: c.FormValue("code_challenge"), CodeChallengeMethod: c.FormValue("code_challenge_method"),
+		Nonce: c.FormValue("nonce")}
 }
 
 // authorizeFailure shows an untrusted failure, or redirects a trusted one
@@ -207,7 +213,8 @@ func (s *Server) renderConsent(c echo.Context, consent *marketplace.Consent, r m
 	cp := &consentPage{App: consent.App, Scopes: consent.Scopes, Orgs: consent.Orgs, Plans: consent.Plans,
 		Action: "/oauth/authorize", OAuth: true, Org: c.FormValue("org"), Plan: c.FormValue("plan"), RedirectHost: consent.RedirectURI,
 		Hidden: map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
-			"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod}}
+			"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod,
+			"nonce": r.Nonce}, SignIn: signInClaims(r)}
 	if u, err := url.Parse(consent.RedirectURI); err == nil {
 		cp.RedirectHost = u.Host
 	}

@@ -171,15 +171,24 @@ func TestSignInTakesAsLongForAnUnknownEmail(t *testing.T) {
 	}
 	try("known@example.com") // warm both paths
 	try("unknown@example.com")
-	var known, unknown []time.Duration
-	for range 20 { // interleaved, so that load on the machine falls on both alike
-		known = append(known, try("known@example.com"))
-		unknown = append(unknown, try("unknown@example.com"))
-	}
-	k, u := median(known), median(unknown)
-	t.Logf("median wrong-password sign-in at cost 10: known email %s, unknown email %s", k, u)
-	if diff := float64(k-u) / float64(k); diff > 0.2 || diff < -0.2 {
-		t.Errorf("known email %s, unknown %s: differ by %.0f%%, want within 20%%", k, u, diff*100)
+	// The machine is shared: a round whose medians differ by more than 20 %
+	// is measured again, up to three rounds. The code as it was (a dummy
+	// hash of cost 4) was 96 % apart in every round.
+	for round := 1; ; round++ {
+		var known, unknown []time.Duration
+		for range 20 { // interleaved, so that load on the machine falls on both alike
+			known = append(known, try("known@example.com"))
+			unknown = append(unknown, try("unknown@example.com"))
+		}
+		k, u := median(known), median(unknown)
+		diff := float64(k-u) / float64(k)
+		t.Logf("round %d: median wrong-password sign-in at cost 10: known email %s, unknown email %s (%+.0f%%)", round, k, u, -diff*100)
+		if diff <= 0.2 && diff >= -0.2 {
+			return
+		}
+		if round == 3 {
+			t.Fatalf("known email %s, unknown %s: differ by %.0f%%, want within 20%%", k, u, diff*100)
+		}
 	}
 }
 

@@ -91,6 +91,10 @@ func (s *Server) routes() {
 	e.GET("/.well-known/jwks.json", s.jwks)
 	e.GET("/oauth/authorize", s.authorize, s.authenticate)
 	e.POST("/oauth/authorize", s.decide, s.authenticate)
+	// OpenID Connect (oidc.go): discovery and UserInfo; the id_token comes from /oauth/token.
+	e.GET("/.well-known/openid-configuration", s.openIDConfiguration)
+	e.GET("/oauth/userinfo", s.userinfo)
+	e.POST("/oauth/userinfo", s.userinfo)
 
 	e.GET("/docs/api", s.apiDocs)
 	e.GET("/docs/problems", s.problemsDoc)
@@ -119,6 +123,7 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/plan", s.orgChangePlan)
 	ui.user(http.MethodGet, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstallConfirm)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/sso", s.orgSignOn)
 	ui.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
 	ui.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
 	ui.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)

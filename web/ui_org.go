@@ -271,7 +271,7 @@ var auditActions = []string{
 	"app.redeliver", "app.webhook_disabled",
 	"plan.create", "plan.update", "plan.delete",
 	"installation.create", "installation.grant", "installation.token_exchange", "installation.verify", "installation.update", "installation.change_plan",
-	"installation.reauthorize", "installation.resend_lifecycle",
+	"installation.reauthorize", "installation.resend_lifecycle", "installation.sso",
 	"installation.delete", "installation.fail", "installation.out_of_sync", "installation.in_sync",
 }
 

@@ -44,6 +44,7 @@ const (
 	AppCredentialsRequired Code = "app_credentials_required"
 	CrossOrigin            Code = "cross_origin"
 	CSRF                   Code = "csrf"
+	InsufficientScope      Code = "insufficient_scope"
 )
 
 // Absent (404) and wrong method (405).
@@ -68,6 +69,7 @@ const (
 	InvalidTransition   Code = "invalid_transition"
 	NotPublic           Code = "not_public"
 	NoWebhookURL        Code = "no_webhook_url"
+	NoSSOURL            Code = "no_sso_url"
 )
 
 // Limits and failures of ours (429, 5xx).
@@ -150,6 +152,8 @@ var registry = []Doc{
 		"Cookie-authenticated changes must come from Plugboard's own pages. Scripts and other sites use a token instead of the session cookie."},
 	{CSRF, http.StatusForbidden, false, "Form expired",
 		"The form's CSRF token is missing, expired or from another session. Go back, reload the page and send the form again."},
+	{InsufficientScope, http.StatusForbidden, false, "Insufficient scope",
+		"RFC 6750: the access token is valid but was not granted what the route needs. /oauth/userinfo answers only tokens whose authorization asked for the openid scope; the WWW-Authenticate header says error=\"insufficient_scope\"."},
 
 	{CodeNotFound, http.StatusNotFound, false, "Not found",
 		"Nothing is there, or the caller may not see it: resources of other organizations answer 404, not 403, so that their existence is not revealed."},
@@ -184,6 +188,8 @@ var registry = []Doc{
 		"Internal apps are installed in their own organization when they are created; they are neither reviewed, published nor listed in the marketplace."},
 	{NoWebhookURL, http.StatusConflict, false, "No webhook URL",
 		"The app has no webhook URL, so there is nowhere to send deliveries to. Set webhookUrl on the app first."},
+	{NoSSOURL, http.StatusConflict, false, "No single sign-on URL",
+		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 
 	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
 		"Too many requests: the caller's API budget (RateLimit-Policy says how large, RateLimit what is left) or its attempts at signing in, signing up or authenticating at the token endpoint are spent. Wait as the Retry-After header says, then try again; past a sign-in budget even the right password is refused until then."},

@@ -253,6 +253,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		SessionTTL:   a.Config.SessionTTL,
 		PasswordCost: a.Config.PasswordCost,
 		GrantTTL:     a.Config.GrantTTL,
+		RequireHTTPS: a.Config.Env == config.EnvProduction,
 		Logger:       a.Log,
 
 		PasswordConcurrency: a.Config.PasswordConcurrency,
