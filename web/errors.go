@@ -6,11 +6,14 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
@@ -67,6 +70,7 @@ var kindStatus = map[fault.Kind]int{
 	fault.KindNotFound:     http.StatusNotFound,
 	fault.KindConflict:     http.StatusConflict,
 	fault.KindUnavailable:  http.StatusServiceUnavailable,
+	fault.KindRateLimited:  http.StatusTooManyRequests,
 }
 
 // statusCode is the code of an error that has none of its own (echo's).
@@ -103,6 +107,9 @@ func problemExtra(fe *fault.Error) map[string]any {
 	}
 	out := make(map[string]any, len(fe.Details))
 	for k, v := range fe.Details {
+		if k == fault.DetailRetryAfter {
+			continue // the Retry-After header
+		}
 		switch v := v.(type) {
 		case *marketplace.Installation:
 			out[k] = toInstallationJSON(v)
@@ -221,6 +228,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	setRetryAfter(c, err)
 	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindOAuth && oauthEndpoint(c.Request().URL.Path) {
 		s.oauthError(c, fe)
 		return
@@ -229,7 +237,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	p.RequestID = requestID(c)
 	p.Instance = c.Request().URL.Path
 	switch {
-	case p.Code == fault.NotReady: // readiness logs its own changes
+	case p.Code == fault.NotReady, busy(err): // readiness logs its own changes; shedding load is no failure
 	case p.Code == fault.Unavailable: // an outage, not a bug of ours: a warning
 		s.log.Warn("dependency down", "requestId", p.RequestID, "method", c.Request().Method,
 			"path", c.Request().URL.Path, "err", err)
@@ -257,6 +265,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	b, _ := marshal(p)
 	_, _ = c.Response().Write(append(b, '\n'))
 }
+
+// setRetryAfter sends an error's fault.DetailRetryAfter as Retry-After, in
+// whole seconds rounded up (at least 1).
+func setRetryAfter(c echo.Context, err error) {
+	if d, ok := fault.Detail[time.Duration](err, fault.DetailRetryAfter); ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(retrySeconds(d)))
+	}
+}
+
+func retrySeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
 
 // oauthError writes an RFC 6749 error response (§5.2): invalid_client is
 // 401 with a Basic challenge, the others 400.
