@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/plugboard/plugboard/app/fault"
@@ -59,6 +61,7 @@ var kindStatus = map[fault.Kind]int{
 	fault.KindNotFound:     http.StatusNotFound,
 	fault.KindConflict:     http.StatusConflict,
 	fault.KindUnavailable:  http.StatusServiceUnavailable,
+	fault.KindLimited:      http.StatusTooManyRequests,
 }
 
 // statusCode is the code of an error that has none of its own (echo's).
@@ -170,6 +173,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="plugboard"`)
+	}
+	if fe, ok := fault.As(err); ok && fe.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((fe.RetryAfter+time.Second-1)/time.Second)))
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(p.Status)

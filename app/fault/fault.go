@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Kind classifies an error; web answers each kind with one HTTP status,
@@ -33,6 +34,7 @@ const (
 	KindConflict          // clashes with existing state: 409
 	KindUnavailable       // a dependency is down: 503
 	KindOAuth             // an RFC 6749 error; Code is its error code (invalid_grant, …)
+	KindLimited           // over a limit: 429
 )
 
 // Error is a coded error with a message safe to show.
@@ -42,7 +44,10 @@ type Error struct {
 	Message string            // safe to show to the caller; an OAuth error's error_description
 	Fields  map[string]string // field (camelCase JSON path) → what is wrong
 	Details map[string]any    // extension members for the caller: "installation" → the live one
-	Err     error             // the cause, never shown
+	// RetryAfter, when set, is how long the caller should wait before
+	// trying again (the Retry-After header of a 429 or 503).
+	RetryAfter time.Duration
+	Err        error // the cause, never shown
 }
 
 func (e *Error) Error() string {
