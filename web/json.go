@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -17,13 +18,23 @@ import (
 // jsonSerializer encodes without HTML escaping and decodes strictly.
 type jsonSerializer struct{}
 
+// Serialize writes i; echo asks for an indent on ?pretty, which is done
+// by prettyJSON: its indentation stops deepening past maxIndentDepth, so
+// a deeply nested payload is not the square of its depth in whitespace.
 func (jsonSerializer) Serialize(c echo.Context, i any, indent string) error {
-	enc := json.NewEncoder(c.Response())
-	enc.SetEscapeHTML(false)
-	if indent != "" {
-		enc.SetIndent("", indent)
+	if indent == "" {
+		enc := json.NewEncoder(c.Response())
+		enc.SetEscapeHTML(false)
+		return enc.Encode(i)
 	}
-	return enc.Encode(i)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(i); err != nil {
+		return err
+	}
+	_, err := io.WriteString(c.Response(), prettyJSON(buf.Bytes(), math.MaxInt).Text+"\n")
+	return err
 }
 
 func (jsonSerializer) Deserialize(c echo.Context, i any) error {

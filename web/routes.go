@@ -163,6 +163,7 @@ func (s *Server) routes() {
 	// Delivery log and health
 	ui.user(http.MethodGet, "/apps/:slug/deliveries", s.withApp(s.deliveriesPage))
 	ui.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.withApp(s.deliveryPage))
+	ui.user(http.MethodGet, "/apps/:slug/deliveries/:id/payload", s.withApp(s.deliveryPayload))
 	ui.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.withApp(s.redeliverOnePage))
 	ui.user(http.MethodPost, "/apps/:slug/redeliveries", s.withApp(s.redeliverFailedPage))
 	ui.user(http.MethodPost, "/apps/:slug/test-events", s.withApp(s.testEventPage))

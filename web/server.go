@@ -98,6 +98,7 @@ func New(opts Options) *Server {
 	}))
 	e.Use(s.accessLog())
 	e.Use(s.apiUnrouted)
+	e.Use(s.securityHeaders())
 	if opts.Registry != nil {
 		e.Use(newHTTPMetrics(opts.Registry).middleware)
 	}

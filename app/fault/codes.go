@@ -78,11 +78,12 @@ const (
 
 // Limits and failures of ours (429, 5xx).
 const (
-	RateLimited   Code = "rate_limited"
-	InternalError Code = "internal_error"
-	Unavailable   Code = "unavailable"
-	Timeout       Code = "timeout"
-	NotReady      Code = "not_ready"
+	RateLimited    Code = "rate_limited"
+	TooManyStreams Code = "too_many_streams"
+	InternalError  Code = "internal_error"
+	Unavailable    Code = "unavailable"
+	Timeout        Code = "timeout"
+	NotReady       Code = "not_ready"
 )
 
 // RFC 6749 errors (KindOAuth): the OAuth endpoints answer them as
@@ -205,6 +206,8 @@ var registry = []Doc{
 
 	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
 		"Too many requests: the caller's API budget (RateLimit-Policy says how large, RateLimit what is left) or its attempts at signing in, signing up or authenticating at the token endpoint are spent. Wait as the Retry-After header says, then try again; past a sign-in budget even the right password is refused until then."},
+	{TooManyStreams, http.StatusTooManyRequests, false, "Too many delivery streams",
+		"A user (or an app as itself) may keep a few delivery streams (GET …/delivery-stream/, plugboard listen) open at once, and an app a few more in all. Close one and try again; the Retry-After header says when the places of a server that stopped are let go."},
 	{InternalError, http.StatusInternalServerError, false, "Internal error",
 		"Something failed on our side. The problem's requestId finds it in our logs; quote it when you report the failure."},
 	{Unavailable, http.StatusServiceUnavailable, false, "Unavailable",
