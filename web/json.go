@@ -1,10 +1,12 @@
 package web
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
@@ -30,18 +32,40 @@ func (jsonSerializer) Deserialize(c echo.Context, i any) error {
 }
 
 // bindJSON decodes the request body into v, rejecting unknown fields, wrong
-// types, trailing data and non-JSON content types with field-level messages.
+// types, trailing data, null where an object is expected and bodies that are
+// not declared application/json (415, before the body is read) with
+// field-level messages.
 func bindJSON(c echo.Context, v any) error {
-	ct := c.Request().Header.Get(echo.HeaderContentType)
-	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return &fault.Error{Kind: fault.KindInvalid, Code: fault.UnsupportedMediaType,
-			Message: fmt.Sprintf("Send the body as application/json, not %s.", ct)}
+	r := c.Request()
+	body := bufio.NewReader(r.Body)
+	if ct := r.Header.Get(echo.HeaderContentType); ct == "" {
+		// No Content-Type: an empty body is answered as empty below; a body
+		// is not guessed to be JSON.
+		if _, err := body.Peek(1); err == nil {
+			return errUnsupportedMediaType("Send the body with Content-Type: application/json.")
+		}
+	} else if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != echo.MIMEApplicationJSON {
+		return errUnsupportedMediaType(fmt.Sprintf("Send the body as application/json, not %s.", ct))
 	}
-	return decodeJSON(c.Request().Body, v)
+	return decodeJSON(body, v)
 }
 
+func errUnsupportedMediaType(msg string) error {
+	return echo.NewHTTPError(http.StatusUnsupportedMediaType, msg)
+}
+
+// decodeJSON decodes exactly one JSON value from r into v. A top-level null
+// is refused when v is an object (a struct or a map): decoding it would
+// leave v as it was and accept a body the API documents as an object.
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	if wantsObject(v) && firstByte(br) == 'n' {
+		return fault.Invalid(fault.MalformedJSON, "The request body must be a JSON object, not null.", nil)
+	}
+	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -66,7 +90,7 @@ func decodeJSON(r io.Reader, v any) error {
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return fault.Invalid(fault.MalformedJSON, fmt.Sprintf("Expected a JSON %s, got %s.", jsonKind(typ.Type), typ.Value), nil)
+			return fault.Invalid(fault.MalformedJSON, fmt.Sprintf("The request body must be %s, not %s.", jsonKind(typ.Type), typ.Value), nil)
 		}
 		return fault.Field(field, fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type), typ.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -76,6 +100,32 @@ func decodeJSON(r io.Reader, v any) error {
 		return fmt.Errorf("decoding JSON: %w", err)
 	}
 	return fault.Invalid(fault.MalformedJSON, "The request body could not be read: "+err.Error(), nil)
+}
+
+// wantsObject reports whether v decodes a JSON object (a struct or a map,
+// through pointers).
+func wantsObject(v any) bool {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t != nil && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map)
+}
+
+// firstByte peeks at the first byte after JSON whitespace, 0 at the end.
+func firstByte(br *bufio.Reader) byte {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return 0
+		}
+		switch b[0] {
+		case ' ', '\t', '\n', '\r':
+			_, _ = br.ReadByte()
+		default:
+			return b[0]
+		}
+	}
 }
 
 // jsonKind names a Go type as the JSON a client should send.

@@ -36,6 +36,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -112,7 +113,7 @@ func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*Eve
 	f.Check(n.Resource != "" && !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(n.Resource), "resource", "must be lower-case letters, digits and underscores")
 	f.Check(n.Scope == "", "scope", "is required: the scope an app needs to receive the event, such as issue:read")
 	f.Check(n.Scope != "" && !scopeRe.MatchString(n.Scope), "scope", "must look like resource:read")
-	f.Check(len(n.Description) > 1000, "description", "must be at most 1000 characters")
+	f.Check(utf8.RuneCountInString(n.Description) > 1000, "description", "must be at most 1000 characters")
 	if len(n.Schema) > 0 && string(n.Schema) != "null" {
 		if _, err := compileSchema(n.Schema); err != nil {
 			f.Add("schema", "is not a valid JSON Schema: "+err.Error())
