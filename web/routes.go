@@ -245,11 +245,14 @@ func requireCredential(next echo.HandlerFunc) echo.HandlerFunc {
 // serveHead answers HEAD as GET without the body (RFC 9110 §9.3.2): the
 // route is found, authorised and run as the GET, and what it writes is
 // dropped. The server keeps the request it got, a HEAD, so net/http
-// frames the answer as one.
+// frames the answer as one. Once the headers are flushed the answer is
+// complete, so a streaming handler is stopped there.
 func (s *Server) serveHead(w http.ResponseWriter, r *http.Request) {
-	get := r.Clone(context.WithValue(r.Context(), headKey{}, true))
+	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), headKey{}, true))
+	defer cancel()
+	get := r.Clone(ctx)
 	get.Method = http.MethodGet
-	s.e.ServeHTTP(headWriter{w}, get)
+	s.e.ServeHTTP(headWriter{w, cancel}, get)
 }
 
 type headKey struct{}
@@ -258,15 +261,20 @@ type headKey struct{}
 func isHead(c echo.Context) bool { v, _ := c.Request().Context().Value(headKey{}).(bool); return v }
 
 // headWriter drops the body of a HEAD response; headers and status pass.
-type headWriter struct{ http.ResponseWriter }
+type headWriter struct {
+	http.ResponseWriter
+	done context.CancelFunc
+}
 
 func (w headWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// Flush lets streaming handlers send their headers.
+// Flush sends the headers, which is all of a HEAD answer, and ends the
+// request.
 func (w headWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+	w.done()
 }
 
 // Unwrap gives http.ResponseController the real writer.
