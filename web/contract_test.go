@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/plugboard/plugboard/sdk/plugboard"
 )
@@ -142,6 +143,14 @@ func TestHeadIsGetWithoutBody(t *testing.T) {
 			t.Errorf("HEAD %s: 405", tc.path)
 		}
 	}
+	// HEAD on the delivery stream ends at its headers: the connection is
+	// free for the next request.
+	c := newClient(t, w.p, w.aAdmin.token)
+	c.http.Timeout = 5 * time.Second
+	if res := c.raw("HEAD", "/api/0/apps/alpha-bot/delivery-stream/", "", ""); res.Status != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD stream: %d %q", res.Status, res.Header.Get("Content-Type"))
+	}
+	c.do("GET", "/api/0/users/me/", nil).ok(t, 200, nil)
 	// A route without GET still refuses HEAD.
 	if res := w.anon.raw("HEAD", "/api/0/auth/", "", ""); res.Status != 405 {
 		t.Errorf("HEAD /api/0/auth/: %d, want 405", res.Status)
