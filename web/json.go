@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,14 +66,18 @@ func decodeJSON(r io.Reader, v any) error {
 	if wantsObject(v) && firstByte(br) == 'n' {
 		return fault.Invalid(fault.MalformedJSON, "The request body must be a JSON object, not null.", nil)
 	}
-	dec := json.NewDecoder(br)
+	// encoding/json matches member names regardless of case and lets a
+	// later duplicate win; the document's names are exact and once each,
+	// so what was read is checked again for both.
+	var read bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(br, &read))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() {
 			return fault.Invalid(fault.MalformedJSON, "The body holds more than one JSON value.", nil)
 		}
-		return nil
+		return exactMembers(read.Bytes(), reflect.TypeOf(v))
 	}
 	var (
 		syn     *json.SyntaxError
@@ -100,6 +105,106 @@ func decodeJSON(r io.Reader, v any) error {
 		return fmt.Errorf("decoding JSON: %w", err)
 	}
 	return fault.Invalid(fault.MalformedJSON, "The request body could not be read: "+err.Error(), nil)
+}
+
+// exactMembers checks that every object member in data, a JSON value
+// decoded into t, names a field of t exactly (as its json tag, or its Go
+// name when it has none) and at most once. Values t takes whole (an
+// interface, json.RawMessage, a type that unmarshals itself) are not
+// looked into.
+func exactMembers(data []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return walkMembers(dec, t, "")
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func walkMembers(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fault.Invalid(fault.MalformedJSON, "The request body is not valid JSON: "+err.Error(), nil)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	whole := t == nil || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType)
+	switch d {
+	case '{':
+		var fields map[string]reflect.Type
+		if !whole && t.Kind() == reflect.Struct {
+			fields = jsonFields(t)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return fault.Invalid(fault.MalformedJSON, "The request body is not valid JSON: "+err.Error(), nil)
+			}
+			key, _ := kt.(string)
+			name := key
+			if path != "" {
+				name = path + "." + key
+			}
+			if seen[key] {
+				return fault.Field(name, "appears more than once")
+			}
+			seen[key] = true
+			var elem reflect.Type
+			switch {
+			case whole:
+			case t.Kind() == reflect.Struct:
+				ft, ok := fields[key]
+				if !ok {
+					return fault.Field(name, "is not a known field (names are case-sensitive)")
+				}
+				elem = ft
+			case t.Kind() == reflect.Map:
+				elem = t.Elem()
+			}
+			if err := walkMembers(dec, elem, name); err != nil {
+				return err
+			}
+		}
+	case '[':
+		var elem reflect.Type
+		if !whole && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := walkMembers(dec, elem, path); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// jsonFields maps the member names encoding/json decodes into t's fields
+// (promoted through embedded structs) to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if _, dup := out[name]; !dup {
+			out[name] = f.Type
+		}
+	}
+	return out
 }
 
 // wantsObject reports whether v decodes a JSON object (a struct or a map,

@@ -38,6 +38,10 @@ func TestStrictDecoder(t *testing.T) {
 		{"json lookalike", "application/jsonx", `{"name":"a"}`, 415, "unsupported_media_type"},
 		{"unparsable content type", "application/json; =", `{"name":"a"}`, 415, "unsupported_media_type"},
 		{"no content type, no body", "", ``, 400, "malformed_json"},
+		{"member in another case", "application/json", `{"NAME":"a"}`, 400, "invalid_input"},
+		{"nested member in another case", "application/json", `{"tags":[{"label":"x"},{"Label":"y"}]}`, 400, "invalid_input"},
+		{"member twice", "application/json", `{"name":"a","count":1,"name":"b"}`, 400, "invalid_input"},
+		{"nested objects", "application/json", `{"name":"a","tags":[{"label":"x"},{"label":"y"}]}`, 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
