@@ -68,8 +68,14 @@ func FuzzAppJWT(f *testing.F) {
 	claims := func(iss string, iat, exp time.Duration) jwt.MapClaims {
 		return jwt.MapClaims{"iss": iss, "iat": now.Add(iat).Unix(), "exp": now.Add(exp).Unix()}
 	}
-	hs := func(c jwt.MapClaims) string { s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret); return s }
-	ed := func(c jwt.MapClaims) string { s, _ := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(priv); return s }
+	hs := func(c jwt.MapClaims) string {
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+		return s
+	}
+	ed := func(c jwt.MapClaims) string {
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(priv)
+		return s
+	}
 	for _, s := range []string{
 		hs(claims(clientID, 0, 5*time.Minute)), ed(claims(clientID, -time.Minute, 5*time.Minute)),
 		hs(claims(clientID, 0, time.Hour)), hs(claims("pbc_other", 0, time.Minute)), hs(jwt.MapClaims{"iss": clientID, "exp": now.Add(time.Minute).Unix()}),
