@@ -195,7 +195,7 @@ func (s *Server) queuesGuard(next echo.HandlerFunc) echo.HandlerFunc {
 
 // anyone lists the /api/0 routes a caller without credentials may use (the
 // OpenAPI document gives each the empty security requirement `{}`;
-// TestPublicRoutesAreTheDocumentsOwn checks the two agree). Every other
+// TestAnonymousCallersAreRefusedFirst checks the two agree). Every other
 // route answers an anonymous caller 401 before its handler reads the body
 // or looks anything up.
 var anyone = map[string]bool{
