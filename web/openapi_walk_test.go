@@ -53,7 +53,7 @@ func TestOpenAPIWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newTenants(t)
-	doc := walkDocument(t)
+	doc := walkDocument(t, w.p.URL)
 	g := &walkGen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), doc: doc, w: w}
 	creds := []walkCred{
 		{"anonymous", nil},
@@ -124,12 +124,17 @@ type walkOp struct {
 	model        *v3.Operation
 }
 
-// walkDocument is the served document as plain JSON values.
-func walkDocument(t *testing.T) map[string]any {
+// walkDocument is the document the server serves, as plain JSON values.
+func walkDocument(t *testing.T, base string) map[string]any {
 	t.Helper()
-	var doc map[string]any
-	if err := json.Unmarshal(openAPI.raw, &doc); err != nil {
+	res, err := http.Get(base + "/api/0/openapi.json")
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var doc map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
+		t.Fatalf("the served document: %v", err)
 	}
 	return doc
 }
@@ -592,4 +597,53 @@ func walkCheck(op walkOp, in walkInput, got walkResult) []string {
 		}
 	}
 	return out
+}
+
+// TestWalkCheckCatches proves the walk's judge: an undocumented status, a
+// body off its schema, a missing required header and a slow answer are
+// each reported; a documented problem is not.
+func TestWalkCheckCatches(t *testing.T) {
+	if err := loadOpenAPI(); err != nil {
+		t.Fatal(err)
+	}
+	var op walkOp
+	for _, o := range walkOperations(walkDocumentFromRaw(t)) {
+		if o.method == "GET" && o.path == "/api/0/users/me/" {
+			op = o
+		}
+	}
+	problem := `{"type":"/docs/problems#not_authenticated","title":"Unauthorized","status":401,"code":"not_authenticated","requestId":"x"}`
+	hdr := func() http.Header {
+		h := http.Header{}
+		h.Set("X-Request-Id", "x")
+		h.Set("WWW-Authenticate", `Bearer realm="plugboard"`)
+		return h
+	}
+	for _, tc := range []struct {
+		name string
+		got  walkResult
+		bad  bool
+	}{
+		{"documented problem", walkResult{status: 401, contentType: "application/problem+json", header: hdr(), body: []byte(problem)}, false},
+		{"undocumented status", walkResult{status: 418, contentType: "application/problem+json", header: hdr(), body: []byte(problem)}, true},
+		{"server error", walkResult{status: 500, contentType: "application/problem+json", header: hdr(), body: []byte(problem)}, true},
+		{"body off its schema", walkResult{status: 200, contentType: "application/json", header: hdr(), body: []byte(`{"id":7}`)}, true},
+		{"problem off Problem", walkResult{status: 401, contentType: "application/problem+json", header: hdr(), body: []byte(`{"status":401}`)}, true},
+		{"undocumented content type", walkResult{status: 401, contentType: "text/html", header: hdr(), body: []byte("<p>no</p>")}, true},
+		{"no X-Request-Id", walkResult{status: 401, contentType: "application/problem+json", header: http.Header{"Www-Authenticate": {"Bearer"}}, body: []byte(problem)}, true},
+		{"slow", walkResult{status: 401, contentType: "application/problem+json", header: hdr(), body: []byte(problem), elapsed: 2 * time.Second}, true},
+	} {
+		if got := walkCheck(op, walkInput{}, tc.got); (len(got) > 0) != tc.bad {
+			t.Errorf("%s: %v", tc.name, got)
+		}
+	}
+}
+
+func walkDocumentFromRaw(t *testing.T) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(openAPI.raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }
