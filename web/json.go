@@ -74,8 +74,15 @@ func decodeJSON(r io.Reader, v any) error {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
-		if dec.More() {
-			return fault.Invalid(fault.MalformedJSON, "The body holds more than one JSON value.", nil)
+		// Only whitespace may follow the value (dec.More is false before a
+		// stray "}" or "]", so it cannot tell).
+		rest, err := io.ReadAll(io.MultiReader(dec.Buffered(), br))
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errTooLarge
+		}
+		if err != nil || len(bytes.TrimLeft(rest, " \t\r\n")) > 0 {
+			return fault.Invalid(fault.MalformedJSON, "The body holds more than one JSON value, or data after it.", nil)
 		}
 		return exactMembers(read.Bytes(), reflect.TypeOf(v))
 	}

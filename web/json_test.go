@@ -40,6 +40,9 @@ func TestStrictDecoder(t *testing.T) {
 		{"no content type, no body", "", ``, 400, "malformed_json"},
 		{"member in another case", "application/json", `{"NAME":"a"}`, 400, "invalid_input"},
 		{"nested member in another case", "application/json", `{"tags":[{"label":"x"},{"Label":"y"}]}`, 400, "invalid_input"},
+		{"stray closing brace", "application/json", `{"name":"a"}}`, 400, "malformed_json"},
+		{"stray closing bracket", "application/json", `{"name":"a"} ]`, 400, "malformed_json"},
+		{"trailing whitespace", "application/json", "{\"name\":\"a\"} \r\n\t", 200, ""},
 		{"member twice", "application/json", `{"name":"a","count":1,"name":"b"}`, 400, "invalid_input"},
 		{"nested objects", "application/json", `{"name":"a","tags":[{"label":"x"},{"label":"y"}]}`, 200, ""},
 	}
