@@ -3,8 +3,10 @@ package web
 import (
 	"embed"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,10 +16,29 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// assetHandler serves the embedded assets under /assets/.
-func assetHandler() http.Handler {
+// assetHandler serves the embedded files under /assets/. Anything else
+// there (a directory, a name that climbs out or is not a file, a bad
+// escape) is the 404 problem every other missing path gets.
+func assetHandler() echo.HandlerFunc {
 	sub, _ := fs.Sub(assets, "assets")
-	return http.StripPrefix("/assets/", http.FileServer(http.FS(sub)))
+	return func(c echo.Context) error {
+		name, err := url.PathUnescape(c.Param("*"))
+		if err != nil || !fs.ValidPath(name) {
+			return echo.ErrNotFound
+		}
+		f, err := sub.Open(name)
+		if err != nil {
+			return echo.ErrNotFound
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		rs, seekable := f.(io.ReadSeeker)
+		if err != nil || st.IsDir() || !seekable {
+			return echo.ErrNotFound
+		}
+		http.ServeContent(c.Response(), c.Request(), st.Name(), st.ModTime(), rs)
+		return nil
+	}
 }
 
 // apiDocsPage is the API reference: assets/docs.js has Redoc render the

@@ -98,10 +98,6 @@ func (s *stream) nextWithin(d time.Duration) (event string, err error) {
 	}
 }
 
-func bearerAuth(token string) func(*http.Request) {
-	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
-}
-
 func streamLimits(perUser, perApp, max int) func(*config.Config) {
 	return func(c *config.Config) { c.StreamsPerUser, c.StreamsPerApp, c.StreamsMax = perUser, perApp, max }
 }
