@@ -235,7 +235,6 @@ func wantsObject(v any) bool {
 	return t != nil && (t.Kind() == reflect.Struct || t.Kind() == reflect.Map)
 }
 
-
 // jsonKind names a Go type as the JSON a client should send.
 func jsonKind(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
