@@ -40,6 +40,7 @@ type AppFields struct {
 	RedirectURL   *string
 	VerifyInstall *bool
 	SyncURL       *string
+	SSOURL        *string // where "Open {App}" posts a sign-on token (sso.go)
 	LogoURL       *string
 	PublicKey     *string // PEM, RSA or Ed25519: verifies JWTs the app signs
 }
@@ -148,6 +149,10 @@ func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields
 			*u.out = str(u.in)
 			checkURL(f, u.field, *u.out, false)
 		}
+	}
+	if in.SSOURL != nil {
+		app.SSOURL = str(in.SSOURL)
+		s.checkSSOURL(f, app.SSOURL)
 	}
 	if in.VerifyInstall != nil {
 		app.VerifyInstall = *in.VerifyInstall
@@ -343,7 +348,7 @@ func changed(in AppFields) JSON {
 	for name, set := range map[string]bool{"name": in.Name != nil, "slug": in.Slug != nil, "author": in.Author != nil,
 		"overview": in.Overview != nil, "categories": in.Categories != nil, "scopes": in.Scopes != nil, "events": in.Events != nil,
 		"webhookUrl": in.WebhookURL != nil, "redirectUrl": in.RedirectURL != nil, "verifyInstall": in.VerifyInstall != nil,
-		"syncUrl": in.SyncURL != nil, "logoUrl": in.LogoURL != nil} {
+		"syncUrl": in.SyncURL != nil, "logoUrl": in.LogoURL != nil, "ssoUrl": in.SSOURL != nil} {
 		if set {
 			names = append(names, name)
 		}
@@ -382,9 +387,10 @@ func (s *Apps) ListOrgApps(ctx context.Context, a Actor, ref string, r page.Requ
 	}
 	var rows []App
 	q := s.db.WithContext(ctx).Preload("Organization").Where("organization_id = ?", acc.Org.ID)
-	if err := page.Query(q, "id", page.Sort{Column: "id"}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id"}
+	if err := page.Query(q, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[AppView]{}, fmt.Errorf("listing apps: %w", err)
 	}
-	p := page.Finish(rows, r, func(a App) (string, int64) { return "", a.ID })
+	p := page.Finish(rows, r, order, func(a App) (string, int64) { return "", a.ID })
 	return page.Map(p, func(app App) AppView { return AppView{App: app, Private: true, Role: acc.Role} }), nil
 }

@@ -101,6 +101,7 @@ type App struct {
 	RedirectURL             string
 	VerifyInstall           bool
 	SyncURL                 string
+	SSOURL                  string `gorm:"column:sso_url"` // where "Open {App}" signs members in
 	LogoURL                 string
 	ClientID                string
 	ClientSecretHash        []byte
@@ -268,6 +269,8 @@ type Grant struct {
 	ExpiresAt           time.Time
 	UsedAt              *time.Time
 	RevokedAt           *time.Time
+	// Scopes the authorize request asked for; empty: the installation's.
+	Scopes Strings `gorm:"type:jsonb"`
 }
 
 // Token is an installation's access or refresh token, stored hashed.

@@ -22,6 +22,7 @@ type appRequest struct {
 	RedirectURL   *string   `json:"redirectUrl"`
 	VerifyInstall *bool     `json:"verifyInstall"`
 	SyncURL       *string   `json:"syncUrl"`
+	SSOURL        *string   `json:"ssoUrl"`
 	LogoURL       *string   `json:"logoUrl"`
 	PublicKey     *string   `json:"publicKey"`
 }
@@ -29,7 +30,7 @@ type appRequest struct {
 func toAppFields(in appRequest) marketplace.AppFields {
 	return marketplace.AppFields{Name: in.Name, Slug: in.Slug, Kind: in.Kind, Author: in.Author, Overview: in.Overview,
 		Categories: in.Categories, Scopes: in.Scopes, Events: in.Events, WebhookURL: in.WebhookURL, RedirectURL: in.RedirectURL,
-		VerifyInstall: in.VerifyInstall, SyncURL: in.SyncURL, LogoURL: in.LogoURL, PublicKey: in.PublicKey}
+		VerifyInstall: in.VerifyInstall, SyncURL: in.SyncURL, LogoURL: in.LogoURL, PublicKey: in.PublicKey, SSOURL: in.SSOURL}
 }
 
 type appUpdateRequest struct {
@@ -42,7 +43,7 @@ type appUpdateRequest struct {
 }
 
 func (s *Server) directory(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func (s *Server) directory(c echo.Context) error {
 }
 
 func (s *Server) listOrgApps(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

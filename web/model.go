@@ -121,6 +121,7 @@ type appJSON struct {
 	WebhookURL    *string `json:"webhookUrl,omitempty"`
 	RedirectURL   *string `json:"redirectUrl,omitempty"`
 	SyncURL       *string `json:"syncUrl,omitempty"`
+	SSOURL        *string `json:"ssoUrl,omitempty"`
 	VerifyInstall *bool   `json:"verifyInstall,omitempty"`
 
 	PublicKey *string `json:"publicKey,omitempty"`
@@ -158,6 +159,7 @@ func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
 		out.StatusReason, out.ClientID = &a.StatusReason, &a.ClientID
 		out.WebhookURL, out.RedirectURL, out.SyncURL, out.VerifyInstall = &a.WebhookURL, &a.RedirectURL, &a.SyncURL, &a.VerifyInstall
 		out.PublicKey = &a.PublicKey
+		out.SSOURL = &a.SSOURL
 		out.WebhookStatus, out.WebhookStatusReason = v.WebhookStatus, v.WebhookStatusReason
 		out.WebhookRateLimit, out.WebhookMaxInFlight = v.WebhookRateLimit, v.WebhookMaxInFlight
 	}

@@ -23,7 +23,7 @@ func (s *Server) routes() {
 
 	// Per-route middleware, not a group: echo gives a group with middleware a
 	// catch-all route, which would answer 404 where 405 is right.
-	api := apiRoutes{e: e, prefix: "/api/0", mw: s.authenticate}
+	api := apiRoutes{e: e, prefix: "/api/0", mw: s.apiAuthenticate}
 	api.GET("/openapi.json", s.openapi)
 	api.GET("/scopes/", s.listScopes)
 	api.GET("/event-types/", s.listEventTypes)
@@ -91,6 +91,10 @@ func (s *Server) routes() {
 	e.GET("/.well-known/jwks.json", s.jwks)
 	e.GET("/oauth/authorize", s.authorize, s.authenticate)
 	e.POST("/oauth/authorize", s.decide, s.authenticate)
+	// OpenID Connect (oidc.go): discovery and UserInfo; the id_token comes from /oauth/token.
+	e.GET("/.well-known/openid-configuration", s.openIDConfiguration)
+	e.GET("/oauth/userinfo", s.userinfo)
+	e.POST("/oauth/userinfo", s.userinfo)
 
 	e.GET("/docs/api", s.apiDocs)
 	e.GET("/docs/problems", s.problemsDoc)
@@ -119,6 +123,7 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/plan", s.orgChangePlan)
 	ui.user(http.MethodGet, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstallConfirm)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/sso", s.orgSignOn)
 	ui.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
 	ui.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
 	ui.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)
@@ -192,7 +197,7 @@ func (s *Server) queuesGuard(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // apiRoutes registers routes under a prefix with the authentication
-// middleware on each.
+// middleware (and the caller's rate limit) on each.
 type apiRoutes struct {
 	e      *echo.Echo
 	prefix string

@@ -22,7 +22,7 @@ type directoryPage struct {
 }
 
 func (s *Server) marketplaceDirectory(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -92,6 +92,7 @@ type consentPage struct {
 	OAuth        bool   // /oauth/authorize: the partner started it
 	Existing     string // the live installation's uuid, when installed already
 	ExistingOrg  string
+	SignIn       []string // OpenID Connect: what signing in shares with the app (oidc.go)
 }
 
 func (s *Server) installForm(c echo.Context) error {

@@ -21,7 +21,7 @@ type orgInstallationsData struct {
 }
 
 func (s *Server) orgInstallationsPage(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ type orgMembersData struct {
 }
 
 func (s *Server) orgMembersView(c echo.Context) (*view, error) {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return nil, err
 	}
@@ -271,12 +271,12 @@ var auditActions = []string{
 	"app.redeliver", "app.webhook_disabled",
 	"plan.create", "plan.update", "plan.delete",
 	"installation.create", "installation.grant", "installation.token_exchange", "installation.verify", "installation.update", "installation.change_plan",
-	"installation.reauthorize", "installation.resend_lifecycle",
+	"installation.reauthorize", "installation.resend_lifecycle", "installation.sso",
 	"installation.delete", "installation.fail", "installation.out_of_sync", "installation.in_sync",
 }
 
 func (s *Server) orgAuditPage(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

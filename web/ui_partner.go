@@ -112,7 +112,7 @@ func appFields(c echo.Context, creating bool) marketplace.AppFields {
 	f := marketplace.AppFields{Name: val("name"), Author: val("author"), Overview: val("overview"),
 		Categories: list("categories"), Scopes: list("scopes"), Events: list("events"),
 		WebhookURL: val("webhookUrl"), RedirectURL: val("redirectUrl"), VerifyInstall: &verify,
-		SyncURL: val("syncUrl"), LogoURL: val("logoUrl"), PublicKey: val("publicKey")}
+		SyncURL: val("syncUrl"), LogoURL: val("logoUrl"), PublicKey: val("publicKey"), SSOURL: val("ssoUrl")}
 	if strings.TrimSpace(form.Get("slug")) != "" {
 		f.Slug = ptrTo(strings.TrimSpace(form.Get("slug")))
 	}
@@ -151,7 +151,7 @@ func newFormData(app *marketplace.AppView, org string, ch *appChoices) partnerFo
 		d.SlugHint = "Lowercase letters, digits and hyphens; used in URLs and the marketplace. Changing it changes this app's addresses."
 		d.Values = map[string]string{"name": app.Name, "slug": app.Slug, "author": app.Author, "overview": app.Overview,
 			"webhookUrl": app.WebhookURL, "redirectUrl": app.RedirectURL, "verifyInstall": strconv.FormatBool(app.VerifyInstall),
-			"syncUrl": app.SyncURL, "logoUrl": app.LogoURL, "publicKey": app.PublicKey}
+			"syncUrl": app.SyncURL, "logoUrl": app.LogoURL, "publicKey": app.PublicKey, "ssoUrl": app.SSOURL}
 	}
 	return d
 }
@@ -159,7 +159,7 @@ func newFormData(app *marketplace.AppView, org string, ch *appChoices) partnerFo
 // --- The list and creation ----------------------------------------------
 
 func (s *Server) partnerApps(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -514,7 +514,7 @@ func (s *Server) partnerOneTimeSecrets(c echo.Context, app *marketplace.AppView)
 // --- Installations ----------------------------------------------------------
 
 func (s *Server) partnerInstallations(c echo.Context, app *marketplace.AppView) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,9 @@ return 0`)
 
 // unavailable is the answer when the platform takes no more streams.
 func unavailable(msg string, cause error) error {
-	return &fault.Error{Kind: fault.KindUnavailable, Code: fault.Unavailable, Message: msg, RetryAfter: retryStream, Err: cause}
+	e := fault.Busy(msg, retryStream)
+	e.Err = cause
+	return e
 }
 
 // Listen opens session id of owner (who opens it: "user:7", "app:3") for
@@ -183,9 +185,9 @@ func (l *Listeners) Listen(ctx context.Context, appID int64, owner, id string) (
 		if res == 2 {
 			who, limit = "you", l.limits.PerOwner
 		}
-		return nil, &fault.Error{Kind: fault.KindLimited, Code: fault.TooManyStreams, RetryAfter: sessionTTL,
+		return nil, (&fault.Error{Kind: fault.KindRateLimited, Code: fault.TooManyStreams,
 			Message: fmt.Sprintf("There are %d delivery streams open for %s, as many as may be: close one (a plugboard listen session) and try again. Streams of a server that stopped are let go within %d s.",
-				limit, who, int(sessionTTL/time.Second))}
+				limit, who, int(sessionTTL/time.Second))}).With(fault.DetailRetryAfter, sessionTTL)
 	}
 	if err := l.subscribe(ctx, appID); err != nil {
 		l.giveBack(s, true)

@@ -124,7 +124,8 @@ func TestListenersAreCapped(t *testing.T) {
 	refused := func(err error, status int, code fault.Code) {
 		t.Helper()
 		fe, ok := fault.As(err)
-		if !ok || fe.Code != code || fe.RetryAfter <= 0 || (status == http.StatusTooManyRequests) != (fe.Kind == fault.KindLimited) {
+		wait, _ := fault.Detail[time.Duration](err, fault.DetailRetryAfter)
+		if !ok || fe.Code != code || wait <= 0 || (status == http.StatusTooManyRequests) != (fe.Kind == fault.KindRateLimited) {
 			t.Errorf("got %v, want %s with a Retry-After", err, code)
 		}
 	}

@@ -19,6 +19,10 @@ const (
 	SchemaMismatch       Code = "schema_mismatch"
 	BodyTooLarge         Code = "body_too_large"
 	NoSession            Code = "no_session"
+	InvalidEncoding      Code = "invalid_encoding"
+	InvalidCursor        Code = "invalid_cursor"
+	TooDeep              Code = "too_deep"
+	SchemaTooLarge       Code = "schema_too_large"
 )
 
 // Credentials (401).
@@ -44,6 +48,7 @@ const (
 	AppCredentialsRequired Code = "app_credentials_required"
 	CrossOrigin            Code = "cross_origin"
 	CSRF                   Code = "csrf"
+	InsufficientScope      Code = "insufficient_scope"
 )
 
 // Absent (404) and wrong method (405).
@@ -68,6 +73,7 @@ const (
 	InvalidTransition   Code = "invalid_transition"
 	NotPublic           Code = "not_public"
 	NoWebhookURL        Code = "no_webhook_url"
+	NoSSOURL            Code = "no_sso_url"
 )
 
 // Limits and failures of ours (429, 5xx).
@@ -115,6 +121,14 @@ var registry = []Doc{
 		"The request body is larger than this server accepts (PLUGBOARD_HTTP_BODY_LIMIT). Send less, or page through the resource instead."},
 	{NoSession, http.StatusBadRequest, false, "No session to end",
 		"Sign-out ends a browser or API session; an API token has no session. Revoke API tokens with DELETE /api/0/api-tokens/{token_id}/ instead."},
+	{InvalidEncoding, http.StatusBadRequest, false, "NUL byte or invalid UTF-8",
+		"A path parameter, query parameter, form field or JSON string (an object key or a value, event data included) holds a NUL character (a %00 byte, or \\u0000 in JSON), bytes that are not UTF-8, or a lone UTF-16 surrogate escape. Text is stored as UTF-8 and PostgreSQL holds no NUL, so such input is refused, never altered; fields names each one (a JSON path such as data.a.b, a query parameter or a path parameter)."},
+	{InvalidCursor, http.StatusBadRequest, false, "Invalid cursor",
+		"The cursor query parameter is not one this API returned for this list and sort order: cursors are signed and bound to the sortBy they were made with. Take cursors only from the Link header of the same list, and start again from the first page (no cursor) after changing sortBy or filters."},
+	{TooDeep, http.StatusBadRequest, false, "Nested too deep",
+		"A JSON value nests more objects and arrays than allowed: event data past PLUGBOARD_EVENTS_MAX_DEPTH levels (64 unless the operator changed it; data itself is level 1), or an event type's schema past 32 levels. fields names the path where the limit was crossed."},
+	{SchemaTooLarge, http.StatusBadRequest, false, "Schema too large",
+		"An event type's JSON Schema is larger than 64 KiB, or expands to more than 10,000 schema nodes once every $ref is followed (each node is a step in checking every event). Describe the event with a smaller schema."},
 
 	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
 		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},
@@ -151,6 +165,8 @@ var registry = []Doc{
 		"Cookie-authenticated changes must come from Plugboard's own pages. Scripts and other sites use a token instead of the session cookie."},
 	{CSRF, http.StatusForbidden, false, "Form expired",
 		"The form's CSRF token is missing, expired or from another session. Go back, reload the page and send the form again."},
+	{InsufficientScope, http.StatusForbidden, false, "Insufficient scope",
+		"RFC 6750: the access token is valid but was not granted what the route needs. /oauth/userinfo answers only tokens whose authorization asked for the openid scope; the WWW-Authenticate header says error=\"insufficient_scope\"."},
 
 	{CodeNotFound, http.StatusNotFound, false, "Not found",
 		"Nothing is there, or the caller may not see it: resources of other organizations answer 404, not 403, so that their existence is not revealed."},
@@ -185,9 +201,11 @@ var registry = []Doc{
 		"Internal apps are installed in their own organization when they are created; they are neither reviewed, published nor listed in the marketplace."},
 	{NoWebhookURL, http.StatusConflict, false, "No webhook URL",
 		"The app has no webhook URL, so there is nowhere to send deliveries to. Set webhookUrl on the app first."},
+	{NoSSOURL, http.StatusConflict, false, "No single sign-on URL",
+		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 
 	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
-		"Too many requests. Wait as the Retry-After header says, then try again."},
+		"Too many requests: the caller's API budget (RateLimit-Policy says how large, RateLimit what is left) or its attempts at signing in, signing up or authenticating at the token endpoint are spent. Wait as the Retry-After header says, then try again; past a sign-in budget even the right password is refused until then."},
 	{TooManyStreams, http.StatusTooManyRequests, false, "Too many delivery streams",
 		"A user (or an app as itself) may keep a few delivery streams (GET …/delivery-stream/, plugboard listen) open at once, and an app a few more in all. Close one and try again; the Retry-After header says when the places of a server that stopped are let go."},
 	{InternalError, http.StatusInternalServerError, false, "Internal error",
@@ -200,11 +218,11 @@ var registry = []Doc{
 		"A dependency (PostgreSQL or Redis) is unreachable, so the instance is not ready for traffic. The checks member says which answers and which does not."},
 
 	{InvalidRequest, http.StatusBadRequest, true, "Invalid OAuth request",
-		"RFC 6749: a required parameter (grant_type, code, refresh_token, token, client_id) is missing, or one is malformed, such as a redirect_uri other than the app's or a code_challenge_method other than S256."},
+		"RFC 6749: a required parameter (grant_type, code, refresh_token, token, client_id) is missing, or one is malformed, such as a redirect_uri other than the app's or a code_challenge_method other than S256, or the token endpoint's parameters were sent in the URL, where they are refused (§2.3.1): send client credentials with HTTP Basic and the rest in the form body."},
 	{InvalidClient, http.StatusUnauthorized, true, "Invalid client",
 		"RFC 6749: client authentication failed. The app's client id or secret is missing or wrong; send them as HTTP Basic or as client_id and client_secret form fields."},
 	{InvalidGrant, http.StatusBadRequest, true, "Invalid grant",
-		"RFC 6749: the code or refresh token is unknown, expired, used, revoked, or was issued to another client, installation or redirect URI, or the PKCE code_verifier does not match. Reusing a code or refresh token revokes what it gave."},
+		"RFC 6749: the code or refresh token is unknown, expired, used, revoked, or was issued to another client, installation or redirect URI, or the PKCE code_verifier does not match, or one is sent for a code issued without a code_challenge (RFC 9700 §2.1.1). Reusing a code or refresh token revokes what it gave."},
 	{UnauthorizedClient, http.StatusBadRequest, true, "Unauthorized client",
 		"RFC 6749: the app may not be authorized this way: internal integrations are not installed through OAuth, and unpublished apps only in their own organization."},
 	{UnsupportedGrantType, http.StatusBadRequest, true, "Unsupported grant type",
@@ -212,7 +230,7 @@ var registry = []Doc{
 	{UnsupportedResponseType, http.StatusBadRequest, true, "Unsupported response type",
 		"RFC 6749: the authorize request's response_type is not code."},
 	{InvalidScope, http.StatusBadRequest, true, "Invalid scope",
-		"RFC 6749: the authorize request asks for a scope the app was not registered with."},
+		"RFC 6749: the authorize request asks for a scope the app was not registered with, or, authorizing an existing installation again, one the installation was not granted; or a refresh asks for a scope its refresh token does not carry."},
 	{AccessDenied, http.StatusBadRequest, true, "Access denied",
 		"RFC 6749: the user declined to install the app on the consent page. Plugboard sends it to the app's redirect URL as the error parameter."},
 }

@@ -1,14 +1,16 @@
 // Command partner is an example Plugboard partner app: a small web service
 // that handles the install redirect, exchanges the install code with
 // golang.org/x/oauth2, verifies webhooks with the Plugboard SDK, confirms
-// installs, keeps its installations in memory and answers Plugboard's sync
-// URL. Run it beside `make run`:
+// installs, keeps its installations in memory, answers Plugboard's sync
+// URL and signs members in to its dashboard when they click "Open" on
+// Plugboard (single sign-on, the SDK's SSOVerifier). Run it beside `make run`:
 //
 //	PLUGBOARD_URL=http://localhost:8080 CLIENT_ID=… CLIENT_SECRET=pbcs_… \
 //	WEBHOOK_SECRET=whsec_… go run ./examples/partner
 //
 // and register the app with webhookUrl http://localhost:3000/webhooks,
-// redirectUrl http://localhost:3000/setup and syncUrl http://localhost:3000/sync.
+// redirectUrl http://localhost:3000/setup, syncUrl http://localhost:3000/sync
+// and ssoUrl http://localhost:3000/sso.
 //
 // Of Plugboard it imports only the SDK, as a partner's service would;
 // nothing imports it.
@@ -16,6 +18,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -94,13 +98,24 @@ type Partner struct {
 	acct  map[string]*Account // by installation uuid
 	seen  map[string]bool     // webhook-ids handled: deliveries can repeat
 	mux   *http.ServeMux
+	// Single sign-on: the verifier of Plugboard's sign-on tokens, and the
+	// dashboard's sessions it opens, by cookie value.
+	sso      *plugboard.SSOVerifier
+	sessions map[string]*plugboard.SSOClaims
 }
+
+// sessionCookie is the partner's own session, opened by a sign-on.
+const sessionCookie = "partner_session"
 
 // New returns the partner's HTTP handler.
 func New(cfg Config, log *slog.Logger) *Partner {
 	p := &Partner{cfg: cfg, log: log, acct: map[string]*Account{}, seen: map[string]bool{}, mux: http.NewServeMux(),
-		oauth: plugboard.OAuth2Config(cfg.PlugboardURL, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/setup")}
+		oauth:    plugboard.OAuth2Config(cfg.PlugboardURL, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/setup"),
+		sso:      plugboard.NewSSOVerifier(cfg.PlugboardURL, cfg.ClientID),
+		sessions: map[string]*plugboard.SSOClaims{}}
 	p.mux.Handle("POST /webhooks", plugboard.Handler(cfg.WebhookSecret, p.webhook))
+	p.mux.Handle("POST /sso", p.sso.Handler(p.signIn))
+	p.mux.HandleFunc("GET /dashboard", p.dashboard)
 	p.mux.HandleFunc("GET /setup", p.setup)
 	p.mux.HandleFunc("GET /sync", p.sync)
 	p.mux.HandleFunc("GET /{$}", p.home)
@@ -222,3 +237,50 @@ func (p *Partner) home(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s  %s  verified=%t\n", a.Installation, a.Org, a.Verified)
 	}
 }
+
+// signIn is the ssoUrl's answer once the SDK has verified the token: the
+// partner opens its own session and shows its dashboard.
+func (p *Partner) signIn(w http.ResponseWriter, r *http.Request, c *plugboard.SSOClaims) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		http.Error(w, "cannot start a session", http.StatusInternalServerError)
+		return
+	}
+	id := base64.RawURLEncoding.EncodeToString(b)
+	p.mu.Lock()
+	p.sessions[id] = c
+	p.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: r.TLS != nil, MaxAge: 8 * 3600})
+	p.log.Info("signed in from Plugboard", "user", c.UserID, "org", c.Org, "installation", c.Installation)
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// Session returns who the session cookie of r signed in, nil for nobody.
+func (p *Partner) Session(r *http.Request) *plugboard.SSOClaims {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessions[ck.Value]
+}
+
+// dashboard is the partner's own page for a signed-in member.
+func (p *Partner) dashboard(w http.ResponseWriter, r *http.Request) {
+	c := p.Session(r)
+	if c == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintln(w, "Not signed in: open this app from your organization's installed apps on Plugboard.")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	dashboardPage.Execute(w, c)
+}
+
+var dashboardPage = template.Must(template.New("dashboard").Parse(`<!doctype html><title>Dashboard</title>
+<h1>Welcome, {{or .Name .Email}}</h1>
+<p>Signed in from Plugboard as {{.Email}}, {{.Role}} of {{.Org}}.</p>
+<p>Installation {{.Installation}}.</p>`))

@@ -3,8 +3,9 @@
 // through the OAuth install, and calls the partner API.
 //
 // It is a Go module of its own, github.com/plugboard/plugboard/sdk/plugboard,
-// that depends only on the standard library and golang.org/x/oauth2: any
-// program may import it, and it imports nothing of the platform. Inside
+// that depends only on the standard library, golang.org/x/oauth2 and
+// github.com/golang-jwt/jwt/v5 (which checks sign-on tokens): any program
+// may import it, and it imports nothing of the platform. Inside
 // Plugboard's repository the plugboard command (cmd/plugboard) and
 // examples/partner use it; sdk/e2e tests it against the whole platform.
 //
@@ -44,6 +45,28 @@
 // endpoint: Exchange turns an install code into the installation's tokens,
 // TokenSource refreshes them, and [InstallationID] says which installation
 // a token acts for. [RevokeToken] revokes one.
+//
+// # Single sign-on
+//
+// An app that declares an ssoUrl gets an "Open {App}" button on the
+// installed-app pages of every organization that installed it. A member's
+// click sends the browser to ssoUrl with a form POST whose token field is
+// a one-minute EdDSA JWT under the platform's /.well-known/jwks.json: iss
+// the platform's base URL, aud the app's client id, sub the user's id, and
+// email, name, org, installation, role and a unique jti. [SSOVerifier]
+// checks all of it and that the jti was not used before ([SeenStore]; a
+// [MemorySeenStore] by default, a shared store when the partner runs more
+// than one instance); its Handler is the ssoUrl:
+//
+//	sso := plugboard.NewSSOVerifier("https://plugboard.example.com", clientID)
+//	http.Handle("POST /plugboard/sso", sso.Handler(func(w http.ResponseWriter, r *http.Request, c *plugboard.SSOClaims) {
+//		startSession(w, c.Installation, c.UserID, c.Name) // the partner's own cookie
+//		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+//	}))
+//
+// For "Sign in with Plugboard" on the partner's own site, use any OpenID
+// Connect library with the platform's base URL as the issuer: Plugboard's
+// /oauth/authorize takes the openid, email and profile scopes.
 //
 // # The API
 //

@@ -333,6 +333,7 @@ type App struct {
 	WebhookURL          string `json:"webhookUrl,omitempty"`
 	RedirectURL         string `json:"redirectUrl,omitempty"`
 	SyncURL             string `json:"syncUrl,omitempty"`
+	SSOURL              string `json:"ssoUrl,omitempty"` // where "Open {App}" posts a sign-on token
 	VerifyInstall       bool   `json:"verifyInstall,omitempty"`
 	PublicKey           string `json:"publicKey,omitempty"`     // PEM
 	WebhookStatus       string `json:"webhookStatus,omitempty"` // enabled or disabled

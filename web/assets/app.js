@@ -25,6 +25,12 @@
       if (!d.contains(e.target)) d.removeAttribute("open");
     });
   });
+  // A sign-on form (sso.html) posts its short-lived token to the partner at
+  // once; without script its button does the same.
+  document.addEventListener("DOMContentLoaded", function () {
+    var sso = document.querySelector("form[data-autopost]");
+    if (sso) sso.submit();
+  });
   // Filters submit themselves when a select changes.
   document.addEventListener("change", function (e) {
     if (e.target.matches("form[data-autosubmit] select")) {
