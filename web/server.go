@@ -97,8 +97,8 @@ func New(opts Options) *Server {
 		},
 	}))
 	e.Use(s.accessLog())
-	e.Use(s.apiUnrouted)
 	e.Use(s.securityHeaders())
+	e.Use(s.apiUnrouted)
 	if opts.Registry != nil {
 		e.Use(newHTTPMetrics(opts.Registry).middleware)
 	}

@@ -74,9 +74,9 @@ type App struct {
 	closeOnce sync.Once
 
 	redisWatch *redisWatch // says when Redis goes and comes back; started by Run
+	listeners  *webhooks.Listeners
 
 	limiterRedis *redis.Client // the HTTP rate limiter's, with short timeouts
-	listeners    *webhooks.Listeners
 }
 
 // New builds every part the roles need; nothing runs until Run. It waits
