@@ -58,3 +58,9 @@ type SignedGetter interface {
 type DeliveryStream interface {
 	Listen(ctx context.Context, appID int64, session string) (<-chan webhooks.Forwarded, error)
 }
+
+// PartnerCaller sends the signed calls to an app's provisioning endpoint
+// that wait for the partner's answer (webhooks.Sender).
+type PartnerCaller interface {
+	Call(ctx context.Context, signer *webhooks.Signer, c webhooks.SignedCall) webhooks.CallResult
+}

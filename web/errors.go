@@ -59,6 +59,7 @@ var kindStatus = map[fault.Kind]int{
 	fault.KindNotFound:     http.StatusNotFound,
 	fault.KindConflict:     http.StatusConflict,
 	fault.KindUnavailable:  http.StatusServiceUnavailable,
+	fault.KindUpstream:     http.StatusBadGateway,
 }
 
 // statusCode is the code of an error that has none of its own (echo's).

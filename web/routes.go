@@ -81,6 +81,8 @@ func (s *Server) routes() {
 	api.DELETE("/installations/:uuid/", s.uninstall)
 	api.POST("/installations/:uuid/authorizations/", s.authorizeInstallation)
 	api.POST("/installations/:uuid/grants/", s.requestGrant)
+	api.GET("/installations/:uuid/config-vars/", s.listConfigVars)
+	api.PUT("/installations/:uuid/config-vars/", s.setConfigVars)
 	api.GET("/apps/:app_slug/reconciliation-runs/", s.listAppRuns)
 	api.GET("/reconciliation-runs/", s.listRuns)
 
