@@ -228,6 +228,9 @@ func (s *ConfigVars) List(ctx context.Context, a Actor, id string) ([]ConfigVar,
 // with the app's config prefix; each change is audited by name and
 // published as installation.config_updated.
 func (s *ConfigVars) Set(ctx context.Context, a Actor, id string, vars map[string]*string) ([]ConfigVar, error) {
+	if a.Service != nil { // the host reads them, and may not write
+		return nil, fault.Forbidden(fault.AppOnly, "Only the app sets config vars, with the installation's access token.")
+	}
 	var out []ConfigVar
 	err := s.publishTx(ctx, func(tx *gorm.DB) error {
 		inst, sd, err := s.installs.installationFor(ctx, tx, a, id)
