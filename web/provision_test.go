@@ -653,3 +653,72 @@ func TestDeprovisionOnUninstallAndItsRepair(t *testing.T) {
 		t.Errorf("runs %+v", runs)
 	}
 }
+
+// The pages: the consent says the partner is asked, the installed-app page
+// and the list show "Setting up with {App}…" and the partner's message,
+// then the config vars by name, values hidden, revealed to admins only
+// (each reveal audited), never logged.
+func TestInstalledAppPagesShowProvisioningAndConfigVars(t *testing.T) {
+	w := newProvWorld(t)
+	w.part.setAnswer(func(provCall) (int, any, time.Duration) {
+		return 202, map[string]any{"message": "Creating your pager account."}, 0
+	})
+	b := uiSignIn(t, w.p, "admin@customer.example")
+	b.get("/marketplace/pager-bot/install").ok(200, "data-provisioning-form", "Setting up with Pager Bot…", "asks Pager Bot to set itself up")
+	pg := b.post("/marketplace/pager-bot/install", map[string][]string{"org": {"customer"}, "plan": {"free"}}).ok(200,
+		"Setting up with Pager Bot…", "Creating your pager account.")
+	uuid := strings.TrimPrefix(pg.URL.Path, "/orgs/customer/installations/")
+	b.get("/orgs/customer/installations").ok(200, "Setting up with Pager Bot…")
+
+	var body provisionBody
+	_ = json.Unmarshal(w.part.all()[0].Body, &body)
+	appTok := w.exchange(t, body.Grant.Code)
+	secretValue := "https://pager.example/hooks/s3cr3t-Qz81"
+	appTok.do("PUT", "/api/0/installations/"+uuid+"/config-vars/", map[string]any{"vars": map[string]any{"PAGER_BOT_URL": secretValue}}).ok(t, 200, nil)
+	appTok.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"status": "installed"}).ok(t, 200, nil)
+
+	page := b.get("/orgs/customer/installations/" + uuid).ok(200, "Config vars", "PAGER_BOT_URL", "Reveal", "Pager Bot says:")
+	if strings.Contains(page.Body, secretValue) || strings.Contains(page.Body, "Setting up with") {
+		t.Fatal("the page shows the value before a reveal, or still says it is setting up")
+	}
+	b.post("/orgs/customer/installations/"+uuid+"/config-vars/reveal", map[string][]string{"name": {"PAGER_BOT_URL"}}).ok(200, secretValue)
+	entries := decode[[]plugboard.AuditLogEntry](t, w.admin.do("GET", "/api/0/organizations/customer/audit-logs/?action=installation.config_var_reveal", nil), 200)
+	if len(entries) != 1 || entries[0].Data["name"] != "PAGER_BOT_URL" || entries[0].Actor.Name != "admin@customer.example" {
+		t.Errorf("audit %+v", entries)
+	}
+	b.post("/orgs/customer/installations/"+uuid+"/config-vars/reveal", map[string][]string{"name": {"PAGER_BOT_NONE"}}).ok(404)
+
+	// A member sees the names and nothing to reveal them with.
+	signUp(t, w.p, "mia@customer.example")
+	w.admin.do("POST", "/api/0/organizations/customer/members/", map[string]string{"email": "mia@customer.example", "role": "member"}).ok(t, 201, nil)
+	m := uiSignIn(t, w.p, "mia@customer.example")
+	if p := m.get("/orgs/customer/installations/" + uuid).ok(200, "PAGER_BOT_URL").Body; strings.Contains(p, "Reveal") {
+		t.Error("a member is offered to reveal values")
+	}
+	m.post("/orgs/customer/installations/"+uuid+"/config-vars/reveal", map[string][]string{"name": {"PAGER_BOT_URL"}}).ok(403)
+	w.noneLogged(t, secretValue)
+}
+
+// The app settings form sets the provisioning URL and the config prefix.
+func TestPartnerSettingsSetProvisioning(t *testing.T) {
+	w := newProvWorld(t)
+	b := uiSignIn(t, w.p, "dev@partner.example")
+	b.get("/apps/pager-bot/settings").ok(200, `name="provisionUrl"`, "Provisioning URL", `name="configPrefix"`, `placeholder="PAGER_BOT_"`)
+	form := appForm("Pager Bot")
+	form.Set("provisionUrl", "not a url")
+	form.Set("configPrefix", "pager_")
+	pg := b.post("/apps/pager-bot/settings", form).ok(400)
+	pg.fieldError("provisionUrl")
+	pg.fieldError("configPrefix")
+	form.Set("provisionUrl", "https://pager.example/provision")
+	form.Set("configPrefix", "PAGER_")
+	b.post("/apps/pager-bot/settings", form).ok(200, "Saved the settings", `value="https://pager.example/provision"`, `value="PAGER_"`)
+	app := decode[plugboard.App](t, w.dev.do("GET", "/api/0/apps/pager-bot/", nil), 200)
+	if app.ProvisionURL != "https://pager.example/provision" || app.ConfigPrefix != "PAGER_" {
+		t.Errorf("app %+v", app)
+	}
+	w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"configPrefix": ""}).ok(t, 200, nil)
+	if app := decode[plugboard.App](t, w.dev.do("GET", "/api/0/apps/pager-bot/", nil), 200); app.ConfigPrefix != "PAGER_BOT_" {
+		t.Errorf("an emptied prefix is %q, want the slug's", app.ConfigPrefix)
+	}
+}

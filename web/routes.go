@@ -126,6 +126,7 @@ func (s *Server) routes() {
 	ui.user(http.MethodGet, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstallConfirm)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/sso", s.orgSignOn)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/config-vars/reveal", s.orgRevealConfigVar)
 	ui.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
 	ui.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
 	ui.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)

@@ -452,7 +452,7 @@ var templateFuncs = template.FuncMap{
 		switch status {
 		case "published", "installed", "succeeded", "enabled", "in_sync", "ok", "active", "approved", "delivered", "repaired":
 			return "good"
-		case "pending", "submitted", "paused", "unknown", "draft", "checking":
+		case "pending", "submitted", "paused", "unknown", "draft", "checking", "provisioning":
 			return "wait"
 		case "failed", "rejected", "disabled", "out_of_sync", "deleted", "uninstalled", "error", "revoked":
 			return "bad"
