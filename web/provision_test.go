@@ -677,7 +677,7 @@ func TestInstalledAppPagesShowProvisioningAndConfigVars(t *testing.T) {
 	appTok.do("PUT", "/api/0/installations/"+uuid+"/config-vars/", map[string]any{"vars": map[string]any{"PAGER_BOT_URL": secretValue}}).ok(t, 200, nil)
 	appTok.do("PUT", "/api/0/installations/"+uuid+"/", map[string]any{"status": "installed"}).ok(t, 200, nil)
 
-	page := b.get("/orgs/customer/installations/" + uuid).ok(200, "Config vars", "PAGER_BOT_URL", "Reveal", "Pager Bot says:")
+	page := b.get("/orgs/customer/installations/"+uuid).ok(200, "Config vars", "PAGER_BOT_URL", "Reveal", "Pager Bot says:")
 	if strings.Contains(page.Body, secretValue) || strings.Contains(page.Body, "Setting up with") {
 		t.Fatal("the page shows the value before a reveal, or still says it is setting up")
 	}
@@ -692,7 +692,7 @@ func TestInstalledAppPagesShowProvisioningAndConfigVars(t *testing.T) {
 	signUp(t, w.p, "mia@customer.example")
 	w.admin.do("POST", "/api/0/organizations/customer/members/", map[string]string{"email": "mia@customer.example", "role": "member"}).ok(t, 201, nil)
 	m := uiSignIn(t, w.p, "mia@customer.example")
-	if p := m.get("/orgs/customer/installations/" + uuid).ok(200, "PAGER_BOT_URL").Body; strings.Contains(p, "Reveal") {
+	if p := m.get("/orgs/customer/installations/"+uuid).ok(200, "PAGER_BOT_URL").Body; strings.Contains(p, "Reveal") {
 		t.Error("a member is offered to reveal values")
 	}
 	m.post("/orgs/customer/installations/"+uuid+"/config-vars/reveal", map[string][]string{"name": {"PAGER_BOT_URL"}}).ok(403)
