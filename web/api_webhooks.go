@@ -78,7 +78,7 @@ func timeParam(c echo.Context, name string) (*time.Time, error) {
 }
 
 func (s *Server) listDeliveries(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func (s *Server) publishEvent(c echo.Context) error {
 }
 
 func (s *Server) listEvents(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
