@@ -79,6 +79,9 @@ type Config struct {
 	ReconcileInterval    time.Duration `env:"PLUGBOARD_RECONCILE_INTERVAL" default:"5m" help:"a duration such as 5m (how often reconciliation jobs run)"`
 	InstallVerifyTimeout time.Duration `env:"PLUGBOARD_INSTALL_VERIFY_TIMEOUT" default:"1h" help:"a duration such as 1h (how long an install may stay pending)"`
 
+	ProvisionTimeout  time.Duration `env:"PLUGBOARD_PROVISION_TIMEOUT" default:"25s" help:"a duration such as 25s (how long an app's provisioning endpoint may take to answer; keep it below PLUGBOARD_HTTP_WRITE_TIMEOUT)"`
+	ProvisionDeadline time.Duration `env:"PLUGBOARD_PROVISION_DEADLINE" default:"12h" help:"a duration such as 12h (how long an installation may stay provisioning before it fails and is deprovisioned)"`
+
 	GrantTTL time.Duration `env:"PLUGBOARD_GRANT_TTL" default:"10m" help:"a duration such as 10m (how long an install code may be exchanged)"`
 
 	WebhookRetrySchedule    string        `env:"PLUGBOARD_WEBHOOKS_RETRY_SCHEDULE" default:"0s,5s,5m,30m,2h,5h,10h,10h" help:"comma-separated durations such as 5s,5m,30m (the delay before each attempt)"`

@@ -78,7 +78,7 @@ func (s *Apps) SubmitApp(ctx context.Context, a Actor, ref string) (*AppView, er
 			return fmt.Errorf("counting plans: %w", err)
 		}
 		f := fault.Fields{}
-		f.Check(v.RedirectURL == "", "redirectUrl", "is required before review: installs redirect there")
+		f.Check(v.RedirectURL == "" && v.ProvisionURL == "", "redirectUrl", "is required before review: installs redirect there (or set provisionUrl)")
 		f.Check(strings.TrimSpace(v.Overview) == "", "overview", "is required before review: the marketplace shows it")
 		f.Check(len(v.Scopes) == 0, "scopes", "needs at least one scope before review")
 		// Without a webhook URL an app's deliveries go to `plugboard listen`

@@ -42,6 +42,8 @@ type AppFields struct {
 	VerifyInstall *bool
 	SyncURL       *string
 	SSOURL        *string // where "Open {App}" posts a sign-on token (sso.go)
+	ProvisionURL  *string // called to provision, change plan, deprovision (provision.go)
+	ConfigPrefix  *string // starts every config var's name (config_vars.go)
 	LogoURL       *string
 	PublicKey     *string // PEM, RSA or Ed25519: verifies JWTs the app signs
 }
@@ -154,6 +156,14 @@ func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields
 	if in.SSOURL != nil {
 		app.SSOURL = str(in.SSOURL)
 		s.checkSSOURL(f, app.SSOURL)
+	}
+	if in.ProvisionURL != nil {
+		app.ProvisionURL = str(in.ProvisionURL)
+		s.checkProvisionURL(f, app.ProvisionURL)
+	}
+	if in.ConfigPrefix != nil {
+		app.ConfigPrefix = str(in.ConfigPrefix)
+		checkConfigPrefix(f, app.ConfigPrefix)
 	}
 	if in.VerifyInstall != nil {
 		app.VerifyInstall = *in.VerifyInstall
@@ -349,7 +359,8 @@ func changed(in AppFields) JSON {
 	for name, set := range map[string]bool{"name": in.Name != nil, "slug": in.Slug != nil, "author": in.Author != nil,
 		"overview": in.Overview != nil, "categories": in.Categories != nil, "scopes": in.Scopes != nil, "events": in.Events != nil,
 		"webhookUrl": in.WebhookURL != nil, "redirectUrl": in.RedirectURL != nil, "verifyInstall": in.VerifyInstall != nil,
-		"syncUrl": in.SyncURL != nil, "logoUrl": in.LogoURL != nil, "ssoUrl": in.SSOURL != nil} {
+		"syncUrl": in.SyncURL != nil, "logoUrl": in.LogoURL != nil, "ssoUrl": in.SSOURL != nil,
+		"provisionUrl": in.ProvisionURL != nil, "configPrefix": in.ConfigPrefix != nil} {
 		if set {
 			names = append(names, name)
 		}
@@ -367,7 +378,7 @@ func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
 		}
 		var live int64
 		if err := tx.Model(&Installation{}).Where("app_id = ? AND organization_id <> ? AND status IN ?", v.ID, v.OrganizationID,
-			[]string{InstallPending, InstallInstalled}).Count(&live).Error; err != nil {
+			LiveStatuses).Count(&live).Error; err != nil {
 			return fmt.Errorf("counting installations: %w", err)
 		}
 		if live > 0 {

@@ -157,7 +157,8 @@ func TestAppScopesAndEventsCheckedAgainstCatalogue(t *testing.T) {
 	for _, et := range types {
 		names = append(names, et.Name)
 	}
-	want := []string{"installation.created", "installation.deleted", "installation.updated", "issue.created", "ticket.opened", "webhook.test"}
+	want := []string{"installation.config_updated", "installation.created", "installation.deleted", "installation.deprovision",
+		"installation.updated", "issue.created", "ticket.opened", "webhook.test"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("catalogue (-want +got):\n%s", diff)
 	}

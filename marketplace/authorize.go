@@ -160,6 +160,7 @@ func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, erro
 	}
 	var code string
 	var inst *Installation
+	var fresh *NewInstallation // a new installation, which a provisioned app is asked about
 	var orgSlug string
 	err = s.publishTx(ctx, func(tx *gorm.DB) error {
 		acc, err := s.access(ctx, tx, a, ap.Org, RoleAdmin)
@@ -195,9 +196,12 @@ func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, erro
 		if err != nil {
 			return err
 		}
-		inst, code = res.Installation, res.Code
+		inst, code, fresh = res.Installation, res.Code, res
 		return nil
 	})
+	if err == nil && fresh != nil && fresh.Installation.Status == InstallProvisioning {
+		err = s.installs.provisioning.provision(ctx, a, fresh)
+	}
 	if err != nil {
 		return "", err
 	}

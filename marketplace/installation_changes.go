@@ -20,6 +20,13 @@ type InstallationUpdate struct {
 // (the app's side), or changes plan (an organization admin).
 func (s *Installs) UpdateInstallation(ctx context.Context, a Actor, id string, u InstallationUpdate) (*Installation, error) {
 	var out *Installation
+	var answer *provisionAnswer // the partner's yes to a plan change (provision.go)
+	if u.Plan != nil {
+		var err error
+		if answer, err = s.provisioning.askPlanChange(ctx, a, id, *u.Plan); err != nil {
+			return nil, err
+		}
+	}
 	err := s.publishTx(ctx, func(tx *gorm.DB) error {
 		inst, sd, err := s.installationFor(ctx, tx, a, id)
 		if err != nil {
@@ -51,10 +58,15 @@ func (s *Installs) UpdateInstallation(ctx context.Context, a Actor, id string, u
 		}
 		changes := map[string]any{"updated_at": s.now()}
 		action := "installation.update"
-		if u.Status != nil && inst.Status == InstallPending {
+		provisioned := false
+		if u.Status != nil && (inst.Status == InstallPending || inst.Status == InstallProvisioning) {
+			provisioned = inst.Status == InstallProvisioning
 			changes["status"], changes["verified_at"] = InstallInstalled, s.now()
 			inst.Status, inst.VerifiedAt = InstallInstalled, ptr(s.now())
 			action = "installation.verify"
+			if provisioned {
+				action = "installation.provisioned"
+			}
 		}
 		if u.ExternalID != nil {
 			changes["external_id"], inst.ExternalID = *u.ExternalID, *u.ExternalID
@@ -72,12 +84,27 @@ func (s *Installs) UpdateInstallation(ctx context.Context, a Actor, id string, u
 				planChange = map[string]any{"previousPlan": planData(inst.Plan)}
 				changes["plan_id"], inst.PlanID, inst.Plan = plan.ID, &plan.ID, plan
 				action = "installation.change_plan"
+				if answer != nil {
+					applyPlanAnswer(changes, inst, answer)
+				}
 			}
 		}
 		if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(changes).Error; err != nil {
 			return fmt.Errorf("updating installation: %w", err)
 		}
 		inst.UpdatedAt = s.now()
+		if planChange != nil && answer != nil {
+			if _, err := s.applyVars(ctx, tx, Actor{App: inst.App}, inst, answer.Config); err != nil {
+				return err
+			}
+		}
+		if provisioned {
+			// The partner finished an asynchronous provisioning: the app
+			// hears installation.created as a synchronous one would.
+			if err := s.lifecycle(ctx, tx, inst, EventInstallationCreated, map[string]any{"provisioned": true}); err != nil {
+				return err
+			}
+		}
 		if planChange != nil {
 			if err := s.lifecycle(ctx, tx, inst, EventInstallationUpdated, planChange); err != nil {
 				return err
@@ -111,6 +138,10 @@ func (s *Installs) Uninstall(ctx context.Context, a Actor, id string) error {
 // its grants and tokens, and tells the app.
 func (s *Installs) endInstallation(ctx context.Context, tx *gorm.DB, a Actor, inst *Installation, status, reason string) error {
 	now := s.now()
+	// An installation still provisioning was never announced to the app
+	// (installation.created follows the partner's yes): it is not told
+	// of the end either, only deprovisioned.
+	announced := inst.Status != InstallProvisioning
 	if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(map[string]any{
 		"status": status, "status_reason": reason, "deleted_at": now, "updated_at": now}).Error; err != nil {
 		return fmt.Errorf("ending installation: %w", err)
@@ -123,8 +154,15 @@ func (s *Installs) endInstallation(ctx context.Context, tx *gorm.DB, a Actor, in
 		UpdateColumn("installs_count", gorm.Expr("installs_count - 1")).Error; err != nil {
 		return fmt.Errorf("counting uninstall: %w", err)
 	}
-	if err := s.lifecycle(ctx, tx, inst, EventInstallationDeleted, map[string]any{"reason": reason}); err != nil {
-		return err
+	if announced {
+		if err := s.lifecycle(ctx, tx, inst, EventInstallationDeleted, map[string]any{"reason": reason}); err != nil {
+			return err
+		}
+	}
+	if inst.App != nil && inst.App.ProvisionURL != "" {
+		if err := s.provisioning.deprovision(ctx, tx, inst, reason); err != nil {
+			return err
+		}
 	}
 	action := "installation.delete"
 	if status == InstallFailed {

@@ -49,6 +49,9 @@ type InstallationPage struct {
 	// marketplace (its installations stay, and can be uninstalled, but no
 	// plan can be chosen).
 	Plans []Plan
+	// ConfigVarNames are the names of the config vars the app set, sorted;
+	// their values are not read (ConfigVars.Reveal opens one).
+	ConfigVarNames []string
 }
 
 // InstallationPage is live installation id of organization orgRef, for
@@ -74,7 +77,11 @@ func (s *Installs) InstallationPage(ctx context.Context, a Actor, orgRef, id str
 	if err != nil {
 		return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
 	}
-	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes}
+	names, err := s.configVarNames(ctx, inst.ID)
+	if err != nil {
+		return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
+	}
+	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes, ConfigVarNames: names}
 	if inst.App != nil {
 		pg.Plans, err = s.visiblePlans(ctx, a, inst.App.Slug)
 		if errors.Is(err, fault.ErrNotFound) {

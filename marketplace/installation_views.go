@@ -11,7 +11,7 @@ import (
 
 // liveIn selects organization orgID's live installations.
 func (s *core) liveIn(orgID int64) *gorm.DB {
-	return s.db.Where("installations.organization_id = ? AND installations.status IN ?", orgID, []string{InstallPending, InstallInstalled})
+	return s.db.Where("installations.organization_id = ? AND installations.status IN ?", orgID, LiveStatuses)
 }
 
 // InstallationSummary is what an organization's installed-apps page shows

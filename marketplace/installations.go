@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -43,9 +44,10 @@ func ExistingInstallation(err error) (*Installation, bool) {
 
 // NewInstallation is a fresh install: where to send the browser.
 type NewInstallation struct {
-	Installation *Installation
-	RedirectURL  string
-	Code         string
+	Installation  *Installation
+	RedirectURL   string // "" for an app without a redirect URL (it provisions instead)
+	Code          string
+	CodeExpiresAt time.Time
 }
 
 // grantOptions are what the OAuth authorize request fixes on the code.
@@ -74,6 +76,10 @@ func (s *Installs) Install(ctx context.Context, a Actor, orgRef, appRef, planRef
 		out, err = s.install(ctx, tx, a, acc.Org, app, plan, grantOptions{})
 		return err
 	})
+	if err == nil && out.Installation.Status == InstallProvisioning {
+		// After the commit: the partner is asked with no transaction open.
+		err = s.provisioning.provision(ctx, a, out)
+	}
 	return out, err
 }
 
@@ -97,7 +103,7 @@ func (s *Installs) installable(ctx context.Context, tx *gorm.DB, a Actor, org Or
 		}
 		return nil, nil, fault.Field("app", "no such app")
 	}
-	if app.RedirectURL == "" {
+	if app.RedirectURL == "" && app.ProvisionURL == "" {
 		return nil, nil, fault.Field("app", "has no redirect URL to finish installing at")
 	}
 	var plans []Plan
@@ -126,7 +132,7 @@ func (s *Installs) installable(ctx context.Context, tx *gorm.DB, a Actor, org Or
 func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, plan *Plan, g grantOptions) (*NewInstallation, error) {
 	var live Installation
 	err := tx.WithContext(ctx).Where("app_id = ? AND organization_id = ? AND status IN ?", app.ID, org.ID,
-		[]string{InstallPending, InstallInstalled}).First(&live).Error
+		LiveStatuses).First(&live).Error
 	if err == nil {
 		live.App, live.Organization = app, &org
 		return nil, fault.Conflict(fault.AlreadyInstalled,
@@ -140,6 +146,9 @@ func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organi
 		SyncState: InSync, Scopes: app.Scopes, CreatedAt: s.now(), UpdatedAt: s.now(), App: app, Organization: &org, Plan: plan}
 	if app.VerifyInstall {
 		inst.Status = InstallPending
+	}
+	if app.ProvisionURL != "" {
+		inst.Status = InstallProvisioning // until the partner answers (provision.go)
 	}
 	if g.Scopes != nil {
 		inst.Scopes = g.Scopes // the admin consented to these only
@@ -160,17 +169,22 @@ func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organi
 	if err := tx.Model(&App{}).Where("id = ?", app.ID).UpdateColumn("installs_count", gorm.Expr("installs_count + 1")).Error; err != nil {
 		return nil, fmt.Errorf("counting install: %w", err)
 	}
-	if err := s.lifecycle(ctx, tx, &inst, EventInstallationCreated, map[string]any{"code": code, "codeExpiresAt": grant.ExpiresAt}); err != nil {
-		return nil, err
+	out := &NewInstallation{Installation: &inst, Code: code, CodeExpiresAt: grant.ExpiresAt}
+	if inst.Status != InstallProvisioning {
+		// A provisioned app hears of it when the partner's answer settles it.
+		if err := s.lifecycle(ctx, tx, &inst, EventInstallationCreated, map[string]any{"code": code, "codeExpiresAt": grant.ExpiresAt}); err != nil {
+			return nil, err
+		}
+		if err := s.audit(tx, a, &org.ID, "installation.create", "installation", inst.UUID, app.Slug, JSON{"status": inst.Status}); err != nil {
+			return nil, err
+		}
 	}
-	if err := s.audit(tx, a, &org.ID, "installation.create", "installation", inst.UUID, app.Slug, JSON{"status": inst.Status}); err != nil {
-		return nil, err
+	if app.RedirectURL != "" {
+		if out.RedirectURL, err = s.redirectURL(app, &inst, org.Slug, code); err != nil {
+			return nil, err
+		}
 	}
-	redirect, err := s.redirectURL(app, &inst, org.Slug, code)
-	if err != nil {
-		return nil, err
-	}
-	return &NewInstallation{Installation: &inst, RedirectURL: redirect, Code: code}, nil
+	return out, nil
 }
 
 func (s *Installs) newGrant(ctx context.Context, tx *gorm.DB, installationID int64, g grantOptions) (string, *Grant, error) {
@@ -344,8 +358,8 @@ func (s *Installs) GetInstallation(ctx context.Context, a Actor, id string) (*In
 
 func (q InstallationQuery) apply(db *gorm.DB) (*gorm.DB, error) {
 	f := fault.Fields{}
-	f.Check(q.Status != "" && !slices.Contains([]string{InstallPending, InstallInstalled, InstallDeleted, InstallFailed}, q.Status),
-		"status", "must be pending, installed, deleted or failed")
+	f.Check(q.Status != "" && !slices.Contains([]string{InstallPending, InstallProvisioning, InstallInstalled, InstallDeleted, InstallFailed}, q.Status),
+		"status", "must be pending, provisioning, installed, deleted or failed")
 	f.Check(q.SyncState != "" && q.SyncState != InSync && q.SyncState != OutOfSync, "syncState", "must be in_sync or out_of_sync")
 	if err := f.Err(); err != nil {
 		return nil, err

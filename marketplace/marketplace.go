@@ -9,6 +9,11 @@
 //     plans, review and secrets, and the marketplace directory;
 //   - Installs (installations.go, installation_*.go): installing, grants,
 //     verification, plan changes, uninstalling, installed-apps read models;
+//   - Provisioning (provision.go, reconcile_provision.go): the calls to an
+//     app's provisioning endpoint that installing, changing plan and
+//     uninstalling make, Heroku-style;
+//   - ConfigVars (config_vars.go): the sealed config vars a partner sets
+//     on an installation;
 //   - OAuth (oauth.go, authorize.go, tokens.go): the authorization server;
 //   - ServiceTokens (service_tokens.go): the host product's tokens;
 //   - Events (events.go, scopes.go): the event and scope catalogues, and
@@ -70,6 +75,9 @@ type Options struct {
 	RequireHTTPS bool
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// ProvisionTimeout bounds each call to an app's provisioning endpoint
+	// (provision.go); 25 s when zero.
+	ProvisionTimeout time.Duration
 
 	// PasswordConcurrency bounds the password hashes computed at once (0:
 	// half of GOMAXPROCS, at least 1); a sign-in waits for a slot at most
@@ -96,6 +104,9 @@ func newCore(db *gorm.DB, outbox Publisher, opts Options) (*core, error) {
 	}
 	if opts.AccessTTL == 0 {
 		opts.AccessTTL = 8 * time.Hour
+	}
+	if opts.ProvisionTimeout == 0 {
+		opts.ProvisionTimeout = 25 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
@@ -128,6 +139,7 @@ type Services struct {
 	Deliveries    *Deliveries
 	Reconciler    *Reconciler
 	Operators     *Operators
+	ConfigVars    *ConfigVars
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -139,6 +151,7 @@ type Deps struct {
 	Endpoints EndpointAdmin
 	Sender    SignedGetter
 	Stream    DeliveryStream
+	Caller    PartnerCaller
 }
 
 // New builds every service on db, in one pass.
@@ -150,6 +163,7 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 	tokens := &tokens{core: c}
 	events := &Events{core: c, catalog: deps.Catalog}
 	installs := &Installs{core: c, tokens: tokens, events: events}
+	installs.provisioning = &Provisioning{core: c, installs: installs, caller: deps.Caller, endpoints: deps.Endpoints}
 	orgs := &Orgs{core: c, installs: installs}
 	apps := &Apps{core: c, events: events, installs: installs, orgs: orgs, tokens: tokens, endpoints: deps.Endpoints}
 	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
@@ -171,6 +185,7 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 			endpoints: deps.Endpoints, stream: deps.Stream},
 		Reconciler: reconciler,
 		Operators:  &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
+		ConfigVars: &ConfigVars{core: c, installs: installs},
 	}, nil
 }
 

@@ -102,6 +102,8 @@ type App struct {
 	VerifyInstall           bool
 	SyncURL                 string
 	SSOURL                  string `gorm:"column:sso_url"` // where "Open {App}" signs members in
+	ProvisionURL            string // called to provision, change plan and deprovision (provision.go)
+	ConfigPrefix            string // starts every config var's name; "" derives it from the slug
 	LogoURL                 string
 	ClientID                string
 	ClientSecretHash        []byte
@@ -221,8 +223,11 @@ func (j *JSON) Scan(v any) error {
 const (
 	InstallPending   = "pending"
 	InstallInstalled = "installed"
-	InstallDeleted   = "deleted"
-	InstallFailed    = "failed"
+	// InstallProvisioning: the partner answered its provisioning call with
+	// 202 and finishes later (provision.go).
+	InstallProvisioning = "provisioning"
+	InstallDeleted      = "deleted"
+	InstallFailed       = "failed"
 
 	InSync    = "in_sync"
 	OutOfSync = "out_of_sync"
@@ -243,19 +248,27 @@ type Installation struct {
 	Scopes         Strings `gorm:"type:jsonb"`
 	ExternalID     string
 	ConfigURL      string
-	InstalledBy    *int64
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	VerifiedAt     *time.Time
-	DeletedAt      *time.Time
+	// ProvisionMessage is what the partner's provisioning answer said,
+	// shown to the organization.
+	ProvisionMessage string
+	InstalledBy      *int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	VerifiedAt       *time.Time
+	DeletedAt        *time.Time
 
 	App          *App          `gorm:"foreignKey:AppID"`
 	Organization *Organization `gorm:"foreignKey:OrganizationID"`
 	Plan         *Plan         `gorm:"foreignKey:PlanID"`
 }
 
-// Live reports whether the installation is pending or installed.
-func (i *Installation) Live() bool { return i.Status == InstallPending || i.Status == InstallInstalled }
+// LiveStatuses are the statuses of an installation that has not ended.
+var LiveStatuses = []string{InstallPending, InstallProvisioning, InstallInstalled}
+
+// Live reports whether the installation is pending, provisioning or installed.
+func (i *Installation) Live() bool {
+	return i.Status == InstallPending || i.Status == InstallProvisioning || i.Status == InstallInstalled
+}
 
 // Grant is a single-use authorization code.
 type Grant struct {

@@ -133,7 +133,7 @@ func (s *Orgs) DeleteOrganization(ctx context.Context, a Actor, ref string) erro
 		var elsewhere int64
 		if err := tx.Model(&Installation{}).Joins("JOIN apps ON apps.id = installations.app_id").
 			Where("apps.organization_id = ? AND installations.organization_id <> ? AND installations.status IN ?", acc.Org.ID, acc.Org.ID,
-				[]string{InstallPending, InstallInstalled}).Count(&elsewhere).Error; err != nil {
+				LiveStatuses).Count(&elsewhere).Error; err != nil {
 			return fmt.Errorf("counting installations of the organization's apps: %w", err)
 		}
 		if elsewhere > 0 {
@@ -142,7 +142,7 @@ func (s *Orgs) DeleteOrganization(ctx context.Context, a Actor, ref string) erro
 		// Every app installed here is uninstalled, so its partner is told.
 		var live []Installation
 		if err := tx.Preload("App").Preload("Organization").Preload("Plan").Clauses(lockForUpdate).
-			Where("organization_id = ? AND status IN ?", acc.Org.ID, []string{InstallPending, InstallInstalled}).Find(&live).Error; err != nil {
+			Where("organization_id = ? AND status IN ?", acc.Org.ID, LiveStatuses).Find(&live).Error; err != nil {
 			return fmt.Errorf("listing installations: %w", err)
 		}
 		for i := range live {

@@ -63,3 +63,9 @@ type DeliveryStream interface {
 	// "app:3"), whose open sessions are capped.
 	Listen(ctx context.Context, appID int64, owner, session string) (<-chan webhooks.Forwarded, error)
 }
+
+// PartnerCaller sends the signed calls to an app's provisioning endpoint
+// that wait for the partner's answer (webhooks.Sender).
+type PartnerCaller interface {
+	Call(ctx context.Context, signer *webhooks.Signer, c webhooks.SignedCall) webhooks.CallResult
+}

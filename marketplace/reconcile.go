@@ -25,7 +25,7 @@ const (
 )
 
 // Jobs lists the reconciliation jobs in the order they run.
-var Jobs = []string{JobVerification, JobGrants, JobLifecycle, JobPartnerSync}
+var Jobs = []string{JobVerification, JobGrants, JobLifecycle, JobPartnerSync, JobProvisionDeadline, JobDeprovision}
 
 // Reasons an installation is out of sync.
 const (
@@ -74,7 +74,10 @@ func (Finding) TableName() string { return "reconciliation_findings" }
 type ReconcileOptions struct {
 	Interval      time.Duration
 	VerifyTimeout time.Duration
-	Registry      prometheus.Registerer
+	// ProvisionDeadline is how long an installation may stay provisioning
+	// (reconcile_provision.go); 12 h when zero.
+	ProvisionDeadline time.Duration
+	Registry          prometheus.Registerer
 }
 
 // Reconciler runs the jobs.
@@ -161,6 +164,10 @@ func (r *Reconciler) RunJob(ctx context.Context, job string) ([]*Run, error) {
 		return one(r.run(ctx, job, nil, func(run *Run) error { return r.grants(ctx, run) }))
 	case JobLifecycle:
 		return one(r.run(ctx, job, nil, func(run *Run) error { return r.lifecycle(ctx, run) }))
+	case JobProvisionDeadline:
+		return one(r.run(ctx, job, nil, func(run *Run) error { return r.provisioning(ctx, run) }))
+	case JobDeprovision:
+		return one(r.run(ctx, job, nil, func(run *Run) error { return r.deprovisions(ctx, run) }))
 	case JobPartnerSync:
 		var ids []int64
 		if err := r.db.WithContext(ctx).Model(&App{}).Where("sync_url <> '' AND webhook_url <> ''").Pluck("id", &ids).Error; err != nil {
@@ -224,7 +231,7 @@ func (r *Reconciler) grants(ctx context.Context, run *Run) error {
 			EXISTS (SELECT 1 FROM grants g WHERE g.installation_id = installations.id) AND
 			NOT EXISTS (SELECT 1 FROM grants g WHERE g.installation_id = installations.id AND (g.used_at IS NOT NULL OR g.expires_at > ?)) AND
 			NOT EXISTS (SELECT 1 FROM tokens t WHERE t.installation_id = installations.id)`,
-			[]string{InstallPending, InstallInstalled}, InSync, s.now()).Find(&live).Error; err != nil {
+			LiveStatuses, InSync, s.now()).Find(&live).Error; err != nil {
 			return fmt.Errorf("finding unexchanged grants: %w", err)
 		}
 		run.Examined = len(live)

@@ -80,7 +80,8 @@ func CheckSecretKey(ctx context.Context, db *gorm.DB, key string) error {
 // sealedColumns are every column the marketplace seals under the secret
 // key, by table.
 var sealedColumns = map[string][]string{
-	"apps": {"webhook_secret", "previous_webhook_secret", "client_secret_sealed"},
+	"apps":                     {"webhook_secret", "previous_webhook_secret", "client_secret_sealed"},
+	"installation_config_vars": {"value_sealed"},
 }
 
 // RotateSecretKey re-seals every stored secret from old to fresh in one

@@ -86,6 +86,20 @@ func TestRotateSecretKey(t *testing.T) {
 	}
 	insertSealedApp(t, db, keyA, "one", "whsec_one")
 	insertSealedApp(t, db, keyA, "two", "whsec_two")
+	// A config var, sealed under the key as ConfigVars.Set does.
+	var one App
+	if err := db.Where("slug = ?", "one").First(&one).Error; err != nil {
+		t.Fatal(err)
+	}
+	inst := Installation{UUID: "0b5e7a4c-3f1d-4e8a-9c2b-6d7e8f9a0b1c", AppID: one.ID, OrganizationID: one.OrganizationID,
+		Status: InstallInstalled, SyncState: InSync, Scopes: Strings{}}
+	if err := db.Omit("App", "Organization", "Plan").Create(&inst).Error; err != nil {
+		t.Fatal(err)
+	}
+	boxA, _ := secret.NewBox(keyA, boxPurpose)
+	if err := db.Create(&configVarRow{InstallationID: inst.ID, Name: "ONE_URL", ValueSealed: boxA.Seal("https://one.example/x")}).Error; err != nil {
+		t.Fatal(err)
+	}
 
 	if _, err := RotateSecretKey(ctx, db, keyB, keyA); err == nil {
 		t.Fatal("rotating with the wrong --old key went through")
@@ -98,8 +112,8 @@ func TestRotateSecretKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 { // two apps, each a webhook secret and a client secret
-		t.Fatalf("re-sealed %d values, want 4", n)
+	if n != 5 { // two apps, each a webhook secret and a client secret, and a config var
+		t.Fatalf("re-sealed %d values, want 5", n)
 	}
 	if err := CheckSecretKey(ctx, db, keyB); err != nil {
 		t.Fatalf("the new key fails the check after rotation: %v", err)
@@ -108,6 +122,13 @@ func TestRotateSecretKey(t *testing.T) {
 		t.Fatalf("the old key still passes after rotation: %v", err)
 	}
 	box, _ := secret.NewBox(keyB, boxPurpose)
+	var cv configVarRow
+	if err := db.Where("name = ?", "ONE_URL").First(&cv).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := box.Open(cv.ValueSealed); err != nil || got != "https://one.example/x" {
+		t.Fatalf("config var after rotation = %q, %v", got, err)
+	}
 	var apps []App
 	if err := db.Order("slug").Find(&apps).Error; err != nil {
 		t.Fatal(err)

@@ -31,8 +31,9 @@ type Apps struct {
 // changing plan, uninstalling, and the installed-apps read models.
 type Installs struct {
 	*core
-	tokens *tokens
-	events *Events
+	tokens       *tokens
+	events       *Events
+	provisioning *Provisioning
 }
 
 // OAuth is the authorization server: consent, the token endpoint,

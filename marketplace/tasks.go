@@ -15,6 +15,8 @@ const (
 	TypeReconcileGrants       = "reconcile:" + JobGrants
 	TypeReconcileLifecycle    = "reconcile:" + JobLifecycle
 	TypeReconcilePartnerSync  = "reconcile:" + JobPartnerSync
+	TypeReconcileProvisioning = "reconcile:" + JobProvisionDeadline
+	TypeReconcileDeprovision  = "reconcile:" + JobDeprovision
 )
 
 // taskJobs maps each task type to the job it runs.
@@ -23,6 +25,8 @@ var taskJobs = map[string]string{
 	TypeReconcileGrants:       JobGrants,
 	TypeReconcileLifecycle:    JobLifecycle,
 	TypeReconcilePartnerSync:  JobPartnerSync,
+	TypeReconcileProvisioning: JobProvisionDeadline,
+	TypeReconcileDeprovision:  JobDeprovision,
 }
 
 // NewReconcileTask is the task that runs job once, on the low queue (it can

@@ -23,6 +23,8 @@ type appRequest struct {
 	VerifyInstall *bool     `json:"verifyInstall"`
 	SyncURL       *string   `json:"syncUrl"`
 	SSOURL        *string   `json:"ssoUrl"`
+	ProvisionURL  *string   `json:"provisionUrl"`
+	ConfigPrefix  *string   `json:"configPrefix"`
 	LogoURL       *string   `json:"logoUrl"`
 	PublicKey     *string   `json:"publicKey"`
 }
@@ -30,7 +32,8 @@ type appRequest struct {
 func toAppFields(in appRequest) marketplace.AppFields {
 	return marketplace.AppFields{Name: in.Name, Slug: in.Slug, Kind: in.Kind, Author: in.Author, Overview: in.Overview,
 		Categories: in.Categories, Scopes: in.Scopes, Events: in.Events, WebhookURL: in.WebhookURL, RedirectURL: in.RedirectURL,
-		VerifyInstall: in.VerifyInstall, SyncURL: in.SyncURL, LogoURL: in.LogoURL, PublicKey: in.PublicKey, SSOURL: in.SSOURL}
+		VerifyInstall: in.VerifyInstall, SyncURL: in.SyncURL, LogoURL: in.LogoURL, PublicKey: in.PublicKey, SSOURL: in.SSOURL,
+		ProvisionURL: in.ProvisionURL, ConfigPrefix: in.ConfigPrefix}
 }
 
 type appUpdateRequest struct {

@@ -80,6 +80,11 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		t.Fatal("installing made no delivery")
 	}
 	did := deliveries[0].ID
+	// The installation's own token, from a fresh code: config vars are its.
+	grant := decode[plugboard.Grant](t, appCreds.do("POST", "/api/0/installations/"+iid+"/grants/", nil), 201)
+	authz := decode[plugboard.Authorization](t, anon.do("POST", "/api/0/installations/"+iid+"/authorizations/", map[string]any{
+		"grantType": "authorization_code", "code": grant.Code, "clientId": hooks.ClientID, "clientSecret": hooks.ClientSecret}), 201)
+	instTok := newClient(t, p, authz.Token)
 
 	type call struct {
 		c      *client
@@ -156,6 +161,10 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"GET /api/0/installations/:uuid/", &call{outsider, "/api/0/installations/" + iid + "/", nil, 404}, call{clerk, "/api/0/installations/" + iid + "/", nil, 200}},
 		{"PUT /api/0/installations/:uuid/", &call{clerk, "/api/0/installations/" + iid + "/", map[string]any{"plan": "plus"}, 403},
 			call{customer, "/api/0/installations/" + iid + "/", map[string]any{"plan": "plus"}, 200}},
+		{"GET /api/0/installations/:uuid/config-vars/", &call{clerk, "/api/0/installations/" + iid + "/config-vars/", nil, 403},
+			call{host, "/api/0/installations/" + iid + "/config-vars/", nil, 200}},
+		{"PUT /api/0/installations/:uuid/config-vars/", &call{customer, "/api/0/installations/" + iid + "/config-vars/", map[string]any{"vars": map[string]any{"ACME_HOOKS_URL": "x"}}, 403},
+			call{instTok, "/api/0/installations/" + iid + "/config-vars/", map[string]any{"vars": map[string]any{"ACME_HOOKS_URL": "https://acme.example/h"}}, 200}},
 		{"POST /api/0/installations/:uuid/authorizations/", &call{anon, "/api/0/installations/" + iid + "/authorizations/", badExchange, 401},
 			call{anon, "/api/0/installations/" + iid + "/authorizations/", exchange, 201}},
 

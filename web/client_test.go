@@ -121,6 +121,7 @@ type problemDoc struct {
 	RequestID    string                  `json:"requestId"`
 	Fields       map[string]string       `json:"fields"`
 	Installation *plugboard.Installation `json:"installation"` // already_installed: the live installation
+	Reason       string                  `json:"reason"`       // provision_failed, plan_change_failed: the class
 }
 
 // problem checks the response is a problem document with status and code

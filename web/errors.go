@@ -70,6 +70,7 @@ var kindStatus = map[fault.Kind]int{
 	fault.KindNotFound:     http.StatusNotFound,
 	fault.KindConflict:     http.StatusConflict,
 	fault.KindUnavailable:  http.StatusServiceUnavailable,
+	fault.KindUpstream:     http.StatusBadGateway,
 	fault.KindRateLimited:  http.StatusTooManyRequests,
 }
 

@@ -122,6 +122,8 @@ type appJSON struct {
 	RedirectURL   *string `json:"redirectUrl,omitempty"`
 	SyncURL       *string `json:"syncUrl,omitempty"`
 	SSOURL        *string `json:"ssoUrl,omitempty"`
+	ProvisionURL  *string `json:"provisionUrl,omitempty"`
+	ConfigPrefix  *string `json:"configPrefix,omitempty"` // the effective one: set, or derived from the slug
 	VerifyInstall *bool   `json:"verifyInstall,omitempty"`
 
 	PublicKey *string `json:"publicKey,omitempty"`
@@ -160,6 +162,8 @@ func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
 		out.WebhookURL, out.RedirectURL, out.SyncURL, out.VerifyInstall = &a.WebhookURL, &a.RedirectURL, &a.SyncURL, &a.VerifyInstall
 		out.PublicKey = &a.PublicKey
 		out.SSOURL = &a.SSOURL
+		prefix := a.ConfigVarPrefix()
+		out.ProvisionURL, out.ConfigPrefix = &a.ProvisionURL, &prefix
 		out.WebhookStatus, out.WebhookStatusReason = v.WebhookStatus, v.WebhookStatusReason
 		out.WebhookRateLimit, out.WebhookMaxInFlight = v.WebhookRateLimit, v.WebhookMaxInFlight
 	}
@@ -249,11 +253,13 @@ type installationJSON struct {
 	Scopes        []string     `json:"scopes"`
 	ExternalID    string       `json:"externalId"`
 	ConfigURL     string       `json:"configUrl"`
-	DateCreated   time.Time    `json:"dateCreated"`
-	DateUpdated   time.Time    `json:"dateUpdated"`
-	DateVerified  *time.Time   `json:"dateVerified"`
-	DateDeleted   *time.Time   `json:"dateDeleted"`
-	RedirectURL   string       `json:"redirectUrl,omitempty"`
+	// What the partner's provisioning answer said, for the organization.
+	ProvisionMessage string     `json:"provisionMessage,omitempty"`
+	DateCreated      time.Time  `json:"dateCreated"`
+	DateUpdated      time.Time  `json:"dateUpdated"`
+	DateVerified     *time.Time `json:"dateVerified"`
+	DateDeleted      *time.Time `json:"dateDeleted"`
+	RedirectURL      string     `json:"redirectUrl,omitempty"`
 }
 
 type planRefJSON struct {
@@ -267,7 +273,7 @@ type planRefJSON struct {
 func toInstallationJSON(i *marketplace.Installation) installationJSON {
 	out := installationJSON{UUID: i.UUID, Status: i.Status, StatusReason: i.StatusReason, SyncState: i.SyncState,
 		SyncReason: i.SyncReason, SyncCheckedAt: i.SyncCheckedAt, Scopes: orEmpty(i.Scopes), ExternalID: i.ExternalID,
-		ConfigURL: i.ConfigURL, DateCreated: i.CreatedAt, DateUpdated: i.UpdatedAt, DateVerified: i.VerifiedAt, DateDeleted: i.DeletedAt}
+		ConfigURL: i.ConfigURL, ProvisionMessage: i.ProvisionMessage, DateCreated: i.CreatedAt, DateUpdated: i.UpdatedAt, DateVerified: i.VerifiedAt, DateDeleted: i.DeletedAt}
 	if i.App != nil {
 		out.App = appRefJSON{ID: id(i.App.ID), Slug: i.App.Slug, Name: i.App.Name}
 	}

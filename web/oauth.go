@@ -196,7 +196,7 @@ func (s *Server) decide(c echo.Context) error {
 		return c.Redirect(http.StatusFound, to)
 	}
 	to, err := s.opts.OAuth.Approve(ctx, a, marketplace.Approval{AuthorizeRequest: r, Org: c.FormValue("org"), Plan: c.FormValue("plan")})
-	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindInvalid {
+	if fe, ok := fault.As(err); ok && (fe.Kind == fault.KindInvalid || fe.Kind == fault.KindUpstream) {
 		consent, cerr := s.opts.OAuth.PrepareAuthorize(ctx, a, r)
 		if cerr != nil {
 			return s.authorizeFailure(c, r, cerr)

@@ -84,6 +84,8 @@ func (s *Server) routes() {
 	api.DELETE("/installations/:uuid/", s.uninstall)
 	api.POST("/installations/:uuid/authorizations/", s.authorizeInstallation)
 	api.POST("/installations/:uuid/grants/", s.requestGrant)
+	api.GET("/installations/:uuid/config-vars/", s.listConfigVars)
+	api.PUT("/installations/:uuid/config-vars/", s.setConfigVars)
 	api.GET("/apps/:app_slug/reconciliation-runs/", s.listAppRuns)
 	api.GET("/reconciliation-runs/", s.listRuns)
 
@@ -127,6 +129,7 @@ func (s *Server) routes() {
 	ui.user(http.MethodGet, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstallConfirm)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/sso", s.orgSignOn)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/config-vars/reveal", s.orgRevealConfigVar)
 	ui.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
 	ui.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
 	ui.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)

@@ -124,7 +124,8 @@ func uiStatus(err error) int { return problemFor(err).Status }
 // input, a conflict, a refusal) rather than a failure of ours.
 func formFault(err error) bool {
 	fe, ok := fault.As(err)
-	return ok && (fe.Kind == fault.KindInvalid || fe.Kind == fault.KindConflict || fe.Kind == fault.KindForbidden)
+	return ok && (fe.Kind == fault.KindInvalid || fe.Kind == fault.KindConflict || fe.Kind == fault.KindForbidden ||
+		fe.Kind == fault.KindUpstream) // a partner's endpoint that failed: the user reads why
 }
 
 // templates are the parsed pages by name.
@@ -463,7 +464,7 @@ var templateFuncs = template.FuncMap{
 		switch status {
 		case "published", "installed", "succeeded", "enabled", "in_sync", "ok", "active", "approved", "delivered", "repaired":
 			return "good"
-		case "pending", "submitted", "paused", "unknown", "draft", "checking":
+		case "pending", "submitted", "paused", "unknown", "draft", "checking", "provisioning":
 			return "wait"
 		case "failed", "rejected", "disabled", "out_of_sync", "deleted", "uninstalled", "error", "revoked":
 			return "bad"

@@ -160,7 +160,13 @@ func (s *Server) installApp(c echo.Context) error {
 		return err
 	}
 	s.rememberOrg(c, org)
-	if res.RedirectURL == "" {
+	inst := res.Installation
+	switch {
+	case inst.Status == marketplace.InstallProvisioning:
+		return s.redirect(c, "/orgs/"+url.PathEscape(org)+"/installations/"+inst.UUID, "Setting up with "+inst.App.Name+"…")
+	case res.RedirectURL == "" && inst.App != nil && inst.App.ProvisionURL != "":
+		return s.redirect(c, "/orgs/"+url.PathEscape(org)+"/installations/"+inst.UUID, "Installed "+inst.App.Name+".")
+	case res.RedirectURL == "":
 		return s.redirect(c, "/orgs/"+url.PathEscape(org)+"/installations", "Installed "+c.Param("app_slug")+".")
 	}
 	return c.Redirect(http.StatusSeeOther, res.RedirectURL)

@@ -45,6 +45,10 @@ type orgInstallationData struct {
 	Summary marketplace.InstallationSummary
 	Scopes  []marketplace.Scope
 	Plans   []marketplace.Plan
+	// ConfigVars are the names of the installation's config vars; Revealed
+	// the one value an admin asked to see, by name.
+	ConfigVars []string
+	Revealed   map[string]string
 }
 
 // orgInstallation is the page of the installation in the path, of the
@@ -58,8 +62,29 @@ func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.Installatio
 	s.rememberOrg(c, org.Org.Slug)
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
-	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans}
+	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans,
+		ConfigVars: pg.ConfigVarNames}
 	return v
+}
+
+// orgRevealConfigVar shows an admin one config var's value on the
+// installation's page; the reveal is audited. The value is in this answer
+// only (no-store), never in a URL.
+func (s *Server) orgRevealConfigVar(c echo.Context) error {
+	cv, err := s.opts.ConfigVars.Reveal(c.Request().Context(), actor(c), c.Param("org"), c.Param("uuid"), c.FormValue("name"))
+	if err != nil {
+		return err
+	}
+	pg, err := s.orgInstallation(c)
+	if err != nil {
+		return err
+	}
+	v := s.orgInstallationView(c, pg)
+	d := v.Data.(orgInstallationData)
+	d.Revealed = map[string]string{cv.Name: cv.Value}
+	v.Data = d
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return s.render(c, http.StatusOK, "org_installation", v)
 }
 
 func (s *Server) orgInstallationPage(c echo.Context) error {

@@ -112,7 +112,8 @@ func appFields(c echo.Context, creating bool) marketplace.AppFields {
 	f := marketplace.AppFields{Name: val("name"), Author: val("author"), Overview: val("overview"),
 		Categories: list("categories"), Scopes: list("scopes"), Events: list("events"),
 		WebhookURL: val("webhookUrl"), RedirectURL: val("redirectUrl"), VerifyInstall: &verify,
-		SyncURL: val("syncUrl"), LogoURL: val("logoUrl"), PublicKey: val("publicKey"), SSOURL: val("ssoUrl")}
+		SyncURL: val("syncUrl"), LogoURL: val("logoUrl"), PublicKey: val("publicKey"), SSOURL: val("ssoUrl"),
+		ProvisionURL: val("provisionUrl"), ConfigPrefix: val("configPrefix")}
 	if strings.TrimSpace(form.Get("slug")) != "" {
 		f.Slug = ptrTo(strings.TrimSpace(form.Get("slug")))
 	}
@@ -151,7 +152,8 @@ func newFormData(app *marketplace.AppView, org string, ch *appChoices) partnerFo
 		d.SlugHint = "Lowercase letters, digits and hyphens; used in URLs and the marketplace. Changing it changes this app's addresses."
 		d.Values = map[string]string{"name": app.Name, "slug": app.Slug, "author": app.Author, "overview": app.Overview,
 			"webhookUrl": app.WebhookURL, "redirectUrl": app.RedirectURL, "verifyInstall": strconv.FormatBool(app.VerifyInstall),
-			"syncUrl": app.SyncURL, "logoUrl": app.LogoURL, "publicKey": app.PublicKey, "ssoUrl": app.SSOURL}
+			"syncUrl": app.SyncURL, "logoUrl": app.LogoURL, "publicKey": app.PublicKey, "ssoUrl": app.SSOURL,
+			"provisionUrl": app.ProvisionURL, "configPrefix": app.ConfigPrefix, "derivedPrefix": app.ConfigVarPrefix()}
 	}
 	return d
 }

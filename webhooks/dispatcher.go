@@ -229,7 +229,7 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 				defer wg.Done()
 				defer chunk.Done()
 				results[j] = d.sender.send(ctx, ep, rows[j])
-				if ep.ep.URL == "" {
+				if _, to := rows[j].destination(ep); to == "" {
 					d.toListeners(ctx, &results[j])
 				}
 			}()

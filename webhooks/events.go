@@ -32,6 +32,18 @@ type NewEvent struct {
 	// AppID sends the event to one app without an installation (webhook.test).
 	AppID     int64
 	CreatedBy string
+	// Target sends the event's one delivery, to InstallationID of AppID,
+	// somewhere other than the app's webhook URL (the deprovision DELETE
+	// {provisionUrl}/{uuid}), still signed with the app's secret, retried,
+	// logged and replayed like every delivery.
+	Target *Target
+}
+
+// Target is where a delivery goes instead of a POST to the app's webhook URL.
+type Target struct {
+	Method           string // DELETE
+	URL              string
+	InstallationUUID string
 }
 
 // Recipient is an installation that receives an event.

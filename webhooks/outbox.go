@@ -89,9 +89,15 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		e.InstallationID = &ev.InstallationID
 	}
 	var recipients []Recipient
-	if ev.AppID != 0 {
+	var method, target *string
+	switch {
+	case ev.Target != nil:
+		// Addressed: the one installation, wherever the app's webhooks go.
+		recipients = []Recipient{{AppID: ev.AppID, InstallationID: ev.InstallationID, InstallationUUID: ev.Target.InstallationUUID}}
+		method, target = &ev.Target.Method, &ev.Target.URL
+	case ev.AppID != 0:
 		recipients = []Recipient{{AppID: ev.AppID}}
-	} else {
+	default:
 		var scope string
 		if err := tx.WithContext(ctx).Model(&EventType{}).Where("name = ?", ev.Type).Pluck("scope", &scope).Error; err != nil {
 			return nil, fmt.Errorf("finding %s's scope: %w", ev.Type, err)
@@ -145,10 +151,11 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		}
 	}
 	err = tx.WithContext(ctx).Exec(`INSERT INTO deliveries (uuid, event_id, app_id, installation_id, installation_uuid, organization_id,
-			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at)
-		SELECT v.u, ?, v.a, v.i, v.iu, ?, ?, v.s, 0, ?, CASE WHEN v.s = 'pending' THEN ?::timestamptz END, ?::timestamptz, ?::timestamptz
+			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
+		SELECT v.u, ?, v.a, v.i, v.iu, ?, ?, v.s, 0, ?, CASE WHEN v.s = 'pending' THEN ?::timestamptz END, ?::timestamptz, ?::timestamptz,
+			?::text, ?::text
 		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::uuid[], ?::text[]) AS v(u, a, i, iu, s)`,
-		e.ID, ev.OrganizationID, ev.Type, len(o.opts.RetrySchedule), now, now, now,
+		e.ID, ev.OrganizationID, ev.Type, len(o.opts.RetrySchedule), now, now, now, method, target,
 		pgArray(uuids), pgArray(appIDs), pgArray(instIDs), pgArray(instUUIDs), pgArray(statuses)).Error
 	if err != nil {
 		return nil, fmt.Errorf("creating deliveries of %s: %w", ev.Type, err)

@@ -37,6 +37,7 @@ const (
 // requests, and the classification of what went wrong.
 type Sender struct {
 	client  *http.Client
+	calls   *http.Client // Call's: no response-header timeout (calls.go)
 	opts    Options
 	metrics *Metrics
 }
@@ -60,6 +61,7 @@ func NewSender(opts Options, metrics *Metrics) *Sender {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	s.calls = callClient(s.client.Transport.(*http.Transport))
 	return s
 }
 
@@ -132,14 +134,15 @@ func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result 
 	}
 	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
 	reqHeaders := headersJSON(h)
-	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: ep.ep.URL,
+	method, to := c.destination(ep)
+	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: to,
 		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
-	if ep.ep.URL == "" {
+	if to == "" {
 		return r // an app without a webhook URL: the caller hands it to listen sessions
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.ep.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(rctx, method, to, bytes.NewReader(body))
 	if err != nil {
 		r.attempt.ErrorClass, r.attempt.ErrorMessage = ClassConnection, err.Error()
 		return r
@@ -166,6 +169,11 @@ func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result 
 	r.attempt.ResponseHeaders = headersJSON(res.Header)
 	r.attempt.ResponseBody = strings.ToValidUTF8(string(buf), "\uFFFD")
 	r.ok = status >= 200 && status < 300
+	if method == http.MethodDelete && (status == http.StatusNotFound || status == http.StatusGone) {
+		// A DELETE of what the partner does not have (any more) has done
+		// its work: a deprovision that arrives twice is answered 404/410.
+		r.ok = true
+	}
 	if !r.ok {
 		r.attempt.ErrorClass = ClassHTTPStatus
 		r.attempt.ErrorMessage = "the endpoint answered " + res.Status

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,6 +88,22 @@ type claimed struct {
 	Data             json.RawMessage
 	EventCreatedAt   time.Time
 	DueAt            time.Time
+	// TargetMethod and TargetURL send it elsewhere than the app's webhook
+	// URL (NewEvent.Target); nil for webhooks.
+	TargetMethod, TargetURL *string
+}
+
+// destination is where and how c is sent: its target, or a POST to the
+// app's webhook URL ("" for an app that has none).
+func (c claimed) destination(ep cachedEndpoint) (method, url string) {
+	if c.TargetURL != nil && *c.TargetURL != "" {
+		m := http.MethodPost
+		if c.TargetMethod != nil && *c.TargetMethod != "" {
+			m = *c.TargetMethod
+		}
+		return m, *c.TargetURL
+	}
+	return http.MethodPost, ep.ep.URL
 }
 
 // claimSQL locks up to a batch of the app's due deliveries for the
@@ -97,7 +114,8 @@ type claimed struct {
 // once, with no second row version and no index entries for the claim.
 // claimed_until is still honoured for claims written by older versions.
 const claimSQL = `
-	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at
+	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at,
+		d.target_method, d.target_url
 	FROM deliveries d JOIN events e ON e.id = d.event_id
 	WHERE d.app_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
 	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
@@ -128,7 +146,7 @@ func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) 
 			for q.Next() {
 				var r claimed
 				var data string
-				if err = q.Scan(&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, &data, &r.EventCreatedAt, &r.DueAt); err != nil {
+				if err = q.Scan(&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, &data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL); err != nil {
 					break
 				}
 				r.Data = json.RawMessage(data)

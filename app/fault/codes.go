@@ -74,6 +74,14 @@ const (
 	NotPublic           Code = "not_public"
 	NoWebhookURL        Code = "no_webhook_url"
 	NoSSOURL            Code = "no_sso_url"
+	PlanChangeRefused   Code = "plan_change_refused"
+)
+
+// The partner's provisioning endpoint refused (400) or failed (502).
+const (
+	ProvisionRefused Code = "provision_refused"
+	ProvisionFailed  Code = "provision_failed"
+	PlanChangeFailed Code = "plan_change_failed"
 )
 
 // Limits and failures of ours (429, 5xx).
@@ -203,6 +211,15 @@ var registry = []Doc{
 		"The app has no webhook URL, so there is nowhere to send deliveries to. Set webhookUrl on the app first."},
 	{NoSSOURL, http.StatusConflict, false, "No single sign-on URL",
 		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
+	{PlanChangeRefused, http.StatusConflict, false, "Plan change refused",
+		"The app's provisioning endpoint refused the new plan (it answered PUT {provisionUrl}/{uuid} with a 4xx); detail is the partner's message. The installation stays on its plan."},
+
+	{ProvisionRefused, http.StatusBadRequest, false, "Provisioning refused",
+		"The app's provisioning endpoint refused to set the app up for this organization (it answered POST {provisionUrl} with a 4xx); detail is the partner's message, shown as it was given. Nothing was installed: no installation, code or token stays behind."},
+	{ProvisionFailed, http.StatusBadGateway, false, "Provisioning failed",
+		"The app's provisioning endpoint did not answer in time (PLUGBOARD_PROVISION_TIMEOUT), answered 5xx, or could not be reached; the reason member names the class (timeout, http_status, connection, tls, dns, blocked, invalid_answer). The installation failed, and Plugboard sends the partner a deprovision (DELETE {provisionUrl}/{uuid}) so that nothing it made is left over. Try again later."},
+	{PlanChangeFailed, http.StatusBadGateway, false, "Plan change failed",
+		"The app's provisioning endpoint did not answer the plan change in time, answered 5xx or could not be reached; the reason member names the class. The installation stays on its plan; try again later."},
 
 	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
 		"Too many requests: the caller's API budget (RateLimit-Policy says how large, RateLimit what is left) or its attempts at signing in, signing up or authenticating at the token endpoint are spent. Wait as the Retry-After header says, then try again; past a sign-in budget even the right password is refused until then."},

@@ -34,6 +34,7 @@ const (
 	KindConflict          // clashes with existing state: 409
 	KindUnavailable       // a dependency is down: 503
 	KindOAuth             // an RFC 6749 error; Code is its error code (invalid_grant, …)
+	KindUpstream          // a partner's endpoint we called failed: 502
 	KindRateLimited       // past a rate limit: 429, with Retry-After
 )
 

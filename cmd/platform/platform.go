@@ -261,6 +261,8 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 
 		PasswordConcurrency: a.Config.PasswordConcurrency,
 		PasswordWait:        a.Config.PasswordWait,
+
+		ProvisionTimeout: a.Config.ProvisionTimeout,
 	}
 	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
@@ -313,7 +315,9 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 
 	market, err := marketplace.New(a.DB, marketplace.Deps{
 		Outbox: outbox, Catalog: webhooks.NewCatalog(a.DB, wopts), Log: store, Endpoints: endpoints, Sender: sender, Stream: listeners,
-	}, mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
+		Caller: sender,
+	}, mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry,
+		ProvisionDeadline: a.Config.ProvisionDeadline})
 	if err != nil {
 		return nil, err
 	}

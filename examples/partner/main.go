@@ -2,15 +2,19 @@
 // that handles the install redirect, exchanges the install code with
 // golang.org/x/oauth2, verifies webhooks with the Plugboard SDK, confirms
 // installs, keeps its installations in memory, answers Plugboard's sync
-// URL and signs members in to its dashboard when they click "Open" on
-// Plugboard (single sign-on, the SDK's SSOVerifier). Run it beside `make run`:
+// URL, signs members in to its dashboard when they click "Open" on
+// Plugboard (single sign-on, the SDK's SSOVerifier), and is provisioned
+// Heroku-style (provision.go, the SDK's ProvisionHandler): config vars,
+// plan changes it may refuse, deprovisioning. Run it beside `make run`:
 //
 //	PLUGBOARD_URL=http://localhost:8080 CLIENT_ID=… CLIENT_SECRET=pbcs_… \
 //	WEBHOOK_SECRET=whsec_… go run ./examples/partner
 //
 // and register the app with webhookUrl http://localhost:3000/webhooks,
-// redirectUrl http://localhost:3000/setup, syncUrl http://localhost:3000/sync
-// and ssoUrl http://localhost:3000/sso.
+// redirectUrl http://localhost:3000/setup, syncUrl http://localhost:3000/sync,
+// ssoUrl http://localhost:3000/sso and provisionUrl
+// http://localhost:3000/provision (CONFIG_PREFIX is the app's config prefix;
+// PROVISION_ASYNC=true answers provisioning with 202 and finishes later).
 //
 // Of Plugboard it imports only the SDK, as a partner's service would;
 // nothing imports it.
@@ -46,6 +50,11 @@ func main() {
 		ClientSecret:  os.Getenv("CLIENT_SECRET"),
 		WebhookSecret: os.Getenv("WEBHOOK_SECRET"),
 		PublicURL:     getenv("PUBLIC_URL", "http://localhost:3000"),
+		AppName:       getenv("APP_NAME", "Example Partner"),
+		ConfigPrefix:  getenv("CONFIG_PREFIX", "EXAMPLE_PARTNER_"),
+
+		ProvisionAsync: os.Getenv("PROVISION_ASYNC") == "true",
+		ProvisionDelay: 2 * time.Second,
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" || cfg.WebhookSecret == "" {
 		fmt.Fprintln(os.Stderr, "partner: set CLIENT_ID, CLIENT_SECRET and WEBHOOK_SECRET (shown once when you create the app)")
@@ -79,6 +88,13 @@ type Config struct {
 	ClientSecret  string
 	WebhookSecret string
 	PublicURL     string
+	AppName       string
+	// ConfigPrefix starts the config vars' names: the app's config prefix.
+	ConfigPrefix string
+	// ProvisionAsync answers provisioning with 202 and finishes after
+	// ProvisionDelay, with the installation's token.
+	ProvisionAsync bool
+	ProvisionDelay time.Duration
 }
 
 // Account is the partner's record of one installation.
@@ -87,6 +103,8 @@ type Account struct {
 	Org          string
 	Token        *oauth2.Token
 	Verified     bool
+	Plan         string            // provisioned accounts: the plan's slug
+	Vars         map[string]string // provisioned accounts: the config vars handed out
 }
 
 // Partner is the example service.
@@ -102,6 +120,8 @@ type Partner struct {
 	// dashboard's sessions it opens, by cookie value.
 	sso      *plugboard.SSOVerifier
 	sessions map[string]*plugboard.SSOClaims
+	// deprovisioned are the installations Plugboard deprovisioned.
+	deprovisioned []string
 }
 
 // sessionCookie is the partner's own session, opened by a sign-on.
@@ -115,6 +135,10 @@ func New(cfg Config, log *slog.Logger) *Partner {
 		sessions: map[string]*plugboard.SSOClaims{}}
 	p.mux.Handle("POST /webhooks", plugboard.Handler(cfg.WebhookSecret, p.webhook))
 	p.mux.Handle("POST /sso", p.sso.Handler(p.signIn))
+	prov := plugboard.ProvisionHandler(cfg.WebhookSecret, provisioner{p}, plugboard.WithLogger(log))
+	p.mux.Handle("POST /provision", prov)
+	p.mux.Handle("PUT /provision/{uuid}", prov)
+	p.mux.Handle("DELETE /provision/{uuid}", prov)
 	p.mux.HandleFunc("GET /dashboard", p.dashboard)
 	p.mux.HandleFunc("GET /setup", p.setup)
 	p.mux.HandleFunc("GET /sync", p.sync)
@@ -151,6 +175,14 @@ func (p *Partner) webhook(ctx context.Context, ev *plugboard.Event) error {
 		created, err := ev.InstallationCreated()
 		if err != nil {
 			return err
+		}
+		p.mu.Lock()
+		_, provisioned := p.acct[ev.InstallationUUID()]
+		p.mu.Unlock()
+		if provisioned {
+			// Provisioning exchanged the code already: a second exchange
+			// would be a reused code, which revokes the tokens it gave.
+			return nil
 		}
 		if err := p.connect(ctx, created); err != nil {
 			p.mu.Lock()

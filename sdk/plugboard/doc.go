@@ -68,6 +68,30 @@
 // Connect library with the platform's base URL as the issuer: Plugboard's
 // /oauth/authorize takes the openid, email and profile scopes.
 //
+// # Provisioning
+//
+// An app that declares a provisionUrl is an add-on in Heroku's manner:
+// installing POSTs a [ProvisionRequest] there (signed like a webhook, with
+// Idempotency-Key the installation's uuid) and waits up to 25 s for the
+// answer; plan changes PUT a [PlanChangeRequest] to {provisionUrl}/{uuid};
+// uninstalling DELETEs {provisionUrl}/{uuid}, retried like a webhook.
+// [ProvisionHandler] verifies each request and calls a [Provisioner]:
+// answer with config vars (or Async, then [Client.SetConfigVars] and
+// [Client.CompleteProvisioning] with the installation's token), or
+// [Refuse] with a message the organization's admin reads.
+//
+//	http.Handle("/plugboard/provision/", plugboard.ProvisionHandler(secret, myProvisioner))
+//	http.Handle("/plugboard/provision", plugboard.ProvisionHandler(secret, myProvisioner))
+//
+//	func (p *provisioner) Provision(ctx context.Context, r *plugboard.ProvisionRequest) (*plugboard.ProvisionResult, error) {
+//		acct, err := p.accounts.FindOrCreate(ctx, r.Installation.UUID, r.Organization.Slug) // idempotent
+//		if err != nil {
+//			return nil, err // 500: the install fails, and a Deprovision follows
+//		}
+//		return &plugboard.ProvisionResult{Message: "Ready.",
+//			Config: plugboard.Vars(map[string]string{"ACME_ALERTS_URL": acct.URL})}, nil
+//	}
+//
 // # The API
 //
 // [Client] calls the partner routes of /api/0/: an app's installations,

@@ -13,8 +13,11 @@ type InstallationStatus string
 const (
 	StatusPending   InstallationStatus = "pending"   // waiting for an app that verifies installs to verify it
 	StatusInstalled InstallationStatus = "installed" // live
-	StatusDeleted   InstallationStatus = "deleted"   // uninstalled
-	StatusFailed    InstallationStatus = "failed"    // never verified in time
+	// StatusProvisioning: the app's provisioning endpoint answered 202 and
+	// finishes later, with CompleteProvisioning.
+	StatusProvisioning InstallationStatus = "provisioning"
+	StatusDeleted      InstallationStatus = "deleted" // uninstalled
+	StatusFailed       InstallationStatus = "failed"  // never verified in time
 )
 
 // SyncState says whether the app's view of an installation matches Plugboard's.
@@ -87,10 +90,13 @@ type Installation struct {
 	Scopes        []string           `json:"scopes"`
 	ExternalID    string             `json:"externalId"` // the app's account id for the organization
 	ConfigURL     string             `json:"configUrl"`  // where the organization configures the app
-	DateCreated   time.Time          `json:"dateCreated"`
-	DateUpdated   time.Time          `json:"dateUpdated"`
-	DateVerified  *time.Time         `json:"dateVerified"`
-	DateDeleted   *time.Time         `json:"dateDeleted"`
+	// ProvisionMessage is what the app's provisioning answer said, shown to
+	// the organization; "" when none.
+	ProvisionMessage string     `json:"provisionMessage,omitempty"`
+	DateCreated      time.Time  `json:"dateCreated"`
+	DateUpdated      time.Time  `json:"dateUpdated"`
+	DateVerified     *time.Time `json:"dateVerified"`
+	DateDeleted      *time.Time `json:"dateDeleted"`
 	// RedirectURL is only in the answer that installs: where to send the
 	// browser to finish installing at the partner.
 	RedirectURL string `json:"redirectUrl,omitempty"`
@@ -333,7 +339,9 @@ type App struct {
 	WebhookURL          string `json:"webhookUrl,omitempty"`
 	RedirectURL         string `json:"redirectUrl,omitempty"`
 	SyncURL             string `json:"syncUrl,omitempty"`
-	SSOURL              string `json:"ssoUrl,omitempty"` // where "Open {App}" posts a sign-on token
+	SSOURL              string `json:"ssoUrl,omitempty"`       // where "Open {App}" posts a sign-on token
+	ProvisionURL        string `json:"provisionUrl,omitempty"` // called to provision, change plan and deprovision
+	ConfigPrefix        string `json:"configPrefix,omitempty"` // every config var's name starts with it: PAGER_BOT_
 	VerifyInstall       bool   `json:"verifyInstall,omitempty"`
 	PublicKey           string `json:"publicKey,omitempty"`     // PEM
 	WebhookStatus       string `json:"webhookStatus,omitempty"` // enabled or disabled
@@ -400,4 +408,11 @@ type AuditLogEntry struct {
 	IPAddress   string         `json:"ipAddress"` // "" when unknown
 	Data        map[string]any `json:"data"`      // details that depend on the action
 	DateCreated time.Time      `json:"dateCreated"`
+}
+
+// ConfigVars are an installation's config vars, as
+// GET /api/0/installations/{uuid}/config-vars/ returns them.
+type ConfigVars struct {
+	Vars        map[string]string `json:"vars"`        // NAME → value
+	DateUpdated *time.Time        `json:"dateUpdated"` // the latest change; nil with none
 }

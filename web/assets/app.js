@@ -31,6 +31,17 @@
     var sso = document.querySelector("form[data-autopost]");
     if (sso) sso.submit();
   });
+  // Installing an app that provisions waits for the partner's answer: say
+  // so while the request runs, and keep the form from going twice.
+  document.addEventListener("submit", function (e) {
+    var form = e.target.closest("form[data-provisioning-form]");
+    if (!form || (e.submitter && e.submitter.value === "deny")) return;
+    var note = form.querySelector("[data-provisioning]");
+    if (note) note.hidden = false;
+    form.querySelectorAll("button[type=submit]").forEach(function (b) {
+      setTimeout(function () { b.disabled = true; }, 0);
+    });
+  });
   // Filters submit themselves when a select changes.
   document.addEventListener("change", function (e) {
     if (e.target.matches("form[data-autosubmit] select")) {
