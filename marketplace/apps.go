@@ -359,7 +359,7 @@ func changed(in AppFields) JSON {
 
 // DeleteApp removes an app and its plans.
 func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
-	return s.tx(ctx, func(tx *gorm.DB) error {
+	return s.publishTx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
 			return err
@@ -374,6 +374,11 @@ func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
 		}
 		if err := tx.Delete(&App{}, v.ID).Error; err != nil {
 			return fmt.Errorf("deleting app: %w", err)
+		}
+		if v.Status == StatusPublished { // host endpoints hear it left the marketplace (host_events.go)
+			if err := s.hostAppEvent(ctx, tx, &v.App, EventAppUnpublished, "deleted"); err != nil {
+				return err
+			}
 		}
 		return s.audit(tx, a, &v.OrganizationID, "app.delete", "app", idStr(v.ID), v.Slug, nil)
 	})
