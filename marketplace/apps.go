@@ -200,6 +200,8 @@ func (s *Apps) checkScopesAndEvents(ctx context.Context, f fault.Fields, scopes,
 		switch {
 		case i < 0:
 			f.Add("events", fmt.Sprintf("%q is not a known event type; see GET /api/0/event-types/", ev))
+		case slices.Contains(hostOnlyEvents, ev): // host_events.go
+			f.Add("events", fmt.Sprintf("%q is sent to the host's endpoints only", ev))
 		case types[i].Scope != "" && !slices.Contains(scopes, types[i].Scope):
 			f.Add("events", fmt.Sprintf("%q needs the %s scope", ev, types[i].Scope))
 		}

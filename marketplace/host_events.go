@@ -14,6 +14,10 @@ import (
 // transaction as what they report, like every event, so a host endpoint
 // hears of exactly what committed.
 
+// hostOnlyEvents are the platform events only host endpoints receive;
+// apps cannot subscribe to them.
+var hostOnlyEvents = []string{EventConfigUpdated, EventAppPublished, EventAppUnpublished}
+
 // publishHost publishes a platform event to every host endpoint subscribed to eventType, inside tx.
 func (s *core) publishHost(ctx context.Context, tx *gorm.DB, eventType string, data any) error {
 	var ids []int64

@@ -466,7 +466,9 @@ func TestOperatorManagesHostEndpointsInTheUI(t *testing.T) {
 	op.post("/admin/review/pager-bot/approve", nil).ok(200)
 	got := sink.waitEvent(t, "app.published", 10*time.Second)
 	verify(t, secret, got)
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(op.get(base).ok(200, "Delivery log", "app.published").Body, "Succeeded") })
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(op.get(base).ok(200, "Delivery log", "app.published").Body, "Succeeded")
+	})
 	did := got.Header.Get("Webhook-Id")
 	op.get(base+"/deliveries/"+did).ok(200, did, "pager-bot", "HTTP 200")
 	op.post(base+"/deliveries/"+did+"/redeliver", nil).ok(200, "Queued the delivery again")
@@ -477,14 +479,14 @@ func TestOperatorManagesHostEndpointsInTheUI(t *testing.T) {
 	op.post(base, url.Values{"url": {sink.srv.URL + "/platform"}, "status": {"enabled"}}).ok(400).fieldError("eventTypes")
 	op.post(base, url.Values{"url": {sink.srv.URL + "/v2"}, "eventTypes": {"app.unpublished"}, "status": {"disabled"}}).ok(200, "Saved the host endpoint", "/v2", "Disabled")
 	// Rotate, shown once; delete after confirming.
-	op.get(base + "/rotate-secret").ok(200, "Rotate the signing secret")
+	op.get(base+"/rotate-secret").ok(200, "Rotate the signing secret")
 	pg = op.post(base+"/rotate-secret", nil).ok(200, "New signing secret")
 	if s := secretsOn(pg)["host-secret"]; !strings.HasPrefix(s, "whsec_") || s == secret {
 		t.Errorf("rotated secret %q", s)
 	}
 	user.get(base).ok(404)
 	user.post(base+"/delete", nil).ok(404)
-	op.get(base + "/delete").ok(200, "Delete the host endpoint")
+	op.get(base+"/delete").ok(200, "Delete the host endpoint")
 	op.post(base+"/delete", nil).ok(200, "Deleted the host endpoint").at("/admin/host-endpoints")
 	op.get(base).ok(404)
 }
