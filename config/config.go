@@ -90,10 +90,31 @@ type Config struct {
 	WebhookMaxInFlight      int           `env:"PLUGBOARD_WEBHOOKS_MAX_IN_FLIGHT" default:"10" help:"concurrent requests per app, a whole number from 1 to 10000"`
 	RelayInterval           time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_INTERVAL" default:"10s" help:"a duration such as 10s (how often the relay looks for due deliveries)"`
 	RelayGrace              time.Duration `env:"PLUGBOARD_WEBHOOKS_RELAY_GRACE" default:"30s" help:"a duration such as 30s (how long a due delivery waits before the relay enqueues it again)"`
+	EventsMaxDepth          int           `env:"PLUGBOARD_EVENTS_MAX_DEPTH" default:"64" help:"a whole number from 1 to 1000 (how deep a published event's data may nest objects and arrays; deeper data is refused with 400)"`
 	WebhookEndpointCacheTTL time.Duration `env:"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL" default:"2s" zero:"allowed" help:"a duration such as 2s (how long a worker keeps an app's endpoint, secrets and limits before reading them again; 0 reads them for every batch)"`
 
 	// PasswordCost is the bcrypt cost; tests lower it.
 	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`
+	// PasswordConcurrency bounds the bcrypt work in flight, so that a flood
+	// of sign-ins cannot take every core from other requests; a sign-in
+	// that waits longer than PasswordWait for a slot answers 503.
+	PasswordConcurrency int           `env:"PLUGBOARD_PASSWORD_CONCURRENCY" default:"0" help:"a whole number from 0 to 1000 (password hashes computed at once; 0: half the cores, GOMAXPROCS/2, at least 1)"`
+	PasswordWait        time.Duration `env:"PLUGBOARD_PASSWORD_WAIT" default:"1s" help:"a duration such as 1s (how long a sign-in waits for a free password slot before 503 Retry-After)"`
+
+	// Attempts at passwords and client secrets, counted in Redis and shared
+	// by every process: past a budget the answer is 429 with Retry-After.
+	AuthRateLimitAccount int           `env:"PLUGBOARD_AUTH_RATE_LIMIT_ACCOUNT" default:"10" help:"a whole number from 1 to 1000000 (sign-in attempts per account per PLUGBOARD_AUTH_RATE_WINDOW)"`
+	AuthRateLimitIP      int           `env:"PLUGBOARD_AUTH_RATE_LIMIT_IP" default:"100" help:"a whole number from 1 to 1000000 (sign-ins, sign-ups and failed token requests per client IP per PLUGBOARD_AUTH_RATE_WINDOW)"`
+	AuthRateLimitClient  int           `env:"PLUGBOARD_AUTH_RATE_LIMIT_CLIENT" default:"100" help:"a whole number from 1 to 1000000 (failed token requests per OAuth client_id per PLUGBOARD_AUTH_RATE_WINDOW)"`
+	AuthRateWindow       time.Duration `env:"PLUGBOARD_AUTH_RATE_WINDOW" default:"15m" help:"a duration such as 15m (the window the sign-in budgets refill over)"`
+
+	// API budgets per caller and window, by class of credential; shared by
+	// every API process through Redis.
+	APIRateLimitUser         int           `env:"PLUGBOARD_API_RATE_LIMIT_USER" default:"1200" help:"a whole number from 1 to 100000000 (requests per signed-in user per PLUGBOARD_API_RATE_WINDOW)"`
+	APIRateLimitInstallation int           `env:"PLUGBOARD_API_RATE_LIMIT_INSTALLATION" default:"1200" help:"a whole number from 1 to 100000000 (requests per installation token, or per app with its own credentials, per window)"`
+	APIRateLimitService      int           `env:"PLUGBOARD_API_RATE_LIMIT_SERVICE" default:"100000" help:"a whole number from 1 to 100000000 (requests per host service token per window)"`
+	APIRateLimitAnonymous    int           `env:"PLUGBOARD_API_RATE_LIMIT_ANONYMOUS" default:"600" help:"a whole number from 1 to 100000000 (requests without credentials per client IP per window)"`
+	APIRateWindow            time.Duration `env:"PLUGBOARD_API_RATE_WINDOW" default:"1m" help:"a duration such as 1m (the window the API budgets refill over)"`
 }
 
 // Load builds a Config from defaults and the variables lookup returns
@@ -236,6 +257,9 @@ func (c Config) Validate() error {
 	if _, err := webhookSchedule(c.WebhookRetrySchedule); err != nil {
 		return bad("WebhookRetrySchedule", c.WebhookRetrySchedule)
 	}
+	if c.EventsMaxDepth < 1 || c.EventsMaxDepth > 1000 {
+		return bad("EventsMaxDepth", strconv.Itoa(c.EventsMaxDepth))
+	}
 	if c.WebhookRateLimit < 1 || c.WebhookRateLimit > 100000 {
 		return bad("WebhookRateLimit", strconv.Itoa(c.WebhookRateLimit))
 	}
@@ -244,6 +268,22 @@ func (c Config) Validate() error {
 	}
 	if c.PasswordCost < 4 || c.PasswordCost > 15 {
 		return bad("PasswordCost", strconv.Itoa(c.PasswordCost))
+	}
+	if c.PasswordConcurrency < 0 || c.PasswordConcurrency > 1000 {
+		return bad("PasswordConcurrency", strconv.Itoa(c.PasswordConcurrency))
+	}
+	for _, b := range []struct {
+		field  string
+		n, max int
+	}{
+		{"AuthRateLimitAccount", c.AuthRateLimitAccount, 1000000}, {"AuthRateLimitIP", c.AuthRateLimitIP, 1000000},
+		{"AuthRateLimitClient", c.AuthRateLimitClient, 1000000}, {"APIRateLimitUser", c.APIRateLimitUser, 100000000},
+		{"APIRateLimitInstallation", c.APIRateLimitInstallation, 100000000}, {"APIRateLimitService", c.APIRateLimitService, 100000000},
+		{"APIRateLimitAnonymous", c.APIRateLimitAnonymous, 100000000},
+	} {
+		if b.n < 1 || b.n > b.max {
+			return bad(b.field, strconv.Itoa(b.n))
+		}
 	}
 	return nil
 }

@@ -53,6 +53,14 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"PLUGBOARD_HTTP_BODY_LIMIT", "lots", nil},
 		{"PLUGBOARD_AUTO_MIGRATE", "perhaps", nil},
 		{"PLUGBOARD_BASE_URL", "ftp://x", nil},
+		{"PLUGBOARD_PASSWORD_CONCURRENCY", "-1", nil},
+		{"PLUGBOARD_PASSWORD_WAIT", "0", nil},
+		{"PLUGBOARD_AUTH_RATE_LIMIT_ACCOUNT", "0", nil},
+		{"PLUGBOARD_AUTH_RATE_LIMIT_IP", "lots", nil},
+		{"PLUGBOARD_AUTH_RATE_WINDOW", "-1m", nil},
+		{"PLUGBOARD_API_RATE_LIMIT_USER", "0", nil},
+		{"PLUGBOARD_API_RATE_LIMIT_SERVICE", "1000000000", nil},
+		{"PLUGBOARD_API_RATE_WINDOW", "0", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

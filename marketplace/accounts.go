@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
@@ -59,9 +58,9 @@ func (s *Accounts) SignUp(ctx context.Context, a Actor, n NewUser) (*User, error
 	if err := n.validate(); err != nil {
 		return nil, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(n.Password), s.opts.PasswordCost)
+	hash, err := s.passwords.hash(ctx, n.Password)
 	if err != nil {
-		return nil, fmt.Errorf("hashing password: %w", err)
+		return nil, err
 	}
 	u := &User{Email: n.Email, Name: n.Name, PasswordHash: string(hash), IsOperator: n.IsOperator, CreatedAt: s.now(), UpdatedAt: s.now()}
 	err = s.tx(ctx, func(tx *gorm.DB) error {
@@ -89,8 +88,6 @@ type SignIn struct {
 	JWTExpires   time.Time
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.MinCost)
-
 // SignIn checks a password and opens a session.
 func (s *Accounts) SignIn(ctx context.Context, a Actor, email, password, userAgent string) (*SignIn, error) {
 	bad := fault.Unauthorized(fault.InvalidCredentials, "The email or password is wrong.")
@@ -101,15 +98,18 @@ func (s *Accounts) SignIn(ctx context.Context, a Actor, email, password, userAge
 		return nil, err
 	}
 	var u User
+	var hash []byte // nil for an unknown email: checked against the dummy, in the same time
 	err := s.db.WithContext(ctx).Where("lower(email) = lower(?)", strings.TrimSpace(email)).First(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password)) // same time either way
-		return nil, bad
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		hash = []byte(u.PasswordHash)
+	case !errors.Is(err, gorm.ErrRecordNotFound):
 		return nil, fmt.Errorf("finding user: %w", err)
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	if ok, err := s.passwords.check(ctx, hash, password); err != nil || !ok {
+		if err != nil {
+			return nil, err
+		}
 		return nil, bad
 	}
 	token := secret.Token(PrefixSession, 32)
@@ -130,6 +130,10 @@ func (s *Accounts) SignIn(ctx context.Context, a Actor, email, password, userAge
 	}
 	return &SignIn{User: &u, SessionToken: token, SessionEnds: sess.ExpiresAt, JWT: signed, JWTExpires: exp}, nil
 }
+
+// PasswordStats says how many password checks ran at once, at most, and
+// how many were refused for want of a slot.
+func (s *Accounts) PasswordStats() PasswordStats { return s.passwords.stats() }
 
 // SignOut ends the actor's session; its cookie and JWTs stop working.
 func (s *Accounts) SignOut(ctx context.Context, a Actor) error {

@@ -394,9 +394,10 @@ func (s *Apps) ListOrgApps(ctx context.Context, a Actor, ref string, r page.Requ
 	}
 	var rows []App
 	q := s.db.WithContext(ctx).Preload("Organization").Where("organization_id = ?", acc.Org.ID)
-	if err := page.Query(q, "id", page.Sort{Column: "id"}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id"}
+	if err := page.Query(q, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[AppView]{}, fmt.Errorf("listing apps: %w", err)
 	}
-	p := page.Finish(rows, r, func(a App) (string, int64) { return "", a.ID })
+	p := page.Finish(rows, r, order, func(a App) (string, int64) { return "", a.ID })
 	return page.Map(p, func(app App) AppView { return AppView{App: app, Private: true, Role: acc.Role} }), nil
 }

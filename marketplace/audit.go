@@ -24,13 +24,14 @@ func (s *Orgs) auditLog(ctx context.Context, orgID int64, aq AuditQuery, r page.
 		q = q.Where("action = ?", aq.Action)
 	}
 	var rows []AuditEntry
-	if err := page.Query(q, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id", Desc: true}
+	if err := page.Query(q, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[AuditEntry]{}, fmt.Errorf("listing audit log: %w", err)
 	}
 	if err := s.markOperators(ctx, rows); err != nil {
 		return page.Page[AuditEntry]{}, err
 	}
-	return page.Finish(rows, r, func(e AuditEntry) (string, int64) { return "", e.ID }), nil
+	return page.Finish(rows, r, order, func(e AuditEntry) (string, int64) { return "", e.ID }), nil
 }
 
 // AuditQuery filters the audit log.

@@ -37,7 +37,10 @@ type Consent struct {
 	Plans       []Plan
 	Orgs        []OrgAccess // where the user may install (admin or owner)
 	RedirectURI string
-	Scopes      []Scope
+	Scopes      []Scope // what the token will carry: the requested scopes, or all the app's
+	// Requested are the scopes the request named, in the app's order; nil
+	// when it named none, which asks for all the app's.
+	Requested []string
 }
 
 var challengeRe = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -83,10 +86,11 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 	if desc := checkNonce(r.Nonce); desc != "" {
 		return nil, fail(fault.InvalidRequest, desc)
 	}
+	requested := requestedScopes(app.Scopes, r.Scope)
 	if err := requireUser(a); err != nil {
 		return nil, err
 	}
-	c := &Consent{App: &app, RedirectURI: app.RedirectURL}
+	c := &Consent{App: &app, RedirectURI: app.RedirectURL, Requested: requested}
 	if err := s.db.WithContext(ctx).Where("app_id = ?", app.ID).Order("price, id").Find(&c.Plans).Error; err != nil {
 		return nil, fmt.Errorf("loading plans: %w", err)
 	}
@@ -111,7 +115,7 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 		return nil, err
 	}
 	for _, sc := range all {
-		if slices.Contains(app.Scopes, sc.Name) {
+		if slices.Contains(app.Scopes, sc.Name) && (requested == nil || slices.Contains(requested, sc.Name)) {
 			c.Scopes = append(c.Scopes, sc)
 		}
 	}
@@ -119,6 +123,24 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 		return nil, fail(fault.UnauthorizedClient, "The app is not published.")
 	}
 	return c, nil
+}
+
+// requestedScopes returns the installation scopes a request's scope
+// parameter names (identity scopes aside), once each and in the app's
+// order, or nil when it names none (which asks for all of them). Each is
+// one of the app's: PrepareAuthorize checks that first.
+func requestedScopes(appScopes []string, scope string) []string {
+	names := installationScopes(scope)
+	if len(names) == 0 {
+		return nil
+	}
+	out := []string{}
+	for _, sc := range appScopes {
+		if slices.Contains(names, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // Approval is the consent form's answer.
@@ -145,7 +167,8 @@ func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, erro
 			return fault.Field("org", "choose an organization where you are an admin")
 		}
 		orgSlug = acc.Org.Slug
-		g := grantOptions{RedirectURI: ap.RedirectURI, CodeChallenge: ap.CodeChallenge, CodeChallengeMethod: ap.CodeChallengeMethod}
+		g := grantOptions{RedirectURI: ap.RedirectURI, CodeChallenge: ap.CodeChallenge, CodeChallengeMethod: ap.CodeChallengeMethod,
+			Scopes: consent.Requested}
 		if g.Identity, err = s.identityFor(ctx, tx, a, ap.AuthorizeRequest); err != nil {
 			return err
 		}
@@ -155,6 +178,13 @@ func (s *OAuth) Approve(ctx context.Context, a Actor, ap Approval) (string, erro
 		}
 		res, err := s.installs.install(ctx, tx, a, acc.Org, app, plan, g)
 		if live, ok := ExistingInstallation(err); ok {
+			// A fresh code for what the installation was granted, never more.
+			for _, sc := range g.Scopes {
+				if !slices.Contains(live.Scopes, sc) {
+					return fault.OAuth(fault.InvalidScope, fmt.Sprintf("The installation in %s was not granted the %s scope.", acc.Org.Slug, sc)).
+						With(DetailRedirectURI, consent.RedirectURI)
+				}
+			}
 			inst = live
 			code, _, err = s.installs.newGrant(ctx, tx, inst.ID, g)
 			if err != nil {

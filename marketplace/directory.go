@@ -70,7 +70,7 @@ func (s *Apps) Directory(ctx context.Context, a Actor, dq DirectoryQuery, r page
 	if err := page.Query(q, "apps.id", sort, r).Find(&rows).Error; err != nil {
 		return none, fmt.Errorf("listing directory: %w", err)
 	}
-	p := page.Finish(rows, r, key)
+	p := page.Finish(rows, r, sort, key)
 	return page.Map(p, func(app App) AppView {
 		private := a.IsOperator() || slices.Contains(orgIDs, app.OrganizationID)
 		return AppView{App: app, Private: private}

@@ -55,7 +55,7 @@ func (s *Events) PublishEvent(ctx context.Context, a Actor, ref, typ string, dat
 	if data[0] != '{' {
 		return nil, fault.Field("data", "must be a JSON object")
 	}
-	if err := et.ValidateData(data); err != nil {
+	if err := s.catalog.Validate(et, data); err != nil {
 		return nil, err
 	}
 	var ev *webhooks.Event
@@ -79,10 +79,11 @@ func (s *Events) ListEvents(ctx context.Context, a Actor, ref, typ string, r pag
 		q = q.Where("type = ?", typ)
 	}
 	var rows []webhooks.Event
-	if err := page.Query(q, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id", Desc: true}
+	if err := page.Query(q, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[webhooks.Event]{}, fmt.Errorf("listing events: %w", err)
 	}
-	return page.Finish(rows, r, func(e webhooks.Event) (string, int64) { return "", e.ID }), nil
+	return page.Finish(rows, r, order, func(e webhooks.Event) (string, int64) { return "", e.ID }), nil
 }
 
 // CreateEventType adds to the event catalogue; operators only.

@@ -107,7 +107,7 @@ func newTestServices(t *testing.T, opts ...option) *env {
 	}
 	svc, err := marketplace.New(db, marketplace.Deps{
 		Outbox:    webhooks.NewOutbox(drains, dir, webhooks.NewListeners(rdb), wopts),
-		Catalog:   webhooks.NewCatalog(db),
+		Catalog:   webhooks.NewCatalog(db, webhooks.Options{}),
 		Log:       store,
 		Endpoints: webhooks.NewEndpoints(db, queue, drains, dir, wopts),
 		Sender:    webhooks.NewSender(wopts, nil),

@@ -213,10 +213,11 @@ func (s *HostEndpoints) ListHostEndpoints(ctx context.Context, a Actor, r page.R
 		return page.Page[HostEndpointView]{}, err
 	}
 	var rows []HostEndpoint
-	if err := page.Query(s.db.WithContext(ctx).Model(&HostEndpoint{}), "id", page.Sort{Column: "id"}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id"}
+	if err := page.Query(s.db.WithContext(ctx).Model(&HostEndpoint{}), "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[HostEndpointView]{}, fmt.Errorf("listing host endpoints: %w", err)
 	}
-	p := page.Finish(rows, r, func(h HostEndpoint) (string, int64) { return "", h.ID })
+	p := page.Finish(rows, r, order, func(h HostEndpoint) (string, int64) { return "", h.ID })
 	out := page.Map(p, func(h HostEndpoint) HostEndpointView { return HostEndpointView{HostEndpoint: h} })
 	for i := range out.Items {
 		if err := s.withState(ctx, &out.Items[i]); err != nil {

@@ -119,10 +119,11 @@ func (s *Installs) listInstallations(ctx context.Context, q *gorm.DB, iq Install
 		return page.Page[Installation]{}, err
 	}
 	var rows []Installation
-	if err := page.Query(q, "installations.id", page.Sort{Column: "installations.id", Desc: true}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "installations.id", Desc: true}
+	if err := page.Query(q, "installations.id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[Installation]{}, fmt.Errorf("listing installations: %w", err)
 	}
-	return page.Finish(rows, r, func(i Installation) (string, int64) { return "", i.ID }), nil
+	return page.Finish(rows, r, order, func(i Installation) (string, int64) { return "", i.ID }), nil
 }
 
 // ListOrgInstallations lists the apps installed in an organization; members.

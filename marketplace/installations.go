@@ -54,6 +54,9 @@ type grantOptions struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	Identity            *oidcGrant // the user an openid request signs in (oidc.go)
+	// Scopes narrows the code (and, installing, the installation) to the
+	// scopes the request asked for; nil: all the app's.
+	Scopes []string
 }
 
 // Install installs app into organization orgRef, by an admin there.
@@ -138,6 +141,9 @@ func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organi
 	if app.VerifyInstall {
 		inst.Status = InstallPending
 	}
+	if g.Scopes != nil {
+		inst.Scopes = g.Scopes // the admin consented to these only
+	}
 	if plan != nil {
 		inst.PlanID = &plan.ID
 	}
@@ -170,7 +176,7 @@ func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organi
 func (s *Installs) newGrant(ctx context.Context, tx *gorm.DB, installationID int64, g grantOptions) (string, *Grant, error) {
 	code := secret.Token(PrefixCode, 32)
 	grant := &Grant{InstallationID: installationID, CodeHash: secret.Hash(code), RedirectURI: g.RedirectURI,
-		CodeChallenge: g.CodeChallenge, CodeChallengeMethod: g.CodeChallengeMethod, CreatedAt: s.now(), ExpiresAt: s.now().Add(s.opts.GrantTTL)}
+		CodeChallenge: g.CodeChallenge, CodeChallengeMethod: g.CodeChallengeMethod, Scopes: g.Scopes, CreatedAt: s.now(), ExpiresAt: s.now().Add(s.opts.GrantTTL)}
 	if err := tx.WithContext(ctx).Create(grant).Error; err != nil {
 		return "", nil, fmt.Errorf("creating grant: %w", err)
 	}

@@ -70,6 +70,12 @@ type Options struct {
 	RequireHTTPS bool
 	Logger       *slog.Logger
 	Now          func() time.Time
+
+	// PasswordConcurrency bounds the password hashes computed at once (0:
+	// half of GOMAXPROCS, at least 1); a sign-in waits for a slot at most
+	// PasswordWait (0: 1 s), then is refused as busy.
+	PasswordConcurrency int
+	PasswordWait        time.Duration
 }
 
 // core is what every service of the package shares: the database, the
@@ -150,8 +156,12 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
 	hosts := &ServiceTokens{core: c}
 	reconciler := newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts)
+	passwords, err := newPasswords(opts.PasswordCost, opts.PasswordConcurrency, opts.PasswordWait)
+	if err != nil {
+		return nil, err
+	}
 	return &Services{
-		Accounts:      &Accounts{core: c, tokens: tokens, hosts: hosts, oauth: oauth},
+		Accounts:      &Accounts{core: c, tokens: tokens, hosts: hosts, oauth: oauth, passwords: passwords},
 		Orgs:          orgs,
 		Apps:          apps,
 		Installs:      installs,

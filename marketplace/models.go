@@ -269,6 +269,8 @@ type Grant struct {
 	ExpiresAt           time.Time
 	UsedAt              *time.Time
 	RevokedAt           *time.Time
+	// Scopes the authorize request asked for; empty: the installation's.
+	Scopes Strings `gorm:"type:jsonb"`
 }
 
 // Token is an installation's access or refresh token, stored hashed.

@@ -89,6 +89,9 @@ type TokenRequest struct {
 	RedirectURI  string
 	CodeVerifier string
 	RefreshToken string
+	// Scope, on a refresh, narrows the new tokens to these scopes (RFC 6749
+	// §6); each must be one the refresh token carries.
+	Scope string
 	// InstallationUUID, when set (the Sentry-style route), must match.
 	InstallationUUID string
 }
@@ -153,11 +156,20 @@ func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*To
 			if r.CodeVerifier == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != g.CodeChallenge {
 				return invalidGrant("code_verifier does not match the code_challenge.")
 			}
+		} else if r.CodeVerifier != "" {
+			// RFC 9700 §2.1.1: a verifier for a code issued without a
+			// challenge means the code is not the one this client asked
+			// for (injected, or the challenge was stripped): refuse it.
+			return invalidGrant("The code was issued without a code_challenge, so a code_verifier cannot be checked; start the authorization again.")
 		}
 		if err := tx.Model(&Grant{}).Where("id = ?", g.ID).Update("used_at", s.now()).Error; err != nil {
 			return fmt.Errorf("using grant: %w", err)
 		}
-		out, err = s.tokens.issue(ctx, tx, &inst, &g.ID, uuid.NewString(), true)
+		scopes := []string(inst.Scopes)
+		if len(g.Scopes) > 0 {
+			scopes = intersect(g.Scopes, inst.Scopes)
+		}
+		out, err = s.tokens.issue(ctx, tx, &inst, scopes, &g.ID, uuid.NewString(), true)
 		if err != nil {
 			return err
 		}
@@ -212,10 +224,21 @@ func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 		case old.RevokedAt != nil || !inst.Live():
 			return invalidGrant("The refresh token was revoked.")
 		}
+		// The new tokens keep what the old one carried (never more than
+		// the installation holds now), narrowed by scope when it is sent.
+		scopes := intersect(old.Scopes, inst.Scopes)
+		if names := installationScopes(r.Scope); len(names) > 0 { // identity scopes stay as the code granted them
+			for _, sc := range names {
+				if !slices.Contains(scopes, sc) {
+					return fault.OAuth(fault.InvalidScope, fmt.Sprintf("The refresh token was not granted the %s scope.", sc))
+				}
+			}
+			scopes = intersect(scopes, names)
+		}
 		if err := tx.Model(&Token{}).Where("id = ?", old.ID).Update("used_at", s.now()).Error; err != nil {
 			return fmt.Errorf("rotating refresh token: %w", err)
 		}
-		out, err = s.tokens.issue(ctx, tx, &inst, old.GrantID, old.Family, true)
+		out, err = s.tokens.issue(ctx, tx, &inst, scopes, old.GrantID, old.Family, true)
 		if err != nil {
 			return err
 		}
@@ -308,6 +331,17 @@ func (s *OAuth) authenticateAppJWT(ctx context.Context, raw string, clientID str
 		return Actor{}, fault.Unauthorized(fault.InvalidToken, "App JWTs need iat and may last at most ten minutes.")
 	}
 	return Actor{App: &app}, nil
+}
+
+// intersect returns the scopes of a that b has too, in a's order.
+func intersect(a, b []string) []string {
+	out := []string{}
+	for _, sc := range a {
+		if slices.Contains(b, sc) && !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // ScopeString joins scopes as OAuth does.

@@ -69,10 +69,11 @@ func (s *Orgs) ListOrganizations(ctx context.Context, a Actor, r page.Request) (
 	q := s.db.WithContext(ctx).Table("organizations").
 		Select("organizations.*, memberships.role").
 		Joins("JOIN memberships ON memberships.organization_id = organizations.id AND memberships.user_id = ?", a.User.ID)
-	if err := page.Query(q, "organizations.id", page.Sort{Column: "organizations.slug"}, r).Scan(&rows).Error; err != nil {
+	order := page.Sort{Column: "organizations.slug"}
+	if err := page.Query(q, "organizations.id", order, r).Scan(&rows).Error; err != nil {
 		return page.Page[OrgAccess]{}, fmt.Errorf("listing organizations: %w", err)
 	}
-	p := page.Finish(rows, r, func(r row) (string, int64) { return r.Slug, r.ID })
+	p := page.Finish(rows, r, order, func(r row) (string, int64) { return r.Slug, r.ID })
 	return page.Map(p, func(r row) OrgAccess { return OrgAccess{Org: r.Organization, Role: r.Role} }), nil
 }
 
@@ -167,10 +168,11 @@ func (s *Orgs) ListMembers(ctx context.Context, a Actor, ref string, r page.Requ
 func (s *Orgs) listMembers(ctx context.Context, orgID int64, r page.Request) (page.Page[Member], error) {
 	var rows []Member
 	q := s.db.WithContext(ctx).Preload("User").Where("organization_id = ?", orgID)
-	if err := page.Query(q, "id", page.Sort{Column: "id"}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id"}
+	if err := page.Query(q, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[Member]{}, fmt.Errorf("listing members: %w", err)
 	}
-	return page.Finish(rows, r, func(m Member) (string, int64) { return "", m.ID }), nil
+	return page.Finish(rows, r, order, func(m Member) (string, int64) { return "", m.ID }), nil
 }
 
 func checkRole(f fault.Fields, role string) {

@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"gorm.io/gorm"
@@ -27,6 +28,8 @@ type EventCatalog interface {
 	Scopes(ctx context.Context) (map[string]string, error)
 	Get(ctx context.Context, name string) (*webhooks.EventType, error)
 	Create(ctx context.Context, tx *gorm.DB, n webhooks.NewEventType) (*webhooks.EventType, error)
+	// Validate checks event data of a type: its depth, then its schema.
+	Validate(et *webhooks.EventType, data json.RawMessage) error
 }
 
 // DeliveryLog reads an app's deliveries and their health.

@@ -46,7 +46,8 @@ func (s *Reconciler) listRuns(ctx context.Context, db *gorm.DB, q RunQuery, r pa
 		return f.Order("id")
 	})
 	var rows []Run
-	if err := page.Query(db, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id", Desc: true}
+	if err := page.Query(db, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[Run]{}, fmt.Errorf("listing runs: %w", err)
 	}
 	if appID != nil {
@@ -54,7 +55,7 @@ func (s *Reconciler) listRuns(ctx context.Context, db *gorm.DB, q RunQuery, r pa
 			scopeRun(&rows[i])
 		}
 	}
-	return page.Finish(rows, r, func(x Run) (string, int64) { return "", x.ID }), nil
+	return page.Finish(rows, r, order, func(x Run) (string, int64) { return "", x.ID }), nil
 }
 
 // scopeRun narrows a run across every app to what one app's partner may

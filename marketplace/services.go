@@ -4,9 +4,10 @@ package marketplace
 // tokens, and authenticates every kind of bearer credential.
 type Accounts struct {
 	*core
-	tokens *tokens
-	hosts  *ServiceTokens
-	oauth  *OAuth
+	tokens    *tokens
+	hosts     *ServiceTokens
+	oauth     *OAuth
+	passwords *passwords
 }
 
 // Orgs are organizations, their members and their audit log.

@@ -32,17 +32,18 @@ func (s *tokens) revokeInstallationCredentials(tx *gorm.DB, installationID int64
 	return nil
 }
 
-// issue creates an access token (and a refresh token) in family.
-func (s *tokens) issue(ctx context.Context, tx *gorm.DB, inst *Installation, grantID *int64, family string, refresh bool) (*TokenSet, error) {
+// issue creates an access token (and a refresh token) in family, carrying
+// scopes (a subset of the installation's).
+func (s *tokens) issue(ctx context.Context, tx *gorm.DB, inst *Installation, scopes []string, grantID *int64, family string, refresh bool) (*TokenSet, error) {
 	access := secret.Token(PrefixAccess, 32)
 	exp := s.now().Add(s.opts.AccessTTL)
 	toks := []Token{{InstallationID: inst.ID, GrantID: grantID, Family: family, Kind: "access", TokenHash: secret.Hash(access),
-		Scopes: inst.Scopes, CreatedAt: s.now(), ExpiresAt: &exp}}
-	set := &TokenSet{AccessToken: access, ExpiresAt: exp, Scopes: inst.Scopes, Installation: inst}
+		Scopes: scopes, CreatedAt: s.now(), ExpiresAt: &exp}}
+	set := &TokenSet{AccessToken: access, ExpiresAt: exp, Scopes: scopes, Installation: inst}
 	if refresh {
 		set.RefreshToken = secret.Token(PrefixRefresh, 32)
 		toks = append(toks, Token{InstallationID: inst.ID, GrantID: grantID, Family: family, Kind: "refresh",
-			TokenHash: secret.Hash(set.RefreshToken), Scopes: inst.Scopes, CreatedAt: s.now()})
+			TokenHash: secret.Hash(set.RefreshToken), Scopes: scopes, CreatedAt: s.now()})
 	}
 	if err := tx.WithContext(ctx).Create(&toks).Error; err != nil {
 		return nil, fmt.Errorf("issuing tokens: %w", err)

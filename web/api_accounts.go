@@ -20,6 +20,9 @@ func (s *Server) signUp(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
+	if err := s.attempt(c, s.signUpBudgets(c)...); err != nil {
+		return err
+	}
 	u, err := s.opts.Accounts.SignUp(c.Request().Context(), actor(c), marketplace.NewUser{Email: in.Email, Name: in.Name, Password: in.Password})
 	if err != nil {
 		return err
@@ -50,6 +53,11 @@ func (s *Server) signIn(c echo.Context) error {
 	var in signInRequest
 	if err := bindJSON(c, &in); err != nil {
 		return err
+	}
+	if in.Email != "" && in.Password != "" {
+		if err := s.attempt(c, s.signInBudgets(c, in.Email)...); err != nil {
+			return err
+		}
 	}
 	res, err := s.opts.Accounts.SignIn(c.Request().Context(), actor(c), in.Email, in.Password, c.Request().UserAgent())
 	if err != nil {

@@ -43,7 +43,7 @@ type appUpdateRequest struct {
 }
 
 func (s *Server) directory(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (s *Server) directory(c echo.Context) error {
 }
 
 func (s *Server) listOrgApps(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

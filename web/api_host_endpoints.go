@@ -50,7 +50,7 @@ func (in hostEndpointRequest) fields() marketplace.HostEndpointFields {
 }
 
 func (s *Server) listHostEndpoints(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (s *Server) rotateHostEndpointSecret(c echo.Context) error {
 }
 
 func (s *Server) listHostDeliveries(c echo.Context) error {
-	dq, r, err := deliveryQuery(c)
+	dq, r, err := s.deliveryQuery(c)
 	if err != nil {
 		return err
 	}

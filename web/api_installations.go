@@ -33,7 +33,7 @@ func installationQuery(c echo.Context) marketplace.InstallationQuery {
 }
 
 func (s *Server) listOrgInstallations(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (s *Server) listOrgInstallations(c echo.Context) error {
 }
 
 func (s *Server) listAppInstallations(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

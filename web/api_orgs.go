@@ -14,7 +14,7 @@ type orgRequest struct {
 }
 
 func (s *Server) listOrgs(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (s *Server) deleteOrg(c echo.Context) error {
 }
 
 func (s *Server) listMembers(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (s *Server) removeMember(c echo.Context) error {
 }
 
 func (s *Server) listAuditLogs(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

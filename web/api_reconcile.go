@@ -46,7 +46,7 @@ func toRunJSON(r marketplace.Run) runJSON {
 }
 
 func (s *Server) listAppRuns(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (s *Server) listAppRuns(c echo.Context) error {
 }
 
 func (s *Server) listRuns(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

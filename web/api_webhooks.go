@@ -80,8 +80,8 @@ func timeParam(c echo.Context, name string) (*time.Time, error) {
 
 // deliveryQuery reads a delivery log's filters and page from the query
 // string.
-func deliveryQuery(c echo.Context) (webhooks.DeliveryQuery, page.Request, error) {
-	r, err := pageRequest(c)
+func (s *Server) deliveryQuery(c echo.Context) (webhooks.DeliveryQuery, page.Request, error) {
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return webhooks.DeliveryQuery{}, r, err
 	}
@@ -98,7 +98,7 @@ func deliveryQuery(c echo.Context) (webhooks.DeliveryQuery, page.Request, error)
 }
 
 func (s *Server) listDeliveries(c echo.Context) error {
-	dq, r, err := deliveryQuery(c)
+	dq, r, err := s.deliveryQuery(c)
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (s *Server) publishEvent(c echo.Context) error {
 }
 
 func (s *Server) listEvents(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

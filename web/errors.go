@@ -2,14 +2,25 @@ package web
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"io"
+	"math"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
 	"github.com/plugboard/plugboard/marketplace"
+	"github.com/redis/go-redis/v9"
 )
 
 // Problem is an RFC 9457 problem document, extended with a stable machine
@@ -59,6 +70,7 @@ var kindStatus = map[fault.Kind]int{
 	fault.KindNotFound:     http.StatusNotFound,
 	fault.KindConflict:     http.StatusConflict,
 	fault.KindUnavailable:  http.StatusServiceUnavailable,
+	fault.KindRateLimited:  http.StatusTooManyRequests,
 }
 
 // statusCode is the code of an error that has none of its own (echo's).
@@ -95,6 +107,9 @@ func problemExtra(fe *fault.Error) map[string]any {
 	}
 	out := make(map[string]any, len(fe.Details))
 	for k, v := range fe.Details {
+		if k == fault.DetailRetryAfter {
+			continue // the Retry-After header
+		}
 		switch v := v.(type) {
 		case *marketplace.Installation:
 			out[k] = toInstallationJSON(v)
@@ -119,9 +134,17 @@ func problemFor(err error) Problem {
 	switch {
 	case errors.As(err, &fe) && fe.Kind != fault.KindInternal:
 		p.Status, p.Code, p.Detail, p.Fields, p.Extra = faultStatus(fe), fe.Code, fe.Message, fe.Fields, problemExtra(fe)
+	case errors.Is(err, page.ErrCursorSort):
+		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidCursor, "The cursor was made for another sort order; start again without it."
+		p.Fields = map[string]string{"cursor": "was made for another sortBy"}
 	case errors.Is(err, page.ErrBadCursor):
-		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidInput, "The cursor is not one this API returned."
+		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidCursor, "The cursor is not one this API returned."
 		p.Fields = map[string]string{"cursor": "is not a cursor this API returned"}
+	case badTextInDB(err):
+		// The door refuses such text (refuseBadText, decodeJSON); should
+		// some reach the database all the same, it is still the input's
+		// fault, not ours.
+		p.Status, p.Code, p.Detail = http.StatusBadRequest, fault.InvalidEncoding, "The request holds NUL characters or text that is not UTF-8."
 	case errors.As(err, &he):
 		p.Status = he.Code
 		switch he.Code {
@@ -136,6 +159,8 @@ func problemFor(err error) Problem {
 				p.Detail = http.StatusText(he.Code)
 			}
 		}
+	case dependencyDown(err):
+		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, fault.Unavailable, "A service the platform depends on is unreachable; nothing was changed. Try again shortly."
 	case errors.Is(err, context.DeadlineExceeded):
 		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, fault.Timeout, "The request took too long; try again."
 	}
@@ -150,6 +175,52 @@ func problemFor(err error) Problem {
 	return p
 }
 
+// retryAfter is the Retry-After of every 503, in seconds: long enough for
+// a pool to reconnect, short enough that a client does not give up.
+const retryAfter = "5"
+
+// badTextInDB is true for PostgreSQL refusing text: a NUL byte or bytes
+// that are not UTF-8 (22021 character_not_in_repertoire), or \u0000 in
+// jsonb (22P05 untranslatable_character).
+func badTextInDB(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "22021" || pg.Code == "22P05")
+}
+
+// dependencyDown is true for errors that say PostgreSQL or Redis cannot be
+// reached (refused, reset or closed connections, connect timeouts, a
+// server shutting down or out of connections): they are answered 503
+// unavailable, for every route, since nothing is wrong with the request.
+func dependencyDown(err error) bool {
+	var (
+		pg       *pgconn.PgError
+		connect  *pgconn.ConnectError
+		netErr   net.Error
+		outbound *url.Error
+	)
+	switch {
+	case errors.As(err, &pg):
+		// Class 08 is connection exceptions; 57P01-03 a server shutting
+		// down or starting; 53300 too many connections.
+		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03" || pg.Code == "53300"
+	case errors.As(err, &outbound):
+		// A call to a partner's URL failed: the domain says what that
+		// means; it is not the platform's dependency that is down.
+		return false
+	case errors.As(err, &connect), errors.As(err, &netErr):
+		return true
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		// what pgx answers when the server closed a pooled connection
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	// pgx marks the errors of a connection lost before a query was sent
+	// (conn closed, a failed write) as safe to retry.
+	return pgconn.SafeToRetry(err)
+}
+
 // handleError is echo's HTTPErrorHandler: the one place errors are rendered.
 // OAuth errors on the OAuth endpoints answer RFC 6749 JSON; everything else
 // is a problem document (or, for browsers, an error page).
@@ -157,6 +228,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	setRetryAfter(c, err)
 	if fe, ok := fault.As(err); ok && fe.Kind == fault.KindOAuth && oauthEndpoint(c.Request().URL.Path) {
 		s.oauthError(c, fe)
 		return
@@ -164,9 +236,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 	p := problemFor(err)
 	p.RequestID = requestID(c)
 	p.Instance = c.Request().URL.Path
-	if p.Status >= 500 && p.Code != fault.NotReady { // readiness logs its own changes
+	switch {
+	case p.Code == fault.NotReady, busy(err): // readiness logs its own changes; shedding load is no failure
+	case p.Code == fault.Unavailable: // an outage, not a bug of ours: a warning
+		s.log.Warn("dependency down", "requestId", p.RequestID, "method", c.Request().Method,
+			"path", c.Request().URL.Path, "err", err)
+	case p.Status >= 500:
 		s.log.Error("request failed", "requestId", p.RequestID, "method", c.Request().Method,
 			"path", c.Request().URL.Path, "err", err)
+	}
+	if p.Status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
+		c.Response().Header().Set("Retry-After", retryAfter)
 	}
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="plugboard"`)
@@ -185,6 +265,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	b, _ := marshal(p)
 	_, _ = c.Response().Write(append(b, '\n'))
 }
+
+// setRetryAfter sends an error's fault.DetailRetryAfter as Retry-After, in
+// whole seconds rounded up (at least 1).
+func setRetryAfter(c echo.Context, err error) {
+	if d, ok := fault.Detail[time.Duration](err, fault.DetailRetryAfter); ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(retrySeconds(d)))
+	}
+}
+
+func retrySeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
 
 // oauthError writes an RFC 6749 error response (§5.2): invalid_client is
 // 401 with a Basic challenge, the others 400.

@@ -66,7 +66,12 @@ type world struct {
 
 func newWorld(t *testing.T, verify bool, scopes ...string) *world {
 	t.Helper()
-	p := apptest.Start(t)
+	return newWorldOn(t, apptest.Start(t), verify, scopes...)
+}
+
+// newWorldOn is newWorld on a platform the test started.
+func newWorldOn(t *testing.T, p *apptest.Platform, verify bool, scopes ...string) *world {
+	t.Helper()
 	w := &world{p: p, partner: newPartner(t), customer: "customer"}
 	w.dev = signUp(t, p, "dev@partner.example")
 	w.dev.do("POST", "/api/0/organizations/", map[string]string{"name": "Partner"}).ok(t, 201, nil)

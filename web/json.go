@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,9 +42,20 @@ func bindJSON(c echo.Context, v any) error {
 }
 
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errTooLarge
+	}
+	if err != nil {
+		return fault.Invalid(fault.MalformedJSON, "The request body could not be read: "+err.Error(), nil)
+	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil {
 		if dec.More() {
 			return fault.Invalid(fault.MalformedJSON, "The body holds more than one JSON value.", nil)
@@ -53,12 +65,9 @@ func decodeJSON(r io.Reader, v any) error {
 	var (
 		syn     *json.SyntaxError
 		typ     *json.UnmarshalTypeError
-		tooBig  *http.MaxBytesError
 		invalid *json.InvalidUnmarshalError
 	)
 	switch {
-	case errors.As(err, &tooBig):
-		return errTooLarge
 	case errors.Is(err, io.EOF):
 		return fault.Invalid(fault.MalformedJSON, "The request body is empty; send a JSON object.", nil)
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):

@@ -12,28 +12,62 @@ import (
 	"github.com/plugboard/plugboard/marketplace"
 )
 
-// clientCredentials reads HTTP Basic or form client authentication.
+// clientCredentials reads HTTP Basic or form client authentication; never
+// the URL (refuseURLParams).
 func clientCredentials(c echo.Context) (string, string) {
 	if id, secret, ok := c.Request().BasicAuth(); ok {
 		id, _ = url.QueryUnescape(id)
 		secret, _ = url.QueryUnescape(secret)
 		return id, secret
 	}
-	return c.FormValue("client_id"), c.FormValue("client_secret")
+	return c.Request().PostFormValue("client_id"), c.Request().PostFormValue("client_secret")
 }
 
-// token is POST /oauth/token (RFC 6749 §4.1.3, §6; RFC 7636).
+// tokenParams are the parameters of the token and revocation endpoints.
+var tokenParams = []string{"client_id", "client_secret", "grant_type", "code", "code_verifier", "redirect_uri", "refresh_token", "scope", "token", "token_type_hint"}
+
+// refuseURLParams refuses token and revocation requests that carry their
+// parameters in the URL, where logs, proxies and browser history keep them:
+// RFC 6749 §2.3.1 (client credentials "MUST NOT be included in the request
+// URI") and §3.2 (the token endpoint's parameters are the form body's).
+func refuseURLParams(c echo.Context) error {
+	q := c.Request().URL.Query()
+	for _, p := range tokenParams {
+		if q.Has(p) {
+			return fault.OAuth(fault.InvalidRequest, p+" was sent in the URL; send the client's credentials with HTTP Basic "+
+				"(or as client_id and client_secret form fields) and every parameter in the application/x-www-form-urlencoded body.")
+		}
+	}
+	return nil
+}
+
+// token is POST /oauth/token (RFC 6749 §4.1.3, §6; RFC 7636). Failed
+// requests are counted per client IP and, once the client authenticated,
+// per client; past either budget the endpoint answers 429.
 func (s *Server) token(c echo.Context) error {
-	ctx := c.Request().Context()
-	id, secret := clientCredentials(c)
-	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
-	if err != nil {
+	if err := refuseURLParams(c); err != nil {
 		return err
 	}
-	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{
-		GrantType: c.FormValue("grant_type"), Code: c.FormValue("code"), RedirectURI: c.FormValue("redirect_uri"),
-		CodeVerifier: c.FormValue("code_verifier"), RefreshToken: c.FormValue("refresh_token")})
+	ctx := c.Request().Context()
+	id, secret := clientCredentials(c)
+	if err := s.exhausted(c, s.tokenBudgets(c, id)...); err != nil {
+		return err
+	}
+	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
 	if err != nil {
+		if _, ok := fault.As(err); ok {
+			s.failed(c, s.tokenBudgets(c, "")...)
+		}
+		return err
+	}
+	form := c.Request().PostFormValue
+	set, err := s.opts.OAuth.Token(ctx, app, marketplace.TokenRequest{
+		GrantType: form("grant_type"), Code: form("code"), RedirectURI: form("redirect_uri"),
+		CodeVerifier: form("code_verifier"), RefreshToken: form("refresh_token"), Scope: form("scope")})
+	if err != nil {
+		if _, ok := fault.As(err); ok {
+			s.failed(c, s.tokenBudgets(c, id)...)
+		}
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -49,13 +83,22 @@ func (s *Server) token(c echo.Context) error {
 
 // revoke is POST /oauth/revoke (RFC 7009): 200 whether or not the token was known.
 func (s *Server) revoke(c echo.Context) error {
-	ctx := c.Request().Context()
-	id, secret := clientCredentials(c)
-	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
-	if err != nil {
+	if err := refuseURLParams(c); err != nil {
 		return err
 	}
-	tok := c.FormValue("token")
+	ctx := c.Request().Context()
+	id, secret := clientCredentials(c)
+	if err := s.exhausted(c, s.tokenBudgets(c, "")...); err != nil {
+		return err
+	}
+	app, err := s.opts.OAuth.AuthenticateClient(ctx, id, secret)
+	if err != nil {
+		if _, ok := fault.As(err); ok {
+			s.failed(c, s.tokenBudgets(c, "")...)
+		}
+		return err
+	}
+	tok := c.Request().PostFormValue("token")
 	if tok == "" {
 		return fault.OAuth(fault.InvalidRequest, "token is required.")
 	}

@@ -13,10 +13,12 @@ import (
 	"github.com/plugboard/plugboard/app/page"
 )
 
-// pageRequest reads `cursor` and `limit` from the query string.
-func pageRequest(c echo.Context) (page.Request, error) {
+// pageRequest reads `cursor` and `limit` from the query string. Every
+// cursor a list takes is decoded here, and checked against its signature:
+// one the server did not make is page.ErrBadCursor (400 invalid_cursor).
+func (s *Server) pageRequest(c echo.Context) (page.Request, error) {
 	var r page.Request
-	cur, err := page.Decode(c.QueryParam("cursor"))
+	cur, err := s.cursors.Decode(c.QueryParam("cursor"))
 	if err != nil {
 		return r, err
 	}
@@ -64,14 +66,13 @@ func expandParam(c echo.Context, allowed ...string) (map[string]bool, error) {
 
 // linkHeader builds the Link header for a page, Sentry style: both relations
 // always present, results="true|false" saying whether following finds rows.
-func linkHeader(base *url.URL, prev, next *page.Cursor, hasPrev, hasNext bool) string {
+func linkHeader(base *url.URL, codec page.Codec, prev, next *page.Cursor, hasPrev, hasNext bool) string {
 	link := func(rel string, c *page.Cursor, results bool) string {
 		u := *base
 		q := u.Query()
 		q.Del("cursor")
-		enc := ""
-		if c != nil {
-			enc = c.Encode()
+		enc := codec.Encode(c)
+		if enc != "" {
 			q.Set("cursor", enc)
 		}
 		u.RawQuery = q.Encode()
@@ -83,7 +84,7 @@ func linkHeader(base *url.URL, prev, next *page.Cursor, hasPrev, hasNext bool) s
 // writePage sends a page as a JSON array with its Link header.
 func writePage[T, U any](s *Server, c echo.Context, p page.Page[T], conv func(T) U) error {
 	base, _ := url.Parse(s.opts.BaseURL + c.Request().URL.RequestURI())
-	c.Response().Header().Set("Link", linkHeader(base, p.Prev, p.Next, p.HasPrev, p.HasNext))
+	c.Response().Header().Set("Link", linkHeader(base, s.cursors, p.Prev, p.Next, p.HasPrev, p.HasNext))
 	out := make([]U, len(p.Items))
 	for i, it := range p.Items {
 		out[i] = conv(it)

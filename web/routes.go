@@ -23,7 +23,7 @@ func (s *Server) routes() {
 
 	// Per-route middleware, not a group: echo gives a group with middleware a
 	// catch-all route, which would answer 404 where 405 is right.
-	api := apiRoutes{e: e, prefix: "/api/0", mw: s.authenticate}
+	api := apiRoutes{e: e, prefix: "/api/0", mw: s.apiAuthenticate}
 	api.GET("/openapi.json", s.openapi)
 	api.GET("/scopes/", s.listScopes)
 	api.GET("/event-types/", s.listEventTypes)
@@ -217,7 +217,7 @@ func (s *Server) queuesGuard(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // apiRoutes registers routes under a prefix with the authentication
-// middleware on each.
+// middleware (and the caller's rate limit) on each.
 type apiRoutes struct {
 	e      *echo.Echo
 	prefix string

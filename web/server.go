@@ -11,8 +11,10 @@ package web
 
 import (
 	"context"
+	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -25,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
 )
 
 // Check reports whether a dependency answers; readiness runs each.
@@ -44,6 +47,14 @@ type Options struct {
 	Registry  *prometheus.Registry
 	// Queues is the asynq monitoring UI, mounted at /admin/queues.
 	Queues http.Handler
+	// CursorKey signs pagination cursors; every API process must share it
+	// (app derives it from PLUGBOARD_SECRET_KEY). Without one, a random key
+	// is used: cursors then last as long as the process.
+	CursorKey []byte
+	// Limiter counts requests against RateLimits (nil: no limits, no
+	// RateLimit headers).
+	Limiter    *Limiter
+	RateLimits RateLimits
 	// The domain services handlers call.
 	*marketplace.Services
 }
@@ -60,13 +71,15 @@ type Server struct {
 	streams streams
 	pages   templates
 	once    *oneTime // secrets the UI shows once, after a redirect
+	cursors page.Codec
 }
 
 // New builds the echo server with its middleware and routes.
 func New(opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{opts: opts, log: opts.Logger, e: e, pages: parseTemplates(), once: newOneTime()}
+	s := &Server{opts: opts, log: opts.Logger, e: e, once: newOneTime(), cursors: newCursorCodec(opts.CursorKey)}
+	s.pages = parseTemplates(template.FuncMap{"cursor": s.cursors.Encode})
 	e.HTTPErrorHandler = s.handleError
 	e.JSONSerializer = jsonSerializer{}
 
@@ -84,6 +97,7 @@ func New(opts Options) *Server {
 		},
 	}))
 	e.Use(s.accessLog())
+	e.Use(s.apiUnrouted)
 	if opts.Registry != nil {
 		e.Use(newHTTPMetrics(opts.Registry).middleware)
 	}
@@ -97,6 +111,7 @@ func New(opts Options) *Server {
 	if opts.BodyLimit > 0 {
 		e.Use(bodyLimit(opts.BodyLimit))
 	}
+	e.Use(s.refuseBadText) // after routing: it names path parameters
 	s.routes()
 	return s
 }
@@ -125,15 +140,44 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 			if v.Status >= 500 {
 				level = slog.LevelError
 			}
+			if v.Status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") != "" {
+				level = slog.LevelWarn // shedding load, or a dependency away: said, not a failure of ours
+			}
 			if v.URI == "/healthz" || v.URI == "/readyz" || v.URI == "/metrics" {
 				level = slog.LevelDebug
 			}
 			s.log.LogAttrs(c.Request().Context(), level, "request",
-				slog.String("method", v.Method), slog.String("uri", v.URI), slog.Int("status", v.Status),
+				slog.String("method", v.Method), slog.String("uri", redactURI(v.URI)), slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency), slog.String("requestId", v.RequestID), slog.String("ip", v.RemoteIP))
 			return nil
 		},
 	})
+}
+
+// sensitiveParams are query parameters whose values are credentials: the
+// access log writes them as REDACTED.
+var sensitiveParams = map[string]bool{"client_secret": true, "code": true, "refresh_token": true, "token": true,
+	"password": true, "access_token": true, "code_verifier": true}
+
+// redactURI replaces the values of sensitive query parameters in a request
+// URI, leaving the rest as it was sent.
+func redactURI(uri string) string {
+	path, query, ok := strings.Cut(uri, "?")
+	if !ok {
+		return uri
+	}
+	pairs := strings.Split(query, "&")
+	for i, p := range pairs {
+		k, _, _ := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		if sensitiveParams[strings.ToLower(name)] {
+			pairs[i] = k + "=REDACTED"
+		}
+	}
+	return path + "?" + strings.Join(pairs, "&")
 }
 
 // bodyLimit refuses bodies over n bytes with 413, both when Content-Length

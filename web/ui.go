@@ -130,8 +130,10 @@ func formFault(err error) bool {
 // templates are the parsed pages by name.
 type templates map[string]*template.Template
 
-func parseTemplates() templates {
-	base := template.Must(template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/partials*.html"))
+// parseTemplates parses every page with templateFuncs and the server's own
+// functions (cursor, which signs with the server's key).
+func parseTemplates(own template.FuncMap) templates {
+	base := template.Must(template.New("layout.html").Funcs(templateFuncs).Funcs(own).ParseFS(templateFS, "templates/layout.html", "templates/partials*.html"))
 	pages, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)

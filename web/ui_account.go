@@ -35,8 +35,11 @@ func (s *Server) signUpForm(c echo.Context) error {
 func (s *Server) signUpPage(c echo.Context) error {
 	ctx := c.Request().Context()
 	next := safeNext(c.FormValue("next"))
-	_, err := s.opts.Accounts.SignUp(ctx, actor(c), marketplace.NewUser{
-		Email: c.FormValue("email"), Name: c.FormValue("name"), Password: c.FormValue("password")})
+	err := s.attempt(c, s.signUpBudgets(c)...)
+	if err == nil {
+		_, err = s.opts.Accounts.SignUp(ctx, actor(c), marketplace.NewUser{
+			Email: c.FormValue("email"), Name: c.FormValue("name"), Password: c.FormValue("password")})
+	}
 	if err == nil {
 		var res *marketplace.SignIn
 		res, err = s.opts.Accounts.SignIn(ctx, actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
@@ -48,9 +51,10 @@ func (s *Server) signUpPage(c echo.Context) error {
 			return s.redirect(c, next, "Welcome to Plugboard, "+res.User.Name+".")
 		}
 	}
-	if !formFault(err) {
+	if !formFault(err) && !rateLimited(err) && !busy(err) {
 		return err
 	}
+	setRetryAfter(c, err)
 	v := s.newView(c, "Create your account")
 	v.fail(err, c)
 	v.Form.Del("password")
@@ -66,8 +70,16 @@ func (s *Server) loginForm(c echo.Context) error {
 
 func (s *Server) login(c echo.Context) error {
 	next := safeNext(c.FormValue("next"))
-	res, err := s.opts.Accounts.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+	var err error
+	if c.FormValue("email") != "" && c.FormValue("password") != "" {
+		err = s.attempt(c, s.signInBudgets(c, c.FormValue("email"))...)
+	}
+	var res *marketplace.SignIn
+	if err == nil {
+		res, err = s.opts.Accounts.SignIn(c.Request().Context(), actor(c), c.FormValue("email"), c.FormValue("password"), c.Request().UserAgent())
+	}
 	if _, ok := fault.As(err); ok {
+		setRetryAfter(c, err)
 		v := s.newView(c, "Sign in")
 		v.fail(err, c)
 		v.Form.Del("password")

@@ -41,7 +41,7 @@ type adminQueueData struct {
 }
 
 func (s *Server) adminReviewQueue(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ type adminRunsData struct {
 }
 
 func (s *Server) adminRuns(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

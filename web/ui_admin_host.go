@@ -38,7 +38,7 @@ func (s *Server) adminHostsView(c echo.Context) (*view, error) {
 	if err := operatorOnly(c); err != nil {
 		return nil, err
 	}
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (s *Server) adminHostView(c echo.Context) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return nil, err
 	}

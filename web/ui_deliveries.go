@@ -117,7 +117,7 @@ func (s *Server) loadDeliveries(c echo.Context, app *marketplace.AppView, q url.
 	f := fault.Fields{}
 	formTime(f, "since", d.Filter.Since, &dq.Since)
 	formTime(f, "until", d.Filter.Until, &dq.Until)
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	bad := []error{f.Err(), err}
 	query := &dq
 	if f.Err() != nil || err != nil {

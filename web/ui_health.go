@@ -70,7 +70,7 @@ func (s *Server) healthPage(c echo.Context, app *marketplace.AppView) error {
 	}
 	until := timeNow().UTC().Truncate(rg.Step).Add(rg.Step)
 	since := until.Add(-rg.Span)
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ type directoryPage struct {
 }
 
 func (s *Server) marketplaceDirectory(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

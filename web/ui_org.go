@@ -21,7 +21,7 @@ type orgInstallationsData struct {
 }
 
 func (s *Server) orgInstallationsPage(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ type orgMembersData struct {
 }
 
 func (s *Server) orgMembersView(c echo.Context) (*view, error) {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ var auditActions = []string{
 }
 
 func (s *Server) orgAuditPage(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

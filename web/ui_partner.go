@@ -159,7 +159,7 @@ func newFormData(app *marketplace.AppView, org string, ch *appChoices) partnerFo
 // --- The list and creation ----------------------------------------------
 
 func (s *Server) partnerApps(c echo.Context) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}
@@ -514,7 +514,7 @@ func (s *Server) partnerOneTimeSecrets(c echo.Context, app *marketplace.AppView)
 // --- Installations ----------------------------------------------------------
 
 func (s *Server) partnerInstallations(c echo.Context, app *marketplace.AppView) error {
-	r, err := pageRequest(c)
+	r, err := s.pageRequest(c)
 	if err != nil {
 		return err
 	}

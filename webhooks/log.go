@@ -62,10 +62,11 @@ func (s *Store) ListDeliveries(ctx context.Context, appID int64, dq DeliveryQuer
 		q = q.Where("created_at < ?", *dq.Until)
 	}
 	var rows []Delivery
-	if err := page.Query(q, "id", page.Sort{Column: "id", Desc: true}, r).Find(&rows).Error; err != nil {
+	order := page.Sort{Column: "id", Desc: true}
+	if err := page.Query(q, "id", order, r).Find(&rows).Error; err != nil {
 		return page.Page[Delivery]{}, fmt.Errorf("listing deliveries of app %d: %w", appID, err)
 	}
-	return page.Finish(rows, r, func(d Delivery) (string, int64) { return "", d.ID }), nil
+	return page.Finish(rows, r, order, func(d Delivery) (string, int64) { return "", d.ID }), nil
 }
 
 // DeliveryDetail is one delivery with its payload and every attempt.

@@ -26,6 +26,9 @@ type Options struct {
 	// secrets, limits) before reading it again; Forget drops it at once.
 	// Zero is the default, 2 s; a negative value keeps nothing.
 	EndpointCacheTTL time.Duration
+	// MaxDataDepth bounds how deep event data may nest (objects and
+	// arrays; data itself is level 1). Zero is DefaultMaxDataDepth, 64.
+	MaxDataDepth int
 	// Now is the clock for what tests need to move: publish times, the relay
 	// grace, the retention cutoff, a redelivery's start, endpoint health
 	// and the endpoint cache. Durations of requests use the real clock.

@@ -19,6 +19,10 @@ const (
 	SchemaMismatch       Code = "schema_mismatch"
 	BodyTooLarge         Code = "body_too_large"
 	NoSession            Code = "no_session"
+	InvalidEncoding      Code = "invalid_encoding"
+	InvalidCursor        Code = "invalid_cursor"
+	TooDeep              Code = "too_deep"
+	SchemaTooLarge       Code = "schema_too_large"
 )
 
 // Credentials (401).
@@ -116,6 +120,14 @@ var registry = []Doc{
 		"The request body is larger than this server accepts (PLUGBOARD_HTTP_BODY_LIMIT). Send less, or page through the resource instead."},
 	{NoSession, http.StatusBadRequest, false, "No session to end",
 		"Sign-out ends a browser or API session; an API token has no session. Revoke API tokens with DELETE /api/0/api-tokens/{token_id}/ instead."},
+	{InvalidEncoding, http.StatusBadRequest, false, "NUL byte or invalid UTF-8",
+		"A path parameter, query parameter, form field or JSON string (an object key or a value, event data included) holds a NUL character (a %00 byte, or \\u0000 in JSON), bytes that are not UTF-8, or a lone UTF-16 surrogate escape. Text is stored as UTF-8 and PostgreSQL holds no NUL, so such input is refused, never altered; fields names each one (a JSON path such as data.a.b, a query parameter or a path parameter)."},
+	{InvalidCursor, http.StatusBadRequest, false, "Invalid cursor",
+		"The cursor query parameter is not one this API returned for this list and sort order: cursors are signed and bound to the sortBy they were made with. Take cursors only from the Link header of the same list, and start again from the first page (no cursor) after changing sortBy or filters."},
+	{TooDeep, http.StatusBadRequest, false, "Nested too deep",
+		"A JSON value nests more objects and arrays than allowed: event data past PLUGBOARD_EVENTS_MAX_DEPTH levels (64 unless the operator changed it; data itself is level 1), or an event type's schema past 32 levels. fields names the path where the limit was crossed."},
+	{SchemaTooLarge, http.StatusBadRequest, false, "Schema too large",
+		"An event type's JSON Schema is larger than 64 KiB, or expands to more than 10,000 schema nodes once every $ref is followed (each node is a step in checking every event). Describe the event with a smaller schema."},
 
 	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
 		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},
@@ -192,7 +204,7 @@ var registry = []Doc{
 		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 
 	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
-		"Too many requests. Wait as the Retry-After header says, then try again."},
+		"Too many requests: the caller's API budget (RateLimit-Policy says how large, RateLimit what is left) or its attempts at signing in, signing up or authenticating at the token endpoint are spent. Wait as the Retry-After header says, then try again; past a sign-in budget even the right password is refused until then."},
 	{InternalError, http.StatusInternalServerError, false, "Internal error",
 		"Something failed on our side. The problem's requestId finds it in our logs; quote it when you report the failure."},
 	{Unavailable, http.StatusServiceUnavailable, false, "Unavailable",
@@ -203,11 +215,11 @@ var registry = []Doc{
 		"A dependency (PostgreSQL or Redis) is unreachable, so the instance is not ready for traffic. The checks member says which answers and which does not."},
 
 	{InvalidRequest, http.StatusBadRequest, true, "Invalid OAuth request",
-		"RFC 6749: a required parameter (grant_type, code, refresh_token, token, client_id) is missing, or one is malformed, such as a redirect_uri other than the app's or a code_challenge_method other than S256."},
+		"RFC 6749: a required parameter (grant_type, code, refresh_token, token, client_id) is missing, or one is malformed, such as a redirect_uri other than the app's or a code_challenge_method other than S256, or the token endpoint's parameters were sent in the URL, where they are refused (§2.3.1): send client credentials with HTTP Basic and the rest in the form body."},
 	{InvalidClient, http.StatusUnauthorized, true, "Invalid client",
 		"RFC 6749: client authentication failed. The app's client id or secret is missing or wrong; send them as HTTP Basic or as client_id and client_secret form fields."},
 	{InvalidGrant, http.StatusBadRequest, true, "Invalid grant",
-		"RFC 6749: the code or refresh token is unknown, expired, used, revoked, or was issued to another client, installation or redirect URI, or the PKCE code_verifier does not match. Reusing a code or refresh token revokes what it gave."},
+		"RFC 6749: the code or refresh token is unknown, expired, used, revoked, or was issued to another client, installation or redirect URI, or the PKCE code_verifier does not match, or one is sent for a code issued without a code_challenge (RFC 9700 §2.1.1). Reusing a code or refresh token revokes what it gave."},
 	{UnauthorizedClient, http.StatusBadRequest, true, "Unauthorized client",
 		"RFC 6749: the app may not be authorized this way: internal integrations are not installed through OAuth, and unpublished apps only in their own organization."},
 	{UnsupportedGrantType, http.StatusBadRequest, true, "Unsupported grant type",
@@ -215,7 +227,7 @@ var registry = []Doc{
 	{UnsupportedResponseType, http.StatusBadRequest, true, "Unsupported response type",
 		"RFC 6749: the authorize request's response_type is not code."},
 	{InvalidScope, http.StatusBadRequest, true, "Invalid scope",
-		"RFC 6749: the authorize request asks for a scope the app was not registered with."},
+		"RFC 6749: the authorize request asks for a scope the app was not registered with, or, authorizing an existing installation again, one the installation was not granted; or a refresh asks for a scope its refresh token does not carry."},
 	{AccessDenied, http.StatusBadRequest, true, "Access denied",
 		"RFC 6749: the user declined to install the app on the consent page. Plugboard sends it to the app's redirect URL as the error parameter."},
 }

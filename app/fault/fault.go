@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Kind classifies an error; web answers each kind with one HTTP status,
@@ -33,7 +34,13 @@ const (
 	KindConflict          // clashes with existing state: 409
 	KindUnavailable       // a dependency is down: 503
 	KindOAuth             // an RFC 6749 error; Code is its error code (invalid_grant, …)
+	KindRateLimited       // past a rate limit: 429, with Retry-After
 )
+
+// DetailRetryAfter, in an error's Details, is how long the caller should
+// wait before trying again (a time.Duration); web sends it as Retry-After
+// and never as an extension member.
+const DetailRetryAfter = "retryAfter"
 
 // Error is a coded error with a message safe to show.
 type Error struct {
@@ -121,6 +128,19 @@ func Forbidden(code Code, msg string) *Error {
 // Unauthorized reports missing or bad credentials.
 func Unauthorized(code Code, msg string) *Error {
 	return &Error{Kind: KindUnauthorized, Code: code, Message: msg}
+}
+
+// Throttled reports a caller past a rate limit, who may try again after
+// retryAfter.
+func Throttled(msg string, retryAfter time.Duration) *Error {
+	return (&Error{Kind: KindRateLimited, Code: RateLimited, Message: msg}).With(DetailRetryAfter, retryAfter)
+}
+
+// Busy reports that the server cannot take the request now (a dependency
+// or a bounded resource is saturated); the caller may try again after
+// retryAfter.
+func Busy(msg string, retryAfter time.Duration) *Error {
+	return (&Error{Kind: KindUnavailable, Code: Unavailable, Message: msg}).With(DetailRetryAfter, retryAfter)
 }
 
 // OAuth reports an RFC 6749 error: code is its error (InvalidGrant, …),

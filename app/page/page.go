@@ -4,11 +4,14 @@
 package page
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"gorm.io/gorm"
 )
@@ -20,7 +23,7 @@ const (
 )
 
 // Cursor marks a position in a sorted list: the sort value and id of the
-// last (or, for Prev, first) row seen.
+// last (or, for Prev, first) row seen, and the sort it was made for.
 type Cursor struct {
 	Value string `json:"v,omitempty"`
 	ID    int64  `json:"i"`
@@ -28,24 +31,62 @@ type Cursor struct {
 	// Incl includes the boundary row itself: the way back from an empty
 	// page past either end starts at the row the empty page started after.
 	Incl bool `json:"n,omitempty"`
+	// Sort is the sort the cursor was made for (Sort.key): Query refuses
+	// a cursor made for another, whose Value would mean something else.
+	Sort string `json:"s,omitempty"`
 }
 
-// Encode returns the opaque form given to clients.
-func (c Cursor) Encode() string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// ErrBadCursor is returned for a cursor that was not made by Encode.
+// ErrBadCursor is returned for a cursor that was not made by a Codec with
+// the same key: malformed, forged or tampered with.
 var ErrBadCursor = errors.New("malformed cursor")
 
-// Decode parses a cursor made by Encode.
-func Decode(s string) (*Cursor, error) {
+// ErrCursorSort is returned (by the query Query builds) for a cursor made
+// for another sort. It is an ErrBadCursor too.
+var ErrCursorSort = fmt.Errorf("%w: made for another sort order", ErrBadCursor)
+
+// macSize is the length of a cursor's signature: 128 bits.
+const macSize = 16
+
+// Codec turns cursors into the opaque strings clients are given and back,
+// signed with HMAC-SHA256 so that a client can only hand back a cursor it
+// was given. Its key comes from the caller (web derives it from the
+// platform's secret key); page imports nothing of Plugboard.
+type Codec struct{ key []byte }
+
+// NewCodec returns a codec signing with key.
+func NewCodec(key []byte) Codec { return Codec{key: slices.Clone(key)} }
+
+func (k Codec) mac(payload []byte) []byte {
+	m := hmac.New(sha256.New, k.key)
+	m.Write(payload)
+	return m.Sum(nil)[:macSize]
+}
+
+// Encode returns the opaque form of c given to clients: its JSON and its
+// signature, base64url, joined by a dot. A nil cursor is "".
+func (k Codec) Encode(c *Cursor) string {
+	if c == nil {
+		return ""
+	}
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b) + "." + base64.RawURLEncoding.EncodeToString(k.mac(b))
+}
+
+// Decode parses a cursor made by Encode with the same key; "" is none.
+func (k Codec) Decode(s string) (*Cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	payload, sig, ok := strings.Cut(s, ".")
+	if !ok {
+		return nil, ErrBadCursor
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
+		return nil, ErrBadCursor
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(mac, k.mac(b)) {
 		return nil, ErrBadCursor
 	}
 	var c Cursor
@@ -89,9 +130,24 @@ type Sort struct {
 	Desc   bool
 }
 
+// key names s in the cursors made for it.
+func (s Sort) key() string {
+	if s.Desc {
+		return s.Column + " desc"
+	}
+	return s.Column
+}
+
 // Query applies the keyset condition, order and limit (one extra row, to see
-// whether more exist) to q. Run it, then call Finish with the rows.
+// whether more exist) to q. Run it, then call Finish with the rows. A
+// cursor made for another sort makes the query fail with ErrCursorSort
+// before it reaches the database.
 func Query(q *gorm.DB, idColumn string, s Sort, r Request) *gorm.DB {
+	if r.Cursor != nil && r.Cursor.Sort != s.key() {
+		q = q.Session(&gorm.Session{})
+		_ = q.AddError(ErrCursorSort)
+		return q
+	}
 	desc := s.Desc
 	if r.Cursor != nil && r.Cursor.Prev {
 		desc = !desc
@@ -117,8 +173,9 @@ func Query(q *gorm.DB, idColumn string, s Sort, r Request) *gorm.DB {
 }
 
 // Finish trims the extra row, restores order for backward pages and sets the
-// cursors. key returns a row's sort value (as text) and id.
-func Finish[T any](rows []T, r Request, key func(T) (string, int64)) Page[T] {
+// cursors, made for s (the sort Query was given). key returns a row's sort
+// value (as text) and id.
+func Finish[T any](rows []T, r Request, s Sort, key func(T) (string, int64)) Page[T] {
 	size := r.Size()
 	more := len(rows) > size
 	if more {
@@ -147,8 +204,8 @@ func Finish[T any](rows []T, r Request, key func(T) (string, int64)) Page[T] {
 	}
 	fv, fid := key(p.Items[0])
 	lv, lid := key(p.Items[len(p.Items)-1])
-	p.Prev = &Cursor{Value: fv, ID: fid, Prev: true}
-	p.Next = &Cursor{Value: lv, ID: lid}
+	p.Prev = &Cursor{Value: fv, ID: fid, Prev: true, Sort: s.key()}
+	p.Next = &Cursor{Value: lv, ID: lid, Sort: s.key()}
 	return p
 }
 

@@ -29,6 +29,7 @@ import (
 	"gorm.io/gorm"
 	gormlogger "gorm.io/gorm/logger"
 
+	"github.com/plugboard/plugboard/app/secret"
 	"github.com/plugboard/plugboard/config"
 	"github.com/plugboard/plugboard/marketplace"
 	"github.com/plugboard/plugboard/migrations"
@@ -73,6 +74,8 @@ type App struct {
 	closeOnce sync.Once
 
 	redisWatch *redisWatch // says when Redis goes and comes back; started by Run
+
+	limiterRedis *redis.Client // the HTTP rate limiter's, with short timeouts
 }
 
 // New builds every part the roles need; nothing runs until Run. It waits
@@ -205,6 +208,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 	// HTTP
 
 	if roles.HTTP {
+		// The rate limiter has its own client: a request waits for it, so
+		// its calls give up fast (and the request goes unlimited) when Redis
+		// does not answer, instead of waiting out the default timeouts.
+		lopt := *ropt
+		lopt.DialTimeout, lopt.ReadTimeout, lopt.WriteTimeout = 500*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+		lopt.ContextTimeoutEnabled, lopt.MaxRetries = true, -1
+		a.limiterRedis = redis.NewClient(&lopt)
 		a.Web = web.New(web.Options{
 			Logger:    log,
 			Env:       cfg.Env,
@@ -221,7 +231,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 				RedisConnOpt: redisConnOpt{a.Redis},
 				ReadOnly:     false,
 			}),
-			Services: services,
+			Services:  services,
+			CursorKey: secret.Derive(cfg.SecretKey.Reveal(), "cursors"),
+			Limiter:   web.NewLimiter(a.limiterRedis, log.With("component", "ratelimit")),
+			RateLimits: web.RateLimits{
+				Window: cfg.APIRateWindow, User: cfg.APIRateLimitUser, Installation: cfg.APIRateLimitInstallation,
+				Service: cfg.APIRateLimitService, Anonymous: cfg.APIRateLimitAnonymous,
+				AuthWindow: cfg.AuthRateWindow, AuthAccount: cfg.AuthRateLimitAccount, AuthIP: cfg.AuthRateLimitIP, AuthClient: cfg.AuthRateLimitClient,
+			},
 		})
 	}
 	return a, nil
@@ -240,6 +257,9 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		GrantTTL:     a.Config.GrantTTL,
 		RequireHTTPS: a.Config.Env == config.EnvProduction,
 		Logger:       a.Log,
+
+		PasswordConcurrency: a.Config.PasswordConcurrency,
+		PasswordWait:        a.Config.PasswordWait,
 	}
 	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
@@ -251,6 +271,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		DefaultMaxInFlight: a.Config.WebhookMaxInFlight,
 		RelayGrace:         a.Config.RelayGrace,
 		EndpointCacheTTL:   endpointCacheTTL(a.Config.WebhookEndpointCacheTTL),
+		MaxDataDepth:       a.Config.EventsMaxDepth,
 		Version:            Version,
 	}
 
@@ -287,7 +308,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 	}
 
 	market, err := marketplace.New(a.DB, marketplace.Deps{
-		Outbox: outbox, Catalog: webhooks.NewCatalog(a.DB), Log: store, Endpoints: endpoints, Sender: sender, Stream: listeners,
+		Outbox: outbox, Catalog: webhooks.NewCatalog(a.DB, wopts), Log: store, Endpoints: endpoints, Sender: sender, Stream: listeners,
 	}, mopts, marketplace.ReconcileOptions{Interval: a.Config.ReconcileInterval, VerifyTimeout: a.Config.InstallVerifyTimeout, Registry: a.Registry})
 	if err != nil {
 		return nil, err
@@ -425,6 +446,9 @@ func (a *App) Close() {
 		}
 		if a.Redis != nil {
 			_ = a.Redis.Close()
+		}
+		if a.limiterRedis != nil {
+			_ = a.limiterRedis.Close()
 		}
 		if a.SQL != nil {
 			_ = a.SQL.Close()

@@ -250,7 +250,7 @@ func TestSDKAgainstThePlatform(t *testing.T) {
 		t.Errorf("out of sync %+v %v", p, err)
 	}
 	if _, err := c.ListInstallations(ctx, "acme-alerts", plugboard.ListOptions{Cursor: "forged"}); !errors.As(err, &apiErr) ||
-		apiErr.Status != 400 || apiErr.Code != "invalid_input" || apiErr.Fields["cursor"] == "" {
+		apiErr.Status != 400 || apiErr.Code != "invalid_cursor" || apiErr.Fields["cursor"] == "" {
 		t.Errorf("forged cursor: %v", err)
 	}
 	if _, err := c.GetInstallation(ctx, "00000000-0000-4000-8000-000000000000"); !errors.As(err, &apiErr) || apiErr.Status != 404 || apiErr.Code != "not_found" {

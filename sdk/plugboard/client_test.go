@@ -152,7 +152,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		case "broken":
 			problem(w, r, 503, "unavailable", "PostgreSQL does not answer.", nil, nil)
 		default:
-			problem(w, r, 400, "invalid_input", "The cursor is not one this API returned.", map[string]string{"cursor": "is not a cursor this API returned"}, nil)
+			problem(w, r, 400, "invalid_cursor", "The cursor is not one this API returned.", map[string]string{"cursor": "is not a cursor this API returned"}, nil)
 		}
 	}))
 	mux.HandleFunc("GET /api/0/installations/{uuid}/", appOrToken(func(w http.ResponseWriter, r *http.Request) {
@@ -392,8 +392,8 @@ func TestClientProblemDocuments(t *testing.T) {
 	}
 
 	_, err = c.ListInstallations(ctx, "acme-alerts", plugboard.ListOptions{Cursor: "forged"})
-	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Code != "invalid_input" || apiErr.Fields["cursor"] != "is not a cursor this API returned" {
-		t.Errorf("invalid input: %+v", err)
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Code != "invalid_cursor" || apiErr.Fields["cursor"] != "is not a cursor this API returned" {
+		t.Errorf("invalid cursor: %+v", err)
 	}
 	if !strings.Contains(err.Error(), "cursor is not a cursor this API returned") {
 		t.Errorf("Error() = %q", err)
