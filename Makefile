@@ -9,7 +9,7 @@ BIN     := bin/plugboard
 SDK     := sdk/plugboard
 STATICCHECK = $$( command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck )
 
-.PHONY: run test build lint fmt tidy migrate services bench screenshots clean
+.PHONY: run test build lint fmt tidy migrate services bench screenshots fuzz clean
 
 ## run: start PostgreSQL and Redis if needed, then `plugboard serve` on :8080
 run: services build
@@ -62,6 +62,15 @@ bench: services
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/webhooks -mode throughput -duration 60s
 	$(GO) run ./bench/webhooks -mode latency -apps 10 -duration 30s
+
+## fuzz: every fuzz target of both modules (.ci/fuzz-targets finds them) for FUZZTIME each, one after another; `go test` runs their seed corpora
+FUZZTIME  ?= 60s
+FUZZFLAGS ?= -parallel 1
+fuzz:
+	@.ci/fuzz-targets | while read -r mod pkg name; do \
+		echo "== $$name ($$mod $$pkg)"; \
+		(cd $$mod && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg) || exit 1; \
+	done
 
 clean:
 	rm -rf bin

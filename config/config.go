@@ -93,6 +93,13 @@ type Config struct {
 	EventsMaxDepth          int           `env:"PLUGBOARD_EVENTS_MAX_DEPTH" default:"64" help:"a whole number from 1 to 1000 (how deep a published event's data may nest objects and arrays; deeper data is refused with 400)"`
 	WebhookEndpointCacheTTL time.Duration `env:"PLUGBOARD_WEBHOOKS_ENDPOINT_CACHE_TTL" default:"2s" zero:"allowed" help:"a duration such as 2s (how long a worker keeps an app's endpoint, secrets and limits before reading them again; 0 reads them for every batch)"`
 
+	// Delivery streams (GET /api/0/apps/{app_slug}/delivery-stream/, what
+	// plugboard listen holds open): caps per user and per app across the
+	// platform, and per API process.
+	StreamsPerUser int `env:"PLUGBOARD_STREAMS_PER_USER" default:"10" help:"open delivery streams per user (or app as itself), a whole number from 1 to 100000"`
+	StreamsPerApp  int `env:"PLUGBOARD_STREAMS_PER_APP" default:"50" help:"open delivery streams per app, a whole number from 1 to 100000"`
+	StreamsMax     int `env:"PLUGBOARD_STREAMS_MAX" default:"1000" help:"open delivery streams per API process, a whole number from 1 to 100000"`
+
 	// PasswordCost is the bcrypt cost; tests lower it.
 	PasswordCost int `env:"PLUGBOARD_PASSWORD_COST" default:"11" help:"a bcrypt cost from 4 to 15"`
 	// PasswordConcurrency bounds the bcrypt work in flight, so that a flood
@@ -265,6 +272,11 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookMaxInFlight < 1 || c.WebhookMaxInFlight > 10000 {
 		return bad("WebhookMaxInFlight", strconv.Itoa(c.WebhookMaxInFlight))
+	}
+	for field, n := range map[string]int{"StreamsPerUser": c.StreamsPerUser, "StreamsPerApp": c.StreamsPerApp, "StreamsMax": c.StreamsMax} {
+		if n < 1 || n > 100000 {
+			return bad(field, strconv.Itoa(n))
+		}
 	}
 	if c.PasswordCost < 4 || c.PasswordCost > 15 {
 		return bad("PasswordCost", strconv.Itoa(c.PasswordCost))

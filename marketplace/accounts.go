@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
@@ -47,7 +48,7 @@ func (n *NewUser) validate() error {
 	addr, err := mail.ParseAddress(n.Email)
 	f.Check(n.Email == "", "email", "is required")
 	f.Check(err != nil || addr.Address != n.Email, "email", "must be an email address such as ada@example.com")
-	f.Check(len(n.Name) > 100, "name", "must be at most 100 characters")
+	f.Check(utf8.RuneCountInString(n.Name) > 100, "name", "must be at most 100 characters")
 	f.Check(len(n.Password) < MinPasswordLength, "password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
 	f.Check(len(n.Password) > MaxPasswordLength, "password", fmt.Sprintf("must be at most %d characters", MaxPasswordLength))
 	return f.Err()
@@ -255,7 +256,7 @@ func (s *Accounts) CreateAPIToken(ctx context.Context, a Actor, name string, exp
 	f := fault.Fields{}
 	name = strings.TrimSpace(name)
 	f.Check(name == "", "name", "is required")
-	f.Check(len(name) > 100, "name", "must be at most 100 characters")
+	f.Check(utf8.RuneCountInString(name) > 100, "name", "must be at most 100 characters")
 	f.Check(expiresAt != nil && !expiresAt.After(s.now()), "expiresAt", "must be in the future")
 	if err := f.Err(); err != nil {
 		return nil, err
@@ -329,8 +330,8 @@ func (s *Accounts) CheckCSRF(a Actor, token string) bool {
 
 // Me is the signed-in user.
 func (s *Accounts) Me(a Actor) (*User, error) {
-	if !a.SignedIn() {
-		return nil, errNotSignedIn
+	if err := requireUser(a); err != nil {
+		return nil, err
 	}
 	return a.User, nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"gorm.io/gorm"
@@ -77,7 +78,7 @@ func checkURL(f fault.Fields, field, raw string, required bool) {
 		return
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || len(raw) > 2000 {
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || utf8.RuneCountInString(raw) > 2000 {
 		f.Add(field, "must be an absolute http or https URL without credentials or fragment")
 	}
 }
@@ -94,7 +95,7 @@ func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields
 	if in.Name != nil || creating {
 		app.Name = str(in.Name)
 		f.Check(app.Name == "", "name", "is required")
-		f.Check(len(app.Name) > 80, "name", "must be at most 80 characters")
+		f.Check(utf8.RuneCountInString(app.Name) > 80, "name", "must be at most 80 characters")
 	}
 	if in.Slug != nil {
 		app.Slug = str(in.Slug)
@@ -116,11 +117,11 @@ func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields
 	f.Check(app.Kind != KindPublic && app.Kind != KindInternal, "kind", "must be public or internal")
 	if in.Author != nil {
 		app.Author = str(in.Author)
-		f.Check(len(app.Author) > 100, "author", "must be at most 100 characters")
+		f.Check(utf8.RuneCountInString(app.Author) > 100, "author", "must be at most 100 characters")
 	}
 	if in.Overview != nil {
 		app.Overview = *in.Overview
-		f.Check(len(app.Overview) > 20000, "overview", "must be at most 20000 characters")
+		f.Check(utf8.RuneCountInString(app.Overview) > 20000, "overview", "must be at most 20000 characters")
 	}
 	if in.Categories != nil {
 		app.Categories = dedupe(*in.Categories)

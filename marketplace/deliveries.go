@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -114,7 +115,11 @@ func (s *Deliveries) ListenDeliveries(ctx context.Context, a Actor, ref string) 
 	if err != nil {
 		return nil, err
 	}
-	return s.stream.Listen(ctx, v.ID, uuid.NewString())
+	owner := "app:" + strconv.FormatInt(v.ID, 10)
+	if a.User != nil {
+		owner = "user:" + strconv.FormatInt(a.User.ID, 10)
+	}
+	return s.stream.Listen(ctx, v.ID, owner, uuid.NewString())
 }
 
 // AppInstallationOrgs names the organization of each of the app's

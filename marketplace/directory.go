@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
@@ -28,7 +29,7 @@ func (s *Apps) Directory(ctx context.Context, a Actor, dq DirectoryQuery, r page
 	f.Check(dq.Status != "" && !a.IsOperator(), "status", "only operators filter by status")
 	f.Check(dq.Status != "" && !slices.Contains([]string{StatusDraft, StatusSubmitted, StatusPublished, StatusRejected}, dq.Status),
 		"status", "must be draft, submitted, published or rejected")
-	f.Check(len(dq.Query) > 200, "query", "must be at most 200 characters")
+	f.Check(utf8.RuneCountInString(dq.Query) > 200, "query", "must be at most 200 characters")
 	if err := f.Err(); err != nil {
 		return none, err
 	}

@@ -106,12 +106,12 @@ func newTestServices(t *testing.T, opts ...option) *env {
 		t.Fatal(err)
 	}
 	svc, err := marketplace.New(db, marketplace.Deps{
-		Outbox:    webhooks.NewOutbox(drains, dir, webhooks.NewListeners(rdb), wopts),
+		Outbox:    webhooks.NewOutbox(drains, dir, webhooks.NewListeners(rdb, webhooks.ListenLimits{}, nil), wopts),
 		Catalog:   webhooks.NewCatalog(db, webhooks.Options{}),
 		Log:       store,
 		Endpoints: webhooks.NewEndpoints(db, queue, drains, dir, wopts),
 		Sender:    webhooks.NewSender(wopts, nil),
-		Stream:    webhooks.NewListeners(rdb),
+		Stream:    webhooks.NewListeners(rdb, webhooks.ListenLimits{}, nil),
 	}, mopts, ropts)
 	if err != nil {
 		t.Fatal(err)

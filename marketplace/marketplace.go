@@ -40,6 +40,8 @@ package marketplace
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -260,6 +262,15 @@ func Slugify(name string) string {
 	}
 	if s != "" && (s[0] >= '0' && s[0] <= '9') {
 		s = "x-" + s
+	}
+	if s == "" || len(s) < 3 {
+		// A name with too few Latin letters or digits ("°", "日本", "AB")
+		// still gets a valid slug: what it has, and a short hash of it.
+		sum := sha256.Sum256([]byte(name))
+		s = strings.TrimLeft(s+"-"+hex.EncodeToString(sum[:4]), "-")
+		if s[0] >= '0' && s[0] <= '9' {
+			s = "x-" + s
+		}
 	}
 	return s
 }

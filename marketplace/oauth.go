@@ -152,9 +152,8 @@ func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*To
 			return invalidGrant("redirect_uri does not match the app's registered redirect URL.")
 		}
 		if g.CodeChallenge != "" {
-			sum := sha256.Sum256([]byte(r.CodeVerifier))
-			if r.CodeVerifier == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != g.CodeChallenge {
-				return invalidGrant("code_verifier does not match the code_challenge.")
+			if !pkceMatches(r.CodeVerifier, g.CodeChallenge) {
+				return invalidGrant("code_verifier does not match the code_challenge (or is not 43 to 128 characters of A-Z a-z 0-9 - . _ ~).")
 			}
 		} else if r.CodeVerifier != "" {
 			// RFC 9700 §2.1.1: a verifier for a code issued without a
@@ -300,9 +299,8 @@ func (s *OAuth) authenticateAppJWT(ctx context.Context, raw string, clientID str
 	if err := s.db.WithContext(ctx).Where("client_id = ?", clientID).First(&app).Error; err != nil {
 		return Actor{}, errBadToken
 	}
-	claims := jwt.RegisteredClaims{}
-	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
-		switch t.Method.Alg() {
+	_, err := parseAppJWT(raw, clientID, func(alg string) (any, error) {
+		switch alg {
 		case "HS256":
 			if len(app.ClientSecretSealed) == 0 {
 				return nil, errors.New("no client secret on file")
@@ -313,22 +311,18 @@ func (s *OAuth) authenticateAppJWT(ctx context.Context, raw string, clientID str
 			if app.PublicKey == "" {
 				return nil, errors.New("no public key registered")
 			}
-			if t.Method.Alg() == "RS256" {
+			if alg == "RS256" {
 				return jwt.ParseRSAPublicKeyFromPEM([]byte(app.PublicKey))
 			}
 			return jwt.ParseEdPublicKeyFromPEM([]byte(app.PublicKey))
 		}
 		return nil, errors.New("unsupported algorithm")
-	}, jwt.WithValidMethods([]string{"HS256", "RS256", "EdDSA"}), jwt.WithIssuer(clientID), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithTimeFunc(s.now), jwt.WithLeeway(30*time.Second))
+	}, s.now)
+	if errors.Is(err, errAppJWTLife) {
+		return Actor{}, fault.Unauthorized(fault.InvalidToken, "App JWTs need iat and may last at most ten minutes.")
+	}
 	if err != nil {
 		return Actor{}, errBadToken
-	}
-	// Short-lived by rule: iat is required, and neither the token's life nor
-	// what is left of it may exceed ten minutes.
-	if claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute ||
-		claims.ExpiresAt.Sub(s.now()) > 10*time.Minute+30*time.Second {
-		return Actor{}, fault.Unauthorized(fault.InvalidToken, "App JWTs need iat and may last at most ten minutes.")
 	}
 	return Actor{App: &app}, nil
 }

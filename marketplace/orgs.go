@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -27,7 +28,7 @@ func (s *Orgs) CreateOrganization(ctx context.Context, a Actor, n NewOrganizatio
 	f := fault.Fields{}
 	n.Name = strings.TrimSpace(n.Name)
 	f.Check(n.Name == "", "name", "is required")
-	f.Check(len(n.Name) > 100, "name", "must be at most 100 characters")
+	f.Check(utf8.RuneCountInString(n.Name) > 100, "name", "must be at most 100 characters")
 	if n.Slug == "" {
 		n.Slug = Slugify(n.Name)
 		if n.Name != "" {
@@ -100,7 +101,7 @@ func (s *Orgs) UpdateOrganization(ctx context.Context, a Actor, ref string, u Or
 		changes := map[string]any{"updated_at": s.now()}
 		if u.Name != nil {
 			name := strings.TrimSpace(*u.Name)
-			f.Check(name == "" || len(name) > 100, "name", "must be 1 to 100 characters")
+			f.Check(name == "" || utf8.RuneCountInString(name) > 100, "name", "must be 1 to 100 characters")
 			changes["name"], acc.Org.Name = name, name
 		}
 		if u.Slug != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -31,7 +32,7 @@ func applyPlan(f fault.Fields, p *Plan, in PlanFields, creating bool) {
 		if in.Name != nil {
 			p.Name = strings.TrimSpace(*in.Name)
 		}
-		f.Check(p.Name == "" || len(p.Name) > 60, "name", "must be 1 to 60 characters")
+		f.Check(p.Name == "" || utf8.RuneCountInString(p.Name) > 60, "name", "must be 1 to 60 characters")
 	}
 	if in.Slug != nil {
 		p.Slug = *in.Slug
@@ -44,7 +45,7 @@ func applyPlan(f fault.Fields, p *Plan, in PlanFields, creating bool) {
 	}
 	if in.Description != nil {
 		p.Description = strings.TrimSpace(*in.Description)
-		f.Check(len(p.Description) > 2000, "description", "must be at most 2000 characters")
+		f.Check(utf8.RuneCountInString(p.Description) > 2000, "description", "must be at most 2000 characters")
 	}
 	if in.Price != nil {
 		p.Price = strings.TrimSpace(*in.Price)

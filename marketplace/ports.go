@@ -59,5 +59,7 @@ type SignedGetter interface {
 
 // DeliveryStream copies an app's deliveries to `plugboard listen`.
 type DeliveryStream interface {
-	Listen(ctx context.Context, appID int64, session string) (<-chan webhooks.Forwarded, error)
+	// Listen opens session for appID on behalf of owner ("user:7",
+	// "app:3"), whose open sessions are capped.
+	Listen(ctx context.Context, appID int64, owner, session string) (<-chan webhooks.Forwarded, error)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/secret"
@@ -34,7 +35,7 @@ func (s *ServiceTokens) CreateServiceToken(ctx context.Context, a Actor, name st
 		return nil, "", err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 100 {
+	if name == "" || utf8.RuneCountInString(name) > 100 {
 		return nil, "", fault.Field("name", "must be 1 to 100 characters")
 	}
 	token := secret.Token(PrefixService, 32)

@@ -159,7 +159,7 @@ func TestSignInWithPlugboardWithGoOIDC(t *testing.T) {
 		t.Errorf("installation scopes %v", inst.Scopes)
 	}
 	app := bearer(t, w.p, tok.AccessToken)
-	app.do("GET", "/api/0/users/me/", nil).problem(t, 401, "not_authenticated") // no user acts with it
+	app.do("GET", "/api/0/users/me/", nil).problem(t, 403, "users_only") // no user acts with it
 	app.do("GET", "/api/0/organizations/customer/", nil).ok(t, 200, nil)
 
 	// A refresh brings a fresh id_token for the same user, without the

@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"testing"
+
+	"github.com/plugboard/plugboard/cmd/platform/apptest"
 )
 
 // BenchmarkPages renders every main page of the UI, over HTTP on loopback,
@@ -61,4 +63,30 @@ func BenchmarkPages(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDeepDeliveryPage renders the delivery page of an event nested
+// 9,000 deep (54 KB; issue 14: it was a 162 MB page and ~560 MB of the
+// server per view), over HTTP on loopback, and reports the page's size.
+// Run: go test ./web/ -run '^$' -bench DeepDeliveryPage -benchmem -benchtime 20x
+func BenchmarkDeepDeliveryPage(b *testing.B) {
+	p := apptest.Start(b)
+	team := signUp(b, p, "team@acme.example")
+	team.do("POST", "/api/0/organizations/", map[string]string{"name": "Acme"}).ok(b, 201, nil)
+	team.do("POST", "/api/0/organizations/acme/apps/", map[string]any{"name": "Deep Bot", "kind": "internal",
+		"scopes": []string{"org:read"}, "events": []string{"installation.created"}, "webhookUrl": "https://internal.acme.example/hook"}).ok(b, 201, nil)
+	var id string
+	if err := p.App.DB.Raw("SELECT uuid FROM deliveries ORDER BY id DESC LIMIT 1").Scan(&id).Error; err != nil || id == "" {
+		b.Fatalf("no delivery: %v", err)
+	}
+	if err := p.App.DB.Exec(`UPDATE events SET data = ?::jsonb WHERE id = (SELECT event_id FROM deliveries WHERE uuid = ?)`, deepJSON(9000), id).Error; err != nil {
+		b.Fatal(err)
+	}
+	br := uiSignIn(b, p, "team@acme.example")
+	path := "/apps/deep-bot/deliveries/" + id
+	size := len(br.get(path).ok(200).Body)
+	for b.Loop() {
+		br.get(path).ok(200)
+	}
+	b.ReportMetric(float64(size), "page-bytes")
 }

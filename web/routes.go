@@ -1,11 +1,14 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/plugboard/plugboard/app/fault"
 )
 
 // routes is the one map of every path the server answers.
@@ -108,7 +111,7 @@ func (s *Server) routes() {
 
 	e.GET("/docs/api", s.apiDocs)
 	e.GET("/docs/problems", s.problemsDoc)
-	e.GET("/assets/*", echo.WrapHandler(assetHandler()))
+	e.GET("/assets/*", assetHandler())
 
 	// HTML pages: page() for everyone, user() for the signed-in.
 	ui := uiRouter{s: s, e: e}
@@ -173,6 +176,7 @@ func (s *Server) routes() {
 	// Delivery log and health
 	ui.user(http.MethodGet, "/apps/:slug/deliveries", s.withApp(s.deliveriesPage))
 	ui.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.withApp(s.deliveryPage))
+	ui.user(http.MethodGet, "/apps/:slug/deliveries/:id/payload", s.withApp(s.deliveryPayload))
 	ui.user(http.MethodPost, "/apps/:slug/deliveries/:id/redeliver", s.withApp(s.redeliverOnePage))
 	ui.user(http.MethodPost, "/apps/:slug/redeliveries", s.withApp(s.redeliverFailedPage))
 	ui.user(http.MethodPost, "/apps/:slug/test-events", s.withApp(s.testEventPage))
@@ -216,15 +220,89 @@ func (s *Server) queuesGuard(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// anyone lists the /api/0 routes a caller without credentials may use (the
+// OpenAPI document gives each the empty security requirement `{}`;
+// TestAnonymousCallersAreRefusedFirst checks the two agree). Every other
+// route answers an anonymous caller 401 before its handler reads the body
+// or looks anything up.
+var anyone = map[string]bool{
+	"GET /openapi.json":          true,
+	"GET /scopes/":               true,
+	"POST /users/":               true,
+	"POST /auth/":                true,
+	"GET /apps/":                 true,
+	"GET /apps/:app_slug/":       true,
+	"GET /apps/:app_slug/plans/": true,
+	"POST /installations/:uuid/authorizations/": true, // the app's credentials are in the body
+}
+
 // apiRoutes registers routes under a prefix with the authentication
-// middleware (and the caller's rate limit) on each.
+// middleware on each, the caller's rate limit, and, on routes not open to
+// anyone, the refusal of anonymous callers.
 type apiRoutes struct {
 	e      *echo.Echo
 	prefix string
 	mw     echo.MiddlewareFunc
 }
 
-func (r apiRoutes) GET(path string, h echo.HandlerFunc)    { r.e.GET(r.prefix+path, h, r.mw) }
-func (r apiRoutes) POST(path string, h echo.HandlerFunc)   { r.e.POST(r.prefix+path, h, r.mw) }
-func (r apiRoutes) PUT(path string, h echo.HandlerFunc)    { r.e.PUT(r.prefix+path, h, r.mw) }
-func (r apiRoutes) DELETE(path string, h echo.HandlerFunc) { r.e.DELETE(r.prefix+path, h, r.mw) }
+func (r apiRoutes) GET(path string, h echo.HandlerFunc)    { r.add(http.MethodGet, path, h) }
+func (r apiRoutes) POST(path string, h echo.HandlerFunc)   { r.add(http.MethodPost, path, h) }
+func (r apiRoutes) PUT(path string, h echo.HandlerFunc)    { r.add(http.MethodPut, path, h) }
+func (r apiRoutes) DELETE(path string, h echo.HandlerFunc) { r.add(http.MethodDelete, path, h) }
+
+func (r apiRoutes) add(method, path string, h echo.HandlerFunc) {
+	mw := []echo.MiddlewareFunc{r.mw}
+	if !anyone[method+" "+path] {
+		mw = append(mw, requireCredential)
+	}
+	r.e.Add(method, r.prefix+path, h, mw...)
+}
+
+// requireCredential answers 401 to a caller who sent no credentials.
+func requireCredential(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		a := actor(c)
+		if a.User == nil && a.App == nil && a.Installation == nil && a.Service == nil {
+			return fault.Unauthorized(fault.NotAuthenticated, "Sign in, or send credentials: Authorization: Bearer <token>, or Basic with an app's client id and secret.")
+		}
+		return next(c)
+	}
+}
+
+// serveHead answers HEAD as GET without the body (RFC 9110 §9.3.2): the
+// route is found, authorised and run as the GET, and what it writes is
+// dropped. The server keeps the request it got, a HEAD, so net/http
+// frames the answer as one. Once the headers are flushed the answer is
+// complete, so a streaming handler is stopped there.
+func (s *Server) serveHead(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), headKey{}, true))
+	defer cancel()
+	get := r.Clone(ctx)
+	get.Method = http.MethodGet
+	s.e.ServeHTTP(headWriter{w, cancel}, get)
+}
+
+type headKey struct{}
+
+// isHead reports whether the request came as HEAD (serveHead made it a GET).
+func isHead(c echo.Context) bool { v, _ := c.Request().Context().Value(headKey{}).(bool); return v }
+
+// headWriter drops the body of a HEAD response; headers and status pass.
+type headWriter struct {
+	http.ResponseWriter
+	done context.CancelFunc
+}
+
+func (w headWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// Flush sends the headers, which is all of a HEAD answer, and ends the
+// request.
+func (w headWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+	w.done()
+}
+
+// Unwrap gives http.ResponseController the real writer.
+func (w headWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -98,6 +98,7 @@ func New(opts Options) *Server {
 	}))
 	e.Use(s.accessLog())
 	e.Use(s.apiUnrouted)
+	e.Use(s.securityHeaders())
 	if opts.Registry != nil {
 		e.Use(newHTTPMetrics(opts.Registry).middleware)
 	}
@@ -117,7 +118,14 @@ func New(opts Options) *Server {
 }
 
 // ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
+// HEAD is answered as GET without the body (routes.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		s.serveHead(w, r)
+		return
+	}
+	s.e.ServeHTTP(w, r)
+}
 
 // Echo exposes the router to tests that list routes.
 func (s *Server) Echo() *echo.Echo { return s.e }
@@ -146,8 +154,12 @@ func (s *Server) accessLog() echo.MiddlewareFunc {
 			if v.URI == "/healthz" || v.URI == "/readyz" || v.URI == "/metrics" {
 				level = slog.LevelDebug
 			}
+			method := v.Method
+			if isHead(c) {
+				method = http.MethodHead
+			}
 			s.log.LogAttrs(c.Request().Context(), level, "request",
-				slog.String("method", v.Method), slog.String("uri", redactURI(v.URI)), slog.Int("status", v.Status),
+				slog.String("method", method), slog.String("uri", redactURI(v.URI)), slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency), slog.String("requestId", v.RequestID), slog.String("ip", v.RemoteIP))
 			return nil
 		},

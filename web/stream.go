@@ -33,6 +33,11 @@ func (s *Server) CloseStreams() {
 // events, one "delivery" event per webhook sent to the app while the stream
 // is open, with the exact headers and body (what `plugboard listen`
 // forwards), and a comment every 15 s to keep proxies from closing it.
+// Every stream of the process is served from one Redis subscription
+// (webhooks.Listeners); open streams are capped per user and per app
+// (429 too_many_streams) and per process (503), and a stream the hub
+// closes (it fell behind, or Redis went away) ends with a "close" event,
+// as at shutdown: the client connects again.
 func (s *Server) deliveryStream(c echo.Context) error {
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	defer cancel()
@@ -68,6 +73,8 @@ func (s *Server) deliveryStream(c echo.Context) error {
 			fmt.Fprint(w, ": ping\n\n")
 		case f, ok := <-ch:
 			if !ok {
+				fmt.Fprint(w, "event: close\ndata: {}\n\n")
+				_ = rc.Flush()
 				return nil
 			}
 			b, _ := json.Marshal(f)

@@ -340,7 +340,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return tt.UTC().Format(time.RFC3339)
 	},
-	// prettyJSON indents a JSON document for display.
+	// prettyJSON indents a JSON document for display, in at most
+	// payloadLimit bytes (see pretty.go).
 	"prettyJSON": func(v any) string {
 		var raw []byte
 		switch x := v.(type) {
@@ -351,14 +352,13 @@ var templateFuncs = template.FuncMap{
 		case string:
 			raw = []byte(x)
 		default:
-			b, _ := json.MarshalIndent(v, "", "  ")
-			return string(b)
+			raw, _ = json.Marshal(v)
 		}
-		var buf bytes.Buffer
-		if json.Indent(&buf, raw, "", "  ") != nil {
-			return string(raw)
+		p := prettyJSON(raw, payloadLimit)
+		if p.Truncated {
+			return p.Text + "\n…"
 		}
-		return buf.String()
+		return p.Text
 	},
 	"money": func(p marketplace.Plan) string {
 		if p.IsFree() {
@@ -426,6 +426,16 @@ var templateFuncs = template.FuncMap{
 			return "1 " + one
 		}
 		return strconv.Itoa(n) + " " + many
+	},
+	// bytes is a size for people: "812 bytes", "63.2 KiB", "1.4 MiB".
+	"bytes": func(n int) string {
+		switch {
+		case n < 1<<10:
+			return strconv.Itoa(n) + " bytes"
+		case n < 1<<20:
+			return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + " KiB"
+		}
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 	},
 	"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
 	"ms":  func(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) + " ms" },

@@ -274,6 +274,7 @@ type attemptView struct {
 	Outcome         string // succeeded or failed
 	RequestHeaders  []header
 	ResponseHeaders []header
+	Response        prettyBody // the stored first KiBs of the response body
 	Open            bool
 }
 
@@ -281,6 +282,7 @@ type attemptView struct {
 type deliveryData struct {
 	App      *marketplace.AppView
 	Delivery webhooks.DeliveryDetail
+	Payload  prettyBody // the signed body, its first payloadLimit bytes indented
 	Org      string
 	Attempts []attemptView // newest first
 	Pending  bool
@@ -304,11 +306,13 @@ func (s *Server) deliveryPage(c echo.Context, app *marketplace.AppView) error {
 		return err
 	}
 	del := pg.Delivery
-	d := &deliveryData{App: app, Delivery: *del, Org: pg.Org, Pending: del.Status == webhooks.DeliveryPending, CanAdmin: app.IsAdmin()}
+	d := &deliveryData{App: app, Delivery: *del, Payload: prettyJSON(del.Payload, payloadLimit), Org: pg.Org,
+		Pending: del.Status == webhooks.DeliveryPending, CanAdmin: app.IsAdmin()}
 	for i := len(del.Attempts) - 1; i >= 0; i-- {
 		at := del.Attempts[i]
 		av := attemptView{Attempt: at, Duration: formatDuration(at.DurationUS), Outcome: webhooks.DeliverySucceeded,
-			RequestHeaders: headersOf(at.RequestHeaders), ResponseHeaders: headersOf(at.ResponseHeaders), Open: i == len(del.Attempts)-1}
+			RequestHeaders: headersOf(at.RequestHeaders), ResponseHeaders: headersOf(at.ResponseHeaders),
+			Response: responseBody(at.ResponseBody), Open: i == len(del.Attempts)-1}
 		if at.ErrorClass != "" {
 			av.Outcome = webhooks.DeliveryFailed
 		}
@@ -317,6 +321,33 @@ func (s *Server) deliveryPage(c echo.Context, app *marketplace.AppView) error {
 	v := s.partnerView(c, app, "Delivery "+shortUUID(del.UUID))
 	v.Data = d
 	return s.render(c, http.StatusOK, "deliveries_detail", v)
+}
+
+// responseBodyLimit is how much of an indented response body an attempt
+// shows. Attempts keep the first KiBs of what the endpoint answered; one
+// whose indented form is longer (deeply nested) is shown as it was
+// received, so every attempt costs at most a few KiB of the page.
+const responseBodyLimit = 16 << 10
+
+func responseBody(body string) prettyBody {
+	p := prettyJSON([]byte(body), responseBodyLimit)
+	if p.Truncated {
+		p.Text, p.Truncated = cut([]byte(body), responseBodyLimit)
+	}
+	return p
+}
+
+// deliveryPayload is the exact body a delivery signs and sends, as a
+// download (the page shows only its first payloadLimit bytes).
+func (s *Server) deliveryPayload(c echo.Context, app *marketplace.AppView) error {
+	pg, err := s.opts.Deliveries.DeliveryPage(c.Request().Context(), actor(c), app.Slug, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="delivery-%s.json"`, pg.Delivery.UUID))
+	h.Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, pg.Delivery.Payload)
 }
 
 // redeliverOnePage sends one delivery again, now.

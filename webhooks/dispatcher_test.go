@@ -234,7 +234,7 @@ func TestListenersForwardDeliveries(t *testing.T) {
 	w := newWorld(t, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch, err := w.listeners.Listen(ctx, 5, "session-1")
+	ch, err := w.listeners.Listen(ctx, 5, "user:1", "session-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestListenersForwardDeliveries(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	// Another app's session hears nothing.
-	other, _ := w.listeners.Listen(ctx, 6, "session-2")
+	other, _ := w.listeners.Listen(ctx, 6, "user:1", "session-2")
 	w.listeners.forward(ctx, 5, results)
 	select {
 	case f := <-other:
@@ -351,7 +351,7 @@ func TestListenOnlyAppsDeliverToListenSessions(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
-	ch, err := w.listeners.Listen(ctx, appID, "laptop")
+	ch, err := w.listeners.Listen(ctx, appID, "user:1", "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}

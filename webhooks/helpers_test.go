@@ -121,7 +121,8 @@ func newWorld(t *testing.T, opts Options) *world {
 	w.opts = opts
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w.drains = NewDrains(rdb, w.queue, opts, log)
-	w.listeners = NewListeners(rdb)
+	w.listeners = NewListeners(rdb, ListenLimits{}, nil)
+	t.Cleanup(w.listeners.Close)
 	w.outbox = NewOutbox(w.drains, w.dir, w.listeners, opts)
 	if w.store, err = NewStore(db, opts); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -154,7 +155,7 @@ func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*Eve
 	f.Check(n.Resource != "" && !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(n.Resource), "resource", "must be lower-case letters, digits and underscores")
 	f.Check(n.Scope == "", "scope", "is required: the scope an app needs to receive the event, such as issue:read")
 	f.Check(n.Scope != "" && !scopeRe.MatchString(n.Scope), "scope", "must look like resource:read")
-	f.Check(len(n.Description) > 1000, "description", "must be at most 1000 characters")
+	f.Check(utf8.RuneCountInString(n.Description) > 1000, "description", "must be at most 1000 characters")
 	if len(n.Schema) > 0 && string(n.Schema) != "null" {
 		if err := checkSchemaSize(n.Schema); err != nil {
 			return nil, err

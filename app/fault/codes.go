@@ -78,11 +78,12 @@ const (
 
 // Limits and failures of ours (429, 5xx).
 const (
-	RateLimited   Code = "rate_limited"
-	InternalError Code = "internal_error"
-	Unavailable   Code = "unavailable"
-	Timeout       Code = "timeout"
-	NotReady      Code = "not_ready"
+	RateLimited    Code = "rate_limited"
+	TooManyStreams Code = "too_many_streams"
+	InternalError  Code = "internal_error"
+	Unavailable    Code = "unavailable"
+	Timeout        Code = "timeout"
+	NotReady       Code = "not_ready"
 )
 
 // RFC 6749 errors (KindOAuth): the OAuth endpoints answer them as
@@ -112,8 +113,8 @@ var registry = []Doc{
 		"A field is missing or wrong. The fields member names each one (as a camelCase JSON path, or a query parameter) and says what is expected; fix them all and send the request again."},
 	{MalformedJSON, http.StatusBadRequest, false, "Malformed JSON",
 		"The body is not exactly one JSON value of the expected shape: it is empty, not valid JSON, holds more than one value, or is an array where an object is expected."},
-	{UnsupportedMediaType, http.StatusBadRequest, false, "Unsupported media type",
-		"Send request bodies as application/json; a body with another Content-Type is refused before it is read."},
+	{UnsupportedMediaType, http.StatusUnsupportedMediaType, false, "Unsupported media type",
+		"Send request bodies as application/json; a body with another Content-Type, or with none, is refused with 415 before it is read."},
 	{SchemaMismatch, http.StatusBadRequest, false, "Event data does not match its schema",
 		"An event's data does not match its event type's JSON Schema; fields names each failing JSON path and why. GET /api/0/event-types/ lists the schemas."},
 	{BodyTooLarge, http.StatusRequestEntityTooLarge, false, "Body too large",
@@ -205,6 +206,8 @@ var registry = []Doc{
 
 	{RateLimited, http.StatusTooManyRequests, false, "Rate limited",
 		"Too many requests: the caller's API budget (RateLimit-Policy says how large, RateLimit what is left) or its attempts at signing in, signing up or authenticating at the token endpoint are spent. Wait as the Retry-After header says, then try again; past a sign-in budget even the right password is refused until then."},
+	{TooManyStreams, http.StatusTooManyRequests, false, "Too many delivery streams",
+		"A user (or an app as itself) may keep a few delivery streams (GET …/delivery-stream/, plugboard listen) open at once, and an app a few more in all. Close one and try again; the Retry-After header says when the places of a server that stopped are let go."},
 	{InternalError, http.StatusInternalServerError, false, "Internal error",
 		"Something failed on our side. The problem's requestId finds it in our logs; quote it when you report the failure."},
 	{Unavailable, http.StatusServiceUnavailable, false, "Unavailable",

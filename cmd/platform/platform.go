@@ -76,6 +76,7 @@ type App struct {
 	redisWatch *redisWatch // says when Redis goes and comes back; started by Run
 
 	limiterRedis *redis.Client // the HTTP rate limiter's, with short timeouts
+	listeners    *webhooks.Listeners
 }
 
 // New builds every part the roles need; nothing runs until Run. It waits
@@ -289,7 +290,10 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 	}
 	sender := webhooks.NewSender(wopts, metrics)
 	endpoints := webhooks.NewEndpoints(a.DB, a.Queue, drains, directory, wopts)
-	listeners := webhooks.NewListeners(a.Redis)
+	listeners := webhooks.NewListeners(a.Redis, webhooks.ListenLimits{
+		PerOwner: a.Config.StreamsPerUser, PerApp: a.Config.StreamsPerApp, Process: a.Config.StreamsMax,
+	}, quiet.With("component", "streams"))
+	a.listeners = listeners
 	outbox := webhooks.NewOutbox(drains, directory, listeners, wopts)
 
 	// Only a worker sends: the API process builds what it reads and writes.
@@ -441,6 +445,9 @@ func (a *App) Run(ctx context.Context) error {
 // Close releases connections; Run calls it on the way out.
 func (a *App) Close() {
 	a.closeOnce.Do(func() {
+		if a.listeners != nil {
+			a.listeners.Close()
+		}
 		if a.Queue != nil {
 			_ = a.Queue.Close()
 		}
