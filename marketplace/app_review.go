@@ -40,6 +40,7 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 	if !slices.Contains(allowed[status], v.Status) {
 		return fault.Conflict(fault.InvalidTransition, fmt.Sprintf("A %s app cannot become %s.", v.Status, status))
 	}
+	was := v.Status
 	v.Status, v.StatusReason, v.UpdatedAt = status, "", s.now()
 	if reason != nil {
 		v.StatusReason = strings.TrimSpace(*reason)
@@ -51,6 +52,9 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 		return fmt.Errorf("saving review: %w", err)
 	}
 	*out = v
+	if err := s.hostReview(ctx, tx, &v.App, was); err != nil { // host endpoints hear of it (host_events.go)
+		return err
+	}
 	return s.audit(tx, a, &v.OrganizationID, "app."+map[string]string{StatusPublished: "publish", StatusRejected: "reject"}[status],
 		"app", idStr(v.ID), v.Slug, JSON{"reason": v.StatusReason})
 }

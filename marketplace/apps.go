@@ -211,6 +211,8 @@ func (s *Apps) checkScopesAndEvents(ctx context.Context, f fault.Fields, scopes,
 		switch {
 		case i < 0:
 			f.Add("events", fmt.Sprintf("%q is not a known event type; see GET /api/0/event-types/", ev))
+		case slices.Contains(hostOnlyEvents, ev): // host_events.go
+			f.Add("events", fmt.Sprintf("%q is sent to the host's endpoints only", ev))
 		case types[i].Scope != "" && !slices.Contains(scopes, types[i].Scope):
 			f.Add("events", fmt.Sprintf("%q needs the %s scope", ev, types[i].Scope))
 		}
@@ -371,7 +373,7 @@ func changed(in AppFields) JSON {
 
 // DeleteApp removes an app and its plans.
 func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
-	return s.tx(ctx, func(tx *gorm.DB) error {
+	return s.publishTx(ctx, func(tx *gorm.DB) error {
 		v, err := s.manage(ctx, tx, a, ref)
 		if err != nil {
 			return err
@@ -386,6 +388,11 @@ func (s *Apps) DeleteApp(ctx context.Context, a Actor, ref string) error {
 		}
 		if err := tx.Delete(&App{}, v.ID).Error; err != nil {
 			return fmt.Errorf("deleting app: %w", err)
+		}
+		if v.Status == StatusPublished { // host endpoints hear it left the marketplace (host_events.go)
+			if err := s.hostAppEvent(ctx, tx, &v.App, EventAppUnpublished, "deleted"); err != nil {
+				return err
+			}
 		}
 		return s.audit(tx, a, &v.OrganizationID, "app.delete", "app", idStr(v.ID), v.Slug, nil)
 	})

@@ -147,6 +147,9 @@ func TestAppScopesAndEventsCheckedAgainstCatalogue(t *testing.T) {
 	if diff := cmp.Diff(marketplace.Strings{"ticket.opened"}, app.Events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
+	// The host's platform events are not for apps.
+	_, err = s.Apps.UpdateApp(s.ctx, s.admin, app.Slug, marketplace.AppUpdate{AppFields: marketplace.AppFields{Events: ptr([]string{"app.published"})}})
+	wantFields(t, err, "events")
 	// Dropping the scope while keeping its event is refused.
 	_, err = s.Apps.UpdateApp(s.ctx, s.admin, app.Slug, marketplace.AppUpdate{AppFields: marketplace.AppFields{Scopes: ptr([]string{"org:read"})}})
 	wantFields(t, err, "events")
@@ -157,7 +160,7 @@ func TestAppScopesAndEventsCheckedAgainstCatalogue(t *testing.T) {
 	for _, et := range types {
 		names = append(names, et.Name)
 	}
-	want := []string{"installation.config_updated", "installation.created", "installation.deleted", "installation.deprovision",
+	want := []string{"app.published", "app.unpublished", "installation.config_updated", "installation.created", "installation.deleted", "installation.deprovision",
 		"installation.updated", "issue.created", "ticket.opened", "webhook.test"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("catalogue (-want +got):\n%s", diff)

@@ -48,6 +48,9 @@ func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID in
 
 // Endpoint implements webhooks.Directory.
 func (s *WebhookDirectory) Endpoint(ctx context.Context, appID int64) (*webhooks.Endpoint, error) {
+	if id, ok := webhooks.IsHostKey(appID); ok {
+		return s.hostEndpoint(ctx, id)
+	}
 	var app App
 	if err := s.db.WithContext(ctx).First(&app, appID).Error; err != nil {
 		return nil, dbErr(err, "app", "")
@@ -62,6 +65,10 @@ func (s *WebhookDirectory) Endpoint(ctx context.Context, appID int64) (*webhooks
 // EndpointChanged implements webhooks.Directory: the change goes in the
 // owner organization's audit log, by the system.
 func (s *WebhookDirectory) EndpointChanged(ctx context.Context, appID int64, status, reason string) {
+	if id, ok := webhooks.IsHostKey(appID); ok {
+		s.hostEndpointChanged(ctx, id, status, reason)
+		return
+	}
 	var app App
 	if err := s.db.WithContext(ctx).First(&app, appID).Error; err != nil {
 		return

@@ -239,9 +239,11 @@ func (s *Installs) lifecycle(ctx context.Context, tx *gorm.DB, inst *Installatio
 	for k, v := range extra {
 		data[k] = v
 	}
-	_, err := s.outbox.Publish(ctx, tx, webhooks.NewEvent{OrganizationID: inst.OrganizationID, Type: typ, Data: data,
-		InstallationID: inst.ID, CreatedBy: "plugboard"})
-	return err
+	if _, err := s.outbox.Publish(ctx, tx, webhooks.NewEvent{OrganizationID: inst.OrganizationID, Type: typ, Data: data,
+		InstallationID: inst.ID, CreatedBy: "plugboard"}); err != nil {
+		return err
+	}
+	return s.hostLifecycle(ctx, tx, inst, typ, extra) // and to host endpoints (host_events.go)
 }
 
 func lifecycleInstallation(inst *Installation) map[string]any {

@@ -21,7 +21,9 @@
 //   - Deliveries (deliveries.go, delivery_*.go): the partner's view of
 //     an app's webhooks;
 //   - Reconciler (reconcile*.go, runs.go, tasks.go): the periodic jobs;
-//   - Operators (operators.go): the operators' pages.
+//   - Operators (operators.go): the operators' pages;
+//   - HostEndpoints (host_endpoints.go, host_events.go): the host's own
+//     webhook endpoints and the platform events they receive.
 //
 // Each page of the UI reads its data with one call: a read model on the
 // service of the concept it shows (Installs.InstalledAppsPage,
@@ -140,6 +142,7 @@ type Services struct {
 	Reconciler    *Reconciler
 	Operators     *Operators
 	ConfigVars    *ConfigVars
+	HostEndpoints *HostEndpoints
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -183,9 +186,10 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		Events:        events,
 		Deliveries: &Deliveries{core: c, installs: installs, reconciler: reconciler, log: deps.Log,
 			endpoints: deps.Endpoints, stream: deps.Stream},
-		Reconciler: reconciler,
-		Operators:  &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
-		ConfigVars: &ConfigVars{core: c, installs: installs},
+		Reconciler:    reconciler,
+		Operators:     &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
+		ConfigVars:    &ConfigVars{core: c, installs: installs},
+		HostEndpoints: &HostEndpoints{core: c, endpoints: deps.Endpoints, log: deps.Log},
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugboard/plugboard/app/fault"
+	"github.com/plugboard/plugboard/app/page"
 	"github.com/plugboard/plugboard/marketplace"
 	"github.com/plugboard/plugboard/webhooks"
 )
@@ -77,21 +78,31 @@ func timeParam(c echo.Context, name string) (*time.Time, error) {
 	return &t, nil
 }
 
-func (s *Server) listDeliveries(c echo.Context) error {
+// deliveryQuery reads a delivery log's filters and page from the query
+// string.
+func (s *Server) deliveryQuery(c echo.Context) (webhooks.DeliveryQuery, page.Request, error) {
 	r, err := s.pageRequest(c)
 	if err != nil {
-		return err
+		return webhooks.DeliveryQuery{}, r, err
 	}
 	since, err := timeParam(c, "since")
 	if err != nil {
-		return err
+		return webhooks.DeliveryQuery{}, r, err
 	}
 	until, err := timeParam(c, "until")
 	if err != nil {
+		return webhooks.DeliveryQuery{}, r, err
+	}
+	return webhooks.DeliveryQuery{Status: c.QueryParam("status"), EventType: c.QueryParam("eventType"),
+		InstallationUUID: c.QueryParam("installation"), Since: since, Until: until}, r, nil
+}
+
+func (s *Server) listDeliveries(c echo.Context) error {
+	dq, r, err := s.deliveryQuery(c)
+	if err != nil {
 		return err
 	}
-	p, err := s.opts.Deliveries.ListDeliveries(c.Request().Context(), actor(c), c.Param("app_slug"), webhooks.DeliveryQuery{
-		Status: c.QueryParam("status"), EventType: c.QueryParam("eventType"), InstallationUUID: c.QueryParam("installation"), Since: since, Until: until}, r)
+	p, err := s.opts.Deliveries.ListDeliveries(c.Request().Context(), actor(c), c.Param("app_slug"), dq, r)
 	if err != nil {
 		return err
 	}
@@ -103,13 +114,18 @@ func (s *Server) getDelivery(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, toDeliveryDetailJSON(d))
+}
+
+// toDeliveryDetailJSON is a delivery with its payload and attempts.
+func toDeliveryDetailJSON(d *webhooks.DeliveryDetail) deliveryJSON {
 	out := toDeliveryJSON(d.Delivery)
 	out.Payload = d.Payload // the exact bytes that were signed
 	out.AttemptsDetail = make([]attemptJSON, len(d.Attempts))
 	for i, a := range d.Attempts {
 		out.AttemptsDetail[i] = toAttemptJSON(a)
 	}
-	return c.JSON(http.StatusOK, out)
+	return out
 }
 
 type redeliveryRequest struct {
@@ -154,6 +170,14 @@ type bucketJSON struct {
 }
 
 func (s *Server) stats(c echo.Context) error {
+	return s.writeStats(c, func(since, until time.Time, res time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error) {
+		return s.opts.Deliveries.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), since, until, res)
+	})
+}
+
+// writeStats answers a health figures request: its range and resolution
+// from the query string, the figures from get.
+func (s *Server) writeStats(c echo.Context, get func(since, until time.Time, res time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error)) error {
 	now := timeNow().UTC()
 	since, err := timeParam(c, "since")
 	if err != nil {
@@ -177,7 +201,7 @@ func (s *Server) stats(c echo.Context) error {
 		st := until.Add(-24 * time.Hour)
 		since = &st
 	}
-	buckets, total, err := s.opts.Deliveries.Stats(c.Request().Context(), actor(c), c.Param("app_slug"), *since, *until, res)
+	buckets, total, err := get(*since, *until, res)
 	if err != nil {
 		return err
 	}

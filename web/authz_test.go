@@ -59,6 +59,9 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	owner.do("POST", "/api/0/apps/acme-hooks/plans/", map[string]any{"name": "Plus", "price": "3"}).ok(t, 201, nil)
 	owner.do("POST", "/api/0/apps/acme-hooks/publish-requests/", nil).ok(t, 201, nil)
 	op.do("PUT", "/api/0/apps/acme-hooks/", map[string]any{"status": "published"}).ok(t, 200, nil)
+	// A host endpoint for installs: the install below gives it a delivery.
+	hostEP := decode[hostEndpoint](t, op.do("POST", "/api/0/host-endpoints/", map[string]any{"url": sink.URL + "/platform", "eventTypes": []string{"installation.created"}}), 201)
+	hep := "/api/0/host-endpoints/" + hostEP.ID + "/"
 	customer := signUp(t, p, "customer@globex.example")
 	clerk := signUp(t, p, "clerk@globex.example")
 	customer.do("POST", "/api/0/organizations/", map[string]string{"name": "Globex"}).ok(t, 201, nil)
@@ -85,6 +88,12 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	authz := decode[plugboard.Authorization](t, anon.do("POST", "/api/0/installations/"+iid+"/authorizations/", map[string]any{
 		"grantType": "authorization_code", "code": grant.Code, "clientId": hooks.ClientID, "clientSecret": hooks.ClientSecret}), 201)
 	instTok := newClient(t, p, authz.Token)
+	hostDeliveries := decode[[]plugboard.Delivery](t, op.do("GET", hep+"deliveries/", nil), 200)
+	if len(hostDeliveries) != 1 {
+		t.Fatalf("host deliveries %+v", hostDeliveries)
+	}
+	hdid := hostDeliveries[0].ID
+	newHost := map[string]any{"url": sink.URL + "/other", "eventTypes": []string{"app.published"}}
 
 	type call struct {
 		c      *client
@@ -187,6 +196,22 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"GET /api/0/reconciliation-runs/", &call{owner, "/api/0/reconciliation-runs/", nil, 403}, call{op, "/api/0/reconciliation-runs/", nil, 200}},
 		{"DELETE /api/0/installations/:uuid/", &call{clerk, "/api/0/installations/" + iid + "/", nil, 403},
 			call{customer, "/api/0/installations/" + iid + "/", nil, 204}},
+
+		// Host endpoints: operators and host service tokens; every other
+		// caller, the owners and admins of any organization included, is refused.
+		{"GET /api/0/host-endpoints/", &call{owner, "/api/0/host-endpoints/", nil, 403}, call{op, "/api/0/host-endpoints/", nil, 200}},
+		{"POST /api/0/host-endpoints/", &call{customer, "/api/0/host-endpoints/", newHost, 403}, call{host, "/api/0/host-endpoints/", newHost, 201}},
+		{"GET /api/0/host-endpoints/:endpoint_id/", &call{anon, hep, nil, 401}, call{host, hep, nil, 200}},
+		{"PUT /api/0/host-endpoints/:endpoint_id/", &call{appCreds, hep, map[string]any{"description": "Mine"}, 403},
+			call{op, hep, map[string]any{"description": "Billing"}, 200}},
+		{"POST /api/0/host-endpoints/:endpoint_id/rotate-secret/", &call{member, hep + "rotate-secret/", nil, 403}, call{op, hep + "rotate-secret/", nil, 200}},
+		{"GET /api/0/host-endpoints/:endpoint_id/deliveries/", &call{customer, hep + "deliveries/", nil, 403}, call{op, hep + "deliveries/", nil, 200}},
+		{"GET /api/0/host-endpoints/:endpoint_id/deliveries/:delivery_id/", &call{owner, hep + "deliveries/" + hdid + "/", nil, 403},
+			call{host, hep + "deliveries/" + hdid + "/", nil, 200}},
+		{"POST /api/0/host-endpoints/:endpoint_id/redeliveries/", &call{clerk, hep + "redeliveries/", map[string]any{"deliveries": []string{hdid}}, 403},
+			call{op, hep + "redeliveries/", map[string]any{"deliveries": []string{hdid}}, 202}},
+		{"GET /api/0/host-endpoints/:endpoint_id/stats/", &call{outsider, hep + "stats/", nil, 403}, call{op, hep + "stats/", nil, 200}},
+		{"DELETE /api/0/host-endpoints/:endpoint_id/", &call{owner, hep, nil, 403}, call{op, hep, nil, 204}},
 
 		{"POST /api/0/apps/:app_slug/publish-requests/", &call{member, "/api/0/apps/acme-app/publish-requests/", nil, 403},
 			call{owner, "/api/0/apps/acme-app/publish-requests/", nil, 201}},

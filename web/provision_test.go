@@ -414,7 +414,7 @@ func TestProvisionDeadlineDeprovisions(t *testing.T) {
 	w := newProvWorld(t, fastReconcile, func(c *config.Config) { c.ProvisionDeadline = time.Second })
 	w.part.setAnswer(func(provCall) (int, any, time.Duration) { return 202, nil, 0 })
 	inst := decode[plugboard.Installation](t, w.install("free"), 201)
-	failed := waitFor(t, w.admin, inst.UUID, func(i plugboard.Installation) bool { return i.Status == plugboard.StatusFailed })
+	failed := waitForInstallation(t, w.admin, inst.UUID, func(i plugboard.Installation) bool { return i.Status == plugboard.StatusFailed })
 	if failed.StatusReason != "provision_deadline" {
 		t.Errorf("reason %q", failed.StatusReason)
 	}
@@ -425,7 +425,7 @@ func TestProvisionDeadlineDeprovisions(t *testing.T) {
 }
 
 // waitFor polls an installation until cond holds.
-func waitFor(t *testing.T, c *client, uuid string, cond func(plugboard.Installation) bool) plugboard.Installation {
+func waitForInstallation(t *testing.T, c *client, uuid string, cond func(plugboard.Installation) bool) plugboard.Installation {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -630,7 +630,7 @@ func TestDeprovisionOnUninstallAndItsRepair(t *testing.T) {
 	})
 	again := decode[plugboard.Installation](t, w.install("free"), 201)
 	w.admin.do("DELETE", "/api/0/installations/"+again.UUID+"/", nil).ok(t, 204, nil)
-	out := waitFor(t, w.admin, again.UUID, func(i plugboard.Installation) bool { return i.SyncState == plugboard.OutOfSync })
+	out := waitForInstallation(t, w.admin, again.UUID, func(i plugboard.Installation) bool { return i.SyncState == plugboard.OutOfSync })
 	if out.SyncReason != "deprovision_failed" || out.Status != plugboard.StatusDeleted {
 		t.Fatalf("installation %+v", out)
 	}
@@ -640,7 +640,7 @@ func TestDeprovisionOnUninstallAndItsRepair(t *testing.T) {
 	down.Lock()
 	failing = false
 	down.Unlock()
-	waitFor(t, w.admin, again.UUID, func(i plugboard.Installation) bool { return i.SyncState == plugboard.InSync })
+	waitForInstallation(t, w.admin, again.UUID, func(i plugboard.Installation) bool { return i.SyncState == plugboard.InSync })
 	ok := false
 	for _, d := range decode[[]plugboard.Delivery](t, w.dev.do("GET", "/api/0/apps/pager-bot/deliveries/?eventType=installation.deprovision&installation="+again.UUID, nil), 200) {
 		ok = ok || d.Status == plugboard.DeliverySucceeded

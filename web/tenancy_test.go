@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,20 @@ func TestCrossTenantMatrix(t *testing.T) {
 		"host":    {"host", bearerAuth(w.hostToken)},
 		"op":      {"op", bearerAuth(w.op.token)},
 	}
+	// Host endpoints belong to the platform, not to an organization: one
+	// for installs, given a delivery by one more internal app of A's, and
+	// one deleted already.
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(sink.Close)
+	hostEP := decode[hostEndpoint](t, w.op.do("POST", "/api/0/host-endpoints/", map[string]any{"url": sink.URL + "/platform", "eventTypes": []string{"installation.created"}}), 201)
+	gone := decode[hostEndpoint](t, w.op.do("POST", "/api/0/host-endpoints/", map[string]any{"url": sink.URL + "/gone", "eventTypes": []string{"app.published"}}), 201)
+	w.op.do("DELETE", "/api/0/host-endpoints/"+gone.ID+"/", nil).ok(t, 204, nil)
+	w.aAdmin.do("POST", "/api/0/organizations/alpha/apps/", map[string]any{"name": "Alpha Helper", "kind": "internal", "scopes": []string{"org:read"}}).ok(t, 201, nil)
+	hostDels := decode[[]plugboard.Delivery](t, w.op.do("GET", "/api/0/host-endpoints/"+hostEP.ID+"/deliveries/", nil), 200)
+	if len(hostDels) != 1 {
+		t.Fatalf("host deliveries %+v", hostDels)
+	}
+	hep, hdel := "/api/0/host-endpoints/"+hostEP.ID+"/", hostDels[0].ID
 	org, app, inst, del := "/api/0/organizations/"+w.orgA, "/api/0/apps/"+w.appA.ID, "/api/0/installations/"+w.instA, w.deliveryA
 	rows := []struct {
 		route string // METHOD and path as routed
@@ -92,6 +107,19 @@ func TestCrossTenantMatrix(t *testing.T) {
 
 		{"DELETE /api/0/api-tokens/:token_id/", "/api/0/api-tokens/" + w.apiTokenA + "/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=404 aInst=403 aApp=403 aAdmin=204"},
 		{"DELETE /api/0/service-tokens/:token_id/", "/api/0/service-tokens/" + w.serviceTokenID + "/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=403 op=204 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+
+		// Host endpoints: operators and the host's service token; nobody of
+		// any organization, whatever their role. DELETE succeeds for one
+		// caller only, so its row names the deleted endpoint (the success
+		// is in TestEveryRouteAllowsAndDenies).
+		{"GET /api/0/host-endpoints/:endpoint_id/", hep, nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"PUT /api/0/host-endpoints/:endpoint_id/", hep, map[string]any{"description": "Billing"}, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"POST /api/0/host-endpoints/:endpoint_id/rotate-secret/", hep + "rotate-secret/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"GET /api/0/host-endpoints/:endpoint_id/deliveries/", hep + "deliveries/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"GET /api/0/host-endpoints/:endpoint_id/deliveries/:delivery_id/", hep + "deliveries/" + hdel + "/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"POST /api/0/host-endpoints/:endpoint_id/redeliveries/", hep + "redeliveries/", map[string]any{"deliveries": []string{hdel}}, "anon=401 bAdmin=403 bInst=403 bApp=403 host=202 op=202 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"GET /api/0/host-endpoints/:endpoint_id/stats/", hep + "stats/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"DELETE /api/0/host-endpoints/:endpoint_id/", "/api/0/host-endpoints/" + gone.ID + "/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=404 op=404 aMember=403 aInst=403 aApp=403 aAdmin=403"},
 
 		// These end what the rows above use: the app's client secret, the
 		// installation (and its token), the organization.

@@ -14,9 +14,13 @@ import (
 	"github.com/plugboard/plugboard/app/fault"
 )
 
-// EndpointState is an app's endpoint health and limits (webhooks' own table).
+// EndpointState is an app's or a host endpoint's health and limits
+// (webhooks' own table).
 type EndpointState struct {
-	AppID          int64 `gorm:"primaryKey;autoIncrement:false"`
+	// AppID is the destination key (destinations.go); the row holds it in
+	// app_id or host_endpoint_id.
+	AppID          int64 `gorm:"-"`
+	HostEndpointID *int64
 	Status         string
 	DisabledReason string
 	DisabledAt     *time.Time
@@ -114,11 +118,13 @@ func (e *Endpoints) Forget(appID int64) {
 
 // State returns an app's endpoint health.
 func (e *Endpoints) State(ctx context.Context, appID int64) (EndpointState, error) {
-	st := EndpointState{AppID: appID, Status: EndpointEnabled}
-	err := e.db.WithContext(ctx).Where("app_id = ?", appID).Take(&st).Error
+	st := EndpointState{Status: EndpointEnabled}
+	col, dest := keyCol(appID)
+	err := e.db.WithContext(ctx).Where(col+" = ?", dest).Take(&st).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return st, fmt.Errorf("reading endpoint of app %d: %w", appID, err)
 	}
+	st.AppID = appID
 	return st, nil
 }
 
@@ -159,30 +165,31 @@ func (e *Endpoints) Set(ctx context.Context, tx *gorm.DB, appID int64, status *s
 		return err
 	}
 	db := tx.WithContext(ctx)
-	if err := db.Exec(`INSERT INTO endpoints (app_id, rate_limit, max_in_flight, updated_at) VALUES (?, ?, ?, now())
-		ON CONFLICT (app_id) DO UPDATE SET rate_limit = COALESCE(EXCLUDED.rate_limit, endpoints.rate_limit),
-		max_in_flight = COALESCE(EXCLUDED.max_in_flight, endpoints.max_in_flight), updated_at = now()`, appID, rate, inFlight).Error; err != nil {
+	col, dest := keyCol(appID)
+	if err := db.Exec(`INSERT INTO endpoints (`+col+`, rate_limit, max_in_flight, updated_at) VALUES (?, ?, ?, now())
+		ON CONFLICT (`+col+`) DO UPDATE SET rate_limit = COALESCE(EXCLUDED.rate_limit, endpoints.rate_limit),
+		max_in_flight = COALESCE(EXCLUDED.max_in_flight, endpoints.max_in_flight), updated_at = now()`, dest, rate, inFlight).Error; err != nil {
 		return fmt.Errorf("setting limits of app %d: %w", appID, err)
 	}
 	switch {
 	case status == nil:
 	case *status == EndpointEnabled:
 		if err := db.Exec(`UPDATE endpoints SET status = 'enabled', disabled_reason = '', disabled_at = NULL, failing_since = NULL, updated_at = now()
-			WHERE app_id = ? AND status <> 'enabled'`, appID).Error; err != nil {
+			WHERE `+col+` = ? AND status <> 'enabled'`, dest).Error; err != nil {
 			return fmt.Errorf("enabling endpoint of app %d: %w", appID, err)
 		}
 		var rows []ref
 		if err := db.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
-			WHERE app_id = ? AND status = 'paused' RETURNING id, app_id`, appID).Scan(&rows).Error; err != nil {
+			WHERE `+col+` = ? AND status = 'paused' RETURNING id, `+keyExpr+` AS app_id`, dest).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("replaying paused deliveries of app %d: %w", appID, err)
 		}
 		afterCommit(ctx, tx, e.drains, rows)
 	default:
 		if err := db.Exec(`UPDATE endpoints SET status = 'disabled', disabled_reason = ?, disabled_at = now(), updated_at = now()
-			WHERE app_id = ? AND status <> 'disabled'`, reason, appID).Error; err != nil {
+			WHERE `+col+` = ? AND status <> 'disabled'`, reason, dest).Error; err != nil {
 			return fmt.Errorf("disabling endpoint of app %d: %w", appID, err)
 		}
-		if err := db.Exec(pauseSQL, appID).Error; err != nil {
+		if err := db.Exec(forKey(pauseSQL, appID)).Error; err != nil {
 			return fmt.Errorf("pausing deliveries of app %d: %w", appID, err)
 		}
 	}
@@ -193,15 +200,16 @@ func (e *Endpoints) Set(ctx context.Context, tx *gorm.DB, appID int64, status *s
 // and the Directory is told.
 func (e *Endpoints) Disable(ctx context.Context, appID int64, reason string) error {
 	var changed bool
+	col, dest := keyCol(appID)
 	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`INSERT INTO endpoints (app_id, status, disabled_reason, disabled_at, updated_at) VALUES (?, 'disabled', ?, now(), now())
-			ON CONFLICT (app_id) DO UPDATE SET status = 'disabled', disabled_reason = EXCLUDED.disabled_reason, disabled_at = now(), updated_at = now()
-			WHERE endpoints.status <> 'disabled'`, appID, reason)
+		res := tx.Exec(`INSERT INTO endpoints (`+col+`, status, disabled_reason, disabled_at, updated_at) VALUES (?, 'disabled', ?, now(), now())
+			ON CONFLICT (`+col+`) DO UPDATE SET status = 'disabled', disabled_reason = EXCLUDED.disabled_reason, disabled_at = now(), updated_at = now()
+			WHERE endpoints.status <> 'disabled'`, dest, reason)
 		if res.Error != nil {
 			return fmt.Errorf("disabling endpoint of app %d: %w", appID, res.Error)
 		}
 		changed = res.RowsAffected > 0
-		if err := tx.Exec(pauseSQL, appID).Error; err != nil {
+		if err := tx.Exec(forKey(pauseSQL, appID)).Error; err != nil {
 			return fmt.Errorf("pausing deliveries of app %d: %w", appID, err)
 		}
 		return nil
@@ -217,8 +225,9 @@ func (e *Endpoints) Disable(ctx context.Context, appID int64, reason string) err
 // it has failed everything for DisableAfter (or answered 410 Gone).
 func (e *Endpoints) health(ctx context.Context, appID int64, anyOK, anyFail, gone bool) error {
 	db := e.db.WithContext(ctx)
+	col, dest := keyCol(appID)
 	if anyOK {
-		if err := db.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ? AND failing_since IS NOT NULL", appID).Error; err != nil {
+		if err := db.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE "+col+" = ? AND failing_since IS NOT NULL", dest).Error; err != nil {
 			return fmt.Errorf("clearing endpoint health of app %d: %w", appID, err)
 		}
 		return nil
@@ -227,9 +236,9 @@ func (e *Endpoints) health(ctx context.Context, appID int64, anyOK, anyFail, gon
 		return nil
 	}
 	var since time.Time
-	if err := db.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) VALUES (?, now(), now())
-		ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
-		RETURNING failing_since`, appID).Scan(&since).Error; err != nil {
+	if err := db.Raw(`INSERT INTO endpoints (`+col+`, failing_since, updated_at) VALUES (?, now(), now())
+		ON CONFLICT (`+col+`) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
+		RETURNING failing_since`, dest).Scan(&since).Error; err != nil {
 		return fmt.Errorf("tracking endpoint health of app %d: %w", appID, err)
 	}
 	switch {
@@ -256,7 +265,8 @@ func (e *Endpoints) Redeliver(ctx context.Context, appID int64, ids []string) (i
 		return 0, err
 	}
 	var known int64
-	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where("app_id = ? AND uuid IN ?", appID, ids).Count(&known).Error; err != nil {
+	col, dest := keyCol(appID)
+	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where(col+" = ? AND uuid IN ?", dest, ids).Count(&known).Error; err != nil {
 		return 0, fmt.Errorf("finding deliveries of app %d: %w", appID, err)
 	}
 	if int(known) != len(ids) {
@@ -265,7 +275,7 @@ func (e *Endpoints) Redeliver(ctx context.Context, appID int64, ids []string) (i
 	var rows []ref
 	err := e.db.WithContext(ctx).Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), completed_at = NULL,
 		max_attempts = attempts + 1, enqueued_at = now()
-		WHERE app_id = ? AND uuid IN ? AND status IN ('succeeded', 'failed', 'paused') RETURNING id, app_id`, appID, ids).Scan(&rows).Error
+		WHERE `+col+` = ? AND uuid IN ? AND status IN ('succeeded', 'failed', 'paused') RETURNING id, `+keyExpr+` AS app_id`, dest, ids).Scan(&rows).Error
 	if err != nil {
 		return 0, fmt.Errorf("redelivering deliveries of app %d: %w", appID, err)
 	}
@@ -279,7 +289,8 @@ func (e *Endpoints) RedeliverFailed(ctx context.Context, appID int64, since, unt
 	if since != nil && until != nil && !until.After(*since) {
 		return 0, fault.Field("until", "must be after since")
 	}
-	q := e.db.WithContext(ctx).Model(&Delivery{}).Where("app_id = ? AND status = 'failed'", appID)
+	col, dest := keyCol(appID)
+	q := e.db.WithContext(ctx).Model(&Delivery{}).Where(col+" = ? AND status = 'failed'", dest)
 	if since != nil {
 		q = q.Where("created_at >= ?", *since)
 	}
@@ -310,11 +321,11 @@ func (e *Endpoints) redeliverFailed(ctx context.Context, p redeliverPayload) err
 	started := e.opts.Now()
 	for {
 		var rows []ref
-		q := `UPDATE deliveries SET status = 'pending', next_attempt_at = now(), max_attempts = attempts + 1, completed_at = NULL, enqueued_at = now()
+		q, dest := forKey(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), max_attempts = attempts + 1, completed_at = NULL, enqueued_at = now()
 			WHERE id IN (SELECT id FROM deliveries WHERE app_id = ? AND status = 'failed' AND completed_at < ?
 			  AND created_at >= COALESCE(?::timestamptz, '-infinity') AND created_at < COALESCE(?::timestamptz, 'infinity') LIMIT 1000)
-			RETURNING id, app_id`
-		if err := e.db.WithContext(ctx).Raw(q, p.AppID, started, p.Since, p.Until).Scan(&rows).Error; err != nil {
+			RETURNING id, `+keyExpr+` AS app_id`, p.AppID)
+		if err := e.db.WithContext(ctx).Raw(q, dest, started, p.Since, p.Until).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("redelivering failed deliveries of app %d: %w", p.AppID, err)
 		}
 		e.drains.enqueue(ctx, rows)

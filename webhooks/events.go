@@ -30,8 +30,11 @@ type NewEvent struct {
 	Data           any
 	InstallationID int64 // lifecycle events: only this installation receives it
 	// AppID sends the event to one app without an installation (webhook.test).
-	AppID     int64
-	CreatedBy string
+	AppID int64
+	// HostEndpoints sends a platform event to these host endpoints, and to
+	// nobody else (destinations.go).
+	HostEndpoints []int64
+	CreatedBy     string
 	// Target sends the event's one delivery, to InstallationID of AppID,
 	// somewhere other than the app's webhook URL (the deprovision DELETE
 	// {provisionUrl}/{uuid}), still signed with the app's secret, retried,
@@ -64,16 +67,17 @@ type Directory interface {
 	// to eventType and holds scope; or, when installationID is set, that
 	// installation alone if its app has a webhook URL.
 	Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]Recipient, error)
-	// Endpoint returns where and how to deliver an app's webhooks.
+	// Endpoint returns where and how to deliver an app's webhooks; for a
+	// host endpoint's key (HostKey), that host endpoint's.
 	Endpoint(ctx context.Context, appID int64) (*Endpoint, error)
 	// EndpointChanged is told when Endpoints.Disable disables an endpoint
 	// (by hand, or as endpoint health decides), for the audit log.
 	EndpointChanged(ctx context.Context, appID int64, status, reason string)
 }
 
-// Endpoint is an app's webhook destination.
+// Endpoint is a webhook destination: an app's, or a host endpoint's.
 type Endpoint struct {
-	AppID   int64
+	AppID   int64 // the destination key (HostKey for a host endpoint)
 	Slug    string
 	URL     string
 	Secrets []string // current first; the previous one while it overlaps
@@ -89,10 +93,13 @@ const (
 
 // Delivery is one event sent to one installation, with every try.
 type Delivery struct {
-	ID               int64
-	UUID             string
-	EventID          int64
+	ID      int64
+	UUID    string
+	EventID int64
+	// AppID or HostEndpointID is its destination; AppID is 0 for a host
+	// endpoint's.
 	AppID            int64
+	HostEndpointID   *int64
 	InstallationID   *int64
 	InstallationUUID *string
 	OrganizationID   int64

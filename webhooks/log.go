@@ -24,7 +24,8 @@ type DeliveryQuery struct {
 	Since, Until     *time.Time
 }
 
-// ListDeliveries returns an app's deliveries, newest first.
+// ListDeliveries returns an app's deliveries, newest first; appID is a
+// destination key (a host endpoint's too: HostKey).
 func (s *Store) ListDeliveries(ctx context.Context, appID int64, dq DeliveryQuery, r page.Request) (page.Page[Delivery], error) {
 	f := fault.Fields{}
 	switch dq.Status {
@@ -40,7 +41,8 @@ func (s *Store) ListDeliveries(ctx context.Context, appID int64, dq DeliveryQuer
 	if err := f.Err(); err != nil {
 		return page.Page[Delivery]{}, err
 	}
-	q := s.db.WithContext(ctx).Where("app_id = ?", appID)
+	col, dest := keyCol(appID)
+	q := s.db.WithContext(ctx).Where(col+" = ?", dest)
 	if dq.Status != "" {
 		// A literal, not a parameter (the value is one of four, checked
 		// above): a cached generic plan could not use the partial index on
@@ -80,7 +82,8 @@ func (s *Store) GetDelivery(ctx context.Context, appID int64, id string) (*Deliv
 		return nil, fault.NotFound("delivery")
 	}
 	var out DeliveryDetail
-	err := s.db.WithContext(ctx).Where("app_id = ? AND uuid = ?", appID, id).Take(&out.Delivery).Error
+	col, dest := keyCol(appID)
+	err := s.db.WithContext(ctx).Where(col+" = ? AND uuid = ?", dest, id).Take(&out.Delivery).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fault.NotFound("delivery")
 	}

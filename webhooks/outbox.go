@@ -90,7 +90,12 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 	}
 	var recipients []Recipient
 	var method, target *string
+	host := len(ev.HostEndpoints) > 0
 	switch {
+	case host:
+		for _, id := range ev.HostEndpoints {
+			recipients = append(recipients, Recipient{AppID: HostKey(id)})
+		}
 	case ev.Target != nil:
 		// Addressed: the one installation, wherever the app's webhooks go.
 		recipients = []Recipient{{AppID: ev.AppID, InstallationID: ev.InstallationID, InstallationUUID: ev.Target.InstallationUUID}}
@@ -125,7 +130,12 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		ids = append(ids, id)
 	}
 	var disabled []int64
-	if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id IN ? AND status = 'disabled'", ids).Pluck("app_id", &disabled).Error; err != nil {
+	if host {
+		err = tx.WithContext(ctx).Model(&EndpointState{}).Where("host_endpoint_id IN ? AND status = 'disabled'", ev.HostEndpoints).Pluck(keyExpr, &disabled).Error
+	} else {
+		err = tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id IN ? AND status = 'disabled'", ids).Pluck("app_id", &disabled).Error
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading endpoint status: %w", err)
 	}
 	paused := map[int64]bool{}
@@ -149,6 +159,23 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		} else {
 			refs = append(refs, ref{AppID: r.AppID})
 		}
+	}
+	if host {
+		hostIDs := make([]int64, n)
+		for i, r := range recipients {
+			hostIDs[i], _ = IsHostKey(r.AppID)
+		}
+		err = tx.WithContext(ctx).Exec(`INSERT INTO deliveries (uuid, event_id, host_endpoint_id, organization_id,
+				event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at)
+			SELECT v.u, ?, v.h, ?, ?, v.s, 0, ?, CASE WHEN v.s = 'pending' THEN ?::timestamptz END, ?::timestamptz, ?::timestamptz
+			FROM unnest(?::uuid[], ?::bigint[], ?::text[]) AS v(u, h, s)`,
+			e.ID, ev.OrganizationID, ev.Type, len(o.opts.RetrySchedule), now, now, now,
+			pgArray(uuids), pgArray(hostIDs), pgArray(statuses)).Error
+		if err != nil {
+			return nil, fmt.Errorf("creating host deliveries of %s: %w", ev.Type, err)
+		}
+		collect(tx, refs)
+		return e, nil
 	}
 	err = tx.WithContext(ctx).Exec(`INSERT INTO deliveries (uuid, event_id, app_id, installation_id, installation_uuid, organization_id,
 			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)

@@ -122,9 +122,17 @@ const claimSQL = `
 	ORDER BY d.next_attempt_at LIMIT $2
 	FOR NO KEY UPDATE OF d SKIP LOCKED`
 
+// claimHostSQL is claimSQL for a host endpoint (deliveries_host_due_idx).
+var claimHostSQL, _ = forKey(claimSQL, HostKey(1))
+
 // claim begins a transaction on c and locks up to limit of the app's due
 // deliveries in it (claimSQL), in one round trip. With none, it commits.
+// appID is a destination key: a host endpoint's claims claimHostSQL.
 func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) ([]claimed, error) {
+	query, dest := claimSQL, appID
+	if id, ok := IsHostKey(appID); ok {
+		query, dest = claimHostSQL, id
+	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// The claim and the record are index lookups by design. Plan them once
@@ -132,7 +140,7 @@ func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) 
 	// PostgreSQL's time), and never as a sequential scan, which a plan made
 	// while the table was young and small could otherwise keep for good.
 	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
-	b.Queue(claimSQL, appID, limit)
+	b.Queue(query, dest, limit)
 	br := c.SendBatch(ctx, b)
 	var rows []claimed
 	_, err := br.Exec()
@@ -290,7 +298,8 @@ func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordB
 // relayDue marks enqueued, and returns, every delivery due for longer
 // than the relay grace that no worker holds and nothing enqueued within
 // the grace; both ends of the grace are Options.Now. It goes app by app,
-// on the index the drains use (deliveries_app_due_idx).
+// on the index the drains use (deliveries_app_due_idx), then host endpoint
+// by host endpoint (deliveries_host_due_idx).
 func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 	now := s.opts.Now()
 	cutoff := now.Add(-s.opts.RelayGrace)
@@ -298,7 +307,7 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 	err := s.db.WithContext(ctx).Raw(`
 		UPDATE deliveries SET enqueued_at = ?::timestamptz
 		WHERE id IN (
-			SELECT d.id FROM apps a CROSS JOIN LATERAL (
+			(SELECT d.id FROM apps a CROSS JOIN LATERAL (
 				SELECT id FROM deliveries
 				WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= ?::timestamptz
 				  AND (claimed_until IS NULL OR claimed_until < now())
@@ -306,7 +315,16 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 				ORDER BY next_attempt_at LIMIT 5000
 				FOR UPDATE SKIP LOCKED) d
 			LIMIT 5000)
-		RETURNING id, app_id`, now, cutoff, cutoff).Scan(&rows).Error
+			UNION ALL
+			(SELECT d.id FROM host_endpoints h CROSS JOIN LATERAL (
+				SELECT id FROM deliveries
+				WHERE host_endpoint_id = h.id AND status = 'pending' AND next_attempt_at <= ?::timestamptz
+				  AND (claimed_until IS NULL OR claimed_until < now())
+				  AND (enqueued_at IS NULL OR enqueued_at <= ?::timestamptz)
+				ORDER BY next_attempt_at LIMIT 5000
+				FOR UPDATE SKIP LOCKED) d
+			LIMIT 5000))
+		RETURNING id, `+keyExpr+` AS app_id`, now, cutoff, cutoff, cutoff, cutoff).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("relay: finding due deliveries: %w", err)
 	}
