@@ -53,7 +53,7 @@ INSERT INTO event_types (name, resource, scope, description, builtin) VALUES
 ON CONFLICT (name) DO NOTHING;
 
 -- +goose Down
--- installation.config_updated stays: host endpoints (00012) publish it too.
+-- installation.config_updated stays: host endpoints (00014) publish it too.
 DELETE FROM event_types WHERE name = 'installation.deprovision';
 ALTER TABLE deliveries DROP COLUMN target_url;
 ALTER TABLE deliveries DROP COLUMN target_method;

@@ -54,10 +54,13 @@ INSERT INTO event_types (name, resource, scope, description, builtin, schema) VA
      '{"type": "object", "required": ["app", "organization"], "properties": {"app": {"type": "object", "required": ["id", "slug", "name", "status"], "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}}, "organization": {"type": "object", "required": ["id", "slug", "name"], "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}}}}}'),
     ('app.unpublished', 'app', '',
      'A published app left the marketplace: rejected by an operator, or deleted. Sent to host endpoints.', true,
-     '{"type": "object", "required": ["app", "organization", "reason"], "properties": {"app": {"type": "object", "required": ["id", "slug", "name", "status"], "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}}, "organization": {"type": "object", "required": ["id", "slug", "name"], "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}}}, "reason": {"type": "string"}}}');
+     '{"type": "object", "required": ["app", "organization", "reason"], "properties": {"app": {"type": "object", "required": ["id", "slug", "name", "status"], "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}}, "organization": {"type": "object", "required": ["id", "slug", "name"], "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}}}, "reason": {"type": "string"}}}')
+-- 00013 (provisioning) made installation.config_updated without a schema:
+-- this gives it the host's description and schema.
+ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description, schema = EXCLUDED.schema;
 
 -- +goose Down
-DELETE FROM event_types WHERE name IN ('installation.config_updated', 'app.published', 'app.unpublished');
+DELETE FROM event_types WHERE name IN ('app.published', 'app.unpublished'); -- installation.config_updated is 00013's
 DELETE FROM endpoints WHERE host_endpoint_id IS NOT NULL;
 ALTER TABLE endpoints DROP CONSTRAINT endpoints_one_destination;
 ALTER TABLE endpoints DROP COLUMN host_endpoint_id;

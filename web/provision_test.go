@@ -499,6 +499,9 @@ func TestFailedProvisionIsDeprovisioned(t *testing.T) {
 				if c.Method == "DELETE" {
 					return 204, nil, 0
 				}
+				if tt.answer == nil {
+					return 200, map[string]any{}, 0
+				}
 				return tt.answer(c)
 			})
 			if tt.url != "" {
@@ -533,7 +536,9 @@ func TestFailedProvisionIsDeprovisioned(t *testing.T) {
 				ok++
 			}
 		}
-		if ok == 3 {
+		// The fourth went to a closed port; reconciliation may resend it
+		// to the restored URL meanwhile.
+		if ok >= 3 {
 			break
 		}
 		if time.Now().After(deadline) {
