@@ -198,23 +198,31 @@ func one(run *Run, err error) ([]*Run, error) {
 // verification fails installations left pending past the verify timeout:
 // grant and tokens revoked, installation.deleted sent with the reason.
 func (r *Reconciler) verification(ctx context.Context, run *Run) error {
+	return r.failOverdue(ctx, run, InstallPending, r.opts.VerifyTimeout, ReasonVerificationTimeout,
+		"failed the installation and sent installation.deleted")
+}
+
+// failOverdue fails installations still in status past after they were
+// created, with reason: ended as failed (what ending sends goes out), and
+// each recorded as a finding of run.
+func (r *Reconciler) failOverdue(ctx context.Context, run *Run, status string, past time.Duration, reason, action string) error {
 	s := r.installs
 	return s.publishTx(ctx, func(tx *gorm.DB) error {
 		var due []Installation
 		if err := tx.Preload("App").Preload("Organization").Preload("Plan").Clauses(skipLocked).
-			Where("status = ? AND created_at < ?", InstallPending, s.now().Add(-r.opts.VerifyTimeout)).Find(&due).Error; err != nil {
-			return fmt.Errorf("finding overdue installations: %w", err)
+			Where("status = ? AND created_at < ?", status, s.now().Add(-past)).Find(&due).Error; err != nil {
+			return fmt.Errorf("finding overdue %s installations: %w", status, err)
 		}
 		run.Examined = len(due)
 		for i := range due {
 			inst := &due[i]
-			if err := s.endInstallation(ctx, tx, system, inst, InstallFailed, ReasonVerificationTimeout); err != nil {
+			if err := s.endInstallation(ctx, tx, system, inst, InstallFailed, reason); err != nil {
 				return err
 			}
 			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("sync_checked_at", s.now()).Error; err != nil {
 				return err
 			}
-			if err := r.found(tx, run, inst, ReasonVerificationTimeout, "failed the installation and sent installation.deleted", true); err != nil {
+			if err := r.found(tx, run, inst, reason, action, true); err != nil {
 				return err
 			}
 		}

@@ -32,28 +32,8 @@ func (r *Reconciler) provisionDeadline() time.Duration {
 // finished within the deadline (or whose answer never came back): grants
 // and tokens revoked, and the partner sent the deprovision.
 func (r *Reconciler) provisioning(ctx context.Context, run *Run) error {
-	s := r.installs
-	return s.publishTx(ctx, func(tx *gorm.DB) error {
-		var due []Installation
-		if err := tx.Preload("App").Preload("Organization").Preload("Plan").Clauses(skipLocked).
-			Where("status = ? AND created_at < ?", InstallProvisioning, s.now().Add(-r.provisionDeadline())).Find(&due).Error; err != nil {
-			return fmt.Errorf("finding overdue provisioning: %w", err)
-		}
-		run.Examined = len(due)
-		for i := range due {
-			inst := &due[i]
-			if err := s.endInstallation(ctx, tx, system, inst, InstallFailed, ReasonProvisionTimeout); err != nil {
-				return err
-			}
-			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("sync_checked_at", s.now()).Error; err != nil {
-				return err
-			}
-			if err := r.found(tx, run, inst, ReasonProvisionTimeout, "failed the installation and sent the deprovision", true); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return r.failOverdue(ctx, run, InstallProvisioning, r.provisionDeadline(), ReasonProvisionTimeout,
+		"failed the installation and sent the deprovision")
 }
 
 // deprovisions marks installations whose latest deprovision ran out of
