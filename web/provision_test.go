@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -378,6 +379,9 @@ func TestConfigVarRules(t *testing.T) {
 // follows then.
 func TestAsynchronousProvision(t *testing.T) {
 	w := newProvWorld(t)
+	// The host hears of the config vars the partner sets.
+	hostSink := newSink(t)
+	ep := newHostEndpoint(t, w.op, hostSink, "installation.config_updated", "installation.created")
 	w.part.setAnswer(func(provCall) (int, any, time.Duration) {
 		return 202, map[string]any{"message": "Setting up your pager; this takes a minute."}, 0
 	})
@@ -405,6 +409,19 @@ func TestAsynchronousProvision(t *testing.T) {
 	if got.Vars["PAGER_BOT_URL"] != "https://pager.example/x1" {
 		t.Errorf("vars %v", got.Vars)
 	}
+	var changed struct {
+		Installation map[string]any `json:"installation"`
+		Changed      []string       `json:"changed"`
+	}
+	hit, _ := hostEvent(t, hostSink, ep.Secret, "installation.config_updated", &changed)
+	org, _ := changed.Installation["organization"].(map[string]any)
+	if changed.Installation["uuid"] != inst.UUID || !slices.Equal(changed.Changed, []string{"PAGER_BOT_URL"}) || org["slug"] != "customer" {
+		t.Errorf("installation.config_updated data %+v", changed)
+	}
+	if strings.Contains(string(hit.Body), "pager.example/x1") {
+		t.Errorf("the host was sent a config var's value: %s", hit.Body)
+	}
+	hostEvent(t, hostSink, ep.Secret, "installation.created", &map[string]any{})
 	w.noneLogged(t, "https://pager.example/x1")
 }
 
