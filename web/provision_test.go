@@ -524,7 +524,10 @@ func TestFailedProvisionIsDeprovisioned(t *testing.T) {
 			})
 			if tt.url != "" {
 				w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"provisionUrl": tt.url}).ok(t, 200, nil)
-				defer w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"provisionUrl": w.part.srv.URL + "/provision"}).ok(t, 200, nil)
+				// In a func: a deferred call's receiver (the PUT itself) would run now.
+				defer func() {
+					w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"provisionUrl": w.part.srv.URL + "/provision"}).ok(t, 200, nil)
+				}()
 			}
 			p := w.install("free").problem(t, 502, "provision_failed")
 			if p.Reason != tt.reason {
