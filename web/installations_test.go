@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -473,12 +474,15 @@ func TestInstallRules(t *testing.T) {
 	// type; only the two asserted on are decoded.
 	res, _ := http.Get(w.p.URL + "/.well-known/oauth-authorization-server")
 	var md struct {
-		Issuer        string `json:"issuer"`
-		TokenEndpoint string `json:"token_endpoint"`
+		Issuer           string   `json:"issuer"`
+		TokenEndpoint    string   `json:"token_endpoint"`
+		UserinfoEndpoint string   `json:"userinfo_endpoint"`
+		Scopes           []string `json:"scopes_supported"`
 	}
 	json.NewDecoder(res.Body).Decode(&md)
 	res.Body.Close()
-	if md.TokenEndpoint != w.p.URL+"/oauth/token" || md.Issuer != w.p.URL {
+	if md.TokenEndpoint != w.p.URL+"/oauth/token" || md.Issuer != w.p.URL || md.UserinfoEndpoint != w.p.URL+"/oauth/userinfo" ||
+		!slices.Contains(md.Scopes, "openid") || !slices.Contains(md.Scopes, "org:read") {
 		t.Errorf("metadata %v", md)
 	}
 }

@@ -114,13 +114,15 @@ func (s *Server) metadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(scopes))
-	for i, sc := range scopes {
-		names[i] = sc.Name
+	// The identity scopes (OpenID Connect) beside the installation scopes.
+	names := append([]string(nil), marketplace.IdentityScopes...)
+	for _, sc := range scopes {
+		names = append(names, sc.Name)
 	}
 	b := s.opts.BaseURL
 	return c.JSON(http.StatusOK, map[string]any{
 		"issuer": b, "authorization_endpoint": b + "/oauth/authorize", "token_endpoint": b + "/oauth/token",
+		"userinfo_endpoint":   b + "/oauth/userinfo",
 		"revocation_endpoint": b + "/oauth/revoke", "jwks_uri": b + "/.well-known/jwks.json",
 		"response_types_supported": []string{"code"}, "grant_types_supported": []string{"authorization_code", "refresh_token"},
 		"code_challenge_methods_supported":           []string{"S256"},
