@@ -180,8 +180,7 @@ func (s *core) applyVars(ctx context.Context, tx *gorm.DB, a Actor, inst *Instal
 	if err := s.audit(tx, a, &inst.OrganizationID, "installation.config_vars", "installation", inst.UUID, label, JSON{"changed": changed}); err != nil {
 		return nil, err
 	}
-	if err := s.publishHost(ctx, tx, EventInstallationConfigUpdated, map[string]any{
-		"installation": lifecycleInstallation(inst), "changed": changed}); err != nil {
+	if err := s.publishHost(ctx, tx, EventInstallationConfigUpdated, s.hostConfigData(ctx, tx, inst, changed)); err != nil {
 		return nil, fmt.Errorf("publishing %s: %w", EventInstallationConfigUpdated, err)
 	}
 	return changed, nil

@@ -115,3 +115,19 @@ func (s *core) hostReview(ctx context.Context, tx *gorm.DB, app *App, was string
 	}
 	return nil
 }
+
+// hostConfigData is installation.config_updated's data: the installation
+// as lifecycle events carry it, its organization, and the names of the
+// config vars that changed (never their values).
+func (s *core) hostConfigData(ctx context.Context, tx *gorm.DB, inst *Installation, changed []string) map[string]any {
+	data := map[string]any{"installation": lifecycleInstallation(inst), "changed": changed}
+	org := inst.Organization
+	if org == nil {
+		org = &Organization{}
+		if err := tx.WithContext(ctx).Take(org, inst.OrganizationID).Error; err != nil {
+			return data // the installation carries what it has; the event still goes
+		}
+	}
+	data["organization"] = hostOrgData(org)
+	return data
+}

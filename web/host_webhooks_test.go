@@ -490,3 +490,33 @@ func TestOperatorManagesHostEndpointsInTheUI(t *testing.T) {
 	op.post(base+"/delete", nil).ok(200, "Deleted the host endpoint").at("/admin/host-endpoints")
 	op.get(base).ok(404)
 }
+
+func TestHostEndpointReceivesConfigUpdated(t *testing.T) {
+	p := apptest.Start(t, fastRetries)
+	op := operator(t, p, "ops@plugboard.example")
+	host := newSink(t)
+	ep := newHostEndpoint(t, op, host, "installation.config_updated")
+	dev := signUp(t, p, "dev@partner.example")
+	dev.do("POST", "/api/0/organizations/", map[string]string{"name": "Partner"}).ok(t, 201, nil)
+	app := decode[plugboard.App](t, dev.do("POST", "/api/0/organizations/partner/apps/", map[string]any{
+		"name": "Cfg Bot", "kind": "internal", "scopes": []string{"org:read"}}), 201)
+	tok := newClient(t, p, app.Token)
+	const value = "postgres://user:hunter2@db.example/cfg"
+	tok.do("PUT", "/api/0/installations/"+app.Installation.UUID+"/config-vars/", map[string]any{"vars": map[string]any{"CFG_BOT_URL": value}}).ok(t, 200, nil)
+
+	var data struct {
+		hostInstallationData
+		Changed []string `json:"changed"`
+	}
+	got, _ := hostEvent(t, host, ep.Secret, "installation.config_updated", &data)
+	if data.Installation.UUID != app.Installation.UUID || data.Organization.Slug != "partner" || len(data.Changed) != 1 || data.Changed[0] != "CFG_BOT_URL" {
+		t.Errorf("installation.config_updated data %s", got.Body)
+	}
+	if strings.Contains(string(got.Body), "hunter2") {
+		t.Errorf("a config var value reached the host endpoint: %s", got.Body)
+	}
+	log := decode[[]plugboard.Delivery](t, op.do("GET", "/api/0/host-endpoints/"+ep.ID+"/deliveries/?eventType=installation.config_updated", nil), 200)
+	if len(log) != 1 {
+		t.Errorf("log %+v", log)
+	}
+}

@@ -413,11 +413,12 @@ func TestAsynchronousProvision(t *testing.T) {
 	}
 	var changed struct {
 		Installation map[string]any `json:"installation"`
+		Organization orgRef         `json:"organization"`
 		Changed      []string       `json:"changed"`
 	}
 	hit, _ := hostEvent(t, hostSink, ep.Secret, "installation.config_updated", &changed)
 	org, _ := changed.Installation["organization"].(map[string]any)
-	if changed.Installation["uuid"] != inst.UUID || !slices.Equal(changed.Changed, []string{"PAGER_BOT_URL"}) || org["slug"] != "customer" {
+	if changed.Installation["uuid"] != inst.UUID || !slices.Equal(changed.Changed, []string{"PAGER_BOT_URL"}) || org["slug"] != "customer" || changed.Organization.Slug != "customer" {
 		t.Errorf("installation.config_updated data %+v", changed)
 	}
 	if strings.Contains(string(hit.Body), "pager.example/x1") {
