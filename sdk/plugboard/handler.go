@@ -71,6 +71,13 @@ func WithLogger(l *slog.Logger) HandlerOption {
 // Handler panics if a secret is not a whsec_ secret, as a misconfiguration
 // found at start-up rather than on the first delivery.
 func Handler(secret string, fn func(ctx context.Context, ev *Event) error, opts ...HandlerOption) http.Handler {
+	cfg, v := newHandlerConfig(secret, opts)
+	return &webhookHandler{v: v, fn: fn, maxBody: cfg.maxBody, log: cfg.log}
+}
+
+// newHandlerConfig applies opts and builds the verifier both handlers
+// check requests with; it panics on a secret that is not whsec_.
+func newHandlerConfig(secret string, opts []HandlerOption) (handlerConfig, *Verifier) {
 	cfg := handlerConfig{secrets: []string{secret}, maxBody: DefaultMaxBodySize}
 	for _, o := range opts {
 		o(&cfg)
@@ -83,7 +90,7 @@ func Handler(secret string, fn func(ctx context.Context, ev *Event) error, opts 
 	if cfg.maxBody <= 0 {
 		cfg.maxBody = DefaultMaxBodySize
 	}
-	return &webhookHandler{v: v, fn: fn, maxBody: cfg.maxBody, log: cfg.log}
+	return cfg, v
 }
 
 type webhookHandler struct {

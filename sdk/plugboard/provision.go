@@ -132,18 +132,7 @@ type Provisioner interface {
 // when making the resource takes longer, answer Async and finish with
 // [Client.CompleteProvisioning].
 func ProvisionHandler(secret string, p Provisioner, opts ...HandlerOption) http.Handler {
-	cfg := handlerConfig{secrets: []string{secret}, maxBody: DefaultMaxBodySize}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	v, err := NewVerifier(cfg.secrets...)
-	if err != nil {
-		panic(err)
-	}
-	v.Tolerance, v.Now = cfg.tolerance, cfg.now
-	if cfg.maxBody <= 0 {
-		cfg.maxBody = DefaultMaxBodySize
-	}
+	cfg, v := newHandlerConfig(secret, opts)
 	return &provisionHandler{v: v, p: p, maxBody: cfg.maxBody, log: cfg.log}
 }
 
