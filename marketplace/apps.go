@@ -155,11 +155,11 @@ func (s *Apps) apply(ctx context.Context, f fault.Fields, app *App, in AppFields
 	}
 	if in.SSOURL != nil {
 		app.SSOURL = str(in.SSOURL)
-		s.checkSSOURL(f, app.SSOURL)
+		checkPartnerURL(f, "ssoUrl", app.SSOURL, s.opts.RequireHTTPS)
 	}
 	if in.ProvisionURL != nil {
 		app.ProvisionURL = str(in.ProvisionURL)
-		s.checkProvisionURL(f, app.ProvisionURL)
+		checkPartnerURL(f, "provisionUrl", app.ProvisionURL, s.opts.RequireHTTPS)
 	}
 	if in.ConfigPrefix != nil {
 		app.ConfigPrefix = str(in.ConfigPrefix)

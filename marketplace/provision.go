@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -66,15 +65,6 @@ type Provisioning struct {
 	installs  *Installs
 	caller    PartnerCaller
 	endpoints EndpointAdmin
-}
-
-// checkProvisionURL validates an app's provisionUrl: as the webhook URL,
-// and https when the platform requires it (production).
-func (s *Apps) checkProvisionURL(f fault.Fields, raw string) {
-	checkURL(f, "provisionUrl", raw, false)
-	if u, err := url.Parse(raw); raw != "" && err == nil && s.opts.RequireHTTPS && u.Scheme != "https" {
-		f.Add("provisionUrl", "must be an https URL")
-	}
 }
 
 // provisionAnswer is the body of a 2xx answer to a provisioning or plan

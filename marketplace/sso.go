@@ -37,13 +37,13 @@ type SignOn struct {
 	ExpiresAt    time.Time
 }
 
-// checkSSOURL validates an app's ssoUrl: an absolute URL, https when the
-// platform requires it (production). The browser posts the token there, so
-// it must not travel in clear text outside development and tests.
-func (s *Apps) checkSSOURL(f fault.Fields, raw string) {
-	checkURL(f, "ssoUrl", raw, false)
-	if u, err := url.Parse(raw); raw != "" && err == nil && s.opts.RequireHTTPS && u.Scheme != "https" {
-		f.Add("ssoUrl", "must be an https URL")
+// checkPartnerURL validates a URL the platform sends users or calls to
+// (ssoUrl, provisionUrl): an absolute URL, checked like the webhook URL,
+// and https when the platform requires it (production).
+func checkPartnerURL(f fault.Fields, field, raw string, requireHTTPS bool) {
+	checkURL(f, field, raw, false)
+	if u, err := url.Parse(raw); raw != "" && err == nil && requireHTTPS && u.Scheme != "https" {
+		f.Add(field, "must be an https URL")
 	}
 }
 
