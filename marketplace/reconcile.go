@@ -279,10 +279,6 @@ func (r *Reconciler) markInSync(tx *gorm.DB, inst *Installation, why string) err
 // again, and marks them in sync when the resent event arrives.
 func (r *Reconciler) lifecycle(ctx context.Context, run *Run) error {
 	s := r.installs
-	type resendItem struct {
-		appID    int64
-		delivery string
-	}
 	var resend []resendItem
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		type row struct {
@@ -349,10 +345,22 @@ func (r *Reconciler) lifecycle(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	// Resent after the run commits, so a rolled-back run sends nothing.
-	for _, x := range resend {
+	return r.resendAll(ctx, resend, "a lifecycle event")
+}
+
+// resendItem is a delivery a run sends again: the same delivery (its
+// webhook-id), so the partner can tell it is the one it missed.
+type resendItem struct {
+	appID    int64
+	delivery string
+}
+
+// resendAll redelivers what a run found to resend. Runs call it after
+// their transaction commits, so a rolled-back run sends nothing.
+func (r *Reconciler) resendAll(ctx context.Context, items []resendItem, what string) error {
+	for _, x := range items {
 		if _, err := r.endpoints.Redeliver(ctx, x.appID, []string{x.delivery}); err != nil {
-			return fmt.Errorf("resending a lifecycle event: %w", err)
+			return fmt.Errorf("resending %s: %w", what, err)
 		}
 	}
 	return nil

@@ -42,10 +42,6 @@ func (r *Reconciler) provisioning(ctx context.Context, run *Run) error {
 // and marks them in sync when it has.
 func (r *Reconciler) deprovisions(ctx context.Context, run *Run) error {
 	s := r.installs
-	type resendItem struct {
-		appID    int64
-		delivery string
-	}
 	var resend []resendItem
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		type row struct {
@@ -97,12 +93,5 @@ func (r *Reconciler) deprovisions(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	// Resent after the run commits, so a rolled-back run sends nothing;
-	// the same delivery (its webhook-id), so the partner can tell it again.
-	for _, x := range resend {
-		if _, err := r.endpoints.Redeliver(ctx, x.appID, []string{x.delivery}); err != nil {
-			return fmt.Errorf("resending a deprovision: %w", err)
-		}
-	}
-	return nil
+	return r.resendAll(ctx, resend, "a deprovision")
 }
