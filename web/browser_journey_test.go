@@ -122,7 +122,7 @@ func TestBrowserJourney(t *testing.T) {
 	dev.see("Read the organization's name and settings")
 	dev.press("Install")
 	dev.at("/marketplace/flow/install")
-	dev.run(chromedpSelect("#f-org", "customer-co"))
+	dev.runRetrying(chromedpSelect("#f-org", "customer-co")) // the page may swap the select in
 	dev.click("#f-plan-free")
 	dev.press("Approve and install")
 	dev.at(partner.srv.URL + "/setup")
