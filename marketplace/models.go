@@ -25,6 +25,8 @@ const (
 	StatusSubmitted = "submitted"
 	StatusPublished = "published"
 	StatusRejected  = "rejected"
+	// StatusSuspended: the operator's kill switch (00015_suspension.sql).
+	StatusSuspended = "suspended"
 )
 
 // User is a person who signs in.
@@ -118,6 +120,9 @@ type App struct {
 	UpdatedAt               time.Time
 	SubmittedAt             *time.Time
 	PublishedAt             *time.Time
+	// SuspendedFrom is the status a suspended app had, restored when the
+	// operator lifts the suspension.
+	SuspendedFrom string
 
 	Organization *Organization `gorm:"foreignKey:OrganizationID"`
 	Plans        []Plan        `gorm:"foreignKey:AppID"`
@@ -256,6 +261,12 @@ type Installation struct {
 	UpdatedAt        time.Time
 	VerifiedAt       *time.Time
 	DeletedAt        *time.Time
+	// SuspendedAt is set while the installation is suspended; SuspendedBy
+	// says who suspended it ("user:<id>", "app", "operator:<id>",
+	// "app_suspension") and so who may lift it (00015_suspension.sql).
+	SuspendedAt      *time.Time
+	SuspendedBy      string
+	SuspensionReason string
 
 	App          *App          `gorm:"foreignKey:AppID"`
 	Organization *Organization `gorm:"foreignKey:OrganizationID"`
