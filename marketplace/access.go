@@ -132,14 +132,17 @@ func requireScope(a Actor, orgID int64, scope string) error {
 	return nil
 }
 
-// platformAccess lets users (members) and installation tokens with scope read
-// an organization.
-func (s *core) platformAccess(ctx context.Context, a Actor, ref, scope string) (*OrgAccess, error) {
+// platformAccess finds org ref for a user with at least role min, or for
+// an installation token of that organization holding scope: the Platform
+// API's routes (scopes.go lists which scope opens which). A token acts
+// with an admin's rights at most, never an owner's, and its OrgAccess has
+// no role.
+func (s *core) platformAccess(ctx context.Context, db *gorm.DB, a Actor, ref, scope, min string) (*OrgAccess, error) {
 	if a.Installation == nil {
-		return s.access(ctx, s.db, a, ref, RoleMember)
+		return s.access(ctx, db, a, ref, min)
 	}
 	var org Organization
-	if err := byRef(s.db.WithContext(ctx), "organizations", ref).First(&org).Error; err != nil {
+	if err := byRef(db.WithContext(ctx), "organizations", ref).First(&org).Error; err != nil {
 		return nil, dbErr(err, "organization", "")
 	}
 	if err := requireScope(a, org.ID, scope); err != nil {

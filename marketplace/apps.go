@@ -61,6 +61,9 @@ type AppView struct {
 	WebhookStatusReason string
 	WebhookRateLimit    int
 	WebhookMaxInFlight  int
+	// Revision is the app's draft or submitted revision, for private
+	// views; nil when none (app_revisions.go).
+	Revision *AppRevision
 }
 
 // CreatedApp carries the credentials shown once, at creation.
@@ -275,6 +278,11 @@ func (s *Apps) GetApp(ctx context.Context, a Actor, ref string) (*AppView, error
 	if err := s.loadEndpoint(ctx, v); err != nil {
 		return nil, err
 	}
+	if v.Private {
+		if v.Revision, err = s.revisions.open(ctx, s.db, v.ID, false); err != nil {
+			return nil, err
+		}
+	}
 	return v, nil
 }
 
@@ -323,6 +331,13 @@ func (s *Apps) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) 
 			return err
 		}
 		f := fault.Fields{}
+		before := permissionsOf(&v.App)
+		// A published app's scopes, events and URLs wait for review in a
+		// revision; the rest applies at once (app_revisions.go).
+		held, err := s.revisions.hold(ctx, tx, f, &v.App, &u.AppFields)
+		if err != nil {
+			return err
+		}
 		if err := s.apply(ctx, f, &v.App, u.AppFields, false); err != nil {
 			return err
 		}
@@ -334,10 +349,21 @@ func (s *Apps) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) 
 			return dbErr(err, "app", "slug")
 		}
 		out = v
+		if v.Revision, err = held.save(ctx, tx, a); err != nil {
+			return err
+		}
+		if held == nil { // an app never published: its installations follow at once
+			if err := s.revisions.permissions.follow(ctx, tx, a, &v.App, before, nil); err != nil {
+				return err
+			}
+		}
 		if err := s.endpointFields(ctx, tx, a, v, u); err != nil {
 			return err
 		}
 		data := changed(u.AppFields)
+		if v.Revision != nil {
+			data["revision"] = v.Revision.Number
+		}
 		if u.WebhookStatus != nil || u.WebhookRateLimit != nil || u.WebhookMaxInFlight != nil {
 			data["webhookStatus"], data["webhookRateLimit"], data["webhookMaxInFlight"] = u.WebhookStatus, u.WebhookRateLimit, u.WebhookMaxInFlight
 		}
@@ -349,6 +375,9 @@ func (s *Apps) UpdateApp(ctx context.Context, a Actor, ref string, u AppUpdate) 
 	if out.Role != "" {
 		s.endpoints.Forget(out.ID)
 		if err := s.loadEndpoint(ctx, out); err != nil {
+			return nil, err
+		}
+		if out.Revision, err = s.revisions.open(ctx, s.db, out.ID, false); err != nil {
 			return nil, err
 		}
 	}

@@ -24,7 +24,7 @@ func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
 }
 
 // Recipients implements webhooks.Directory: the live installations of orgID
-// whose app subscribes to eventType and holds scope; for lifecycle events,
+// that receive eventType (their own events) and hold scope; for lifecycle events,
 // the one installation they concern. An app without a webhook URL is
 // marked ListenOnly: its deliveries go to `plugboard listen` sessions.
 func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
@@ -35,7 +35,10 @@ func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID in
 	if installationID != 0 {
 		q = q.Where("i.id = ?", installationID)
 	} else {
-		q = q.Where("i.status = ? AND a.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
+		// The installation's own events, not its app's: events an approved
+		// revision added reach it only once its organization accepts them
+		// (permission_requests.go; installations.events is 00016's).
+		q = q.Where("i.status = ? AND i.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
 		if scope != "" {
 			q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
 		}

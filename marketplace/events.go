@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
@@ -13,8 +14,15 @@ import (
 )
 
 // eventsAccess lets org admins and host service tokens publish and read
-// an organization's events.
-func (s *Events) eventsAccess(ctx context.Context, a Actor, ref string) (*Organization, error) {
+// an organization's events, and installation tokens with scope.
+func (s *Events) eventsAccess(ctx context.Context, a Actor, ref, scope string) (*Organization, error) {
+	if a.Installation != nil {
+		acc, err := s.platformAccess(ctx, s.db, a, ref, scope, RoleAdmin)
+		if err != nil {
+			return nil, err
+		}
+		return &acc.Org, nil
+	}
 	if a.Service != nil {
 		var org Organization
 		if err := byRef(s.db.WithContext(ctx), "organizations", ref).First(&org).Error; err != nil {
@@ -32,7 +40,7 @@ func (s *Events) eventsAccess(ctx context.Context, a Actor, ref string) (*Organi
 // PublishEvent publishes a host event to every subscribed installation of
 // the organization. data must match the event type's schema.
 func (s *Events) PublishEvent(ctx context.Context, a Actor, ref, typ string, data json.RawMessage) (*webhooks.Event, error) {
-	org, err := s.eventsAccess(ctx, a, ref)
+	org, err := s.eventsAccess(ctx, a, ref, "event:write")
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +56,10 @@ func (s *Events) PublishEvent(ctx context.Context, a Actor, ref, typ string, dat
 	}
 	if et.Builtin {
 		return nil, fault.Field("type", fmt.Sprintf("%q is sent by Plugboard itself", typ))
+	}
+	if a.Installation != nil && et.Scope != "" && !slices.Contains(a.Scopes, et.Scope) {
+		// An app publishes only what it could receive.
+		return nil, fault.Forbidden(fault.MissingScope, fmt.Sprintf("Publishing %s needs the %s scope too, which the installation was not granted.", typ, et.Scope))
 	}
 	if len(data) == 0 || string(data) == "null" {
 		data = json.RawMessage("{}")
@@ -68,13 +80,18 @@ func (s *Events) PublishEvent(ctx context.Context, a Actor, ref, typ string, dat
 
 // ListEvents lists what was published in an organization, newest first.
 func (s *Events) ListEvents(ctx context.Context, a Actor, ref, typ string, r page.Request) (page.Page[webhooks.Event], error) {
-	org, err := s.eventsAccess(ctx, a, ref)
+	org, err := s.eventsAccess(ctx, a, ref, "event:read")
 	if err != nil {
 		return page.Page[webhooks.Event]{}, err
 	}
 	// Plugboard's own lifecycle events carry grant codes meant for the
 	// partner alone; the organization sees what the host published.
 	q := s.db.WithContext(ctx).Where("organization_id = ? AND type NOT IN (SELECT name FROM event_types WHERE builtin)", org.ID)
+	if a.Installation != nil {
+		// An installation reads the events it could receive: of types
+		// that need no scope, or one its token holds.
+		q = q.Where("type IN (SELECT name FROM event_types WHERE scope = '' OR scope IN ?)", append([]string{""}, a.Scopes...))
+	}
 	if typ != "" {
 		q = q.Where("type = ?", typ)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
+	"github.com/plugboard/plugboard/webhooks"
 )
 
 // InstalledAppsPage is what an organization's installed-apps page shows:
@@ -52,6 +53,10 @@ type InstallationPage struct {
 	// ConfigVarNames are the names of the config vars the app set, sorted;
 	// their values are not read (ConfigVars.Reveal opens one).
 	ConfigVarNames []string
+	// PendingScopes and PendingEvents are what the installation's pending
+	// permission request asks, in plain words (Installation.PendingPermissions).
+	PendingScopes []Scope
+	PendingEvents []webhooks.EventType
 }
 
 // InstallationPage is live installation id of organization orgRef, for
@@ -82,6 +87,16 @@ func (s *Installs) InstallationPage(ctx context.Context, a Actor, orgRef, id str
 		return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
 	}
 	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes, ConfigVarNames: names}
+	if req := inst.PendingPermissions; req != nil { // permission_requests.go
+		if pg.PendingScopes, err = s.events.describeScopes(ctx, req.Scopes); err != nil {
+			return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
+		}
+		all, err := s.events.catalog.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
+		}
+		pg.PendingEvents = describeEvents(all, req.Events)
+	}
 	if inst.App != nil {
 		pg.Plans, err = s.visiblePlans(ctx, a, inst.App.Slug)
 		if errors.Is(err, fault.ErrNotFound) {

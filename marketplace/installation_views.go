@@ -114,7 +114,7 @@ func (s *Installs) summaries(ctx context.Context, orgID int64, insts []Installat
 }
 
 func (s *Installs) listInstallations(ctx context.Context, q *gorm.DB, iq InstallationQuery, r page.Request) (page.Page[Installation], error) {
-	q, err := iq.apply(q.WithContext(ctx).Preload("App").Preload("Organization").Preload("Plan"))
+	q, err := iq.apply(preloadPending(q.WithContext(ctx).Preload("App").Preload("Organization").Preload("Plan")))
 	if err != nil {
 		return page.Page[Installation]{}, err
 	}
@@ -149,4 +149,7 @@ func (s *Installs) ListAppInstallations(ctx context.Context, a Actor, appRef str
 type InstallationQuery struct {
 	Status    string
 	SyncState string
+	// Permissions "pending": only installations whose organization has
+	// new permissions of an approved revision to accept.
+	Permissions string
 }

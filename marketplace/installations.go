@@ -143,7 +143,7 @@ func (s *Installs) install(ctx context.Context, tx *gorm.DB, a Actor, org Organi
 		return nil, fmt.Errorf("finding installation: %w", err)
 	}
 	inst := Installation{UUID: uuid.NewString(), AppID: app.ID, OrganizationID: org.ID, Status: InstallInstalled,
-		SyncState: InSync, Scopes: app.Scopes, CreatedAt: s.now(), UpdatedAt: s.now(), App: app, Organization: &org, Plan: plan}
+		SyncState: InSync, Scopes: app.Scopes, Events: app.Events, CreatedAt: s.now(), UpdatedAt: s.now(), App: app, Organization: &org, Plan: plan}
 	if app.VerifyInstall {
 		inst.Status = InstallPending
 	}
@@ -275,7 +275,7 @@ func (s *Installs) loadInstallation(ctx context.Context, tx *gorm.DB, id string,
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, fault.NotFound("installation")
 	}
-	q := tx.WithContext(ctx).Preload("App").Preload("Organization").Preload("Plan").Where("uuid = ?", id)
+	q := preloadPending(tx.WithContext(ctx).Preload("App").Preload("Organization").Preload("Plan")).Where("uuid = ?", id)
 	if lock {
 		q = q.Clauses(lockForUpdate)
 	}
@@ -363,8 +363,12 @@ func (q InstallationQuery) apply(db *gorm.DB) (*gorm.DB, error) {
 	f.Check(q.Status != "" && !slices.Contains([]string{InstallPending, InstallProvisioning, InstallInstalled, InstallDeleted, InstallFailed}, q.Status),
 		"status", "must be pending, provisioning, installed, deleted or failed")
 	f.Check(q.SyncState != "" && q.SyncState != InSync && q.SyncState != OutOfSync, "syncState", "must be in_sync or out_of_sync")
+	f.Check(q.Permissions != "" && q.Permissions != PermissionsPending, "permissions", "must be pending")
 	if err := f.Err(); err != nil {
 		return nil, err
+	}
+	if q.Permissions == PermissionsPending { // an approved revision waits for the organization (permission_requests.go)
+		db = db.Where("EXISTS (SELECT 1 FROM permission_requests pr WHERE pr.installation_id = installations.id AND pr.status = ?)", PermissionsPending)
 	}
 	if q.Status != "" {
 		db = db.Where("installations.status = ?", q.Status)
@@ -379,7 +383,7 @@ func (q InstallationQuery) apply(db *gorm.DB) (*gorm.DB, error) {
 // and issues its token: no review, no redirect, no code.
 func (s *Installs) installInternal(ctx context.Context, tx *gorm.DB, a Actor, org Organization, app *App, out *CreatedApp) error {
 	inst := Installation{UUID: uuid.NewString(), AppID: app.ID, OrganizationID: org.ID, Status: InstallInstalled, SyncState: InSync,
-		Scopes: app.Scopes, CreatedAt: s.now(), UpdatedAt: s.now(), VerifiedAt: ptr(s.now()), InstalledBy: &a.User.ID,
+		Scopes: app.Scopes, Events: app.Events, CreatedAt: s.now(), UpdatedAt: s.now(), VerifiedAt: ptr(s.now()), InstalledBy: &a.User.ID,
 		App: app, Organization: &org}
 	if err := tx.Omit("App", "Organization", "Plan").Create(&inst).Error; err != nil {
 		return fmt.Errorf("installing internal integration: %w", err)

@@ -143,6 +143,8 @@ type Services struct {
 	Operators     *Operators
 	ConfigVars    *ConfigVars
 	HostEndpoints *HostEndpoints
+	Revisions     *Revisions
+	Permissions   *Permissions
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -169,6 +171,8 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 	installs.provisioning = &Provisioning{core: c, installs: installs, caller: deps.Caller, endpoints: deps.Endpoints}
 	orgs := &Orgs{core: c, installs: installs}
 	apps := &Apps{core: c, events: events, installs: installs, orgs: orgs, tokens: tokens, endpoints: deps.Endpoints}
+	permissions := &Permissions{core: c, installs: installs, events: events}
+	apps.revisions = &Revisions{core: c, apps: apps, events: events, permissions: permissions}
 	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
 	hosts := &ServiceTokens{core: c}
 	reconciler := newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts)
@@ -190,6 +194,8 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		Operators:     &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
 		ConfigVars:    &ConfigVars{core: c, installs: installs},
 		HostEndpoints: &HostEndpoints{core: c, endpoints: deps.Endpoints, log: deps.Log},
+		Revisions:     apps.revisions,
+		Permissions:   permissions,
 	}, nil
 }
 
@@ -343,6 +349,8 @@ func actorLabel(a Actor) string {
 		return "app " + a.App.Slug
 	case a.Service != nil:
 		return "service token " + a.Service.Name
+	case a.Installation != nil:
+		return "installation " + a.Installation.UUID
 	}
 	return "system"
 }

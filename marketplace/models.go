@@ -268,9 +268,18 @@ type Installation struct {
 	SuspendedBy      string
 	SuspensionReason string
 
+	// Events are the event types the installation receives: its app's
+	// when installed; an approved revision's new ones only once the
+	// organization accepts them (permission_requests.go).
+	Events Strings `gorm:"type:jsonb"`
+
 	App          *App          `gorm:"foreignKey:AppID"`
 	Organization *Organization `gorm:"foreignKey:OrganizationID"`
 	Plan         *Plan         `gorm:"foreignKey:PlanID"`
+	// PendingPermissions is what an approved revision of the app asks of
+	// the installation beyond what it has, until an admin accepts it; nil
+	// when nothing waits (loaded by preloadPending).
+	PendingPermissions *PermissionRequest `gorm:"foreignKey:InstallationID"`
 }
 
 // LiveStatuses are the statuses of an installation that has not ended.

@@ -80,7 +80,7 @@ func (s *Orgs) ListOrganizations(ctx context.Context, a Actor, r page.Request) (
 
 // GetOrganization returns one organization the actor belongs to.
 func (s *Orgs) GetOrganization(ctx context.Context, a Actor, ref string) (*OrgAccess, error) {
-	return s.platformAccess(ctx, a, ref, "org:read")
+	return s.platformAccess(ctx, s.db, a, ref, "org:read", RoleMember)
 }
 
 // OrganizationUpdate holds the fields PUT may change.
@@ -89,11 +89,12 @@ type OrganizationUpdate struct {
 	Slug *string
 }
 
-// UpdateOrganization changes name or slug; admins and owners.
+// UpdateOrganization changes name or slug; admins and owners, and
+// installation tokens with org:write.
 func (s *Orgs) UpdateOrganization(ctx context.Context, a Actor, ref string, u OrganizationUpdate) (*OrgAccess, error) {
 	var out *OrgAccess
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
+		acc, err := s.platformAccess(ctx, tx, a, ref, "org:write", RoleAdmin)
 		if err != nil {
 			return err
 		}
@@ -159,7 +160,7 @@ func (s *Orgs) DeleteOrganization(ctx context.Context, a Actor, ref string) erro
 
 // ListMembers returns the organization's members; any member may read.
 func (s *Orgs) ListMembers(ctx context.Context, a Actor, ref string, r page.Request) (page.Page[Member], error) {
-	acc, err := s.platformAccess(ctx, a, ref, "member:read")
+	acc, err := s.platformAccess(ctx, s.db, a, ref, "member:read", RoleMember)
 	if err != nil {
 		return page.Page[Member]{}, err
 	}
@@ -180,12 +181,12 @@ func checkRole(f fault.Fields, role string) {
 	f.Check(roleRank[role] == 0, "role", "must be one of owner, admin, member")
 }
 
-// AddMember gives an existing user a role; admins add members and admins,
-// only owners add owners.
+// AddMember gives an existing user a role; admins (and installation tokens
+// with member:write) add members and admins, only owners add owners.
 func (s *Orgs) AddMember(ctx context.Context, a Actor, ref, email, role string) (*Member, error) {
 	var out Member
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
+		acc, err := s.platformAccess(ctx, tx, a, ref, "member:write", RoleAdmin)
 		if err != nil {
 			return err
 		}
@@ -244,12 +245,13 @@ func ownersLeft(tx *gorm.DB, orgID, exceptID int64) (int64, error) {
 	return int64(len(ids)), err
 }
 
-// UpdateMember changes a member's role. Only owners grant or take away the
-// owner role, and the last owner stays an owner.
+// UpdateMember changes a member's role; admins and installation tokens
+// with member:write. Only owners grant or take away the owner role, and
+// the last owner stays an owner.
 func (s *Orgs) UpdateMember(ctx context.Context, a Actor, ref, memberID, role string) (*Member, error) {
 	var out *Member
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		acc, err := s.access(ctx, tx, a, ref, RoleAdmin)
+		acc, err := s.platformAccess(ctx, tx, a, ref, "member:write", RoleAdmin)
 		if err != nil {
 			return err
 		}
@@ -284,11 +286,11 @@ func (s *Orgs) UpdateMember(ctx context.Context, a Actor, ref, memberID, role st
 	return out, err
 }
 
-// RemoveMember removes a member; admins remove others, anyone may leave, and
-// the last owner cannot.
+// RemoveMember removes a member; admins (and installation tokens with
+// member:write) remove others, anyone may leave, and the last owner cannot.
 func (s *Orgs) RemoveMember(ctx context.Context, a Actor, ref, memberID string) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		acc, err := s.access(ctx, tx, a, ref, RoleMember)
+		acc, err := s.platformAccess(ctx, tx, a, ref, "member:write", RoleMember)
 		if err != nil {
 			return err
 		}
@@ -296,8 +298,8 @@ func (s *Orgs) RemoveMember(ctx context.Context, a Actor, ref, memberID string) 
 		if err != nil {
 			return err
 		}
-		self := m.UserID == a.User.ID
-		if !self && roleRank[acc.Role] < roleRank[RoleAdmin] {
+		self := a.User != nil && m.UserID == a.User.ID
+		if !self && a.User != nil && roleRank[acc.Role] < roleRank[RoleAdmin] {
 			return fault.Forbidden(fault.InsufficientRole, "Only admins and owners remove other members.")
 		}
 		if !self && m.Role == RoleOwner && acc.Role != RoleOwner {

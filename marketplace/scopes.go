@@ -14,18 +14,35 @@ type Scope struct {
 	Name        string
 	Description string
 	Builtin     bool
+	// Routes are the Platform API routes ("GET /api/0/organizations/{org}/")
+	// an installation token needs the scope for; they refuse a token
+	// without it with 403 missing_scope. A scope with no routes is the
+	// host's: its own API checks it, through introspection, and the event
+	// types that declare it are delivered only to installations holding it
+	// (docs/guides/scopes.md).
+	Routes []string
 }
 
-// BuiltinScopes are the Platform API's own scopes.
+// HostOnly reports whether no Platform API route uses the scope: the host
+// product checks it on its own API.
+func (sc Scope) HostOnly() bool { return len(sc.Routes) == 0 }
+
+// BuiltinScopes are the Platform API's own scopes, each with the routes
+// it opens to an installation token. installation:read and
+// installation:write open none: an installation's own routes (GET and
+// PUT /api/0/installations/{uuid}/, its config vars, a fresh code) answer
+// its token without a scope, since installing needs them; the host checks
+// them on its routes about the installation.
 var BuiltinScopes = []Scope{
-	{"org:read", "Read the organization's name and settings", true},
-	{"org:write", "Change the organization's settings", true},
-	{"member:read", "See who belongs to the organization and their roles", true},
-	{"member:write", "Add, change and remove members", true},
-	{"installation:read", "Read its own installation in the organization", true},
-	{"installation:write", "Verify and configure its own installation", true},
-	{"event:read", "Read the events published in the organization", true},
-	{"event:write", "Publish events in the organization", true},
+	{"org:read", "Read the organization's name and settings", true, []string{"GET /api/0/organizations/{org}/"}},
+	{"org:write", "Change the organization's settings", true, []string{"PUT /api/0/organizations/{org}/"}},
+	{"member:read", "See who belongs to the organization and their roles", true, []string{"GET /api/0/organizations/{org}/members/"}},
+	{"member:write", "Add, change and remove members", true, []string{"POST /api/0/organizations/{org}/members/",
+		"PUT /api/0/organizations/{org}/members/{member_id}/", "DELETE /api/0/organizations/{org}/members/{member_id}/"}},
+	{"installation:read", "Read its own installation in the organization", true, nil},
+	{"installation:write", "Verify and configure its own installation", true, nil},
+	{"event:read", "Read the events published in the organization", true, []string{"GET /api/0/organizations/{org}/events/"}},
+	{"event:write", "Publish events in the organization", true, []string{"POST /api/0/organizations/{org}/events/"}},
 }
 
 // Scopes returns the built-in scopes and those event types declare.

@@ -25,6 +25,7 @@ type Apps struct {
 	orgs      *Orgs
 	tokens    *tokens
 	endpoints EndpointAdmin
+	revisions *Revisions
 }
 
 // Installs are installations and their grants: installing, verifying,
@@ -81,4 +82,22 @@ type Operators struct {
 // Apps share it.
 type tokens struct {
 	*core
+}
+
+// Revisions are the reviews of changes to what a published app may do
+// (app_revisions.go) and the operators' queue of them.
+type Revisions struct {
+	*core
+	apps        *Apps
+	events      *Events
+	permissions *Permissions
+}
+
+// Permissions are the permission requests approved revisions leave on
+// installations, and their acceptance by organization admins
+// (permission_requests.go).
+type Permissions struct {
+	*core
+	installs *Installs
+	events   *Events
 }

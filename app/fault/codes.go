@@ -75,6 +75,9 @@ const (
 	NoWebhookURL        Code = "no_webhook_url"
 	NoSSOURL            Code = "no_sso_url"
 	PlanChangeRefused   Code = "plan_change_refused"
+	// App revisions and the permissions they ask of installations.
+	NoPendingPermissions Code = "no_pending_permissions"
+	PermissionsChanged   Code = "permissions_changed"
 )
 
 // The partner's provisioning endpoint refused (400) or failed (502).
@@ -164,7 +167,7 @@ var registry = []Doc{
 	{NotOwner, http.StatusForbidden, false, "Not the app's owner",
 		"Only admins of the organization that owns the app change it. Operators see every app but review it only through its status."},
 	{MissingScope, http.StatusForbidden, false, "Missing scope",
-		"The installation was not granted the scope this needs. Register the scope on the app and have the organization reinstall or re-authorize it."},
+		"The installation was not granted the scope this needs (the WWW-Authenticate header says error=\"insufficient_scope\" and names it, per RFC 6750). A published app asks for a new scope with a revision (PUT /api/0/apps/{app_slug}/, then POST …/revisions/{revision_id}/publish-requests/); once an operator approves it, each organization accepts it (POST /api/0/installations/{uuid}/permission-acceptances/), and tokens issued after that carry it."},
 	{InstallationPending, http.StatusForbidden, false, "Installation pending",
 		"The app has not verified the installation yet. Verify it with PUT /api/0/installations/{uuid}/ {\"status\": \"installed\"} and try again."},
 	{AppCredentialsRequired, http.StatusForbidden, false, "App credentials required",
@@ -204,7 +207,7 @@ var registry = []Doc{
 	{InstallationNotLive, http.StatusConflict, false, "Installation not live",
 		"The installation was deleted or failed, so it can no longer be changed, verified or given a fresh code."},
 	{InvalidTransition, http.StatusConflict, false, "Invalid status transition",
-		"The app's review status cannot change that way: only draft or rejected apps are submitted, and only submitted apps are published or rejected."},
+		"The app's review status cannot change that way: only draft or rejected apps are submitted, and only submitted apps are published or rejected. Likewise for revisions: only a draft revision is submitted, and only a submitted one is approved or rejected."},
 	{NotPublic, http.StatusConflict, false, "Internal app",
 		"Internal apps are installed in their own organization when they are created; they are neither reviewed, published nor listed in the marketplace."},
 	{NoWebhookURL, http.StatusConflict, false, "No webhook URL",
@@ -213,6 +216,10 @@ var registry = []Doc{
 		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 	{PlanChangeRefused, http.StatusConflict, false, "Plan change refused",
 		"The app's provisioning endpoint refused the new plan (it answered PUT {provisionUrl}/{uuid} with a 4xx); detail is the partner's message. The installation stays on its plan."},
+	{NoPendingPermissions, http.StatusConflict, false, "No new permissions to accept",
+		"The installation has no pending permission request: the app asks for nothing beyond what the organization granted, or an admin accepted it already. GET /api/0/organizations/{org}/installations/?permissions=pending lists the installations that wait."},
+	{PermissionsChanged, http.StatusConflict, false, "Permissions changed",
+		"The request named in the acceptance is no longer the pending one: a later approved revision of the app asked for more, or took something back. Read the installation's pendingPermissions again and accept what it shows now."},
 
 	{ProvisionRefused, http.StatusBadRequest, false, "Provisioning refused",
 		"The app's provisioning endpoint refused to set the app up for this organization (it answered POST {provisionUrl} with a 4xx); detail is the partner's message, shown as it was given. Nothing was installed: no installation, code or token stays behind."},
