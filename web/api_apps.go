@@ -223,7 +223,10 @@ func (s *Server) listScopes(c echo.Context) error {
 	}
 	out := make([]scopeJSON, len(scopes))
 	for i, sc := range scopes {
-		out[i] = scopeJSON{Name: sc.Name, Description: sc.Description, Builtin: sc.Builtin}
+		out[i] = scopeJSON{Name: sc.Name, Description: sc.Description, Builtin: sc.Builtin, Routes: orEmpty(sc.Routes), UsedBy: "platform"}
+		if sc.HostOnly() {
+			out[i].UsedBy = "host"
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -29,7 +29,7 @@ func (s *Server) install(c echo.Context) error {
 }
 
 func installationQuery(c echo.Context) marketplace.InstallationQuery {
-	return marketplace.InstallationQuery{Status: c.QueryParam("status"), SyncState: c.QueryParam("syncState")}
+	return marketplace.InstallationQuery{Status: c.QueryParam("status"), SyncState: c.QueryParam("syncState"), Permissions: c.QueryParam("permissions")}
 }
 
 func (s *Server) listOrgInstallations(c echo.Context) error {

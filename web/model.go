@@ -140,6 +140,9 @@ type appJSON struct {
 	// Internal integrations: their installation and its token, at creation.
 	Installation *installationJSON `json:"installation,omitempty"`
 	Token        string            `json:"token,omitempty"`
+	// The draft or submitted revision of a published app, for the owner
+	// organization and operators (api_revisions.go).
+	PendingRevision *revisionJSON `json:"pendingRevision,omitempty"`
 }
 
 func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
@@ -166,6 +169,12 @@ func toAppJSON(v marketplace.AppView, withPlans bool) appJSON {
 		out.ProvisionURL, out.ConfigPrefix = &a.ProvisionURL, &prefix
 		out.WebhookStatus, out.WebhookStatusReason = v.WebhookStatus, v.WebhookStatusReason
 		out.WebhookRateLimit, out.WebhookMaxInFlight = v.WebhookRateLimit, v.WebhookMaxInFlight
+		if v.Revision != nil {
+			rev := *v.Revision
+			rev.App = &a
+			j := toRevisionJSON(&rev)
+			out.PendingRevision = &j
+		}
 	}
 	return out
 }
@@ -178,9 +187,11 @@ func orEmpty(s []string) []string {
 }
 
 type scopeJSON struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Builtin     bool   `json:"builtin"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Builtin     bool     `json:"builtin"`
+	Routes      []string `json:"routes"`
+	UsedBy      string   `json:"usedBy"` // platform or host
 }
 
 type eventTypeJSON struct {
@@ -260,6 +271,10 @@ type installationJSON struct {
 	DateVerified     *time.Time `json:"dateVerified"`
 	DateDeleted      *time.Time `json:"dateDeleted"`
 	RedirectURL      string     `json:"redirectUrl,omitempty"`
+	// The events it receives, and what an approved revision of its app
+	// asks beyond them and its scopes, until an admin accepts it.
+	Events             []string               `json:"events"`
+	PendingPermissions *permissionRequestJSON `json:"pendingPermissions"`
 }
 
 type planRefJSON struct {
@@ -283,5 +298,6 @@ func toInstallationJSON(i *marketplace.Installation) installationJSON {
 	if i.Plan != nil {
 		out.Plan = &planRefJSON{Slug: i.Plan.Slug, Name: i.Plan.Name, Price: i.Plan.Price, Currency: i.Plan.Currency, Interval: i.Plan.Interval}
 	}
+	out.Events, out.PendingPermissions = orEmpty(i.Events), toPermissionRequestJSON(i.PendingPermissions)
 	return out
 }

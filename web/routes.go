@@ -68,6 +68,10 @@ func (s *Server) routes() {
 	api.PUT("/apps/:app_slug/plans/:plan_slug/", s.updatePlan)
 	api.DELETE("/apps/:app_slug/plans/:plan_slug/", s.deletePlan)
 	api.GET("/apps/:app_slug/installations/", s.listAppInstallations)
+	api.GET("/apps/:app_slug/revisions/", s.listRevisions)
+	api.GET("/apps/:app_slug/revisions/:revision_id/", s.getRevision)
+	api.PUT("/apps/:app_slug/revisions/:revision_id/", s.decideRevision)
+	api.POST("/apps/:app_slug/revisions/:revision_id/publish-requests/", s.submitRevision)
 	api.GET("/apps/:app_slug/deliveries/", s.listDeliveries)
 	api.GET("/apps/:app_slug/deliveries/:delivery_id/", s.getDelivery)
 	api.POST("/apps/:app_slug/redeliveries/", s.redeliver)
@@ -96,6 +100,7 @@ func (s *Server) routes() {
 	api.POST("/installations/:uuid/grants/", s.requestGrant)
 	api.GET("/installations/:uuid/config-vars/", s.listConfigVars)
 	api.PUT("/installations/:uuid/config-vars/", s.setConfigVars)
+	api.POST("/installations/:uuid/permission-acceptances/", s.acceptPermissions)
 	api.GET("/apps/:app_slug/reconciliation-runs/", s.listAppRuns)
 	api.GET("/reconciliation-runs/", s.listRuns)
 

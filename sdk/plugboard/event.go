@@ -17,6 +17,11 @@ const (
 	EventWebhookTest         = "webhook.test"
 )
 
+// EventInstallationPermissionsAccepted: the organization accepted what an
+// approved revision of the app asked; data is {installation, scopes,
+// events}, scopes and events being what it gained.
+const EventInstallationPermissionsAccepted = "installation.permissions_accepted"
+
 // Reasons an installation.deleted event gives.
 const (
 	ReasonUninstalled         = "uninstalled"          // an organization admin, the app or its token uninstalled it

@@ -100,6 +100,11 @@ type Installation struct {
 	// RedirectURL is only in the answer that installs: where to send the
 	// browser to finish installing at the partner.
 	RedirectURL string `json:"redirectUrl,omitempty"`
+	// Events are the event types the installation receives.
+	Events []string `json:"events"`
+	// PendingPermissions is what an approved revision of the app asks
+	// beyond Scopes and Events, until an admin accepts it; nil when none.
+	PendingPermissions *PermissionRequest `json:"pendingPermissions"`
 }
 
 // InstallationUpdate is a partial update of an installation: only the
@@ -356,6 +361,65 @@ type App struct {
 	// that installation's access token (pbi_…).
 	Installation *Installation `json:"installation,omitempty"`
 	Token        string        `json:"token,omitempty"`
+
+	// PendingRevision is a published app's draft or submitted revision,
+	// for the owner organization and operators; nil when none.
+	PendingRevision *Revision `json:"pendingRevision,omitempty"`
+}
+
+// Revision statuses.
+const (
+	RevisionDraft     = "draft"
+	RevisionSubmitted = "submitted"
+	RevisionApproved  = "approved"
+	RevisionRejected  = "rejected"
+)
+
+// Revision is a change to what a published app may do (its scopes, events
+// and URLs), which operators review before it applies
+// (GET /api/0/apps/{app_slug}/revisions/).
+type Revision struct {
+	ID            string          `json:"id"` // its number within the app: "1", "2", …
+	App           AppRef          `json:"app"`
+	Status        string          `json:"status"`       // one of the Revision constants
+	StatusReason  string          `json:"statusReason"` // why operators rejected it
+	Changes       RevisionChanges `json:"changes"`
+	Diff          []RevisionDiff  `json:"diff"`
+	DateCreated   time.Time       `json:"dateCreated"`
+	DateUpdated   time.Time       `json:"dateUpdated"`
+	DateSubmitted *time.Time      `json:"dateSubmitted"`
+	DateReviewed  *time.Time      `json:"dateReviewed"`
+}
+
+// RevisionChanges are the values a revision proposes; nil: unchanged.
+type RevisionChanges struct {
+	Scopes       *[]string `json:"scopes,omitempty"`
+	Events       *[]string `json:"events,omitempty"`
+	WebhookURL   *string   `json:"webhookUrl,omitempty"`
+	RedirectURL  *string   `json:"redirectUrl,omitempty"`
+	ProvisionURL *string   `json:"provisionUrl,omitempty"`
+	SSOURL       *string   `json:"ssoUrl,omitempty"`
+	SyncURL      *string   `json:"syncUrl,omitempty"`
+}
+
+// RevisionDiff is one line of a revision's diff: Added and Removed for
+// scopes and events, From and To for a URL.
+type RevisionDiff struct {
+	Field   string    `json:"field"`
+	Added   *[]string `json:"added,omitempty"`
+	Removed *[]string `json:"removed,omitempty"`
+	From    *string   `json:"from,omitempty"`
+	To      *string   `json:"to,omitempty"`
+}
+
+// PermissionRequest is what an approved revision asks of an installation
+// beyond what it has, until an admin of its organization accepts it.
+type PermissionRequest struct {
+	ID          string    `json:"id"`
+	Scopes      []string  `json:"scopes"`
+	Events      []string  `json:"events"`
+	DateCreated time.Time `json:"dateCreated"`
+	DateUpdated time.Time `json:"dateUpdated"`
 }
 
 // ClientSecretRotation is the answer to rotating an app's client secret.
@@ -389,6 +453,11 @@ type Scope struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Builtin     bool   `json:"builtin"` // the Platform API's own, not one an event type declares
+	// Routes are the Platform API routes an installation token needs the
+	// scope for ("GET /api/0/organizations/{org}/members/"); empty when
+	// UsedBy is "host": the host product checks it on its own API.
+	Routes []string `json:"routes"`
+	UsedBy string   `json:"usedBy"` // "platform" or "host"
 }
 
 // AuditLogEntry is one line of an organization's audit log.
