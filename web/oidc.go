@@ -72,9 +72,16 @@ func (s *Server) userinfo(c echo.Context) error {
 
 // bearerChallenge sets /oauth/userinfo's WWW-Authenticate per RFC 6750 §3:
 // no error for a request without a token, invalid_token for a bad one,
-// insufficient_scope (403) for a token not granted openid. handleError
-// calls it for every error.
+// insufficient_scope (403) for a token not granted openid; and, on every
+// route, insufficient_scope for a missing_scope refusal. handleError calls
+// it for every error.
 func bearerChallenge(c echo.Context, p Problem) {
+	if p.Code == fault.MissingScope {
+		// An installation token lacking a Platform API route's scope: the
+		// problem's code is missing_scope, the challenge RFC 6750's.
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="plugboard", error="insufficient_scope"`)
+		return
+	}
 	if c.Request().URL.Path != userinfoPath {
 		return
 	}
