@@ -42,7 +42,7 @@ func TestListingPage(t *testing.T) {
 			if pg.App.Slug != tt.app || pg.Installed != tt.wantInstalled {
 				t.Errorf("app %s installed %q, want %s installed %q", pg.App.Slug, pg.Installed, tt.app, tt.wantInstalled)
 			}
-			wantScopes := []marketplace.Scope{{Name: "org:read", Description: "Read the organization's name and settings", Builtin: true}}
+			wantScopes := []marketplace.Scope{{Name: "org:read", Description: "Read the organization's name and settings", Builtin: true, Routes: []string{"GET /api/0/organizations/{org}/"}}}
 			if diff := cmp.Diff(wantScopes, pg.Scopes); diff != "" {
 				t.Errorf("scopes (-want +got):\n%s", diff)
 			}

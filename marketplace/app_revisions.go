@@ -58,16 +58,16 @@ type AppRevision struct {
 }
 
 // Open reports whether the revision is still a draft or waiting for review.
-func (r *AppRevision) Open() bool { return r.Status == RevisionDraft || r.Status == RevisionSubmitted }
+func (r AppRevision) Open() bool { return r.Status == RevisionDraft || r.Status == RevisionSubmitted }
 
 // Proposed is app as the revision would make it.
-func (r *AppRevision) Proposed(app App) App {
+func (r AppRevision) Proposed(app App) App {
 	r.Changes.applyTo(&app)
 	return app
 }
 
 // Diff lists what the revision changes, field by field in a fixed order.
-func (r *AppRevision) Diff() []FieldChange { return r.Base.diff(r.Changes) }
+func (r AppRevision) Diff() []FieldChange { return r.Base.diff(r.Changes) }
 
 // AppPermissions are the fields of an app that change only by review; in a
 // revision's Changes, nil means "unchanged". kind is reviewed too, but never

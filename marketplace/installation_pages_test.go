@@ -93,7 +93,7 @@ func TestInstallationPage(t *testing.T) {
 			if pg.Org.Role != tt.wantRole || pg.Installation.UUID != id || pg.Installation.App == nil || pg.Installation.App.Slug != w.app.Slug {
 				t.Errorf("page = org role %q, installation %+v", pg.Org.Role, pg.Installation)
 			}
-			wantScopes := []marketplace.Scope{{Name: "org:read", Description: "Read the organization's name and settings", Builtin: true}}
+			wantScopes := []marketplace.Scope{{Name: "org:read", Description: "Read the organization's name and settings", Builtin: true, Routes: []string{"GET /api/0/organizations/{org}/"}}}
 			if diff := cmp.Diff(wantScopes, pg.Scopes); diff != "" {
 				t.Errorf("scopes (-want +got):\n%s", diff)
 			}

@@ -94,6 +94,10 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	}
 	hdid := hostDeliveries[0].ID
 	newHost := map[string]any{"url": sink.URL + "/other", "eventTypes": []string{"app.published"}}
+	// A revision of the published app asking for member:read: the cases
+	// submit and approve it, and Globex's admin accepts it.
+	owner.do("PUT", "/api/0/apps/acme-hooks/", map[string]any{"scopes": []string{"org:read", "issue:read", "member:read"}}).ok(t, 200, nil)
+	rev := "/api/0/apps/acme-hooks/revisions/1/"
 
 	type call struct {
 		c      *client
@@ -188,6 +192,14 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"POST /api/0/apps/:app_slug/test-events/", &call{outsider, "/api/0/apps/acme-hooks/test-events/", nil, 404},
 			call{owner, "/api/0/apps/acme-hooks/test-events/", nil, 201}},
 		{"GET /api/0/apps/:app_slug/stats/", &call{outsider, "/api/0/apps/acme-hooks/stats/", nil, 404}, call{member, "/api/0/apps/acme-hooks/stats/", nil, 200}},
+		{"GET /api/0/apps/:app_slug/revisions/", &call{customer, "/api/0/apps/acme-hooks/revisions/", nil, 404}, call{member, "/api/0/apps/acme-hooks/revisions/", nil, 200}},
+		{"GET /api/0/apps/:app_slug/revisions/:revision_id/", &call{outsider, rev, nil, 404}, call{op, rev, nil, 200}},
+		{"POST /api/0/apps/:app_slug/revisions/:revision_id/publish-requests/", &call{member, rev + "publish-requests/", nil, 403},
+			call{owner, rev + "publish-requests/", nil, 201}},
+		{"PUT /api/0/apps/:app_slug/revisions/:revision_id/", &call{owner, rev, map[string]any{"status": "approved"}, 403},
+			call{op, rev, map[string]any{"status": "approved"}, 200}},
+		{"POST /api/0/installations/:uuid/permission-acceptances/", &call{clerk, "/api/0/installations/" + iid + "/permission-acceptances/", nil, 403},
+			call{customer, "/api/0/installations/" + iid + "/permission-acceptances/", nil, 201}},
 		// Uninstalling ends the installation the cases above use.
 		{"POST /api/0/installations/:uuid/grants/", &call{customer, "/api/0/installations/" + iid + "/grants/", nil, 403},
 			call{appCreds, "/api/0/installations/" + iid + "/grants/", nil, 201}},

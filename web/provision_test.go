@@ -520,10 +520,10 @@ func TestFailedProvisionIsDeprovisioned(t *testing.T) {
 				return tt.answer(c)
 			})
 			if tt.url != "" {
-				w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"provisionUrl": tt.url}).ok(t, 200, nil)
-				// A closure: deferring w.dev.do(…).ok would send the PUT now.
+				applyReviewed(t, w.dev, w.op, "pager-bot", map[string]any{"provisionUrl": tt.url})
+				// A closure: deferring applyReviewed(…) would send the PUT now.
 				defer func() {
-					w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"provisionUrl": w.part.srv.URL + "/provision"}).ok(t, 200, nil)
+					applyReviewed(t, w.dev, w.op, "pager-bot", map[string]any{"provisionUrl": w.part.srv.URL + "/provision"})
 				}()
 			}
 			p := w.install("free").problem(t, 502, "provision_failed")
@@ -734,8 +734,11 @@ func TestPartnerSettingsSetProvisioning(t *testing.T) {
 	form.Set("provisionUrl", "https://pager.example/provision")
 	form.Set("configPrefix", "PAGER_")
 	b.post("/apps/pager-bot/settings", form).ok(200, "Saved the settings", `value="https://pager.example/provision"`, `value="PAGER_"`)
+	// The config prefix applies at once; the published app's provisioning
+	// URL waits for review in its revision.
 	app := decode[plugboard.App](t, w.dev.do("GET", "/api/0/apps/pager-bot/", nil), 200)
-	if app.ProvisionURL != "https://pager.example/provision" || app.ConfigPrefix != "PAGER_" {
+	if app.ConfigPrefix != "PAGER_" || app.PendingRevision == nil || app.PendingRevision.Changes.ProvisionURL == nil ||
+		*app.PendingRevision.Changes.ProvisionURL != "https://pager.example/provision" {
 		t.Errorf("app %+v", app)
 	}
 	w.dev.do("PUT", "/api/0/apps/pager-bot/", map[string]any{"configPrefix": ""}).ok(t, 200, nil)

@@ -246,7 +246,7 @@ func TestPartnerSyncRepairsTheDifference(t *testing.T) {
 	sp.pages["p2"] = `{"installations": ["` + unknown + `"], "nextCursor": ""}`
 	time.Sleep(500 * time.Millisecond) // let the lifecycle webhooks settle
 	before := len(h.sink.all())
-	h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"syncUrl": sp.srv.URL + "/installations"}).ok(t, 200, nil)
+	applyReviewed(t, h.dev, h.op, "hook-app", map[string]any{"syncUrl": sp.srv.URL + "/installations"})
 
 	deadline := time.Now().Add(20 * time.Second)
 	seen := map[string]string{}
@@ -302,7 +302,7 @@ func TestBrokenSyncEndpointRecordsAnErrorAndChangesNothing(t *testing.T) {
 			sp := newSyncPartner(t)
 			sp.mode = mode
 			h.install(t)
-			h.dev.do("PUT", "/api/0/apps/hook-app/", map[string]any{"syncUrl": sp.srv.URL + "/installations"}).ok(t, 200, nil)
+			applyReviewed(t, h.dev, h.op, "hook-app", map[string]any{"syncUrl": sp.srv.URL + "/installations"})
 			time.Sleep(500 * time.Millisecond)
 			events, deliveries := count(t, h.p, "events"), count(t, h.p, "deliveries")
 			runs, err := h.p.App.Marketplace.Reconciler.RunJob(context.Background(), marketplace.JobPartnerSync)

@@ -40,6 +40,21 @@ func submitAndDecide(t *testing.T, h *hooks, number, status, reason string) plug
 	return decode[plugboard.Revision](t, h.op.do("PUT", "/api/0/apps/hook-app/revisions/"+number+"/", body), 200)
 }
 
+// applyReviewed changes a published app's reviewed fields (scopes, events,
+// URLs) the way a partner must: the PUT drafts a revision, the partner
+// submits it and an operator approves it. It returns the app after.
+func applyReviewed(t testing.TB, dev, op *client, slug string, body map[string]any) plugboard.App {
+	t.Helper()
+	app := decode[plugboard.App](t, dev.do("PUT", "/api/0/apps/"+slug+"/", body), 200)
+	if app.PendingRevision == nil {
+		return app // nothing to review: unchanged, or never published
+	}
+	n := app.PendingRevision.ID
+	dev.do("POST", "/api/0/apps/"+slug+"/revisions/"+n+"/publish-requests/", nil).ok(t, 201, nil)
+	op.do("PUT", "/api/0/apps/"+slug+"/revisions/"+n+"/", map[string]any{"status": "approved"}).ok(t, 200, nil)
+	return decode[plugboard.App](t, dev.do("GET", "/api/0/apps/"+slug+"/", nil), 200)
+}
+
 func pendingInstallations(t *testing.T, h *hooks) []plugboard.Installation {
 	t.Helper()
 	return decode[[]plugboard.Installation](t, h.admin.do("GET", "/api/0/organizations/customer/installations/?permissions=pending", nil), 200)

@@ -145,6 +145,7 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/uninstall", s.orgUninstall)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/sso", s.orgSignOn)
 	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/config-vars/reveal", s.orgRevealConfigVar)
+	ui.user(http.MethodPost, "/orgs/:org/installations/:uuid/permissions", s.orgAcceptPermissions)
 	ui.user(http.MethodGet, "/orgs/:org/members", s.orgMembersPage)
 	ui.user(http.MethodPost, "/orgs/:org/members", s.orgAddMember)
 	ui.user(http.MethodPost, "/orgs/:org/members/:id/role", s.orgChangeRole)
@@ -181,6 +182,8 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/apps/:slug/rotate-webhook-secret", s.withApp(s.partnerRotateWebhookSecret))
 
 	ui.user(http.MethodGet, "/apps/:slug/installations", s.withApp(s.partnerInstallations))
+	ui.user(http.MethodGet, "/apps/:slug/revisions", s.withApp(s.partnerRevisions))
+	ui.user(http.MethodPost, "/apps/:slug/revisions/:number/submit", s.withApp(s.partnerSubmitRevision))
 	// Delivery log and health
 	ui.user(http.MethodGet, "/apps/:slug/deliveries", s.withApp(s.deliveriesPage))
 	ui.user(http.MethodGet, "/apps/:slug/deliveries/:id", s.withApp(s.deliveryPage))
@@ -197,6 +200,9 @@ func (s *Server) routes() {
 	ui.user(http.MethodGet, "/admin/review/:slug", s.adminReviewPage)
 	ui.user(http.MethodPost, "/admin/review/:slug/approve", s.adminApprove)
 	ui.user(http.MethodPost, "/admin/review/:slug/reject", s.adminReject)
+	ui.user(http.MethodGet, "/admin/review/:slug/revisions/:number", s.adminRevisionPage)
+	ui.user(http.MethodPost, "/admin/review/:slug/revisions/:number/approve", s.adminApproveRevision)
+	ui.user(http.MethodPost, "/admin/review/:slug/revisions/:number/reject", s.adminRejectRevision)
 	ui.user(http.MethodGet, "/admin/event-types", s.adminEventTypes)
 	ui.user(http.MethodPost, "/admin/event-types", s.adminCreateEventType)
 	ui.user(http.MethodGet, "/admin/reconciliation", s.adminRuns)

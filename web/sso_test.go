@@ -52,7 +52,9 @@ func TestSingleSignOnFromTheInstalledAppPages(t *testing.T) {
 	if bad.Fields["ssoUrl"] == "" {
 		t.Errorf("fields %v", bad.Fields)
 	}
-	app := decode[plugboard.App](t, w.dev.do("PUT", "/api/0/apps/flow-app/", map[string]any{"ssoUrl": ssoURL}), 200)
+	// The app is published: its ssoUrl changes through a reviewed revision.
+	op := signIn(t, w.p, "ops@plugboard.example")
+	app := applyReviewed(t, w.dev, op, "flow-app", map[string]any{"ssoUrl": ssoURL})
 	if app.SSOURL != ssoURL {
 		t.Fatalf("ssoUrl %q", app.SSOURL)
 	}
@@ -113,7 +115,7 @@ func TestSingleSignOnFromTheInstalledAppPages(t *testing.T) {
 	stranger.uiOrg("Elsewhere")
 	stranger.post(action, nil).ok(404)
 	stranger.post("/orgs/elsewhere/installations/"+inst.UUID+"/sso", nil).ok(404)
-	w.dev.do("PUT", "/api/0/apps/flow-app/", map[string]any{"ssoUrl": ""}).ok(t, 200, nil)
+	applyReviewed(t, w.dev, op, "flow-app", map[string]any{"ssoUrl": ""})
 	if page := b.get("/orgs/customer/installations/" + inst.UUID).ok(200).Body; strings.Contains(page, "Open Flow App") {
 		t.Error("Open is offered without an ssoUrl")
 	}

@@ -58,6 +58,14 @@ func TestCrossTenantMatrix(t *testing.T) {
 		t.Fatalf("host deliveries %+v", hostDels)
 	}
 	hep, hdel := "/api/0/host-endpoints/"+hostEP.ID+"/", hostDels[0].ID
+	// A published public app of A's with a draft revision (asking for
+	// member:read), which the rows submit and approve.
+	listed := decode[plugboard.App](t, w.aAdmin.do("POST", "/api/0/organizations/alpha/apps/", publicApp("Alpha Listed")), 201)
+	w.aAdmin.do("POST", "/api/0/apps/"+listed.ID+"/plans/", map[string]any{"name": "Free"}).ok(t, 201, nil)
+	w.aAdmin.do("POST", "/api/0/apps/"+listed.ID+"/publish-requests/", nil).ok(t, 201, nil)
+	w.op.do("PUT", "/api/0/apps/"+listed.ID+"/", map[string]any{"status": "published"}).ok(t, 200, nil)
+	w.aAdmin.do("PUT", "/api/0/apps/"+listed.ID+"/", map[string]any{"scopes": []string{"org:read"}}).ok(t, 200, nil)
+	revs := "/api/0/apps/" + listed.ID + "/revisions/"
 	org, app, inst, del := "/api/0/organizations/"+w.orgA, "/api/0/apps/"+w.appA.ID, "/api/0/installations/"+w.instA, w.deliveryA
 	rows := []struct {
 		route string // METHOD and path as routed
@@ -66,16 +74,16 @@ func TestCrossTenantMatrix(t *testing.T) {
 		want  string // actor=status for each actor
 	}{
 		{"GET /api/0/organizations/:org/", org + "/", nil, "anon=401 bAdmin=404 bInst=404 bApp=403 host=403 op=404 aMember=200 aInst=200 aApp=403 aAdmin=200"},
-		{"PUT /api/0/organizations/:org/", org + "/", map[string]any{"name": "Alpha Inc"}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
+		{"PUT /api/0/organizations/:org/", org + "/", map[string]any{"name": "Alpha Inc"}, "anon=401 bAdmin=404 bInst=404 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
 		{"GET /api/0/organizations/:org/members/", org + "/members/", nil, "anon=401 bAdmin=404 bInst=404 bApp=403 host=403 op=404 aMember=200 aInst=200 aApp=403 aAdmin=200"},
-		{"POST /api/0/organizations/:org/members/", org + "/members/", map[string]any{"email": "extra@alpha.example"}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=201"},
-		{"PUT /api/0/organizations/:org/members/:member_id/", org + "/members/" + w.memberA + "/", map[string]any{"role": "member"}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
-		{"DELETE /api/0/organizations/:org/members/:member_id/", org + "/members/" + spareMember + "/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=204"},
+		{"POST /api/0/organizations/:org/members/", org + "/members/", map[string]any{"email": "extra@alpha.example"}, "anon=401 bAdmin=404 bInst=404 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=201"},
+		{"PUT /api/0/organizations/:org/members/:member_id/", org + "/members/" + w.memberA + "/", map[string]any{"role": "member"}, "anon=401 bAdmin=404 bInst=404 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
+		{"DELETE /api/0/organizations/:org/members/:member_id/", org + "/members/" + spareMember + "/", nil, "anon=401 bAdmin=404 bInst=404 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=204"},
 		{"GET /api/0/organizations/:org/apps/", org + "/apps/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=200 aInst=403 aApp=403 aAdmin=200"},
 		{"POST /api/0/organizations/:org/apps/", org + "/apps/", map[string]any{"name": "Alpha Extra"}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=201"},
 		{"GET /api/0/organizations/:org/audit-logs/", org + "/audit-logs/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
-		{"GET /api/0/organizations/:org/events/", org + "/events/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=200 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
-		{"POST /api/0/organizations/:org/events/", org + "/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Fire"}}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=201 op=404 aMember=403 aInst=403 aApp=403 aAdmin=201"},
+		{"GET /api/0/organizations/:org/events/", org + "/events/", nil, "anon=401 bAdmin=404 bInst=404 bApp=403 host=200 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
+		{"POST /api/0/organizations/:org/events/", org + "/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Fire"}}, "anon=401 bAdmin=404 bInst=404 bApp=403 host=201 op=404 aMember=403 aInst=403 aApp=403 aAdmin=201"},
 		{"GET /api/0/organizations/:org/installations/", org + "/installations/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=200 aInst=403 aApp=403 aAdmin=200"},
 		{"POST /api/0/organizations/:org/installations/", org + "/installations/", map[string]any{"app": w.appB.ID}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=400"},
 
@@ -96,11 +104,16 @@ func TestCrossTenantMatrix(t *testing.T) {
 		{"GET /api/0/apps/:app_slug/stats/", app + "/stats/", nil, "anon=401 bAdmin=404 bInst=403 bApp=404 host=403 op=404 aMember=200 aInst=403 aApp=200 aAdmin=200"},
 		{"GET /api/0/apps/:app_slug/delivery-stream/", app + "/delivery-stream/", nil, "anon=401 bAdmin=404 bInst=403 bApp=404 host=403 op=404 aMember=200 aInst=403 aApp=200 aAdmin=200"},
 		{"GET /api/0/apps/:app_slug/reconciliation-runs/", app + "/reconciliation-runs/", nil, "anon=401 bAdmin=404 bInst=403 bApp=404 host=403 op=404 aMember=200 aInst=403 aApp=200 aAdmin=200"},
+		{"GET /api/0/apps/:app_slug/revisions/", revs, nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=200 aMember=200 aInst=403 aApp=403 aAdmin=200"},
+		{"GET /api/0/apps/:app_slug/revisions/:revision_id/", revs + "1/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=200 aMember=200 aInst=403 aApp=403 aAdmin=200"},
+		{"POST /api/0/apps/:app_slug/revisions/:revision_id/publish-requests/", revs + "1/publish-requests/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=403 aMember=403 aInst=403 aApp=403 aAdmin=201"},
+		{"PUT /api/0/apps/:app_slug/revisions/:revision_id/", revs + "1/", map[string]any{"status": "approved"}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
 
 		{"GET /api/0/installations/:uuid/", inst + "/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=200 aInst=200 aApp=200 aAdmin=200"},
 		{"PUT /api/0/installations/:uuid/", inst + "/", map[string]any{"externalId": "acct-1"}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=200 aApp=200 aAdmin=403"},
 		{"GET /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=200 op=404 aMember=403 aInst=200 aApp=403 aAdmin=200"},
 		{"PUT /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", map[string]any{"vars": map[string]any{}}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=403 op=404 aMember=403 aInst=200 aApp=403 aAdmin=403"},
+		{"POST /api/0/installations/:uuid/permission-acceptances/", inst + "/permission-acceptances/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=403 aApp=403 aAdmin=409"},
 		{"POST /api/0/installations/:uuid/grants/", inst + "/grants/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=201 aApp=201 aAdmin=403"},
 		{"POST /api/0/installations/:uuid/authorizations/", inst + "/authorizations/",
 			map[string]any{"grantType": "authorization_code", "code": "pbg_nope", "clientId": w.clientIDA, "clientSecret": w.secretA}, "anon=400 bAdmin=400 bInst=400 bApp=400 host=400 op=400 aMember=400 aInst=400 aApp=400 aAdmin=400"},

@@ -38,6 +38,8 @@ func (s *Server) adminHome(c echo.Context) error {
 type adminQueueData struct {
 	Page  page.Page[marketplace.AppView]
 	Query url.Values
+	// Revisions of published apps waiting for review (app_revisions.go).
+	Revisions page.Page[marketplace.AppRevision]
 }
 
 func (s *Server) adminReviewQueue(c echo.Context) error {
@@ -49,9 +51,13 @@ func (s *Server) adminReviewQueue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	revs, err := s.opts.Revisions.RevisionQueue(c.Request().Context(), actor(c), page.Request{Limit: page.MaxLimit})
+	if err != nil {
+		return err
+	}
 	v := s.newView(c, "Review queue")
 	v.Section = "admin"
-	v.Data = adminQueueData{Page: p, Query: c.QueryParams()}
+	v.Data = adminQueueData{Page: p, Query: c.QueryParams(), Revisions: revs}
 	return s.render(c, http.StatusOK, "admin_review", v)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
 	"github.com/plugboard/plugboard/marketplace"
+	"github.com/plugboard/plugboard/webhooks"
 )
 
 // orgInstallationsData is the installed-apps page.
@@ -49,6 +50,9 @@ type orgInstallationData struct {
 	// the one value an admin asked to see, by name.
 	ConfigVars []string
 	Revealed   map[string]string
+	// What the installation's pending permission request asks, described.
+	PendingScopes []marketplace.Scope
+	PendingEvents []webhooks.EventType
 }
 
 // orgInstallation is the page of the installation in the path, of the
@@ -63,7 +67,7 @@ func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.Installatio
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
 	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans,
-		ConfigVars: pg.ConfigVarNames}
+		ConfigVars: pg.ConfigVarNames, PendingScopes: pg.PendingScopes, PendingEvents: pg.PendingEvents}
 	return v
 }
 

@@ -275,6 +275,13 @@ func (s *Server) partnerSettings(c echo.Context, app *marketplace.AppView) error
 }
 
 func (s *Server) renderSettings(c echo.Context, app *marketplace.AppView, status int, fail error) error {
+	if app.Revision != nil {
+		// A published app's form shows its open revision's scopes, events
+		// and URLs: saving the form keeps them (app_revisions.go).
+		shown := *app
+		shown.App = app.Revision.Proposed(app.App)
+		app = &shown
+	}
 	ch, err := s.appChoices(c, &app.App, fail != nil)
 	if err != nil {
 		return err
@@ -295,7 +302,11 @@ func (s *Server) partnerSaveSettings(c echo.Context, app *marketplace.AppView) e
 	if err != nil {
 		return err
 	}
-	return s.redirect(c, "/apps/"+saved.Slug+"/settings", "Saved the settings of "+saved.Name+".")
+	msg := "Saved the settings of " + saved.Name + "."
+	if saved.Revision != nil {
+		msg += " Its changes to scopes, events and URLs wait in revision #" + strconv.Itoa(saved.Revision.Number) + ": submit it for review from Revisions."
+	}
+	return s.redirect(c, "/apps/"+saved.Slug+"/settings", msg)
 }
 
 func (s *Server) partnerConfirmDelete(c echo.Context, app *marketplace.AppView) error {
