@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/marketplace"
@@ -144,6 +147,40 @@ func TestBrowserJourney(t *testing.T) {
 	dev.see("Queued another attempt")
 	dev.seeAfterReload("2 of at most")
 
+	// The published app asks for member:read: the settings form drafts a
+	// revision, which the developer submits from the Revisions tab.
+	dev.open("/apps/flow/settings")
+	dev.click(`input[name="scopes"][value="member:read"]`)
+	dev.press("Save changes")
+	dev.see("wait in revision #1")
+	dev.open("/apps/flow/revisions")
+	dev.see("#1", "Draft", "+ member:read")
+	dev.press("Submit revision #1 for review")
+	dev.see("Submitted revision #1 for review", "Submitted")
+
+	// The operator finds it in the review queue, reads the diff and
+	// approves it.
+	ops.open("/admin/review")
+	ops.see("Revisions of published apps", "+ member:read")
+	ops.click(`a[href="/admin/review/flow/revisions/1"]`)
+	ops.at("/admin/review/flow/revisions/1")
+	ops.see("What it changes", "Adds: See who belongs to the organization and their roles", "installed in 1 organization")
+	ops.press("Approve revision")
+	ops.see("Approved revision #1 of Flow")
+
+	// Customer Co's admin sees only what is new, and accepts it.
+	inst := "/orgs/customer-co/installations/" + q.Get("installationId")
+	dev.open(inst)
+	dev.see("Flow asks for new permissions", "See who belongs to the organization and their roles")
+	dev.press("Accept new permissions")
+	dev.at(inst)
+	dev.see("Accepted. Flow has been told")
+	var body string
+	dev.run(chromedp.Evaluate(`document.body.innerText`, &body))
+	if strings.Contains(body, "asks for new permissions") || !strings.Contains(body, "See who belongs to the organization") {
+		t.Errorf("after accepting, the page shows:\n%s", body)
+	}
+
 	// Uninstall, with a confirmation.
 	dev.open("/orgs/customer-co/installations/" + q.Get("installationId"))
 	dev.press("Uninstall")
@@ -152,13 +189,14 @@ func TestBrowserJourney(t *testing.T) {
 	dev.at("/orgs/customer-co/installations")
 	dev.see("Flow was uninstalled")
 	// The partner hears of it: installation.created twice (sent, then
-	// redelivered) and installation.deleted.
+	// redelivered), installation.permissions_accepted and
+	// installation.deleted.
 	deadline := time.Now().Add(patience)
-	for partner.hookCount() < 3 && time.Now().Before(deadline) {
+	for partner.hookCount() < 4 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := partner.hookCount(); n != 3 {
-		t.Errorf("the partner got %d webhooks, want 3", n)
+	if n := partner.hookCount(); n != 4 {
+		t.Errorf("the partner got %d webhooks, want 4", n)
 	}
 }
 

@@ -135,8 +135,14 @@ func TestPartnerSettingsSetSSOURL(t *testing.T) {
 	form.Set("ssoUrl", "not a url")
 	b.post("/apps/flow-app/settings", form).ok(400).fieldError("ssoUrl")
 	form.Set("ssoUrl", "https://flow.example/sso")
-	b.post("/apps/flow-app/settings", form).ok(200, "Saved the settings", `value="https://flow.example/sso"`)
+	// The app is published: the form drafts a revision, and shows it.
+	b.post("/apps/flow-app/settings", form).ok(200, "Saved the settings", "wait in revision #1", `value="https://flow.example/sso"`)
+	if app := decode[plugboard.App](t, w.dev.do("GET", "/api/0/apps/flow-app/", nil), 200); app.SSOURL != "" || app.PendingRevision == nil {
+		t.Errorf("ssoUrl %q before review, revision %+v", app.SSOURL, app.PendingRevision)
+	}
+	w.dev.do("POST", "/api/0/apps/flow-app/revisions/1/publish-requests/", nil).ok(t, 201, nil)
+	signIn(t, w.p, "ops@plugboard.example").do("PUT", "/api/0/apps/flow-app/revisions/1/", map[string]any{"status": "approved"}).ok(t, 200, nil)
 	if app := decode[plugboard.App](t, w.dev.do("GET", "/api/0/apps/flow-app/", nil), 200); app.SSOURL != "https://flow.example/sso" {
-		t.Errorf("ssoUrl %q", app.SSOURL)
+		t.Errorf("ssoUrl %q after review", app.SSOURL)
 	}
 }
