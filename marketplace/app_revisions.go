@@ -57,9 +57,6 @@ type AppRevision struct {
 	App *App `gorm:"foreignKey:AppID"`
 }
 
-// Open reports whether the revision is still a draft or waiting for review.
-func (r AppRevision) Open() bool { return r.Status == RevisionDraft || r.Status == RevisionSubmitted }
-
 // Proposed is app as the revision would make it.
 func (r AppRevision) Proposed(app App) App {
 	r.Changes.applyTo(&app)
