@@ -96,6 +96,8 @@ func (s *Server) routes() {
 	api.POST("/installations/:uuid/grants/", s.requestGrant)
 	api.GET("/installations/:uuid/config-vars/", s.listConfigVars)
 	api.PUT("/installations/:uuid/config-vars/", s.setConfigVars)
+	api.POST("/installations/:uuid/suspensions/", s.suspend)
+	api.DELETE("/installations/:uuid/suspensions/", s.unsuspend)
 	api.GET("/apps/:app_slug/reconciliation-runs/", s.listAppRuns)
 	api.GET("/reconciliation-runs/", s.listRuns)
 
