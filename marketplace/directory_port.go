@@ -37,7 +37,7 @@ func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID in
 		paused = "(i.suspended_at IS NOT NULL AND i.status IN ('pending', 'provisioning', 'installed'))"
 	}
 	q := tx.WithContext(ctx).Table("installations i").
-		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only, " + paused + " AS paused").
+		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only, "+paused+" AS paused").
 		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ?", orgID)
 	if installationID != 0 {
 		q = q.Where("i.id = ?", installationID)
