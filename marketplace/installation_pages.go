@@ -57,6 +57,9 @@ type InstallationPage struct {
 	// permission request asks, in plain words (Installation.PendingPermissions).
 	PendingScopes []Scope
 	PendingEvents []webhooks.EventType
+	// Suspension is the installation's suspension, with who suspended it
+	// and who may lift it; nil when it is not suspended (suspensions.go).
+	Suspension *Suspension
 }
 
 // InstallationPage is live installation id of organization orgRef, for
@@ -86,7 +89,11 @@ func (s *Installs) InstallationPage(ctx context.Context, a Actor, orgRef, id str
 	if err != nil {
 		return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
 	}
-	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes, ConfigVarNames: names}
+	sp, err := suspensionFor(ctx, s.db, inst)
+	if err != nil {
+		return nil, err
+	}
+	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes, ConfigVarNames: names, Suspension: sp}
 	if req := inst.PendingPermissions; req != nil { // permission_requests.go
 		if pg.PendingScopes, err = s.events.describeScopes(ctx, req.Scopes); err != nil {
 			return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)

@@ -26,6 +26,8 @@ type Apps struct {
 	tokens    *tokens
 	endpoints EndpointAdmin
 	revisions *Revisions
+	// suspensions is the kill switch review() pulls (suspensions.go).
+	suspensions *Suspensions
 }
 
 // Installs are installations and their grants: installing, verifying,

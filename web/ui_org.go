@@ -53,6 +53,9 @@ type orgInstallationData struct {
 	// What the installation's pending permission request asks, described.
 	PendingScopes []marketplace.Scope
 	PendingEvents []webhooks.EventType
+	// Suspension is the installation's, nil when it is not suspended
+	// (ui_suspensions.go).
+	Suspension *marketplace.Suspension
 }
 
 // orgInstallation is the page of the installation in the path, of the
@@ -67,7 +70,7 @@ func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.Installatio
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
 	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans,
-		ConfigVars: pg.ConfigVarNames, PendingScopes: pg.PendingScopes, PendingEvents: pg.PendingEvents}
+		ConfigVars: pg.ConfigVarNames, PendingScopes: pg.PendingScopes, PendingEvents: pg.PendingEvents, Suspension: pg.Suspension}
 	return v
 }
 

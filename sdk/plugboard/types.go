@@ -105,6 +105,10 @@ type Installation struct {
 	// PendingPermissions is what an approved revision of the app asks
 	// beyond Scopes and Events, until an admin accepts it; nil when none.
 	PendingPermissions *PermissionRequest `json:"pendingPermissions"`
+	// Suspension is nil unless the installation is suspended: then its
+	// tokens are refused (401 installation_suspended) and its webhooks
+	// wait until the suspension is lifted.
+	Suspension *Suspension `json:"suspension"`
 }
 
 // InstallationUpdate is a partial update of an installation: only the
