@@ -15,6 +15,10 @@
 //   - ConfigVars (config_vars.go): the sealed config vars a partner sets
 //     on an installation;
 //   - OAuth (oauth.go, authorize.go, tokens.go): the authorization server;
+//   - AccessTokens (access_tokens.go): the installation tokens an app mints
+//     for itself from its own credentials;
+//   - Introspection (introspection.go): the host's RFC 7662 questions
+//     about installation tokens;
 //   - ServiceTokens (service_tokens.go): the host product's tokens;
 //   - Events (events.go, scopes.go): the event and scope catalogues, and
 //     the host's publishing;
@@ -143,6 +147,8 @@ type Services struct {
 	Operators     *Operators
 	ConfigVars    *ConfigVars
 	HostEndpoints *HostEndpoints
+	AccessTokens  *AccessTokens
+	Introspection *Introspection
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -190,6 +196,8 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		Operators:     &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
 		ConfigVars:    &ConfigVars{core: c, installs: installs},
 		HostEndpoints: &HostEndpoints{core: c, endpoints: deps.Endpoints, log: deps.Log},
+		AccessTokens:  &AccessTokens{core: c, installs: installs, tokens: tokens},
+		Introspection: &Introspection{core: c},
 	}, nil
 }
 

@@ -70,12 +70,13 @@ func (s *Server) userinfo(c echo.Context) error {
 	return c.JSON(http.StatusOK, claims)
 }
 
-// bearerChallenge sets /oauth/userinfo's WWW-Authenticate per RFC 6750 §3:
-// no error for a request without a token, invalid_token for a bad one,
-// insufficient_scope (403) for a token not granted openid. handleError
-// calls it for every error.
+// bearerChallenge sets /oauth/userinfo's and /oauth/introspect's
+// WWW-Authenticate per RFC 6750 §3: no error for a request without a
+// token, invalid_token for a bad one (for introspection, any credential
+// but a host service token: RFC 7662 §2.3), insufficient_scope (403) for
+// a token not granted openid. handleError calls it for every error.
 func bearerChallenge(c echo.Context, p Problem) {
-	if c.Request().URL.Path != userinfoPath {
+	if path := c.Request().URL.Path; path != userinfoPath && path != introspectPath {
 		return
 	}
 	v := `Bearer realm="plugboard"`

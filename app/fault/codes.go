@@ -32,6 +32,11 @@ const (
 	CodeUnauthorized     Code = "unauthorized"
 	InvalidToken         Code = "invalid_token"
 	InvalidCredentials   Code = "invalid_credentials"
+	// InstallationSuspended: the installation's tokens are refused, and
+	// none are minted, while it is suspended.
+	InstallationSuspended Code = "installation_suspended"
+	// HostTokenRequired: token introspection answers host service tokens only.
+	HostTokenRequired Code = "host_token_required"
 )
 
 // Refusals (403).
@@ -148,6 +153,10 @@ var registry = []Doc{
 		"The token is invalid, expired or revoked: signing out, uninstalling and rotating revoke tokens, installation access tokens expire, and app JWTs need iat and may last at most ten minutes. Get a fresh token."},
 	{InvalidCredentials, http.StatusUnauthorized, false, "Invalid credentials",
 		"The email or password is wrong. The answer does not say which, so that it reveals nothing about which accounts exist."},
+	{InstallationSuspended, http.StatusUnauthorized, false, "Installation suspended",
+		"The installation is suspended (by an organization admin, the app itself or an operator; the detail says why): its tokens are refused and the app cannot mint new ones (POST /api/0/installations/{uuid}/access-tokens/) until whoever suspended it lifts the suspension. Introspection answers {\"active\": false} for its tokens."},
+	{HostTokenRequired, http.StatusUnauthorized, false, "Host service token required",
+		"Token introspection (POST /oauth/introspect, RFC 7662) answers only the host product, authenticated with a host service token (pbh_…) as Authorization: Bearer. Users, apps and installation tokens are refused with 401, as RFC 7662 §2.1 says; operators make service tokens with POST /api/0/service-tokens/."},
 
 	{CodeForbidden, http.StatusForbidden, false, "Forbidden",
 		"The caller is known but may not do this."},
