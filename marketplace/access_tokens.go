@@ -56,6 +56,13 @@ func (s *AccessTokens) MintAccessToken(ctx context.Context, a Actor, id string, 
 		if err != nil {
 			return err
 		}
+		if inst.SyncState == OutOfSync && inst.SyncReason == ReasonNeverExchanged {
+			// An app that mints is connected, as one that exchanged its code.
+			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Updates(map[string]any{
+				"sync_state": InSync, "sync_reason": "", "sync_checked_at": s.now()}).Error; err != nil {
+				return fmt.Errorf("marking installation in sync: %w", err)
+			}
+		}
 		return s.audit(tx, a, &inst.OrganizationID, "installation.access_token", "installation", inst.UUID, inst.App.Slug,
 			JSON{"scopes": granted})
 	})

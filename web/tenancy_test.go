@@ -102,6 +102,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 		{"GET /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=200 op=404 aMember=403 aInst=200 aApp=403 aAdmin=200"},
 		{"PUT /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", map[string]any{"vars": map[string]any{}}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=403 op=404 aMember=403 aInst=200 aApp=403 aAdmin=403"},
 		{"POST /api/0/installations/:uuid/grants/", inst + "/grants/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=201 aApp=201 aAdmin=403"},
+		{"POST /api/0/installations/:uuid/access-tokens/", inst + "/access-tokens/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=403 aApp=201 aAdmin=403"},
 		{"POST /api/0/installations/:uuid/authorizations/", inst + "/authorizations/",
 			map[string]any{"grantType": "authorization_code", "code": "pbg_nope", "clientId": w.clientIDA, "clientSecret": w.secretA}, "anon=400 bAdmin=400 bInst=400 bApp=400 host=400 op=400 aMember=400 aInst=400 aApp=400 aAdmin=400"},
 
