@@ -45,7 +45,7 @@ func (s *AccessTokens) MintAccessToken(ctx context.Context, a Actor, id string, 
 			return fault.Forbidden(fault.AppCredentialsRequired, "Mint tokens with the app's own credentials (client credentials or an app JWT), not an installation token.")
 		case !inst.Live():
 			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is %s.", inst.Status))
-		case inst.SuspendedAt != nil:
+		case inst.SuspendedAt != nil || inst.App.Status == StatusSuspended:
 			return suspendedErr(inst)
 		}
 		granted, err := narrowScopes(inst.Scopes, scopes)

@@ -50,7 +50,8 @@ type TokenIntrospector interface {
 // refused by the host within it.
 const MaxIntrospectionCache = time.Second
 
-// Introspector asks the Plugboard at BaseURL about tokens, with the host's
+// Introspector asks the Plugboard at BaseURL (its root; a trailing /api/0
+// is accepted) about tokens, with the host's
 // service token (pbh_…), at POST /oauth/introspect. It may keep active
 // answers for CacheFor (at most [MaxIntrospectionCache]; 0 keeps none),
 // so a host serving bursts from one partner asks once per burst, yet sees
@@ -144,7 +145,7 @@ func (in *Introspector) Introspect(ctx context.Context, token string) (*Introspe
 // ask is one call of /oauth/introspect.
 func (in *Introspector) ask(ctx context.Context, token string) (*Introspection, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(in.BaseURL, "/")+"/oauth/introspect", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(strings.TrimSuffix(in.BaseURL, "/"), "/api/0")+"/oauth/introspect", strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, fmt.Errorf("plugboard: %w", err)
 	}
