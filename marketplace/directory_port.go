@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -26,11 +27,17 @@ func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
 // Recipients implements webhooks.Directory: the live installations of orgID
 // whose app subscribes to eventType and holds scope; for lifecycle events,
 // the one installation they concern. An app without a webhook URL is
-// marked ListenOnly: its deliveries go to `plugboard listen` sessions.
+// marked ListenOnly: its deliveries go to `plugboard listen` sessions. A
+// suspended installation's are marked Paused, but for the news of its
+// suspension (suspensions.go).
 func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
 	var out []webhooks.Recipient
+	paused := "false"
+	if !slices.Contains(suspensionEvents, eventType) {
+		paused = "(i.suspended_at IS NOT NULL AND i.status IN ('pending', 'provisioning', 'installed'))"
+	}
 	q := tx.WithContext(ctx).Table("installations i").
-		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only").
+		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only, "+paused+" AS paused").
 		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ?", orgID)
 	if installationID != 0 {
 		q = q.Where("i.id = ?", installationID)
@@ -77,4 +84,16 @@ func (s *WebhookDirectory) EndpointChanged(ctx context.Context, appID int64, sta
 	if err := s.audit(s.db.WithContext(ctx), Actor{}, &app.OrganizationID, action, "app", idStr(app.ID), app.Slug, JSON{"reason": reason}); err != nil {
 		s.log.Error("recording endpoint change", "app", app.Slug, "err", err)
 	}
+}
+
+// Held implements webhooks.Directory: app appID's suspended installations,
+// whose deliveries no replay sends (suspensions.go). One that ended while
+// suspended stays held: what it was not sent is never sent.
+func (s *WebhookDirectory) Held(ctx context.Context, tx *gorm.DB, appID int64) ([]int64, error) {
+	var ids []int64
+	if err := tx.WithContext(ctx).Model(&Installation{}).Where("app_id = ? AND suspended_at IS NOT NULL", appID).
+		Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("finding suspended installations of app %d: %w", appID, err)
+	}
+	return ids, nil
 }

@@ -154,7 +154,9 @@ func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event,
 		if r.InstallationID != 0 {
 			instIDs[i], instUUIDs[i] = &recipients[i].InstallationID, &recipients[i].InstallationUUID
 		}
-		if paused[r.AppID] {
+		// Paused: the endpoint is disabled, or the recipient's installation
+		// is suspended (Recipient.Paused); either replays it later.
+		if paused[r.AppID] || r.Paused {
 			statuses[i] = DeliveryPaused
 		} else {
 			refs = append(refs, ref{AppID: r.AppID})

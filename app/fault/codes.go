@@ -32,8 +32,8 @@ const (
 	CodeUnauthorized     Code = "unauthorized"
 	InvalidToken         Code = "invalid_token"
 	InvalidCredentials   Code = "invalid_credentials"
-	// InstallationSuspended: the installation's tokens are refused, and
-	// none are minted, while it is suspended.
+	// InstallationSuspended: the installation's tokens are refused while
+	// it is suspended (marketplace/suspensions.go).
 	InstallationSuspended Code = "installation_suspended"
 	// HostTokenRequired: token introspection answers host service tokens only.
 	HostTokenRequired Code = "host_token_required"
@@ -54,6 +54,7 @@ const (
 	CrossOrigin            Code = "cross_origin"
 	CSRF                   Code = "csrf"
 	InsufficientScope      Code = "insufficient_scope"
+	NotSuspender           Code = "not_suspender"
 )
 
 // Absent (404) and wrong method (405).
@@ -80,6 +81,8 @@ const (
 	NoWebhookURL        Code = "no_webhook_url"
 	NoSSOURL            Code = "no_sso_url"
 	PlanChangeRefused   Code = "plan_change_refused"
+	AlreadySuspended    Code = "already_suspended"
+	AppSuspended        Code = "app_suspended"
 )
 
 // The partner's provisioning endpoint refused (400) or failed (502).
@@ -154,8 +157,7 @@ var registry = []Doc{
 	{InvalidCredentials, http.StatusUnauthorized, false, "Invalid credentials",
 		"The email or password is wrong. The answer does not say which, so that it reveals nothing about which accounts exist."},
 	{InstallationSuspended, http.StatusUnauthorized, false, "Installation suspended",
-		"The installation is suspended (by an organization admin, the app itself or an operator; the detail says why): its tokens are refused and the app cannot mint new ones (POST /api/0/installations/{uuid}/access-tokens/) until whoever suspended it lifts the suspension. Introspection answers {\"active\": false} for its tokens."},
-	{HostTokenRequired, http.StatusUnauthorized, false, "Host service token required",
+		"The installation is suspended, by an admin of its organization, by the app itself, or with the whole app by Plugboard's operators; detail gives the reason. Its access tokens are refused everywhere, /oauth/token issues none for it, the app cannot mint new ones (POST /api/0/installations/{uuid}/access-tokens/), introspection answers {\"active\": false} for them, and its webhooks wait, paused, except installation.suspended and installation.unsuspended. GET /api/0/installations/{uuid}/ with the app's own credentials shows the suspension and who may lift it (DELETE /api/0/installations/{uuid}/suspensions/); once lifted the same tokens work again."},
 		"Token introspection (POST /oauth/introspect, RFC 7662) answers only the host product, authenticated with a host service token (pbh_…) as Authorization: Bearer. Users, apps and installation tokens are refused with 401, as RFC 7662 §2.1 says; operators make service tokens with POST /api/0/service-tokens/."},
 
 	{CodeForbidden, http.StatusForbidden, false, "Forbidden",
@@ -184,6 +186,8 @@ var registry = []Doc{
 		"The form's CSRF token is missing, expired or from another session. Go back, reload the page and send the form again."},
 	{InsufficientScope, http.StatusForbidden, false, "Insufficient scope",
 		"RFC 6750: the access token is valid but was not granted what the route needs. /oauth/userinfo answers only tokens whose authorization asked for the openid scope; the WWW-Authenticate header says error=\"insufficient_scope\"."},
+	{NotSuspender, http.StatusForbidden, false, "Not the suspender",
+		"Only whoever suspended an installation lifts the suspension, or an operator: a suspension by an organization admin is lifted by the organization's admins, never by the app; one by the app, by the app or the organization's admins; one by Plugboard's operators, by an operator. The installation's suspension.liftableBy says who may."},
 
 	{CodeNotFound, http.StatusNotFound, false, "Not found",
 		"Nothing is there, or the caller may not see it: resources of other organizations answer 404, not 403, so that their existence is not revealed."},
@@ -222,6 +226,10 @@ var registry = []Doc{
 		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 	{PlanChangeRefused, http.StatusConflict, false, "Plan change refused",
 		"The app's provisioning endpoint refused the new plan (it answered PUT {provisionUrl}/{uuid} with a 4xx); detail is the partner's message. The installation stays on its plan."},
+	{AlreadySuspended, http.StatusConflict, false, "Already suspended",
+		"The installation is suspended already, by someone whose suspension this caller cannot take over: the app cannot replace an organization admin's or an operator's suspension. Suspending again as the same suspender changes nothing (200); an organization admin takes over a suspension by the app or by the kill switch, and then only the organization lifts it."},
+	{AppSuspended, http.StatusConflict, false, "App suspended",
+		"Plugboard's operators suspended the app (the kill switch); detail gives their reason. It cannot be installed or authorized, and its installations stay suspended until an operator lifts the app's suspension (PUT /api/0/apps/{app_slug}/ {\"status\": \"published\"}), which lifts exactly the installations it suspended."},
 
 	{ProvisionRefused, http.StatusBadRequest, false, "Provisioning refused",
 		"The app's provisioning endpoint refused to set the app up for this organization (it answered POST {provisionUrl} with a 4xx); detail is the partner's message, shown as it was given. Nothing was installed: no installation, code or token stays behind."},
