@@ -46,7 +46,7 @@ func (s *AccessTokens) MintAccessToken(ctx context.Context, a Actor, id string, 
 		case !inst.Live():
 			return fault.Conflict(fault.InstallationNotLive, fmt.Sprintf("The installation is %s.", inst.Status))
 		case inst.SuspendedAt != nil || inst.App.Status == StatusSuspended:
-			return suspendedErr(inst)
+			return errSuspended(inst)
 		}
 		granted, err := narrowScopes(inst.Scopes, scopes)
 		if err != nil {
@@ -67,15 +67,6 @@ func (s *AccessTokens) MintAccessToken(ctx context.Context, a Actor, id string, 
 			JSON{"scopes": granted})
 	})
 	return out, err
-}
-
-// suspendedErr refuses what a suspended installation may not do.
-func suspendedErr(inst *Installation) error {
-	msg := "The installation is suspended."
-	if inst.SuspensionReason != "" {
-		msg = fmt.Sprintf("The installation is suspended: %s", inst.SuspensionReason)
-	}
-	return fault.Unauthorized(fault.InstallationSuspended, msg)
 }
 
 // narrowScopes checks that asked (nil: all of have) is a non-empty subset

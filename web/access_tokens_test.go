@@ -98,23 +98,12 @@ func TestAppMintsInstallationTokens(t *testing.T) {
 		t.Errorf("%d installation.access_token audit entries, want 4: %v", n, actions)
 	}
 
-	// Suspended: nothing minted until it is lifted. (The suspension API is
-	// issue 17's other part; the column is 00015's, set here directly.)
-	suspend := func(reason string) {
-		t.Helper()
-		var at any
-		if reason != "" {
-			at = time.Now()
-		}
-		if err := w.p.App.DB.Exec("UPDATE installations SET suspended_at = ?, suspended_by = 'app', suspension_reason = ? WHERE uuid = ?", at, reason, w.instA).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	suspend("Billing is overdue.")
+	// Suspended by the organization's admin: nothing minted until lifted.
+	w.aAdmin.do("POST", "/api/0/installations/"+w.instA+"/suspensions/", map[string]any{"reason": "Billing is overdue."}).ok(t, 201, nil)
 	if p := mint(w.aApp, w.instA, nil).problem(t, 401, "installation_suspended"); !strings.Contains(p.Detail, "Billing is overdue.") {
 		t.Errorf("suspended: %+v", p)
 	}
-	suspend("")
+	w.aAdmin.do("DELETE", "/api/0/installations/"+w.instA+"/suspensions/", nil).ok(t, 204, nil)
 	mint(w.aApp, w.instA, nil).ok(t, 201, nil)
 
 	// Uninstalled: never again.

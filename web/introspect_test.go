@@ -100,21 +100,10 @@ func TestIntrospection(t *testing.T) {
 	}
 	inactive(t, introspect(t, w.p, host, another.Token), "revoked")
 
-	// Suspended (set directly; the suspension API is issue 17's other
-	// part), then lifted.
-	setSuspended := func(on bool) {
-		t.Helper()
-		var at any
-		if on {
-			at = time.Now()
-		}
-		if err := w.p.App.DB.Exec("UPDATE installations SET suspended_at = ? WHERE uuid = ?", at, w.instA).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	setSuspended(true)
+	// Suspended, then lifted, through the suspension routes.
+	w.aAdmin.do("POST", "/api/0/installations/"+w.instA+"/suspensions/", map[string]any{"reason": "Audit"}).ok(t, 201, nil)
 	inactive(t, introspect(t, w.p, host, w.instTokenA), "suspended")
-	setSuspended(false)
+	w.aAdmin.do("DELETE", "/api/0/installations/"+w.instA+"/suspensions/", nil).ok(t, 204, nil)
 	decode[plugboard.Introspection](t, introspect(t, w.p, host, w.instTokenA), 200)
 
 	// Only the host asks; everyone else gets 401 with an RFC 6750 challenge.

@@ -112,16 +112,16 @@ func TestHostAcceptsInstallationTokens(t *testing.T) {
 	call(t, "PUT", base+"/apps/issue-sync/", ops, map[string]string{"status": "published"}, nil)
 
 	// Two organizations install it.
-	install := func(email, name string) (org, uuid string) {
+	install := func(email, name string) (org, uuid, token string) {
 		admin := signUp(t, base, email)
 		var o struct{ ID, Slug string }
 		call(t, "POST", base+"/organizations/", admin, map[string]string{"name": name}, &o)
 		var inst struct{ UUID string }
 		call(t, "POST", base+"/organizations/"+o.Slug+"/installations/", admin, map[string]string{"app": "issue-sync", "plan": "free"}, &inst)
-		return o.ID, inst.UUID
+		return o.ID, inst.UUID, admin
 	}
-	acmeID, acmeInst := install("admin@acme.example", "Acme")
-	globexID, globexInst := install("admin@globex.example", "Globex")
+	acmeID, acmeInst, acmeAdmin := install("admin@acme.example", "Acme")
+	globexID, globexInst, _ := install("admin@globex.example", "Globex")
 
 	// The host, with its issues per organization id.
 	host := httptest.NewServer(New(Config{PlugboardURL: p.URL, ServiceToken: service.Token, Issues: map[string][]Issue{
@@ -165,34 +165,24 @@ func TestHostAcceptsInstallationTokens(t *testing.T) {
 	revoked := oauth2.NewClient(ctx, oauth2.StaticTokenSource(tok))
 	eventually(t, "revoked", func() answer { return getIssues(t, revoked, host.URL) }, 401)
 
-	// Suspended, with a fresh token. (The suspension routes are issue 17's
-	// other part: until they land the column of 00015 is set directly.)
+	// Suspended by the organization's admin, with a fresh token.
 	fresh := oauth2.NewClient(ctx, plugboard.AppTokenSource(auth, acmeInst))
 	if got := getIssues(t, fresh, host.URL); got.status != 200 {
 		t.Fatalf("fresh: %+v", got)
 	}
-	suspend := func(on bool) {
-		var at any
-		if on {
-			at = time.Now()
-		}
-		if err := p.App.DB.Exec("UPDATE installations SET suspended_at = ?, suspended_by = 'app' WHERE uuid = ?", at, acmeInst).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	suspend(true)
+	call(t, "POST", base+"/installations/"+acmeInst+"/suspensions/", acmeAdmin, map[string]string{"reason": "Security review"}, nil)
 	eventually(t, "suspended", func() answer { return getIssues(t, fresh, host.URL) }, 401)
 	var apiErr *plugboard.APIError
 	if _, err := plugboard.AppTokenSource(auth, acmeInst).Token(); !errors.As(err, &apiErr) || apiErr.Code != "installation_suspended" {
 		t.Errorf("minting while suspended: %v", err)
 	}
-	suspend(false)
+	call(t, "DELETE", base+"/installations/"+acmeInst+"/suspensions/", acmeAdmin, nil, nil)
 	if got := getIssues(t, fresh, host.URL); got.status != 200 || got.organization != "acme" {
 		t.Errorf("lifted: %+v", got)
 	}
 
 	// Uninstalled: refused, and no token is minted any more.
-	call(t, "DELETE", base+"/installations/"+acmeInst+"/", signIn(t, base, "admin@acme.example"), nil, nil)
+	call(t, "DELETE", base+"/installations/"+acmeInst+"/", acmeAdmin, nil, nil)
 	eventually(t, "uninstalled", func() answer { return getIssues(t, fresh, host.URL) }, 401)
 	if _, err := plugboard.AppTokenSource(auth, acmeInst).Token(); !errors.As(err, &apiErr) || apiErr.Code != "installation_not_live" {
 		t.Errorf("minting once uninstalled: %v", err)
