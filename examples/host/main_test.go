@@ -61,21 +61,18 @@ func getIssues(t *testing.T, hc *http.Client, url string) answer {
 	return a
 }
 
-// eventually polls get until it answers status: the host keeps an active
-// answer at most plugboard.MaxIntrospectionCache (the SDK's clock test
-// proves the bound), so a refusal comes within it.
-func eventually(t *testing.T, what string, get func() answer, status int) {
+// refusedWithin checks that the host refuses with status one
+// plugboard.MaxIntrospectionCache (a second) after since, the moment
+// before the change: Plugboard answers introspection from the database
+// with no cache, and the host keeps an active answer at most that long
+// (the SDK's clock test proves the bound), so the first call once it has
+// passed must be refused. A single call, not a poll: a refusal that came
+// later than the second fails.
+func refusedWithin(t *testing.T, what string, since time.Time, get func() answer, status int) {
 	t.Helper()
-	deadline := time.Now().Add(plugboard.MaxIntrospectionCache + 2*time.Second)
-	for {
-		got := get()
-		if got.status == status {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %+v, want %d", what, got, status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	time.Sleep(time.Until(since.Add(plugboard.MaxIntrospectionCache)))
+	if got := get(); got.status != status {
+		t.Fatalf("%s: a second later still %+v, want %d", what, got, status)
 	}
 }
 
@@ -159,19 +156,21 @@ func TestHostAcceptsInstallationTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	since := time.Now()
 	if err := plugboard.RevokeToken(ctx, p.URL, app.ClientID, app.ClientSecret, tok.AccessToken); err != nil {
 		t.Fatal(err)
 	}
 	revoked := oauth2.NewClient(ctx, oauth2.StaticTokenSource(tok))
-	eventually(t, "revoked", func() answer { return getIssues(t, revoked, host.URL) }, 401)
+	refusedWithin(t, "revoked", since, func() answer { return getIssues(t, revoked, host.URL) }, 401)
 
 	// Suspended by the organization's admin, with a fresh token.
 	fresh := oauth2.NewClient(ctx, plugboard.AppTokenSource(auth, acmeInst))
 	if got := getIssues(t, fresh, host.URL); got.status != 200 {
 		t.Fatalf("fresh: %+v", got)
 	}
+	since = time.Now()
 	call(t, "POST", base+"/installations/"+acmeInst+"/suspensions/", acmeAdmin, map[string]string{"reason": "Security review"}, nil)
-	eventually(t, "suspended", func() answer { return getIssues(t, fresh, host.URL) }, 401)
+	refusedWithin(t, "suspended", since, func() answer { return getIssues(t, fresh, host.URL) }, 401)
 	var apiErr *plugboard.APIError
 	if _, err := plugboard.AppTokenSource(auth, acmeInst).Token(); !errors.As(err, &apiErr) || apiErr.Code != "installation_suspended" {
 		t.Errorf("minting while suspended: %v", err)
@@ -182,8 +181,9 @@ func TestHostAcceptsInstallationTokens(t *testing.T) {
 	}
 
 	// Uninstalled: refused, and no token is minted any more.
+	since = time.Now()
 	call(t, "DELETE", base+"/installations/"+acmeInst+"/", acmeAdmin, nil, nil)
-	eventually(t, "uninstalled", func() answer { return getIssues(t, fresh, host.URL) }, 401)
+	refusedWithin(t, "uninstalled", since, func() answer { return getIssues(t, fresh, host.URL) }, 401)
 	if _, err := plugboard.AppTokenSource(auth, acmeInst).Token(); !errors.As(err, &apiErr) || apiErr.Code != "installation_not_live" {
 		t.Errorf("minting once uninstalled: %v", err)
 	}
