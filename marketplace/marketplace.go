@@ -15,6 +15,10 @@
 //   - ConfigVars (config_vars.go): the sealed config vars a partner sets
 //     on an installation;
 //   - OAuth (oauth.go, authorize.go, tokens.go): the authorization server;
+//   - AccessTokens (access_tokens.go): the installation tokens an app mints
+//     for itself from its own credentials;
+//   - Introspection (introspection.go): the host's RFC 7662 questions
+//     about installation tokens;
 //   - ServiceTokens (service_tokens.go): the host product's tokens;
 //   - Events (events.go, scopes.go): the event and scope catalogues, and
 //     the host's publishing;
@@ -147,6 +151,8 @@ type Services struct {
 	HostEndpoints *HostEndpoints
 	Revisions     *Revisions
 	Permissions   *Permissions
+	AccessTokens  *AccessTokens
+	Introspection *Introspection
 	Suspensions   *Suspensions
 }
 
@@ -200,6 +206,8 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		HostEndpoints: &HostEndpoints{core: c, endpoints: deps.Endpoints, log: deps.Log},
 		Revisions:     apps.revisions,
 		Permissions:   permissions,
+		AccessTokens:  &AccessTokens{core: c, installs: installs, tokens: tokens},
+		Introspection: &Introspection{core: c},
 		Suspensions:   suspensions,
 	}, nil
 }

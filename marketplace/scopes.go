@@ -13,7 +13,12 @@ import (
 type Scope struct {
 	Name        string
 	Description string
-	Builtin     bool
+	// Builtin: a scope of the Platform API, which its routes check.
+	// Otherwise the host declared it with an event type (issue:read): it
+	// gates that event's deliveries, and the host's own API checks it in
+	// the scope of a token's introspection (introspection.go,
+	// docs/guides/host-api.md).
+	Builtin bool
 	// Routes are the Platform API routes ("GET /api/0/organizations/{org}/")
 	// an installation token needs the scope for; they refuse a token
 	// without it with 403 missing_scope. A scope with no routes is the

@@ -207,6 +207,8 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		// Uninstalling ends the installation the cases above use.
 		{"POST /api/0/installations/:uuid/grants/", &call{customer, "/api/0/installations/" + iid + "/grants/", nil, 403},
 			call{appCreds, "/api/0/installations/" + iid + "/grants/", nil, 201}},
+		{"POST /api/0/installations/:uuid/access-tokens/", &call{customer, "/api/0/installations/" + iid + "/access-tokens/", nil, 403},
+			call{appCreds, "/api/0/installations/" + iid + "/access-tokens/", map[string]any{"scopes": []string{"issue:read"}}, 201}},
 		{"GET /api/0/apps/:app_slug/reconciliation-runs/", &call{customer, "/api/0/apps/acme-hooks/reconciliation-runs/", nil, 404},
 			call{appCreds, "/api/0/apps/acme-hooks/reconciliation-runs/", nil, 200}},
 		{"GET /api/0/reconciliation-runs/", &call{owner, "/api/0/reconciliation-runs/", nil, 403}, call{op, "/api/0/reconciliation-runs/", nil, 200}},

@@ -291,7 +291,7 @@ func (s *Server) oauthError(c echo.Context, fe *fault.Error) {
 // oauthEndpoint is true for the RFC 6749 endpoints, which answer OAuth
 // errors as {error, error_description} and never with HTML.
 func oauthEndpoint(path string) bool {
-	return strings.HasPrefix(path, "/oauth/token") || strings.HasPrefix(path, "/oauth/revoke")
+	return strings.HasPrefix(path, "/oauth/token") || strings.HasPrefix(path, "/oauth/revoke") || strings.HasPrefix(path, introspectPath)
 }
 
 // wantsHTML is true for browser navigations outside the API.

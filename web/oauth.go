@@ -124,6 +124,7 @@ func (s *Server) metadata(c echo.Context) error {
 		"issuer": b, "authorization_endpoint": b + "/oauth/authorize", "token_endpoint": b + "/oauth/token",
 		"userinfo_endpoint":   b + "/oauth/userinfo",
 		"revocation_endpoint": b + "/oauth/revoke", "jwks_uri": b + "/.well-known/jwks.json",
+		"introspection_endpoint":   b + introspectPath, // RFC 7662: the host asks, with its service token as Bearer
 		"response_types_supported": []string{"code"}, "grant_types_supported": []string{"authorization_code", "refresh_token"},
 		"code_challenge_methods_supported":           []string{"S256"},
 		"token_endpoint_auth_methods_supported":      []string{"client_secret_basic", "client_secret_post"},

@@ -70,11 +70,12 @@ func (s *Server) userinfo(c echo.Context) error {
 	return c.JSON(http.StatusOK, claims)
 }
 
-// bearerChallenge sets /oauth/userinfo's WWW-Authenticate per RFC 6750 §3:
-// no error for a request without a token, invalid_token for a bad one,
-// insufficient_scope (403) for a token not granted openid; and, on every
-// route, insufficient_scope for a missing_scope refusal. handleError calls
-// it for every error.
+// bearerChallenge sets /oauth/userinfo's and /oauth/introspect's
+// WWW-Authenticate per RFC 6750 §3: no error for a request without a
+// token, invalid_token for a bad one (for introspection, any credential
+// but a host service token: RFC 7662 §2.3), insufficient_scope (403) for
+// a token not granted openid; and, on every route, insufficient_scope for
+// a missing_scope refusal. handleError calls it for every error.
 func bearerChallenge(c echo.Context, p Problem) {
 	if p.Code == fault.MissingScope {
 		// An installation token lacking a Platform API route's scope: the
@@ -82,7 +83,7 @@ func bearerChallenge(c echo.Context, p Problem) {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="plugboard", error="insufficient_scope"`)
 		return
 	}
-	if c.Request().URL.Path != userinfoPath {
+	if path := c.Request().URL.Path; path != userinfoPath && path != introspectPath {
 		return
 	}
 	v := `Bearer realm="plugboard"`

@@ -98,6 +98,7 @@ func (s *Server) routes() {
 	api.DELETE("/installations/:uuid/", s.uninstall)
 	api.POST("/installations/:uuid/authorizations/", s.authorizeInstallation)
 	api.POST("/installations/:uuid/grants/", s.requestGrant)
+	api.POST("/installations/:uuid/access-tokens/", s.mintAccessToken)
 	api.GET("/installations/:uuid/config-vars/", s.listConfigVars)
 	api.PUT("/installations/:uuid/config-vars/", s.setConfigVars)
 	api.POST("/installations/:uuid/permission-acceptances/", s.acceptPermissions)
@@ -106,9 +107,10 @@ func (s *Server) routes() {
 	api.GET("/apps/:app_slug/reconciliation-runs/", s.listAppRuns)
 	api.GET("/reconciliation-runs/", s.listRuns)
 
-	// OAuth 2.0: RFC 6749, 7636 (PKCE), 7009 (revocation), 8414 (metadata).
+	// OAuth 2.0: RFC 6749, 7636 (PKCE), 7009 (revocation), 7662 (introspection, for the host), 8414 (metadata).
 	e.POST("/oauth/token", s.token)
 	e.POST("/oauth/revoke", s.revoke)
+	e.POST(introspectPath, s.introspect)
 	e.GET("/.well-known/oauth-authorization-server", s.metadata)
 	e.GET("/.well-known/jwks.json", s.jwks)
 	e.GET("/oauth/authorize", s.authorize, s.authenticate)

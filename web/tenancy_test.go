@@ -115,6 +115,7 @@ func TestCrossTenantMatrix(t *testing.T) {
 		{"PUT /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", map[string]any{"vars": map[string]any{}}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=403 op=404 aMember=403 aInst=200 aApp=403 aAdmin=403"},
 		{"POST /api/0/installations/:uuid/permission-acceptances/", inst + "/permission-acceptances/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=403 aApp=403 aAdmin=409"},
 		{"POST /api/0/installations/:uuid/grants/", inst + "/grants/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=201 aApp=201 aAdmin=403"},
+		{"POST /api/0/installations/:uuid/access-tokens/", inst + "/access-tokens/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=403 aApp=201 aAdmin=403"},
 		// Suspension: the installation's token suspends it (201), the app
 		// again changes nothing (200), the admin takes it over (200); then
 		// the token is refused, the app may not lift the admin's, an

@@ -35,6 +35,8 @@ const (
 	// InstallationSuspended: the installation's tokens are refused while
 	// it is suspended (marketplace/suspensions.go).
 	InstallationSuspended Code = "installation_suspended"
+	// HostTokenRequired: token introspection answers host service tokens only.
+	HostTokenRequired Code = "host_token_required"
 )
 
 // Refusals (403).
@@ -158,7 +160,9 @@ var registry = []Doc{
 	{InvalidCredentials, http.StatusUnauthorized, false, "Invalid credentials",
 		"The email or password is wrong. The answer does not say which, so that it reveals nothing about which accounts exist."},
 	{InstallationSuspended, http.StatusUnauthorized, false, "Installation suspended",
-		"The installation is suspended, by an admin of its organization, by the app itself, or with the whole app by Plugboard's operators; detail gives the reason. Its access tokens are refused everywhere, /oauth/token issues none for it, and its webhooks wait, paused, except installation.suspended and installation.unsuspended. GET /api/0/installations/{uuid}/ with the app's own credentials shows the suspension and who may lift it (DELETE /api/0/installations/{uuid}/suspensions/); once lifted the same tokens work again."},
+		"The installation is suspended, by an admin of its organization, by the app itself, or with the whole app by Plugboard's operators; detail gives the reason. Its access tokens are refused everywhere, /oauth/token issues none for it, the app cannot mint new ones (POST /api/0/installations/{uuid}/access-tokens/), introspection answers {\"active\": false} for them, and its webhooks wait, paused, except installation.suspended and installation.unsuspended. GET /api/0/installations/{uuid}/ with the app's own credentials shows the suspension and who may lift it (DELETE /api/0/installations/{uuid}/suspensions/); once lifted the same tokens work again."},
+	{HostTokenRequired, http.StatusUnauthorized, false, "Host service token required",
+		"Token introspection (POST /oauth/introspect, RFC 7662) answers only the host product, authenticated with a host service token (pbh_…) as Authorization: Bearer. Users, apps and installation tokens are refused with 401, as RFC 7662 §2.1 says; operators make service tokens with POST /api/0/service-tokens/."},
 
 	{CodeForbidden, http.StatusForbidden, false, "Forbidden",
 		"The caller is known but may not do this."},

@@ -5,7 +5,9 @@
 // URL, signs members in to its dashboard when they click "Open" on
 // Plugboard (single sign-on, the SDK's SSOVerifier), and is provisioned
 // Heroku-style (provision.go, the SDK's ProvisionHandler): config vars,
-// plan changes it may refuse, deprovisioning. Run it beside `make run`:
+// plan changes it may refuse, deprovisioning; and calls the host product's
+// own API (host.go) with installation tokens it mints for itself (the
+// SDK's AppTokenSource). Run it beside `make run`:
 //
 //	PLUGBOARD_URL=http://localhost:8080 CLIENT_ID=… CLIENT_SECRET=pbcs_… \
 //	WEBHOOK_SECRET=whsec_… go run ./examples/partner
@@ -14,7 +16,9 @@
 // redirectUrl http://localhost:3000/setup, syncUrl http://localhost:3000/sync,
 // ssoUrl http://localhost:3000/sso and provisionUrl
 // http://localhost:3000/provision (CONFIG_PREFIX is the app's config prefix;
-// PROVISION_ASYNC=true answers provisioning with 202 and finishes later).
+// PROVISION_ASYNC=true answers provisioning with 202 and finishes later;
+// HOST_URL is the host's API, such as examples/host on
+// http://localhost:3001).
 //
 // Of Plugboard it imports only the SDK, as a partner's service would;
 // nothing imports it.
@@ -52,6 +56,7 @@ func main() {
 		PublicURL:     getenv("PUBLIC_URL", "http://localhost:3000"),
 		AppName:       getenv("APP_NAME", "Example Partner"),
 		ConfigPrefix:  getenv("CONFIG_PREFIX", "EXAMPLE_PARTNER_"),
+		HostURL:       os.Getenv("HOST_URL"),
 
 		ProvisionAsync: os.Getenv("PROVISION_ASYNC") == "true",
 		ProvisionDelay: 2 * time.Second,
@@ -95,6 +100,8 @@ type Config struct {
 	// ProvisionDelay, with the installation's token.
 	ProvisionAsync bool
 	ProvisionDelay time.Duration
+	// HostURL is the host product's API, which GET /host-issues calls.
+	HostURL string
 }
 
 // Account is the partner's record of one installation.
@@ -122,6 +129,8 @@ type Partner struct {
 	sessions map[string]*plugboard.SSOClaims
 	// deprovisioned are the installations Plugboard deprovisioned.
 	deprovisioned []string
+	// tokens mint and keep each installation's tokens for the host's API.
+	tokens map[string]oauth2.TokenSource
 }
 
 // sessionCookie is the partner's own session, opened by a sign-on.
@@ -132,7 +141,7 @@ func New(cfg Config, log *slog.Logger) *Partner {
 	p := &Partner{cfg: cfg, log: log, acct: map[string]*Account{}, seen: map[string]bool{}, mux: http.NewServeMux(),
 		oauth:    plugboard.OAuth2Config(cfg.PlugboardURL, cfg.ClientID, cfg.ClientSecret, cfg.PublicURL+"/setup"),
 		sso:      plugboard.NewSSOVerifier(cfg.PlugboardURL, cfg.ClientID),
-		sessions: map[string]*plugboard.SSOClaims{}}
+		sessions: map[string]*plugboard.SSOClaims{}, tokens: map[string]oauth2.TokenSource{}}
 	p.mux.Handle("POST /webhooks", plugboard.Handler(cfg.WebhookSecret, p.webhook))
 	p.mux.Handle("POST /sso", p.sso.Handler(p.signIn))
 	prov := plugboard.ProvisionHandler(cfg.WebhookSecret, provisioner{p}, plugboard.WithLogger(log))
@@ -142,6 +151,7 @@ func New(cfg Config, log *slog.Logger) *Partner {
 	p.mux.HandleFunc("GET /dashboard", p.dashboard)
 	p.mux.HandleFunc("GET /setup", p.setup)
 	p.mux.HandleFunc("GET /sync", p.sync)
+	p.mux.HandleFunc("GET /host-issues", p.hostIssues)
 	p.mux.HandleFunc("GET /{$}", p.home)
 	return p
 }
@@ -193,6 +203,7 @@ func (p *Partner) webhook(ctx context.Context, ev *plugboard.Event) error {
 	case plugboard.EventInstallationDeleted:
 		p.mu.Lock()
 		delete(p.acct, ev.InstallationUUID())
+		delete(p.tokens, ev.InstallationUUID())
 		p.mu.Unlock()
 		p.log.Info("uninstalled", "installation", ev.InstallationUUID())
 	}

@@ -1,13 +1,16 @@
 // Package plugboard is the Go SDK for partners who build apps on Plugboard,
 // an integration marketplace: it receives an app's webhooks, takes it
-// through the OAuth install, and calls the partner API.
+// through the OAuth install, and calls the partner API; and it gives the
+// host product the middleware that accepts installation tokens on its own
+// API.
 //
 // It is a Go module of its own, github.com/plugboard/plugboard/sdk/plugboard,
 // that depends only on the standard library, golang.org/x/oauth2 and
-// github.com/golang-jwt/jwt/v5 (which checks sign-on tokens): any program
-// may import it, and it imports nothing of the platform. Inside
-// Plugboard's repository the plugboard command (cmd/plugboard) and
-// examples/partner use it; sdk/e2e tests it against the whole platform.
+// github.com/golang-jwt/jwt/v5 (which checks sign-on tokens and signs app
+// JWTs): any program may import it, and it imports nothing of the
+// platform. Inside Plugboard's repository the plugboard command
+// (cmd/plugboard), examples/partner and examples/host use it; sdk/e2e
+// tests it against the whole platform.
 //
 // # Webhooks
 //
@@ -45,6 +48,31 @@
 // endpoint: Exchange turns an install code into the installation's tokens,
 // TokenSource refreshes them, and [InstallationID] says which installation
 // a token acts for. [RevokeToken] revokes one.
+//
+// Or store no installation token at all: [AppTokenSource] mints one when
+// it is needed, from the app's own credentials ([AppAuth]: the client
+// secret, or a key that signs app JWTs), eight hours long and optionally
+// narrowed to some of the installation's scopes, and keeps it until a
+// minute before it expires:
+//
+//	auth := plugboard.AppAuth{BaseURL: "https://plugboard.example.com", ClientID: clientID, ClientSecret: clientSecret}
+//	hc := oauth2.NewClient(ctx, plugboard.AppTokenSource(auth, installationUUID, "issue:read"))
+//	res, err := hc.Get("https://api.host.example/api/issues") // the host's own API
+//
+// # The host's API
+//
+// The host product checks the installation tokens partners send to its
+// own API by introspection (RFC 7662): [RequireScopes] wraps its handlers,
+// asks an [Introspector] (the host's service token; active answers kept at
+// most a second, so a revoked token stops within it), refuses with RFC
+// 6750 challenges (401 inactive, 403 insufficient_scope), and hands the
+// handler the token's organization ([IntrospectionFrom]):
+//
+//	in := plugboard.NewIntrospector("https://plugboard.example.com", serviceToken)
+//	http.Handle("GET /api/issues", plugboard.RequireScopes(in, "issue:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		t, _ := plugboard.IntrospectionFrom(r.Context())
+//		writeIssues(w, t.Organization.ID) // that organization's, and only its
+//	})))
 //
 // # Single sign-on
 //
