@@ -4,6 +4,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -155,7 +156,9 @@ type Plan struct {
 }
 
 // IsFree reports whether the plan costs nothing.
-func (p Plan) IsFree() bool { return p.Price == "" || p.Price == "0" || p.Price == "0.00" }
+func (p Plan) IsFree() bool {
+	return p.PricingModel != PricingPerUnit && (p.Price == "" || strings.Trim(p.Price, "0.") == "")
+}
 
 // AuditEntry records who did what to which resource.
 type AuditEntry struct {
