@@ -38,6 +38,7 @@ const (
 	maxUsageQuantity        = 1 << 40
 	usageFutureSkew         = 5 * time.Minute
 	closeOrganizationsBatch = 500
+	billingClosers          = 4 // organizations closing at once
 )
 
 // PlanPrice is one version of a plan's price: it prices every period that

@@ -23,7 +23,11 @@
 //   - Reconciler (reconcile*.go, runs.go, tasks.go): the periodic jobs;
 //   - Operators (operators.go): the operators' pages;
 //   - HostEndpoints (host_endpoints.go, host_events.go): the host's own
-//     webhook endpoints and the platform events they receive.
+//     webhook endpoints and the platform events they receive;
+//   - Billing (billing*.go, money.go): plans' pricing, price versions, the
+//     calculator and closing periods into invoices, the billing jobs;
+//     Usage (usage.go): metered usage the apps report; Invoices
+//     (invoices.go): invoices for organizations' admins and the host.
 //
 // Each page of the UI reads its data with one call: a read model on the
 // service of the concept it shows (Installs.InstalledAppsPage,
@@ -143,6 +147,9 @@ type Services struct {
 	Operators     *Operators
 	ConfigVars    *ConfigVars
 	HostEndpoints *HostEndpoints
+	Billing       *Billing
+	Usage         *Usage
+	Invoices      *Invoices
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -190,6 +197,9 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		Operators:     &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
 		ConfigVars:    &ConfigVars{core: c, installs: installs},
 		HostEndpoints: &HostEndpoints{core: c, endpoints: deps.Endpoints, log: deps.Log},
+		Billing:       &Billing{core: c, closers: billingClosers},
+		Usage:         &Usage{core: c, installs: installs},
+		Invoices:      &Invoices{core: c},
 	}, nil
 }
 
