@@ -151,7 +151,7 @@ func invoicesOf(orgID int64, start, end time.Time, lines []InvoiceLine) []Invoic
 	for _, l := range lines {
 		inv, ok := by[l.Currency]
 		if !ok {
-			inv = &Invoice{OrganizationID: orgID, Period: start, PeriodStart: start, PeriodEnd: end, Currency: l.Currency, Status: InvoiceOpen}
+			inv = &Invoice{OrganizationID: orgID, Period: start, PeriodEnd: end, Currency: l.Currency, Status: InvoiceOpen}
 			by[l.Currency] = inv
 			order = append(order, l.Currency)
 		}

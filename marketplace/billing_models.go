@@ -94,14 +94,14 @@ type UsageRecord struct {
 // written. Its primary key (organization, period) makes closing once.
 type BillingClose struct {
 	OrganizationID int64     `gorm:"primaryKey"`
-	Period         time.Time `gorm:"primaryKey;type:date"`
+	Period         time.Time `gorm:"primaryKey"` // the period's first instant
 	Invoices       int
 	ClosedAt       time.Time
 }
 
 // BillingPeriod says every organization of a period is closed.
 type BillingPeriod struct {
-	Period        time.Time `gorm:"primaryKey;type:date"`
+	Period        time.Time `gorm:"primaryKey"`
 	Organizations int
 	ClosedAt      time.Time
 }
@@ -110,8 +110,7 @@ type BillingPeriod struct {
 type Invoice struct {
 	ID              int64
 	OrganizationID  int64
-	Period          time.Time `gorm:"type:date"` // the period's first day
-	PeriodStart     time.Time
+	Period          time.Time // the period's first instant (UTC midnight of the 1st)
 	PeriodEnd       time.Time
 	Currency        string
 	Total           int64
@@ -132,7 +131,7 @@ type InvoiceLine struct {
 	ID               int64
 	InvoiceID        int64
 	OrganizationID   int64
-	Period           time.Time `gorm:"type:date"`
+	Period           time.Time
 	InstallationID   int64
 	InstallationUUID string
 	AppID            int64

@@ -211,7 +211,7 @@ func InvoiceData(inv *Invoice) map[string]any {
 	for i, l := range inv.Lines {
 		lines[i] = InvoiceLineData(l)
 	}
-	m := map[string]any{"id": optID(inv.ID), "period": FormatPeriod(inv.Period), "periodStart": inv.PeriodStart, "periodEnd": inv.PeriodEnd,
+	m := map[string]any{"id": optID(inv.ID), "period": FormatPeriod(inv.Period), "periodStart": inv.Period, "periodEnd": inv.PeriodEnd,
 		"currency": inv.Currency, "total": formatAmount(inv.Total, inv.Currency), "status": inv.Status, "lines": lines,
 		"dateCreated": inv.CreatedAt, "datePaid": inv.PaidAt, "dateVoided": inv.VoidedAt, "dateUncollectible": inv.UncollectibleAt,
 		"organization": hostOrgData(inv.Organization)}

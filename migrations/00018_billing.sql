@@ -43,6 +43,10 @@
 -- idempotency_key); plan_id is the plan the installation was on at
 -- recorded_at (the user's "timestamp").
 --
+-- A period is named by its first instant (timestamptz, UTC midnight of
+-- the 1st), never a date, which would depend on the session's time zone;
+-- it ends at the next month's first instant.
+--
 -- billing_closes: one row per (organization, period) closed — the unique
 -- key that makes a second run, or a second scheduler, a no-op. It is
 -- written in the same transaction as the organization's invoices, so a
@@ -130,7 +134,7 @@ BEGIN
     SELECT trial_days INTO days FROM plans WHERE id = NEW.plan_id;
     IF coalesce(days, 0) > 0 AND NOT EXISTS (
         SELECT 1 FROM installations WHERE app_id = NEW.app_id AND organization_id = NEW.organization_id) THEN
-        NEW.trial_ends_at := NEW.created_at + make_interval(days => days);
+        NEW.trial_ends_at := NEW.created_at + days * interval '24 hours'; -- days of 24 hours, whatever the session's time zone
     END IF;
     RETURN NEW;
 END $$;
@@ -194,14 +198,14 @@ CREATE INDEX usage_records_app_idx ON usage_records (app_id, recorded_at);
 
 CREATE TABLE billing_closes (
     organization_id bigint      NOT NULL,
-    period          date        NOT NULL CHECK (extract(day FROM period) = 1),
+    period          timestamptz NOT NULL CHECK (period = date_trunc('month', period, 'UTC')),
     invoices        integer     NOT NULL DEFAULT 0,
     closed_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (organization_id, period)
 );
 
 CREATE TABLE billing_periods (
-    period        date        PRIMARY KEY CHECK (extract(day FROM period) = 1),
+    period        timestamptz PRIMARY KEY CHECK (period = date_trunc('month', period, 'UTC')),
     organizations integer     NOT NULL DEFAULT 0,
     closed_at     timestamptz NOT NULL DEFAULT now()
 );
@@ -209,8 +213,7 @@ CREATE TABLE billing_periods (
 CREATE TABLE invoices (
     id              bigserial   PRIMARY KEY,
     organization_id bigint      NOT NULL,
-    period          date        NOT NULL CHECK (extract(day FROM period) = 1),
-    period_start    timestamptz NOT NULL,
+    period          timestamptz NOT NULL CHECK (period = date_trunc('month', period, 'UTC')),
     period_end      timestamptz NOT NULL,
     currency        text        NOT NULL,
     total           bigint      NOT NULL CHECK (total >= 0),
@@ -230,7 +233,7 @@ CREATE TABLE invoice_lines (
     id                bigserial   PRIMARY KEY,
     invoice_id        bigint      NOT NULL REFERENCES invoices (id) ON DELETE CASCADE,
     organization_id   bigint      NOT NULL,
-    period            date        NOT NULL,
+    period            timestamptz NOT NULL,
     installation_id   bigint      NOT NULL,
     installation_uuid uuid        NOT NULL,
     app_id            bigint      NOT NULL,

@@ -125,7 +125,7 @@ func optionalID(n int64) *string {
 }
 
 func toInvoiceJSON(inv marketplace.Invoice) invoiceJSON {
-	out := invoiceJSON{ID: optionalID(inv.ID), Period: marketplace.FormatPeriod(inv.Period), PeriodStart: inv.PeriodStart,
+	out := invoiceJSON{ID: optionalID(inv.ID), Period: marketplace.FormatPeriod(inv.Period), PeriodStart: inv.Period,
 		PeriodEnd: inv.PeriodEnd, Currency: inv.Currency, Total: marketplace.FormatAmount(inv.Total, inv.Currency), Status: inv.Status,
 		Lines: make([]invoiceLineJSON, len(inv.Lines)), DatePaid: inv.PaidAt, DateVoided: inv.VoidedAt, DateUncollectible: inv.UncollectibleAt}
 	if !inv.CreatedAt.IsZero() {
