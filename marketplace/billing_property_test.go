@@ -328,7 +328,9 @@ func (b *billingSim) run() {
 	start := b.clock.Now()
 	end := monthOf(start).AddDate(0, 3, 3) // three month boundaries and a bit
 	span := end.Sub(start)
-	at := func() time.Time { return start.Add(time.Duration(b.rng.Int64N(int64(span)))).Truncate(time.Microsecond) }
+	at := func() time.Time {
+		return start.Add(time.Duration(b.rng.Int64N(int64(span)))).Truncate(time.Microsecond)
+	}
 	var events []simEvent
 	for org := range b.orgs {
 		for range 2 + b.rng.IntN(6) {
