@@ -38,7 +38,8 @@ const (
 	maxUsageQuantity        = 1 << 40
 	usageFutureSkew         = 5 * time.Minute
 	closeOrganizationsBatch = 500
-	billingClosers          = 4 // organizations closing at once
+	billingClosers          = 4  // chunks of organizations closing at once
+	closeChunk              = 50 // organizations closed in one transaction
 )
 
 // PlanPrice is one version of a plan's price: it prices every period that
