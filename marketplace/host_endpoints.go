@@ -36,7 +36,8 @@ const (
 
 // HostEventTypes are the events a host endpoint may receive.
 var HostEventTypes = []string{EventInstallationCreated, EventInstallationUpdated, EventInstallationDeleted,
-	EventConfigUpdated, EventAppPublished, EventAppUnpublished, EventInstallationSuspended, EventInstallationUnsuspended}
+	EventConfigUpdated, EventAppPublished, EventAppUnpublished, EventInstallationSuspended, EventInstallationUnsuspended,
+	EventInvoiceCreated}
 
 // HostEndpoint is where the host receives platform events.
 type HostEndpoint struct {

@@ -16,7 +16,7 @@ import (
 
 // hostOnlyEvents are the platform events only host endpoints receive;
 // apps cannot subscribe to them.
-var hostOnlyEvents = []string{EventConfigUpdated, EventAppPublished, EventAppUnpublished}
+var hostOnlyEvents = []string{EventConfigUpdated, EventAppPublished, EventAppUnpublished, EventInvoiceCreated}
 
 // publishHost publishes a platform event to every host endpoint subscribed to eventType, inside tx.
 func (s *core) publishHost(ctx context.Context, tx *gorm.DB, eventType string, data any) error {

@@ -30,6 +30,10 @@
 //     webhook endpoints and the platform events they receive;
 //   - Suspensions (suspensions.go): suspending installations, lifting
 //     suspensions, and the operator's kill switch on an app.
+//   - Billing (billing*.go, money.go): plans' pricing, price versions, the
+//     calculator and closing periods into invoices, the billing jobs;
+//     Usage (usage.go): metered usage the apps report; Invoices
+//     (invoices.go): invoices for organizations' admins and the host.
 //
 // Each page of the UI reads its data with one call: a read model on the
 // service of the concept it shows (Installs.InstalledAppsPage,
@@ -154,6 +158,9 @@ type Services struct {
 	AccessTokens  *AccessTokens
 	Introspection *Introspection
 	Suspensions   *Suspensions
+	Billing       *Billing
+	Usage         *Usage
+	Invoices      *Invoices
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -209,6 +216,9 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		AccessTokens:  &AccessTokens{core: c, installs: installs, tokens: tokens},
 		Introspection: &Introspection{core: c},
 		Suspensions:   suspensions,
+		Billing:       &Billing{core: c, closers: billingClosers},
+		Usage:         &Usage{core: c, installs: installs},
+		Invoices:      &Invoices{core: c},
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -123,6 +124,9 @@ type App struct {
 	// SuspendedFrom is the status a suspended app had, restored when the
 	// operator lifts the suspension.
 	SuspendedFrom string
+	// BillingCommissionBps is the platform's commission on the app's paid
+	// invoices, in basis points, set by an operator; nil: the default.
+	BillingCommissionBps *int
 
 	Organization *Organization `gorm:"foreignKey:OrganizationID"`
 	Plans        []Plan        `gorm:"foreignKey:AppID"`
@@ -135,15 +139,26 @@ type Plan struct {
 	Slug        string
 	Name        string
 	Description string
-	Price       string // decimal, two places: "9.00"
+	Price       string // decimal, with the currency's digits: "9.00", "900" (JPY)
 	Currency    string
 	Interval    string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// Billing (00018_billing.sql, billing_plans.go): how the plan bills.
+	// The amounts are decimals with the currency's digits, as the API
+	// shows them; the ledger (PlanPrice) keeps them in minor units.
+	PricingModel  string  `gorm:"default:flat"` // PricingFlat, PricingPerUnit or PricingFree
+	UnitPrice     *string // per_unit: the price of one unit
+	UnitName      string  // per_unit: what a unit is ("API call")
+	IncludedUnits int64   // per_unit: units free per period
+	CappedAmount  *string // per_unit: the most a period costs; nil: no cap
+	TrialDays     int     // free days from installing
 }
 
 // IsFree reports whether the plan costs nothing.
-func (p Plan) IsFree() bool { return p.Price == "" || p.Price == "0" || p.Price == "0.00" }
+func (p Plan) IsFree() bool {
+	return p.PricingModel != PricingPerUnit && (p.Price == "" || strings.Trim(p.Price, "0.") == "")
+}
 
 // AuditEntry records who did what to which resource.
 type AuditEntry struct {
@@ -267,6 +282,11 @@ type Installation struct {
 	SuspendedAt      *time.Time
 	SuspendedBy      string
 	SuspensionReason string
+	// TrialEndsAt: the end of its free trial, set by the database when it
+	// is installed (00018_billing.sql); TrialWillEndSentAt: the app was
+	// told, three days before.
+	TrialEndsAt        *time.Time
+	TrialWillEndSentAt *time.Time
 
 	// Events are the event types the installation receives: its app's
 	// when installed; an approved revision's new ones only once the

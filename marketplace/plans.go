@@ -20,12 +20,16 @@ type PlanFields struct {
 	Price       *string
 	Currency    *string
 	Interval    *string
+	// Billing (billing_plans.go).
+	PricingModel  *string
+	UnitPrice     *string
+	UnitName      *string
+	IncludedUnits *int64
+	CappedAmount  *string // "": no cap
+	TrialDays     *int
 }
 
-var (
-	priceRe    = regexp.MustCompile(`^(0|[1-9][0-9]{0,8})(\.[0-9]{1,2})?$`)
-	currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
-)
+var currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
 
 func applyPlan(f fault.Fields, p *Plan, in PlanFields, creating bool) {
 	if in.Name != nil || creating {
@@ -47,33 +51,7 @@ func applyPlan(f fault.Fields, p *Plan, in PlanFields, creating bool) {
 		p.Description = strings.TrimSpace(*in.Description)
 		f.Check(utf8.RuneCountInString(p.Description) > 2000, "description", "must be at most 2000 characters")
 	}
-	if in.Price != nil {
-		p.Price = strings.TrimSpace(*in.Price)
-		f.Check(!priceRe.MatchString(p.Price), "price", `must be a decimal string such as "9.00" or "0" for free`)
-	} else if creating {
-		p.Price = "0"
-	}
-	if in.Currency != nil {
-		p.Currency = *in.Currency
-		f.Check(!currencyRe.MatchString(p.Currency), "currency", "must be a three-letter ISO 4217 code such as USD")
-	} else if creating {
-		p.Currency = "USD"
-	}
-	if in.Interval != nil {
-		p.Interval = *in.Interval
-		f.Check(p.Interval != "month" && p.Interval != "year", "interval", "must be month or year")
-	} else if creating {
-		p.Interval = "month"
-	}
-}
-
-// normalizePrice writes prices with two decimals, as the database returns them.
-func normalizePrice(p *Plan) {
-	if !strings.Contains(p.Price, ".") {
-		p.Price += ".00"
-	} else if i := strings.Index(p.Price, "."); len(p.Price)-i == 2 {
-		p.Price += "0"
-	}
+	applyPricing(f, p, in, creating)
 }
 
 // ListPlans returns an app's plans, cheapest first.
@@ -109,9 +87,11 @@ func (s *Apps) CreatePlan(ctx context.Context, a Actor, appRef string, in PlanFi
 		if err := f.Err(); err != nil {
 			return err
 		}
-		normalizePrice(&out)
 		if err := tx.Create(&out).Error; err != nil {
 			return dbErr(err, "plan", "slug")
+		}
+		if _, err := recordPlanPrice(ctx, tx, &out, s.now()); err != nil {
+			return err
 		}
 		return s.audit(tx, a, &v.OrganizationID, "plan.create", "plan", idStr(out.ID), v.Slug+"/"+out.Slug, JSON{"price": out.Price, "currency": out.Currency})
 	})
@@ -147,13 +127,20 @@ func (s *Apps) UpdatePlan(ctx context.Context, a Actor, appRef, planRef string, 
 		if err := f.Err(); err != nil {
 			return err
 		}
-		normalizePrice(p)
 		p.UpdatedAt = s.now()
 		if err := tx.Save(p).Error; err != nil {
 			return dbErr(err, "plan", "slug")
 		}
+		from, err := recordPlanPrice(ctx, tx, p, s.now())
+		if err != nil {
+			return err
+		}
 		out = p
-		return s.audit(tx, a, &v.OrganizationID, "plan.update", "plan", idStr(p.ID), v.Slug+"/"+p.Slug, nil)
+		var data JSON
+		if !from.IsZero() {
+			data = JSON{"price": p.Price, "currency": p.Currency, "pricingModel": p.PricingModel, "effectiveFrom": from}
+		}
+		return s.audit(tx, a, &v.OrganizationID, "plan.update", "plan", idStr(p.ID), v.Slug+"/"+p.Slug, data)
 	})
 	return out, err
 }
@@ -168,6 +155,9 @@ func (s *Apps) DeletePlan(ctx context.Context, a Actor, appRef, planRef string) 
 		var n int64
 		if err := tx.Model(&Plan{}).Where("app_id = ?", v.ID).Count(&n).Error; err != nil {
 			return fmt.Errorf("counting plans: %w", err)
+		}
+		if err := refuseDeletingPlanInUse(ctx, tx, p); err != nil {
+			return err
 		}
 		if n <= 1 {
 			return fault.Conflict(fault.LastPlan, "An app with plans keeps at least one; add another plan first.")

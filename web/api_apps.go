@@ -167,10 +167,19 @@ type planRequest struct {
 	Price       *string `json:"price"`
 	Currency    *string `json:"currency"`
 	Interval    *string `json:"interval"`
+
+	PricingModel  *string `json:"pricingModel"`
+	UnitPrice     *string `json:"unitPrice"`
+	UnitName      *string `json:"unitName"`
+	IncludedUnits *int64  `json:"includedUnits"`
+	CappedAmount  *string `json:"cappedAmount"`
+	TrialDays     *int    `json:"trialDays"`
 }
 
 func toPlanFields(in planRequest) marketplace.PlanFields {
-	return marketplace.PlanFields{Name: in.Name, Slug: in.Slug, Description: in.Description, Price: in.Price, Currency: in.Currency, Interval: in.Interval}
+	return marketplace.PlanFields{Name: in.Name, Slug: in.Slug, Description: in.Description, Price: in.Price, Currency: in.Currency, Interval: in.Interval,
+		PricingModel: in.PricingModel, UnitPrice: in.UnitPrice, UnitName: in.UnitName, IncludedUnits: in.IncludedUnits,
+		CappedAmount: in.CappedAmount, TrialDays: in.TrialDays}
 }
 
 func (s *Server) listPlans(c echo.Context) error {

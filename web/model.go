@@ -89,11 +89,21 @@ type planJSON struct {
 	Interval    string    `json:"interval"`
 	IsFree      bool      `json:"isFree"`
 	DateCreated time.Time `json:"dateCreated"`
+	// Billing (billing_plans.go): unitPrice and cappedAmount are null
+	// unless the plan is per_unit (cappedAmount: and capped).
+	PricingModel  string  `json:"pricingModel"`
+	UnitPrice     *string `json:"unitPrice"`
+	UnitName      string  `json:"unitName"`
+	IncludedUnits int64   `json:"includedUnits"`
+	CappedAmount  *string `json:"cappedAmount"`
+	TrialDays     int     `json:"trialDays"`
 }
 
 func toPlanJSON(p marketplace.Plan) planJSON {
 	return planJSON{ID: id(p.ID), Slug: p.Slug, Name: p.Name, Description: p.Description, Price: p.Price,
-		Currency: p.Currency, Interval: p.Interval, IsFree: p.IsFree(), DateCreated: p.CreatedAt}
+		Currency: p.Currency, Interval: p.Interval, IsFree: p.IsFree(), DateCreated: p.CreatedAt,
+		PricingModel: p.PricingModel, UnitPrice: p.UnitPrice, UnitName: p.UnitName, IncludedUnits: p.IncludedUnits,
+		CappedAmount: p.CappedAmount, TrialDays: p.TrialDays}
 }
 
 type appJSON struct {

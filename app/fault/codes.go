@@ -88,6 +88,15 @@ const (
 	PermissionsChanged   Code = "permissions_changed"
 )
 
+// Billing conflicts (409): plans, usage records and invoices (billing*.go).
+const (
+	PlanInUse                Code = "plan_in_use"
+	IdempotencyKeyReused     Code = "idempotency_key_reused"
+	BillingPeriodClosed      Code = "billing_period_closed"
+	NotMetered               Code = "not_metered"
+	InvalidInvoiceTransition Code = "invalid_invoice_transition"
+)
+
 // The partner's provisioning endpoint refused (400) or failed (502).
 const (
 	ProvisionRefused Code = "provision_refused"
@@ -238,6 +247,17 @@ var registry = []Doc{
 		"The installation has no pending permission request: the app asks for nothing beyond what the organization granted, or an admin accepted it already. GET /api/0/organizations/{org}/installations/?permissions=pending lists the installations that wait."},
 	{PermissionsChanged, http.StatusConflict, false, "Permissions changed",
 		"The request named in the acceptance is no longer the pending one: a later approved revision of the app asked for more, or took something back. Read the installation's pendingPermissions again and accept what it shows now."},
+
+	{PlanInUse, http.StatusConflict, false, "Plan in use",
+		"Organizations have the plan installed: a plan with live installations cannot be deleted. Move them to another plan (or wait until they uninstall); to change what the plan costs, change its price, which applies from the next billing period."},
+	{IdempotencyKeyReused, http.StatusConflict, false, "Idempotency key reused",
+		"A usage record with this idempotencyKey exists for the installation with a different quantity or timestamp. Sending the same record again answers 200 with the record already kept; a different record needs a key of its own."},
+	{BillingPeriodClosed, http.StatusConflict, false, "Billing period closed",
+		"The usage record's timestamp falls in a billing period that is closed: usage is taken for the open calendar month (UTC), and for the month before during the first hour of the next, until its invoices are written. fields.timestamp says so."},
+	{NotMetered, http.StatusConflict, false, "Not a metered plan",
+		"The installation was not on a per_unit plan at the record's timestamp, so there is nothing to meter: only per_unit plans take usage records."},
+	{InvalidInvoiceTransition, http.StatusConflict, false, "Invalid invoice status change",
+		"An invoice moves from open to paid, void or uncollectible, and from uncollectible to paid or void; paid and void invoices are final. The detail names the invoice's status."},
 
 	{ProvisionRefused, http.StatusBadRequest, false, "Provisioning refused",
 		"The app's provisioning endpoint refused to set the app up for this organization (it answered POST {provisionUrl} with a 4xx); detail is the partner's message, shown as it was given. Nothing was installed: no installation, code or token stays behind."},

@@ -322,8 +322,12 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		return nil, err
 	}
 	market.Reconciler.Register(a.mux)
+	market.Billing.Register(a.mux)
 	if a.scheduler != nil {
 		if err := market.Reconciler.Schedule(a.scheduler); err != nil {
+			return nil, err
+		}
+		if err := market.Billing.Schedule(a.scheduler); err != nil {
 			return nil, err
 		}
 	}

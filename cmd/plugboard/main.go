@@ -43,6 +43,7 @@ func commands() []command {
 		{"migrate", "apply, roll back or list database migrations: migrate up|down|status", cmdMigrate},
 		{"users", "manage users: users create --email E --password P [--name N] [--operator]", cmdUsers},
 		{"event-types", "the event catalogue, from the database: event-types create --name N --scope S | create --demo | list", cmdEventTypes},
+		{"billing", "close billing periods into invoices: billing close [--period 2026-11]", cmdBilling},
 		{"secrets", "re-seal stored secrets under a new key: secrets rotate-key --old OLD --new NEW", cmdSecrets},
 		{"listen", "forward an app's deliveries to a local URL: listen --app SLUG --forward-to URL", cmdListen},
 		{"deliveries", "the delivery log: deliveries list|show|redeliver --app SLUG", cmdDeliveries},

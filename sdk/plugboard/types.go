@@ -313,11 +313,20 @@ type Plan struct {
 	Slug        string    `json:"slug"`
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
-	Price       string    `json:"price"`    // a decimal string with two places: "9.00"
+	Price       string    `json:"price"`    // a decimal string with the currency's digits: "9.00" (USD), "900" (JPY)
 	Currency    string    `json:"currency"` // "USD"
 	Interval    string    `json:"interval"` // "month" or "year"
 	IsFree      bool      `json:"isFree"`
 	DateCreated time.Time `json:"dateCreated"`
+	// How the plan bills: "flat", "per_unit" or "free". per_unit plans
+	// price each unit the app reports (UnitPrice, UnitName), with
+	// IncludedUnits free per period and at most CappedAmount (nil: no cap).
+	PricingModel  string  `json:"pricingModel"`
+	UnitPrice     *string `json:"unitPrice"`
+	UnitName      string  `json:"unitName"`
+	IncludedUnits int64   `json:"includedUnits"`
+	CappedAmount  *string `json:"cappedAmount"`
+	TrialDays     int     `json:"trialDays"` // free days from installing
 }
 
 // App is an app as the caller may see it.
