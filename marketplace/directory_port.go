@@ -29,21 +29,46 @@ func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
 // marked ListenOnly: its deliveries go to `plugboard listen` sessions.
 func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
 	var out []webhooks.Recipient
-	q := tx.WithContext(ctx).Table("installations i").
-		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only").
-		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ?", orgID)
-	if installationID != 0 {
-		q = q.Where("i.id = ?", installationID)
-	} else {
-		q = q.Where("i.status = ? AND a.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
-		if scope != "" {
-			q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
-		}
-	}
+	q := s.recipients(ctx, tx, eventType, scope, installationID).Where("i.organization_id = ?", orgID)
 	if err := q.Scan(&out).Error; err != nil {
 		return nil, fmt.Errorf("finding recipients: %w", err)
 	}
 	return out, nil
+}
+
+// RecipientsOf implements webhooks.ManyRecipients: Recipients for many
+// organizations in one query (a batch of host events).
+func (s *WebhookDirectory) RecipientsOf(ctx context.Context, tx *gorm.DB, orgIDs []int64, eventType, scope string) (map[int64][]webhooks.Recipient, error) {
+	var rows []struct {
+		webhooks.Recipient
+		OrganizationID int64
+	}
+	q := s.recipients(ctx, tx, eventType, scope, 0).Select(recipientColumns+", i.organization_id").
+		Where("i.organization_id = ANY(?)", pgArray(orgIDs))
+	if err := q.Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("finding recipients: %w", err)
+	}
+	out := make(map[int64][]webhooks.Recipient, len(orgIDs))
+	for _, r := range rows {
+		out[r.OrganizationID] = append(out[r.OrganizationID], r.Recipient)
+	}
+	return out, nil
+}
+
+const recipientColumns = "i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only"
+
+// recipients is the query of Recipients and RecipientsOf, less the
+// organization: one place says who receives an event.
+func (s *WebhookDirectory) recipients(ctx context.Context, tx *gorm.DB, eventType, scope string, installationID int64) *gorm.DB {
+	q := tx.WithContext(ctx).Table("installations i").Select(recipientColumns).Joins("JOIN apps a ON a.id = i.app_id")
+	if installationID != 0 {
+		return q.Where("i.id = ?", installationID)
+	}
+	q = q.Where("i.status = ? AND a.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
+	if scope != "" {
+		q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
+	}
+	return q
 }
 
 // Endpoint implements webhooks.Directory.

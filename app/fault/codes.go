@@ -23,6 +23,7 @@ const (
 	InvalidCursor        Code = "invalid_cursor"
 	TooDeep              Code = "too_deep"
 	SchemaTooLarge       Code = "schema_too_large"
+	BatchTooLarge        Code = "batch_too_large"
 )
 
 // Credentials (401).
@@ -59,22 +60,23 @@ const (
 
 // Conflicts with existing state (409).
 const (
-	CodeConflict        Code = "conflict"
-	SlugTaken           Code = "slug_taken"
-	EmailTaken          Code = "email_taken"
-	NameTaken           Code = "name_taken"
-	AppTaken            Code = "app_taken"
-	AlreadyMember       Code = "already_member"
-	AlreadyInstalled    Code = "already_installed"
-	LastOwner           Code = "last_owner"
-	LastPlan            Code = "last_plan"
-	HasInstallations    Code = "has_installations"
-	InstallationNotLive Code = "installation_not_live"
-	InvalidTransition   Code = "invalid_transition"
-	NotPublic           Code = "not_public"
-	NoWebhookURL        Code = "no_webhook_url"
-	NoSSOURL            Code = "no_sso_url"
-	PlanChangeRefused   Code = "plan_change_refused"
+	CodeConflict         Code = "conflict"
+	SlugTaken            Code = "slug_taken"
+	EmailTaken           Code = "email_taken"
+	NameTaken            Code = "name_taken"
+	AppTaken             Code = "app_taken"
+	AlreadyMember        Code = "already_member"
+	AlreadyInstalled     Code = "already_installed"
+	LastOwner            Code = "last_owner"
+	LastPlan             Code = "last_plan"
+	HasInstallations     Code = "has_installations"
+	InstallationNotLive  Code = "installation_not_live"
+	InvalidTransition    Code = "invalid_transition"
+	NotPublic            Code = "not_public"
+	NoWebhookURL         Code = "no_webhook_url"
+	NoSSOURL             Code = "no_sso_url"
+	PlanChangeRefused    Code = "plan_change_refused"
+	IdempotencyKeyReused Code = "idempotency_key_reused"
 )
 
 // The partner's provisioning endpoint refused (400) or failed (502).
@@ -137,6 +139,8 @@ var registry = []Doc{
 		"A JSON value nests more objects and arrays than allowed: event data past PLUGBOARD_EVENTS_MAX_DEPTH levels (64 unless the operator changed it; data itself is level 1), or an event type's schema past 32 levels. fields names the path where the limit was crossed."},
 	{SchemaTooLarge, http.StatusBadRequest, false, "Schema too large",
 		"An event type's JSON Schema is larger than 64 KiB, or expands to more than 10,000 schema nodes once every $ref is followed (each node is a step in checking every event). Describe the event with a smaller schema."},
+	{BatchTooLarge, http.StatusBadRequest, false, "Batch too large",
+		"POST /api/0/event-batches/ takes 1 to 1,000 events; fields.events says how many were sent. Split a larger batch into several requests: each is written in one transaction of its own."},
 
 	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
 		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},
@@ -213,6 +217,8 @@ var registry = []Doc{
 		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 	{PlanChangeRefused, http.StatusConflict, false, "Plan change refused",
 		"The app's provisioning endpoint refused the new plan (it answered PUT {provisionUrl}/{uuid} with a 4xx); detail is the partner's message. The installation stays on its plan."},
+	{IdempotencyKeyReused, http.StatusConflict, false, "Idempotency key reused",
+		"The organization has an event published with this idempotencyKey already, of another type or with other data; nothing was published. A retry of the same publish answers the first event instead (200, or status 200 in a batch's results). Use a fresh key for a new event."},
 
 	{ProvisionRefused, http.StatusBadRequest, false, "Provisioning refused",
 		"The app's provisioning endpoint refused to set the app up for this organization (it answered POST {provisionUrl} with a 4xx); detail is the partner's message, shown as it was given. Nothing was installed: no installation, code or token stays behind."},
