@@ -43,11 +43,16 @@ func (s *Store) ListDeliveries(ctx context.Context, appID int64, dq DeliveryQuer
 	}
 	col, dest := keyCol(appID)
 	q := s.db.WithContext(ctx).Where(col+" = ?", dest)
-	if dq.Status != "" {
-		// A literal, not a parameter (the value is one of four, checked
-		// above): a cached generic plan could not use the partial index on
-		// failed deliveries.
-		q = q.Where("status = '" + dq.Status + "'")
+	switch dq.Status {
+	case "":
+	case DeliverySucceeded:
+		q = q.Where("status = 'succeeded'")
+	default:
+		// Literals, not parameters (the value is one of three, checked
+		// above): a cached generic plan could not use delivery_queue's
+		// partial index of the status, which lists the few deliveries not
+		// delivered among an app's millions.
+		q = q.Where("id IN (SELECT delivery_id FROM delivery_queue WHERE "+col+" = ? AND status = '"+dq.Status+"') AND status = '"+dq.Status+"'", dest)
 	}
 	if dq.EventType != "" {
 		q = q.Where("event_type = ?", dq.EventType)

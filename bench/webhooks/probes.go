@@ -366,6 +366,15 @@ func readCounters(ctx context.Context, conn *pgx.Conn, rdb *redis.Client, db str
 	return c
 }
 
+// readTableCounters adds the deliveries table's updates, and how many of
+// them were HOT (no new index entries), to pg.
+func readTableCounters(ctx context.Context, conn *pgx.Conn, pg map[string]int64) {
+	var upd, hot int64
+	if conn.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'`).Scan(&upd, &hot) == nil {
+		pg["deliveries updates"], pg["deliveries HOT updates"] = upd, hot
+	}
+}
+
 type perDelivery struct {
 	Name     string  `json:"name"`
 	Total    int64   `json:"total"`

@@ -88,6 +88,7 @@ func (w *window) start(ctx context.Context) time.Time {
 		w.sqls.start(w.o.sqlEvery)
 	}
 	w.stats0 = readCounters(ctx, w.statConn, w.rdb, w.dbName)
+	readTableCounters(ctx, w.benchConn, w.stats0.pg)
 	w.reads0 = readReads(ctx, w.benchConn)
 	w.stmts0 = readStatements(ctx, w.statConn, w.dbName)
 	_ = pprof.StartCPUProfile(&w.prof)
@@ -105,6 +106,7 @@ func (w *window) close(ctx context.Context) *measurement {
 	m := &measurement{window: tEnd.Sub(w.t0), platformCPU: cpu1 - w.cpu0, machineBusy: busy1 - w.busy0,
 		stats0: w.stats0, reads0: w.reads0}
 	m.stats1 = readCounters(ctx, w.statConn, w.rdb, w.dbName)
+	readTableCounters(ctx, w.benchConn, m.stats1.pg)
 	pprof.StopCPUProfile()
 	m.reads1 = readReads(ctx, w.benchConn)
 	m.stmts0, m.stmts1 = w.stmts0, readStatements(ctx, w.statConn, w.dbName)
