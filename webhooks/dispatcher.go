@@ -92,24 +92,26 @@ func (d *Dispatcher) drain(ctx context.Context, appID int64) error {
 			reg.leave(ctx, false)
 			return err
 		}
-		if n == 0 {
-			if reg.again(ctx) {
-				continue
-			}
-			return nil
-		}
 		if n >= d.opts.BatchSize {
 			// A backlog: one more drain shares it, unless the app has as
 			// many as its cap allows or one is queued already.
 			d.drains.kickApps(ctx, []int64{appID}, drainsFor(inFlight), false)
-		} else if n < d.opts.BatchSize/4 && behind > behindFor {
-			// Behind, with a small batch: the machine is busy rather than
-			// the app. Let the next batch fill a little: per-batch costs
-			// (claim, limiter, commit) then spread over more deliveries.
-			// Never when keeping up: that would only add latency.
-			select {
-			case <-ctx.Done():
-			case <-time.After(linger):
+		} else {
+			if n > 0 && n < d.opts.BatchSize/4 && behind > behindFor {
+				// Behind, with a small batch: the machine is busy rather
+				// than the app. Let the next batch fill a little: per-batch
+				// costs (claim, limiter, commit) then spread over more
+				// deliveries. Never when keeping up: that would only add
+				// latency.
+				select {
+				case <-ctx.Done():
+				case <-time.After(linger):
+				}
+			}
+			// The batch took everything that was due: look again only if a
+			// publish marked the app since (no empty claim to find out).
+			if !reg.again(ctx) {
+				return nil
 			}
 		}
 		if time.Since(start) > drainFor {
