@@ -23,8 +23,9 @@ type Store struct {
 	sql *sql.DB
 	// held bounds the connections drains hold across a batch's requests,
 	// so the API and other jobs always find some in the pool.
-	held chan struct{}
-	opts Options
+	held  chan struct{}
+	stats *statsCache // Stats' figures by range (log.go)
+	opts  Options
 }
 
 // NewStore returns the store on db.
@@ -37,7 +38,7 @@ func NewStore(db *gorm.DB, opts Options) (*Store, error) {
 	if m := sqlDB.Stats().MaxOpenConnections; m > 0 {
 		held = max(1, m-max(2, m/5))
 	}
-	return &Store{db: db, sql: sqlDB, held: make(chan struct{}, held), opts: opts.withDefaults()}, nil
+	return &Store{db: db, sql: sqlDB, held: make(chan struct{}, held), stats: newStatsCache(), opts: opts.withDefaults()}, nil
 }
 
 // onConn runs fn on a connection of its own, one of those drains may hold
@@ -297,7 +298,11 @@ func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordB
 			appID, b.aDelivery, b.aNumber, b.aURL, b.aReq, b.aStatuses, b.aResp, b.aBody, b.aDuration, b.aClass, b.aMessage, b.aCreated)
 	}
 	pb.Queue("COMMIT")
-	if err := c.SendBatch(ctx, pb).Close(); err != nil {
+	err := c.SendBatch(ctx, pb).Close()
+	if len(b.aDelivery) > 0 {
+		s.stats.changed(appID) // committed or not: drop the figures
+	}
+	if err != nil {
 		return fmt.Errorf("recording deliveries of app %d: %w", appID, err)
 	}
 	return nil
@@ -350,6 +355,9 @@ func (s *Store) DropOldAttempts(ctx context.Context) (int64, error) {
 			return total, fmt.Errorf("retention: dropping attempts before %s: %w", cutoff.Format(time.RFC3339), res.Error)
 		}
 		total += res.RowsAffected
+		if res.RowsAffected > 0 {
+			s.stats.changed(0)
+		}
 		if res.RowsAffected < 10000 {
 			return total, nil
 		}
