@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/plugboard/plugboard/app/fault"
 	"gorm.io/gorm"
@@ -18,7 +19,7 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 		if _, err := s.view(ctx, tx, a, ref, false); err != nil {
 			return err
 		}
-		return fault.Forbidden(fault.OperatorOnly, "Only operators publish or reject apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
+		return fault.Forbidden(fault.OperatorOnly, "Only operators publish, reject or suspend apps; submit it with POST /api/0/apps/{app_slug}/publish-requests/.")
 	}
 	if other != (AppFields{}) {
 		return fault.Field("status", "is changed on its own, without other fields")
@@ -28,10 +29,25 @@ func (s *Apps) review(ctx context.Context, tx *gorm.DB, a Actor, ref, status str
 		return err
 	}
 	f := fault.Fields{}
-	f.Check(status != StatusPublished && status != StatusRejected, "status", "must be published or rejected")
-	f.Check(status == StatusRejected && (reason == nil || strings.TrimSpace(*reason) == ""), "statusReason", "is required to reject an app")
+	f.Check(status != StatusPublished && status != StatusRejected && status != StatusSuspended, "status", "must be published, rejected or suspended")
+	why := ""
+	if reason != nil {
+		why = strings.TrimSpace(*reason)
+	}
+	f.Check(status == StatusRejected && why == "", "statusReason", "is required to reject an app")
+	f.Check(status == StatusSuspended && why == "", "statusReason", "is required to suspend an app: every organization that installed it is shown it")
+	f.Check(status == StatusSuspended && utf8.RuneCountInString(why) > maxSuspensionReason, "statusReason",
+		fmt.Sprintf("must be at most %d characters", maxSuspensionReason))
 	if err := f.Err(); err != nil {
 		return err
+	}
+	if status == StatusSuspended || v.Status == StatusSuspended {
+		// The kill switch, and lifting it (suspensions.go).
+		if err := s.suspensions.appStatus(ctx, tx, a, v, status, why); err != nil {
+			return err
+		}
+		*out = v
+		return nil
 	}
 	if v.Kind != KindPublic {
 		return fault.Conflict(fault.NotPublic, "Internal apps are never published.")

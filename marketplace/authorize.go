@@ -67,6 +67,9 @@ func (s *OAuth) PrepareAuthorize(ctx context.Context, a Actor, r AuthorizeReques
 	if app.Kind != KindPublic {
 		return nil, fail(fault.UnauthorizedClient, "Internal integrations are not installed through OAuth.")
 	}
+	if app.Status == StatusSuspended { // the kill switch (suspensions.go)
+		return nil, fail(fault.UnauthorizedClient, "Plugboard's operators suspended the app: it cannot be installed or authorized.")
+	}
 	if r.ResponseType != "code" {
 		return nil, fail(fault.UnsupportedResponseType, "response_type must be code.")
 	}

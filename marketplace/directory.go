@@ -27,8 +27,8 @@ func (s *Apps) Directory(ctx context.Context, a Actor, dq DirectoryQuery, r page
 	f := fault.Fields{}
 	f.Check(dq.Category != "" && !slices.Contains(Categories, dq.Category), "category", "must be one of "+strings.Join(Categories, ", "))
 	f.Check(dq.Status != "" && !a.IsOperator(), "status", "only operators filter by status")
-	f.Check(dq.Status != "" && !slices.Contains([]string{StatusDraft, StatusSubmitted, StatusPublished, StatusRejected}, dq.Status),
-		"status", "must be draft, submitted, published or rejected")
+	f.Check(dq.Status != "" && !slices.Contains([]string{StatusDraft, StatusSubmitted, StatusPublished, StatusRejected, StatusSuspended}, dq.Status),
+		"status", "must be draft, submitted, published, rejected or suspended")
 	f.Check(utf8.RuneCountInString(dq.Query) > 200, "query", "must be at most 200 characters")
 	if err := f.Err(); err != nil {
 		return none, err

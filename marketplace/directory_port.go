@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -26,7 +27,9 @@ func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
 // Recipients implements webhooks.Directory: the live installations of orgID
 // whose app subscribes to eventType and holds scope; for lifecycle events,
 // the one installation they concern. An app without a webhook URL is
-// marked ListenOnly: its deliveries go to `plugboard listen` sessions.
+// marked ListenOnly: its deliveries go to `plugboard listen` sessions. A
+// suspended installation's are marked Paused, but for the news of its
+// suspension (suspensions.go).
 func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
 	var out []webhooks.Recipient
 	q := s.recipients(ctx, tx, eventType, scope, installationID).Where("i.organization_id = ?", orgID)
@@ -43,7 +46,7 @@ func (s *WebhookDirectory) RecipientsOf(ctx context.Context, tx *gorm.DB, orgIDs
 		webhooks.Recipient
 		OrganizationID int64
 	}
-	q := s.recipients(ctx, tx, eventType, scope, 0).Select(recipientColumns+", i.organization_id").
+	q := s.recipients(ctx, tx, eventType, scope, 0).Select(recipientColumns(eventType)+", i.organization_id").
 		Where("i.organization_id = ANY(?)", pgArray(orgIDs))
 	if err := q.Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("finding recipients: %w", err)
@@ -55,12 +58,21 @@ func (s *WebhookDirectory) RecipientsOf(ctx context.Context, tx *gorm.DB, orgIDs
 	return out, nil
 }
 
-const recipientColumns = "i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only"
+// recipientColumns are what Recipients answers of each installation: a
+// suspended installation's deliveries are Paused, but for the news of its
+// suspension (suspensions.go).
+func recipientColumns(eventType string) string {
+	paused := "false"
+	if !slices.Contains(suspensionEvents, eventType) {
+		paused = "(i.suspended_at IS NOT NULL AND i.status IN ('pending', 'provisioning', 'installed'))"
+	}
+	return "i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only, " + paused + " AS paused"
+}
 
 // recipients is the query of Recipients and RecipientsOf, less the
 // organization: one place says who receives an event.
 func (s *WebhookDirectory) recipients(ctx context.Context, tx *gorm.DB, eventType, scope string, installationID int64) *gorm.DB {
-	q := tx.WithContext(ctx).Table("installations i").Select(recipientColumns).Joins("JOIN apps a ON a.id = i.app_id")
+	q := tx.WithContext(ctx).Table("installations i").Select(recipientColumns(eventType)).Joins("JOIN apps a ON a.id = i.app_id")
 	if installationID != 0 {
 		return q.Where("i.id = ?", installationID)
 	}
@@ -102,4 +114,16 @@ func (s *WebhookDirectory) EndpointChanged(ctx context.Context, appID int64, sta
 	if err := s.audit(s.db.WithContext(ctx), Actor{}, &app.OrganizationID, action, "app", idStr(app.ID), app.Slug, JSON{"reason": reason}); err != nil {
 		s.log.Error("recording endpoint change", "app", app.Slug, "err", err)
 	}
+}
+
+// Held implements webhooks.Directory: app appID's suspended installations,
+// whose deliveries no replay sends (suspensions.go). One that ended while
+// suspended stays held: what it was not sent is never sent.
+func (s *WebhookDirectory) Held(ctx context.Context, tx *gorm.DB, appID int64) ([]int64, error) {
+	var ids []int64
+	if err := tx.WithContext(ctx).Model(&Installation{}).Where("app_id = ? AND suspended_at IS NOT NULL", appID).
+		Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("finding suspended installations of app %d: %w", appID, err)
+	}
+	return ids, nil
 }

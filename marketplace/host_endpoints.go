@@ -36,7 +36,7 @@ const (
 
 // HostEventTypes are the events a host endpoint may receive.
 var HostEventTypes = []string{EventInstallationCreated, EventInstallationUpdated, EventInstallationDeleted,
-	EventConfigUpdated, EventAppPublished, EventAppUnpublished}
+	EventConfigUpdated, EventAppPublished, EventAppUnpublished, EventInstallationSuspended, EventInstallationUnsuspended}
 
 // HostEndpoint is where the host receives platform events.
 type HostEndpoint struct {

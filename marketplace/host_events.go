@@ -41,12 +41,14 @@ func (s *core) publishHost(ctx context.Context, tx *gorm.DB, eventType string, d
 }
 
 // hostLifecycle tells host endpoints of an installation's lifecycle event
-// (created, updated, deleted) that lifecycle sent the app: the same
+// (created, updated, deleted, suspended, unsuspended) that lifecycle sent the app: the same
 // installation, plus its organization and the event's details, without
 // what is the partner's alone (the grant code). Resends to the partner are
 // not news to the host.
 func (s *Installs) hostLifecycle(ctx context.Context, tx *gorm.DB, inst *Installation, typ string, extra map[string]any) error {
-	if typ != EventInstallationCreated && typ != EventInstallationUpdated && typ != EventInstallationDeleted {
+	switch typ {
+	case EventInstallationCreated, EventInstallationUpdated, EventInstallationDeleted, EventInstallationSuspended, EventInstallationUnsuspended:
+	default:
 		return nil
 	}
 	if resent, _ := extra["resent"].(bool); resent {

@@ -52,6 +52,9 @@ type InstallationPage struct {
 	// ConfigVarNames are the names of the config vars the app set, sorted;
 	// their values are not read (ConfigVars.Reveal opens one).
 	ConfigVarNames []string
+	// Suspension is the installation's suspension, with who suspended it
+	// and who may lift it; nil when it is not suspended (suspensions.go).
+	Suspension *Suspension
 }
 
 // InstallationPage is live installation id of organization orgRef, for
@@ -81,7 +84,11 @@ func (s *Installs) InstallationPage(ctx context.Context, a Actor, orgRef, id str
 	if err != nil {
 		return nil, fmt.Errorf("installation %s: %w", inst.UUID, err)
 	}
-	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes, ConfigVarNames: names}
+	sp, err := suspensionFor(ctx, s.db, inst)
+	if err != nil {
+		return nil, err
+	}
+	pg := &InstallationPage{Org: acc, Installation: inst, Summary: sums[inst.ID], Scopes: scopes, ConfigVarNames: names, Suspension: sp}
 	if inst.App != nil {
 		pg.Plans, err = s.visiblePlans(ctx, a, inst.App.Slug)
 		if errors.Is(err, fault.ErrNotFound) {

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/secret"
@@ -89,7 +90,10 @@ func (s *Installs) installable(ctx context.Context, tx *gorm.DB, a Actor, org Or
 		return nil, nil, fault.Field("app", "is required")
 	}
 	var app App
-	err := byRef(tx.WithContext(ctx), "apps", appRef).First(&app).Error
+	// KEY SHARE: the kill switch (FOR UPDATE on the app) and this wait for
+	// each other, so no installation escapes a suspension that commits
+	// meanwhile (suspensions.go); installs of one app do not wait.
+	err := byRef(tx.WithContext(ctx), "apps", appRef).Clauses(clause.Locking{Strength: "KEY SHARE"}).First(&app).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil, fault.Field("app", "no such app")
 	}
@@ -97,6 +101,10 @@ func (s *Installs) installable(ctx context.Context, tx *gorm.DB, a Actor, org Or
 		return nil, nil, fmt.Errorf("finding app: %w", err)
 	}
 	visible := app.Kind == KindPublic && (app.Status == StatusPublished || app.OrganizationID == org.ID)
+	if app.Status == StatusSuspended && app.Kind == KindPublic && (app.SuspendedFrom == StatusPublished || app.OrganizationID == org.ID) {
+		// The kill switch (suspensions.go): said plainly to whoever saw it listed.
+		return nil, nil, fault.Conflict(fault.AppSuspended, fmt.Sprintf("Plugboard's operators suspended %s: it cannot be installed, nor its plan changed.", app.Name))
+	}
 	if !visible {
 		if app.Kind == KindInternal && app.OrganizationID == org.ID {
 			return nil, nil, fault.Field("app", "internal integrations are installed when they are created")

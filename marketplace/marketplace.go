@@ -23,7 +23,9 @@
 //   - Reconciler (reconcile*.go, runs.go, tasks.go): the periodic jobs;
 //   - Operators (operators.go): the operators' pages;
 //   - HostEndpoints (host_endpoints.go, host_events.go): the host's own
-//     webhook endpoints and the platform events they receive.
+//     webhook endpoints and the platform events they receive;
+//   - Suspensions (suspensions.go): suspending installations, lifting
+//     suspensions, and the operator's kill switch on an app.
 //
 // Each page of the UI reads its data with one call: a read model on the
 // service of the concept it shows (Installs.InstalledAppsPage,
@@ -143,6 +145,7 @@ type Services struct {
 	Operators     *Operators
 	ConfigVars    *ConfigVars
 	HostEndpoints *HostEndpoints
+	Suspensions   *Suspensions
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -168,7 +171,8 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 	installs := &Installs{core: c, tokens: tokens, events: events}
 	installs.provisioning = &Provisioning{core: c, installs: installs, caller: deps.Caller, endpoints: deps.Endpoints}
 	orgs := &Orgs{core: c, installs: installs}
-	apps := &Apps{core: c, events: events, installs: installs, orgs: orgs, tokens: tokens, endpoints: deps.Endpoints}
+	suspensions := &Suspensions{core: c, installs: installs, endpoints: deps.Endpoints}
+	apps := &Apps{core: c, events: events, installs: installs, orgs: orgs, tokens: tokens, endpoints: deps.Endpoints, suspensions: suspensions}
 	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
 	hosts := &ServiceTokens{core: c}
 	reconciler := newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts)
@@ -190,6 +194,7 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		Operators:     &Operators{core: c, apps: apps, events: events, reconciler: reconciler},
 		ConfigVars:    &ConfigVars{core: c, installs: installs},
 		HostEndpoints: &HostEndpoints{core: c, endpoints: deps.Endpoints, log: deps.Log},
+		Suspensions:   suspensions,
 	}, nil
 }
 

@@ -142,6 +142,8 @@ func (s *OAuth) exchangeCode(ctx context.Context, app *App, r TokenRequest) (*To
 			return nil
 		case g.RevokedAt != nil || !inst.Live():
 			return invalidGrant("The code was revoked.")
+		case inst.SuspendedAt != nil: // suspensions.go
+			return invalidGrant(suspendedGrant)
 		case !g.ExpiresAt.After(s.now()):
 			return invalidGrant("The code expired; ask for a new one.")
 		}
@@ -222,6 +224,8 @@ func (s *OAuth) refresh(ctx context.Context, app *App, r TokenRequest) (*TokenSe
 			return nil
 		case old.RevokedAt != nil || !inst.Live():
 			return invalidGrant("The refresh token was revoked.")
+		case inst.SuspendedAt != nil: // suspensions.go; the refresh token works again once lifted
+			return invalidGrant(suspendedGrant)
 		}
 		// The new tokens keep what the old one carried (never more than
 		// the installation holds now), narrowed by scope when it is sent.

@@ -51,6 +51,11 @@ type EndpointAdmin interface {
 	RedeliverFailed(ctx context.Context, appID int64, since, until *time.Time) (int, error)
 	Forget(appID int64)
 	Signer(ctx context.Context, appID int64) (*webhooks.Signer, error)
+	// HoldInstallation pauses a suspended installation's pending
+	// deliveries; ReleaseInstallation replays its paused ones once the
+	// suspension is lifted (suspensions.go). Both in the caller's tx.
+	HoldInstallation(ctx context.Context, tx *gorm.DB, installationID int64) (int, error)
+	ReleaseInstallation(ctx context.Context, tx *gorm.DB, appID, installationID int64) (int, error)
 }
 
 // SignedGetter sends the signed GETs reconciliation asks sync URLs with

@@ -16,7 +16,9 @@ import (
 
 // Reconciliation jobs. Each runs periodically, records a run, and is safe
 // when two schedulers start it at once: one run per job, app and period, and
-// every repair locks its rows (SKIP LOCKED).
+// every repair locks its rows (SKIP LOCKED). Every job leaves a suspended
+// installation (suspended_at set) alone: nothing is failed, marked or
+// resent while its organization or the operators hold it (suspensions.go).
 const (
 	JobVerification = "verification_deadline"
 	JobGrants       = "unexchanged_grant"
@@ -210,7 +212,7 @@ func (r *Reconciler) failOverdue(ctx context.Context, run *Run, status string, p
 	return s.publishTx(ctx, func(tx *gorm.DB) error {
 		var due []Installation
 		if err := tx.Preload("App").Preload("Organization").Preload("Plan").Clauses(skipLocked).
-			Where("status = ? AND created_at < ?", status, s.now().Add(-past)).Find(&due).Error; err != nil {
+			Where("status = ? AND created_at < ? AND suspended_at IS NULL", status, s.now().Add(-past)).Find(&due).Error; err != nil {
 			return fmt.Errorf("finding overdue %s installations: %w", status, err)
 		}
 		run.Examined = len(due)
@@ -235,7 +237,7 @@ func (r *Reconciler) grants(ctx context.Context, run *Run) error {
 	s := r.installs
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var live []Installation
-		if err := tx.Clauses(skipLocked).Where(`status IN ? AND sync_state = ? AND
+		if err := tx.Clauses(skipLocked).Where(`status IN ? AND sync_state = ? AND suspended_at IS NULL AND
 			EXISTS (SELECT 1 FROM grants g WHERE g.installation_id = installations.id) AND
 			NOT EXISTS (SELECT 1 FROM grants g WHERE g.installation_id = installations.id AND (g.used_at IS NOT NULL OR g.expires_at > ?)) AND
 			NOT EXISTS (SELECT 1 FROM tokens t WHERE t.installation_id = installations.id)`,
@@ -298,7 +300,8 @@ func (r *Reconciler) lifecycle(ctx context.Context, run *Run) error {
 				FROM installations i JOIN deliveries d ON d.installation_id = i.id
 				WHERE d.event_type IN ('installation.created', 'installation.deleted')
 				ORDER BY i.id, d.id DESC) latest
-			WHERE latest.delivery_status IN ('failed', 'paused') OR (latest.sync_state = 'out_of_sync' AND latest.sync_reason = ?)`,
+			WHERE latest.suspended_at IS NULL
+			  AND (latest.delivery_status IN ('failed', 'paused') OR (latest.sync_state = 'out_of_sync' AND latest.sync_reason = ?))`,
 			ReasonLifecycleFailed).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("finding failed lifecycle deliveries: %w", err)
 		}

@@ -58,7 +58,8 @@ func (r *Reconciler) deprovisions(ctx context.Context, run *Run) error {
 				FROM installations i JOIN deliveries d ON d.installation_id = i.id
 				WHERE d.event_type = ?
 				ORDER BY i.id, d.id DESC) latest
-			WHERE latest.delivery_status IN ('failed', 'paused') OR (latest.sync_state = 'out_of_sync' AND latest.sync_reason = ?)`,
+			WHERE latest.suspended_at IS NULL
+			  AND (latest.delivery_status IN ('failed', 'paused') OR (latest.sync_state = 'out_of_sync' AND latest.sync_reason = ?))`,
 			EventInstallationDeprovision, ReasonDeprovisionFailed).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("finding failed deprovisions: %w", err)
 		}

@@ -75,6 +75,11 @@ func (r *Reconciler) partnerSync(ctx context.Context, appID int64, run *Run) err
 		for i := range ours {
 			inst := &ours[i]
 			byUUID[inst.UUID] = inst
+			if inst.SuspendedAt != nil {
+				// Left alone (suspensions.go), but known: listed at the
+				// partner or not, it is not reported unknown here.
+				continue
+			}
 			if err := tx.Model(&Installation{}).Where("id = ?", inst.ID).Update("sync_checked_at", s.now()).Error; err != nil {
 				return err
 			}

@@ -25,6 +25,8 @@ type Apps struct {
 	orgs      *Orgs
 	tokens    *tokens
 	endpoints EndpointAdmin
+	// suspensions is the kill switch review() pulls (suspensions.go).
+	suspensions *Suspensions
 }
 
 // Installs are installations and their grants: installing, verifying,

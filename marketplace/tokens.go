@@ -71,5 +71,8 @@ func (s *tokens) authenticateInstallationToken(ctx context.Context, token string
 	if !inst.Live() {
 		return Actor{}, errBadToken
 	}
+	if inst.SuspendedAt != nil { // suspensions.go
+		return Actor{}, errSuspended(&inst)
+	}
 	return Actor{Installation: &inst, Scopes: t.Scopes}, nil
 }

@@ -176,6 +176,10 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 			call{instTok, "/api/0/installations/" + iid + "/config-vars/", map[string]any{"vars": map[string]any{"ACME_HOOKS_URL": "https://acme.example/h"}}, 200}},
 		{"POST /api/0/installations/:uuid/authorizations/", &call{anon, "/api/0/installations/" + iid + "/authorizations/", badExchange, 401},
 			call{anon, "/api/0/installations/" + iid + "/authorizations/", exchange, 201}},
+		{"POST /api/0/installations/:uuid/suspensions/", &call{clerk, "/api/0/installations/" + iid + "/suspensions/", nil, 403},
+			call{customer, "/api/0/installations/" + iid + "/suspensions/", map[string]any{"reason": "Audit"}, 201}},
+		{"DELETE /api/0/installations/:uuid/suspensions/", &call{appCreds, "/api/0/installations/" + iid + "/suspensions/", nil, 403},
+			call{customer, "/api/0/installations/" + iid + "/suspensions/", nil, 204}},
 
 		{"GET /api/0/organizations/:org/events/", &call{clerk, "/api/0/organizations/globex/events/", nil, 403}, call{customer, "/api/0/organizations/globex/events/", nil, 200}},
 		{"POST /api/0/organizations/:org/events/", &call{clerk, "/api/0/organizations/globex/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Mine"}}, 403},

@@ -260,6 +260,8 @@ type installationJSON struct {
 	DateVerified     *time.Time `json:"dateVerified"`
 	DateDeleted      *time.Time `json:"dateDeleted"`
 	RedirectURL      string     `json:"redirectUrl,omitempty"`
+	// Suspension is null unless the installation is suspended (api_suspensions.go).
+	Suspension *suspensionJSON `json:"suspension"`
 }
 
 type planRefJSON struct {
@@ -273,7 +275,8 @@ type planRefJSON struct {
 func toInstallationJSON(i *marketplace.Installation) installationJSON {
 	out := installationJSON{UUID: i.UUID, Status: i.Status, StatusReason: i.StatusReason, SyncState: i.SyncState,
 		SyncReason: i.SyncReason, SyncCheckedAt: i.SyncCheckedAt, Scopes: orEmpty(i.Scopes), ExternalID: i.ExternalID,
-		ConfigURL: i.ConfigURL, ProvisionMessage: i.ProvisionMessage, DateCreated: i.CreatedAt, DateUpdated: i.UpdatedAt, DateVerified: i.VerifiedAt, DateDeleted: i.DeletedAt}
+		ConfigURL: i.ConfigURL, ProvisionMessage: i.ProvisionMessage, DateCreated: i.CreatedAt, DateUpdated: i.UpdatedAt, DateVerified: i.VerifiedAt, DateDeleted: i.DeletedAt,
+		Suspension: toSuspensionJSON(i.Suspension())}
 	if i.App != nil {
 		out.App = appRefJSON{ID: id(i.App.ID), Slug: i.App.Slug, Name: i.App.Name}
 	}

@@ -102,6 +102,12 @@ func TestCrossTenantMatrix(t *testing.T) {
 		{"GET /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=200 op=404 aMember=403 aInst=200 aApp=403 aAdmin=200"},
 		{"PUT /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", map[string]any{"vars": map[string]any{}}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=403 op=404 aMember=403 aInst=200 aApp=403 aAdmin=403"},
 		{"POST /api/0/installations/:uuid/grants/", inst + "/grants/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=201 aApp=201 aAdmin=403"},
+		// Suspension: the installation's token suspends it (201), the app
+		// again changes nothing (200), the admin takes it over (200); then
+		// the token is refused, the app may not lift the admin's, an
+		// operator lifts it, and the admin finds nothing left to lift.
+		{"POST /api/0/installations/:uuid/suspensions/", inst + "/suspensions/", map[string]any{"reason": "Audit"}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=201 aApp=200 aAdmin=200"},
+		{"DELETE /api/0/installations/:uuid/suspensions/", inst + "/suspensions/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=204 aMember=403 aInst=401 aApp=403 aAdmin=204"},
 		{"POST /api/0/installations/:uuid/authorizations/", inst + "/authorizations/",
 			map[string]any{"grantType": "authorization_code", "code": "pbg_nope", "clientId": w.clientIDA, "clientSecret": w.secretA}, "anon=400 bAdmin=400 bInst=400 bApp=400 host=400 op=400 aMember=400 aInst=400 aApp=400 aAdmin=400"},
 

@@ -466,7 +466,7 @@ var templateFuncs = template.FuncMap{
 			return "good"
 		case "pending", "submitted", "paused", "unknown", "draft", "checking", "provisioning":
 			return "wait"
-		case "failed", "rejected", "disabled", "out_of_sync", "deleted", "uninstalled", "error", "revoked":
+		case "failed", "rejected", "disabled", "out_of_sync", "deleted", "uninstalled", "error", "revoked", "suspended":
 			return "bad"
 		}
 		return "plain"

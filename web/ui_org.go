@@ -49,6 +49,9 @@ type orgInstallationData struct {
 	// the one value an admin asked to see, by name.
 	ConfigVars []string
 	Revealed   map[string]string
+	// Suspension is the installation's, nil when it is not suspended
+	// (ui_suspensions.go).
+	Suspension *marketplace.Suspension
 }
 
 // orgInstallation is the page of the installation in the path, of the
@@ -63,7 +66,7 @@ func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.Installatio
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
 	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans,
-		ConfigVars: pg.ConfigVarNames}
+		ConfigVars: pg.ConfigVarNames, Suspension: pg.Suspension}
 	return v
 }
 

@@ -179,10 +179,14 @@ func (e *Endpoints) Set(ctx context.Context, tx *gorm.DB, appID int64, status *s
 			WHERE `+col+` = ? AND status <> 'enabled'`, dest).Error; err != nil {
 			return fmt.Errorf("enabling endpoint of app %d: %w", appID, err)
 		}
+		held, err := e.held(ctx, db, appID) // suspended installations' deliveries stay paused (holds.go)
+		if err != nil {
+			return err
+		}
 		var rows []ref
 		if err := db.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
-			WHERE id IN (SELECT delivery_id FROM delivery_queue WHERE `+col+` = ? AND status = 'paused') AND status = 'paused'
-			RETURNING id, `+keyExpr+` AS app_id`, dest).Scan(&rows).Error; err != nil {
+			WHERE id IN (SELECT delivery_id FROM delivery_queue WHERE `+col+` = ? AND status = 'paused') AND status = 'paused' AND `+notHeld+`
+			RETURNING id, `+keyExpr+` AS app_id`, dest, held).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("replaying paused deliveries of app %d: %w", appID, err)
 		}
 		afterCommit(ctx, tx, e.drains, rows)
@@ -274,10 +278,15 @@ func (e *Endpoints) Redeliver(ctx context.Context, appID int64, ids []string) (i
 	if int(known) != len(ids) {
 		return 0, fault.Field("deliveries", "some ids are not deliveries of this app")
 	}
+	held, err := e.held(ctx, e.db, appID) // a suspended installation's deliveries are not sent (holds.go)
+	if err != nil {
+		return 0, err
+	}
 	var rows []ref
-	err := e.db.WithContext(ctx).Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), completed_at = NULL,
+	err = e.db.WithContext(ctx).Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), completed_at = NULL,
 		max_attempts = attempts + 1, enqueued_at = now()
-		WHERE `+col+` = ? AND uuid IN ? AND status IN ('succeeded', 'failed', 'paused') RETURNING id, `+keyExpr+` AS app_id`, dest, ids).Scan(&rows).Error
+		WHERE `+col+` = ? AND uuid IN ? AND status IN ('succeeded', 'failed', 'paused') AND `+notHeld+`
+		RETURNING id, `+keyExpr+` AS app_id`, dest, ids, held).Scan(&rows).Error
 	if err != nil {
 		return 0, fmt.Errorf("redelivering deliveries of app %d: %w", appID, err)
 	}
@@ -292,7 +301,11 @@ func (e *Endpoints) RedeliverFailed(ctx context.Context, appID int64, since, unt
 		return 0, fault.Field("until", "must be after since")
 	}
 	col, dest := keyCol(appID)
-	q := e.db.WithContext(ctx).Model(&Delivery{}).Where("id IN (SELECT delivery_id FROM delivery_queue WHERE "+col+" = ? AND status = 'failed') AND status = 'failed'", dest)
+	held, err := e.held(ctx, e.db, appID)
+	if err != nil {
+		return 0, err
+	}
+	q := e.db.WithContext(ctx).Model(&Delivery{}).Where("id IN (SELECT delivery_id FROM delivery_queue WHERE "+col+" = ? AND status = 'failed') AND status = 'failed' AND "+notHeld, dest, held)
 	if since != nil {
 		q = q.Where("created_at >= ?", *since)
 	}
@@ -321,14 +334,18 @@ func (e *Endpoints) RedeliverFailed(ctx context.Context, appID int64, since, unt
 // (one that fails again while the job runs is not picked up a second time).
 func (e *Endpoints) redeliverFailed(ctx context.Context, p redeliverPayload) error {
 	started := e.opts.Now()
+	held, err := e.held(ctx, e.db, p.AppID)
+	if err != nil {
+		return err
+	}
 	for {
 		var rows []ref
 		q, dest := forKey(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), max_attempts = attempts + 1, completed_at = NULL, enqueued_at = now()
 			WHERE id IN (SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
 			  WHERE q.app_id = ? AND q.status = 'failed' AND d.status = 'failed' AND d.completed_at < ?
-			  AND d.created_at >= COALESCE(?::timestamptz, '-infinity') AND d.created_at < COALESCE(?::timestamptz, 'infinity') LIMIT 1000)
+			  AND d.created_at >= COALESCE(?::timestamptz, '-infinity') AND d.created_at < COALESCE(?::timestamptz, 'infinity') AND `+notHeld+` LIMIT 1000)
 			RETURNING id, `+keyExpr+` AS app_id`, p.AppID)
-		if err := e.db.WithContext(ctx).Raw(q, dest, started, p.Since, p.Until).Scan(&rows).Error; err != nil {
+		if err := e.db.WithContext(ctx).Raw(q, dest, started, p.Since, p.Until, held).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("redelivering failed deliveries of app %d: %w", p.AppID, err)
 		}
 		e.drains.enqueue(ctx, rows)

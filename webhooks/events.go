@@ -67,6 +67,10 @@ type Recipient struct {
 	// ListenOnly is an app without a webhook URL: its deliveries go to
 	// `plugboard listen` sessions alone.
 	ListenOnly bool
+	// Paused stores the delivery paused instead of pending: its
+	// installation is suspended (the marketplace's word), so nothing goes
+	// out until the suspension is lifted, which replays it (holds.go).
+	Paused bool
 }
 
 // Directory is what webhooks asks the marketplace: who receives an event,
@@ -83,6 +87,11 @@ type Directory interface {
 	// EndpointChanged is told when Endpoints.Disable disables an endpoint
 	// (by hand, or as endpoint health decides), for the audit log.
 	EndpointChanged(ctx context.Context, appID int64, status, reason string)
+	// Held lists the installations of app appID whose deliveries stay
+	// paused whatever happens to the endpoint (they are suspended):
+	// re-enabling the endpoint and redelivering leave their deliveries
+	// alone (holds.go). None for a host endpoint's key.
+	Held(ctx context.Context, tx *gorm.DB, appID int64) ([]int64, error)
 }
 
 // ManyRecipients is a Directory that also answers for many organizations

@@ -29,7 +29,8 @@ type tableDir struct {
 	mu         sync.Mutex
 	recipients map[string][]Recipient // by event type
 	endpoints  map[int64]*Endpoint
-	changes    []string // "appID status reason"
+	changes    []string          // "appID status reason"
+	held       map[int64][]int64 // suspended installations, by app
 }
 
 func (d *tableDir) Recipients(_ context.Context, _ *gorm.DB, _ int64, eventType, _ string, installationID int64) ([]Recipient, error) {
@@ -62,6 +63,12 @@ func (d *tableDir) EndpointChanged(_ context.Context, appID int64, status, reaso
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.changes = append(d.changes, fmt.Sprintf("%d %s %s", appID, status, reason))
+}
+
+func (d *tableDir) Held(_ context.Context, _ *gorm.DB, appID int64) ([]int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]int64(nil), d.held[appID]...), nil
 }
 
 func (d *tableDir) setURL(appID int64, url string) {

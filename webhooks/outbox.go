@@ -163,6 +163,9 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		if b.dStatus[i] != DeliveryPending {
 			continue
 		}
+		// Paused: the endpoint is disabled, or the recipient's installation
+		// is suspended (Recipient.Paused, set in delivery); either replays
+		// it later.
 		if paused[b.dest[i]] {
 			b.dStatus[i] = DeliveryPaused
 			continue
@@ -409,7 +412,11 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 	if ev.Target != nil {
 		method, url = &ev.Target.Method, &ev.Target.URL
 	}
-	b.dEvent, b.dUUIDs, b.dStatus, b.dest = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, DeliveryPending), append(b.dest, r.AppID)
+	status := DeliveryPending
+	if r.Paused {
+		status = DeliveryPaused
+	}
+	b.dEvent, b.dUUIDs, b.dStatus, b.dest = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, status), append(b.dest, r.AppID)
 	b.dApp, b.dHost, b.dInst, b.dInstUUID = append(b.dApp, app), append(b.dHost, hostID), append(b.dInst, inst), append(b.dInstUUID, instUUID)
 	b.dMethod, b.dURL, b.dOrg, b.dType = append(b.dMethod, method), append(b.dURL, url), append(b.dOrg, e.OrganizationID), append(b.dType, e.Type)
 }

@@ -33,6 +33,9 @@ const (
 	CodeUnauthorized     Code = "unauthorized"
 	InvalidToken         Code = "invalid_token"
 	InvalidCredentials   Code = "invalid_credentials"
+	// InstallationSuspended: the installation's tokens are refused while
+	// it is suspended (marketplace/suspensions.go).
+	InstallationSuspended Code = "installation_suspended"
 )
 
 // Refusals (403).
@@ -50,6 +53,7 @@ const (
 	CrossOrigin            Code = "cross_origin"
 	CSRF                   Code = "csrf"
 	InsufficientScope      Code = "insufficient_scope"
+	NotSuspender           Code = "not_suspender"
 )
 
 // Absent (404) and wrong method (405).
@@ -76,6 +80,8 @@ const (
 	NoWebhookURL         Code = "no_webhook_url"
 	NoSSOURL             Code = "no_sso_url"
 	PlanChangeRefused    Code = "plan_change_refused"
+	AlreadySuspended     Code = "already_suspended"
+	AppSuspended         Code = "app_suspended"
 	IdempotencyKeyReused Code = "idempotency_key_reused"
 )
 
@@ -152,6 +158,8 @@ var registry = []Doc{
 		"The token is invalid, expired or revoked: signing out, uninstalling and rotating revoke tokens, installation access tokens expire, and app JWTs need iat and may last at most ten minutes. Get a fresh token."},
 	{InvalidCredentials, http.StatusUnauthorized, false, "Invalid credentials",
 		"The email or password is wrong. The answer does not say which, so that it reveals nothing about which accounts exist."},
+	{InstallationSuspended, http.StatusUnauthorized, false, "Installation suspended",
+		"The installation is suspended, by an admin of its organization, by the app itself, or with the whole app by Plugboard's operators; detail gives the reason. Its access tokens are refused everywhere, /oauth/token issues none for it, and its webhooks wait, paused, except installation.suspended and installation.unsuspended. GET /api/0/installations/{uuid}/ with the app's own credentials shows the suspension and who may lift it (DELETE /api/0/installations/{uuid}/suspensions/); once lifted the same tokens work again."},
 
 	{CodeForbidden, http.StatusForbidden, false, "Forbidden",
 		"The caller is known but may not do this."},
@@ -179,6 +187,8 @@ var registry = []Doc{
 		"The form's CSRF token is missing, expired or from another session. Go back, reload the page and send the form again."},
 	{InsufficientScope, http.StatusForbidden, false, "Insufficient scope",
 		"RFC 6750: the access token is valid but was not granted what the route needs. /oauth/userinfo answers only tokens whose authorization asked for the openid scope; the WWW-Authenticate header says error=\"insufficient_scope\"."},
+	{NotSuspender, http.StatusForbidden, false, "Not the suspender",
+		"Only whoever suspended an installation lifts the suspension, or an operator: a suspension by an organization admin is lifted by the organization's admins, never by the app; one by the app, by the app or the organization's admins; one by Plugboard's operators, by an operator. The installation's suspension.liftableBy says who may."},
 
 	{CodeNotFound, http.StatusNotFound, false, "Not found",
 		"Nothing is there, or the caller may not see it: resources of other organizations answer 404, not 403, so that their existence is not revealed."},
@@ -217,6 +227,10 @@ var registry = []Doc{
 		"The app declares no ssoUrl, so there is nowhere to sign its users in to. The partner sets ssoUrl in the app's settings; until then \"Open {App}\" is not offered."},
 	{PlanChangeRefused, http.StatusConflict, false, "Plan change refused",
 		"The app's provisioning endpoint refused the new plan (it answered PUT {provisionUrl}/{uuid} with a 4xx); detail is the partner's message. The installation stays on its plan."},
+	{AlreadySuspended, http.StatusConflict, false, "Already suspended",
+		"The installation is suspended already, by someone whose suspension this caller cannot take over: the app cannot replace an organization admin's or an operator's suspension. Suspending again as the same suspender changes nothing (200); an organization admin takes over a suspension by the app or by the kill switch, and then only the organization lifts it."},
+	{AppSuspended, http.StatusConflict, false, "App suspended",
+		"Plugboard's operators suspended the app (the kill switch); detail gives their reason. It cannot be installed or authorized, and its installations stay suspended until an operator lifts the app's suspension (PUT /api/0/apps/{app_slug}/ {\"status\": \"published\"}), which lifts exactly the installations it suspended."},
 	{IdempotencyKeyReused, http.StatusConflict, false, "Idempotency key reused",
 		"The organization has an event published with this idempotencyKey already, of another type or with other data; nothing was published. A retry of the same publish answers the first event instead (200, or status 200 in a batch's results). Use a fresh key for a new event."},
 

@@ -100,6 +100,10 @@ type Installation struct {
 	// RedirectURL is only in the answer that installs: where to send the
 	// browser to finish installing at the partner.
 	RedirectURL string `json:"redirectUrl,omitempty"`
+	// Suspension is nil unless the installation is suspended: then its
+	// tokens are refused (401 installation_suspended) and its webhooks
+	// wait until the suspension is lifted.
+	Suspension *Suspension `json:"suspension"`
 }
 
 // InstallationUpdate is a partial update of an installation: only the
