@@ -57,11 +57,20 @@ screenshots: services
 	@.ci/chromium
 	PLUGBOARD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestScreenshots$$' ./web/
 
-## bench: Go benchmarks, then the webhook pipeline end to end (60 s throughput, 30 s latency)
+## bench: the webhook pipeline end to end, the headline set of issue #19 (under 10 minutes), then the Go micro-benchmarks
+BENCH    ?= bin/bench-webhooks
+BENCHRUN  = $(BENCH) -postgres "$${PLUGBOARD_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 bench: services
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./bench/webhooks -mode throughput -duration 60s
-	$(GO) run ./bench/webhooks -mode latency -apps 10 -duration 30s
+	$(GO) build -o $(BENCH) ./bench/webhooks
+	$(BENCHRUN) -apps 1 -duration 20s
+	$(BENCHRUN) -apps 1 -batch 100 -duration 20s
+	$(BENCHRUN) -apps 20 -duration 20s
+	$(BENCHRUN) -orgs 2000 -installs 1-3 -apps 20 -duration 20s
+	$(BENCHRUN) -mode latency -apps 1 -target 2000 -duration 15s
+	$(BENCHRUN) -mode latency -orgs 2000 -installs 1-3 -apps 20 -target 2000 -duration 15s
+	$(BENCHRUN) -mode wide -apps 10000 -rounds 2
+	$(BENCHRUN) -mode api -apps 20 -attempts 10000000 -rate 1000 -duration 15s
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./...
 
 ## fuzz: every fuzz target of both modules (.ci/fuzz-targets finds them) for FUZZTIME each, one after another; `go test` runs their seed corpora
 FUZZTIME  ?= 60s

@@ -32,28 +32,58 @@ func NewWebhookDirectory(db *gorm.DB, opts Options) (*WebhookDirectory, error) {
 // suspension (suspensions.go).
 func (s *WebhookDirectory) Recipients(ctx context.Context, tx *gorm.DB, orgID int64, eventType, scope string, installationID int64) ([]webhooks.Recipient, error) {
 	var out []webhooks.Recipient
-	paused := "false"
-	if !slices.Contains(suspensionEvents, eventType) {
-		paused = "(i.suspended_at IS NOT NULL AND i.status IN ('pending', 'provisioning', 'installed'))"
-	}
-	q := tx.WithContext(ctx).Table("installations i").
-		Select("i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only, "+paused+" AS paused").
-		Joins("JOIN apps a ON a.id = i.app_id").Where("i.organization_id = ?", orgID)
-	if installationID != 0 {
-		q = q.Where("i.id = ?", installationID)
-	} else {
-		// The installation's own events, not its app's: events an approved
-		// revision added reach it only once its organization accepts them
-		// (permission_requests.go; installations.events is 00016's).
-		q = q.Where("i.status = ? AND i.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
-		if scope != "" {
-			q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
-		}
-	}
+	q := s.recipients(ctx, tx, eventType, scope, installationID).Where("i.organization_id = ?", orgID)
 	if err := q.Scan(&out).Error; err != nil {
 		return nil, fmt.Errorf("finding recipients: %w", err)
 	}
 	return out, nil
+}
+
+// RecipientsOf implements webhooks.ManyRecipients: Recipients for many
+// organizations in one query (a batch of host events).
+func (s *WebhookDirectory) RecipientsOf(ctx context.Context, tx *gorm.DB, orgIDs []int64, eventType, scope string) (map[int64][]webhooks.Recipient, error) {
+	var rows []struct {
+		webhooks.Recipient
+		OrganizationID int64
+	}
+	q := s.recipients(ctx, tx, eventType, scope, 0).Select(recipientColumns(eventType)+", i.organization_id").
+		Where("i.organization_id = ANY(?)", pgArray(orgIDs))
+	if err := q.Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("finding recipients: %w", err)
+	}
+	out := make(map[int64][]webhooks.Recipient, len(orgIDs))
+	for _, r := range rows {
+		out[r.OrganizationID] = append(out[r.OrganizationID], r.Recipient)
+	}
+	return out, nil
+}
+
+// recipientColumns are what Recipients answers of each installation: a
+// suspended installation's deliveries are Paused, but for the news of its
+// suspension (suspensions.go).
+func recipientColumns(eventType string) string {
+	paused := "false"
+	if !slices.Contains(suspensionEvents, eventType) {
+		paused = "(i.suspended_at IS NOT NULL AND i.status IN ('pending', 'provisioning', 'installed'))"
+	}
+	return "i.app_id, i.id AS installation_id, i.uuid AS installation_uuid, a.webhook_url = '' AS listen_only, " + paused + " AS paused"
+}
+
+// recipients is the query of Recipients and RecipientsOf, less the
+// organization: one place says who receives an event.
+func (s *WebhookDirectory) recipients(ctx context.Context, tx *gorm.DB, eventType, scope string, installationID int64) *gorm.DB {
+	q := tx.WithContext(ctx).Table("installations i").Select(recipientColumns(eventType)).Joins("JOIN apps a ON a.id = i.app_id")
+	if installationID != 0 {
+		return q.Where("i.id = ?", installationID)
+	}
+	// The installation's own events, not its app's: events an approved
+	// revision added reach it only once its organization accepts them
+	// (permission_requests.go; installations.events is 00016's).
+	q = q.Where("i.status = ? AND i.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
+	if scope != "" {
+		q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
+	}
+	return q
 }
 
 // Endpoint implements webhooks.Directory.

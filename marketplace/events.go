@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/app/page"
@@ -40,42 +44,198 @@ func (s *Events) eventsAccess(ctx context.Context, a Actor, ref, scope string) (
 // PublishEvent publishes a host event to every subscribed installation of
 // the organization. data must match the event type's schema.
 func (s *Events) PublishEvent(ctx context.Context, a Actor, ref, typ string, data json.RawMessage) (*webhooks.Event, error) {
-	org, err := s.eventsAccess(ctx, a, ref, "event:write")
+	return s.Publish(ctx, a, HostEvent{Organization: ref, Type: typ, Data: data})
+}
+
+// HostEvent is an event the host publishes in an organization (by slug or
+// id). With an IdempotencyKey, publishing it again publishes nothing and
+// answers the first event (Replayed).
+type HostEvent struct {
+	Organization   string
+	Type           string
+	Data           json.RawMessage
+	IdempotencyKey string
+}
+
+// MaxBatch is how many events one PublishBatch takes.
+const MaxBatch = 1000
+
+// Publish publishes ev, as PublishEvent does, with its idempotency key:
+// one transaction that finds the organization (for a host service token),
+// the recipients, and writes the event and its deliveries in one statement.
+func (s *Events) Publish(ctx context.Context, a Actor, ev HostEvent) (*webhooks.Event, error) {
+	if a.Service == nil {
+		if _, err := s.eventsAccess(ctx, a, ev.Organization, "event:write"); err != nil {
+			return nil, err
+		}
+	}
+	ne, err := s.hostEvent(ctx, a, ev)
 	if err != nil {
 		return nil, err
 	}
+	var out *webhooks.Event
+	err = s.publishTx(ctx, func(tx *gorm.DB) error {
+		orgs, err := orgsByRef(ctx, tx, []string{ev.Organization})
+		if err != nil {
+			return err
+		}
+		org, ok := orgs[ev.Organization]
+		if !ok {
+			return fault.NotFound("organization")
+		}
+		ne.OrganizationID = org
+		out, err = s.outbox.Publish(ctx, tx, ne)
+		return err
+	})
+	return out, err
+}
+
+// PublishResult is one event of a batch: published (or, Replayed, published
+// before under its idempotency key), or refused with Err.
+type PublishResult struct {
+	Event *webhooks.Event
+	Err   error
+}
+
+// PublishBatch publishes up to MaxBatch events, each in its organization,
+// for a host service token. Each event is checked as Publish checks it; the
+// valid ones are written in one transaction (one statement for every event
+// and delivery), and the result says, in order, what became of each.
+func (s *Events) PublishBatch(ctx context.Context, a Actor, evs []HostEvent) ([]PublishResult, error) {
+	if a.Service == nil {
+		if !a.SignedIn() {
+			return nil, errNotSignedIn
+		}
+		return nil, fault.Forbidden(fault.CodeForbidden, "Only the host publishes batches of events, with a service token.")
+	}
+	switch {
+	case len(evs) == 0:
+		return nil, fault.Field("events", "must hold at least one event")
+	case len(evs) > MaxBatch:
+		return nil, fault.Invalid(fault.BatchTooLarge, fmt.Sprintf("A batch holds at most %d events.", MaxBatch),
+			map[string]string{"events": fmt.Sprintf("holds %d events; at most %d", len(evs), MaxBatch)})
+	}
+	out := make([]PublishResult, len(evs))
+	refs := make([]string, 0, len(evs))
+	for _, ev := range evs {
+		if ev.Organization != "" {
+			refs = append(refs, ev.Organization)
+		}
+	}
+	orgs, err := orgsByRef(ctx, s.db, refs)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		valid []webhooks.NewEvent
+		at    []int
+	)
+	for i, ev := range evs {
+		ne, err := s.hostEvent(ctx, a, ev)
+		if err == nil && ev.Organization == "" {
+			err = fault.Field("organization", "is required: the slug or id of the organization")
+		}
+		if err == nil {
+			if org, ok := orgs[ev.Organization]; ok {
+				ne.OrganizationID = org
+			} else {
+				err = fault.NotFound("organization")
+			}
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		valid, at = append(valid, ne), append(at, i)
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	err = s.publishTx(ctx, func(tx *gorm.DB) error {
+		res, err := s.outbox.PublishMany(ctx, tx, valid)
+		if err != nil {
+			return err
+		}
+		for k, r := range res {
+			out[at[k]] = PublishResult{Event: r.Event, Err: r.Err}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// hostEvent checks ev's type and data against the catalogue (cached) and
+// returns it to publish, without its organization.
+func (s *Events) hostEvent(ctx context.Context, a Actor, ev HostEvent) (webhooks.NewEvent, error) {
+	typ, data := ev.Type, ev.Data
 	if typ == "" {
-		return nil, fault.Field("type", "is required")
+		return webhooks.NewEvent{}, fault.Field("type", "is required")
+	}
+	if utf8.RuneCountInString(ev.IdempotencyKey) > 200 {
+		return webhooks.NewEvent{}, fault.Field("idempotencyKey", "must be at most 200 characters")
 	}
 	et, err := s.catalog.Get(ctx, typ)
 	if errors.Is(err, fault.ErrNotFound) {
-		return nil, fault.Field("type", fmt.Sprintf("%q is not in the event catalogue; see GET /api/0/event-types/", typ))
+		return webhooks.NewEvent{}, fault.Field("type", fmt.Sprintf("%q is not in the event catalogue; see GET /api/0/event-types/", typ))
 	}
 	if err != nil {
-		return nil, err
+		return webhooks.NewEvent{}, err
 	}
 	if et.Builtin {
-		return nil, fault.Field("type", fmt.Sprintf("%q is sent by Plugboard itself", typ))
+		return webhooks.NewEvent{}, fault.Field("type", fmt.Sprintf("%q is sent by Plugboard itself", typ))
 	}
 	if a.Installation != nil && et.Scope != "" && !slices.Contains(a.Scopes, et.Scope) {
 		// An app publishes only what it could receive.
-		return nil, fault.Forbidden(fault.MissingScope, fmt.Sprintf("Publishing %s needs the %s scope too, which the installation was not granted.", typ, et.Scope))
+		return webhooks.NewEvent{}, fault.Forbidden(fault.MissingScope, fmt.Sprintf("Publishing %s needs the %s scope too, which the installation was not granted.", typ, et.Scope))
 	}
 	if len(data) == 0 || string(data) == "null" {
 		data = json.RawMessage("{}")
 	}
 	if data[0] != '{' {
-		return nil, fault.Field("data", "must be a JSON object")
+		return webhooks.NewEvent{}, fault.Field("data", "must be a JSON object")
 	}
 	if err := s.catalog.Validate(et, data); err != nil {
-		return nil, err
+		return webhooks.NewEvent{}, err
 	}
-	var ev *webhooks.Event
-	err = s.publishTx(ctx, func(tx *gorm.DB) error {
-		ev, err = s.outbox.Publish(ctx, tx, webhooks.NewEvent{OrganizationID: org.ID, Type: typ, Data: data, CreatedBy: actorLabel(a)})
-		return err
-	})
-	return ev, err
+	return webhooks.NewEvent{Type: typ, Data: data, CreatedBy: actorLabel(a), IdempotencyKey: ev.IdempotencyKey}, nil
+}
+
+// pgArray passes a slice as one PostgreSQL array parameter (gorm would
+// expand a bare slice into a list).
+func pgArray[T any](v []T) pgtype.Array[T] {
+	return pgtype.Array[T]{Elements: v, Dims: []pgtype.ArrayDimension{{Length: int32(len(v)), LowerBound: 1}}, Valid: true}
+}
+
+// orgsByRef finds organizations by slug or id in one query: their ids by
+// the reference given.
+func orgsByRef(ctx context.Context, db *gorm.DB, refs []string) (map[string]int64, error) {
+	var ids []int64
+	var slugs []string
+	for _, r := range refs {
+		if id, err := strconv.ParseInt(r, 10, 64); err == nil {
+			ids = append(ids, id)
+		} else {
+			slugs = append(slugs, r)
+		}
+	}
+	var rows []struct {
+		ID   int64
+		Slug string
+	}
+	err := db.WithContext(ctx).Table("organizations").Select("id, slug").
+		Where("slug = ANY(?) OR id = ANY(?)", pgArray(slugs), pgArray(ids)).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("finding organizations: %w", err)
+	}
+	out := make(map[string]int64, len(rows)*2)
+	for _, r := range rows {
+		out[r.Slug] = r.ID
+		out[strconv.FormatInt(r.ID, 10)] = r.ID
+	}
+	return out, nil
 }
 
 // ListEvents lists what was published in an organization, newest first.

@@ -20,6 +20,8 @@ import (
 type Publisher interface {
 	Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error
 	Publish(ctx context.Context, tx *gorm.DB, ev webhooks.NewEvent) (*webhooks.Event, error)
+	// PublishMany publishes many events in one statement (batches).
+	PublishMany(ctx context.Context, tx *gorm.DB, evs []webhooks.NewEvent) ([]webhooks.Published, error)
 }
 
 // EventCatalog is the event catalogue (webhooks.Catalog).

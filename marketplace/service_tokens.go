@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -77,20 +78,70 @@ func (s *ServiceTokens) RevokeServiceToken(ctx context.Context, a Actor, id stri
 	if res.RowsAffected == 0 {
 		return fault.NotFound("service token")
 	}
+	s.cache.clear()
 	return s.audit(s.db.WithContext(ctx), a, nil, "service_token.revoke", "service_token", id, "", nil)
 }
 
+// serviceTokenTTL is how long a process trusts a service token it found
+// without asking PostgreSQL again: the host publishes thousands of events a
+// second with one token. Revoking clears this process's cache at once;
+// another process stops accepting the token within the TTL.
+const serviceTokenTTL = 10 * time.Second
+
+// serviceTokenCache keeps the live service tokens found recently, by hash.
+type serviceTokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedServiceToken
+}
+
+type cachedServiceToken struct {
+	t  ServiceToken
+	at time.Time
+}
+
+func (c *serviceTokenCache) get(hash []byte, now time.Time) (ServiceToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[string(hash)]
+	if !ok || now.Sub(e.at) > serviceTokenTTL || now.Before(e.at) {
+		return ServiceToken{}, false
+	}
+	return e.t, true
+}
+
+func (c *serviceTokenCache) put(hash []byte, t ServiceToken, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 1000 {
+		c.m = map[string]cachedServiceToken{}
+	}
+	c.m[string(hash)] = cachedServiceToken{t: t, at: now}
+}
+
+func (c *serviceTokenCache) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
 func (s *ServiceTokens) authenticateServiceToken(ctx context.Context, token string) (Actor, error) {
+	hash := secret.Hash(token)
+	now := s.now()
+	if t, ok := s.cache.get(hash, now); ok {
+		return Actor{Service: &t}, nil
+	}
 	var t ServiceToken
-	err := s.db.WithContext(ctx).Where("token_hash = ? AND revoked_at IS NULL", secret.Hash(token)).Take(&t).Error
+	err := s.db.WithContext(ctx).Where("token_hash = ? AND revoked_at IS NULL", hash).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Actor{}, errBadToken
 	}
 	if err != nil {
 		return Actor{}, fmt.Errorf("finding service token: %w", err)
 	}
-	if t.LastUsedAt == nil || s.now().Sub(*t.LastUsedAt) > time.Minute {
-		s.db.WithContext(ctx).Model(&ServiceToken{}).Where("id = ?", t.ID).Update("last_used_at", s.now())
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
+		s.db.WithContext(ctx).Model(&ServiceToken{}).Where("id = ?", t.ID).Update("last_used_at", now)
+		t.LastUsedAt = &now
 	}
+	s.cache.put(hash, t, now)
 	return Actor{Service: &t}, nil
 }

@@ -51,6 +51,7 @@ type OAuth struct {
 // ServiceTokens are the host product's tokens.
 type ServiceTokens struct {
 	*core
+	cache serviceTokenCache
 }
 
 // Events are the event catalogue and the host's publishing.

@@ -222,23 +222,34 @@ func (s *Server) writeStats(c echo.Context, get func(since, until time.Time, res
 }
 
 type eventRequest struct {
-	Type string          `json:"type"`
-	Data json.RawMessage `json:"data"`
+	Type           string          `json:"type"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotencyKey"`
 }
 
 type eventJSON struct {
-	ID          string    `json:"id"`
-	Type        string    `json:"type"`
-	Data        any       `json:"data"`
-	Deliveries  int       `json:"deliveries"`
-	CreatedBy   string    `json:"createdBy"`
-	DateCreated time.Time `json:"dateCreated"`
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	Data           any       `json:"data"`
+	Deliveries     int       `json:"deliveries"`
+	CreatedBy      string    `json:"createdBy"`
+	IdempotencyKey *string   `json:"idempotencyKey"`
+	DateCreated    time.Time `json:"dateCreated"`
 }
 
 func toEventJSON(e webhooks.Event) eventJSON {
-	out := eventJSON{ID: e.UUID, Type: e.Type, Deliveries: e.DeliveriesCount, CreatedBy: e.CreatedBy, DateCreated: e.CreatedAt}
+	out := eventJSON{ID: e.UUID, Type: e.Type, Deliveries: e.DeliveriesCount, CreatedBy: e.CreatedBy, IdempotencyKey: e.IdempotencyKey, DateCreated: e.CreatedAt}
 	_ = json.Unmarshal(e.Data, &out.Data)
 	return out
+}
+
+// publishedStatus is 201 for an event published now, 200 for the one its
+// idempotency key had published before.
+func publishedStatus(e *webhooks.Event) int {
+	if e.Replayed {
+		return http.StatusOK
+	}
+	return http.StatusCreated
 }
 
 func (s *Server) publishEvent(c echo.Context) error {
@@ -246,11 +257,64 @@ func (s *Server) publishEvent(c echo.Context) error {
 	if err := bindJSON(c, &in); err != nil {
 		return err
 	}
-	ev, err := s.opts.Events.PublishEvent(c.Request().Context(), actor(c), c.Param("org"), in.Type, in.Data)
+	ev, err := s.opts.Events.Publish(c.Request().Context(), actor(c), marketplace.HostEvent{Organization: c.Param("org"), Type: in.Type,
+		Data: in.Data, IdempotencyKey: in.IdempotencyKey})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, toEventJSON(*ev))
+	return c.JSON(publishedStatus(ev), toEventJSON(*ev))
+}
+
+type eventBatchRequest struct {
+	Events []batchEventRequest `json:"events"`
+}
+
+type batchEventRequest struct {
+	Organization   string          `json:"organization"`
+	Type           string          `json:"type"`
+	Data           json.RawMessage `json:"data"`
+	IdempotencyKey string          `json:"idempotencyKey"`
+}
+
+// batchResultJSON is one event of a batch: its status as the single-event
+// route would answer it, and the event or the problem.
+type batchResultJSON struct {
+	Status  int        `json:"status"`
+	Event   *eventJSON `json:"event,omitempty"`
+	Problem *Problem   `json:"problem,omitempty"`
+}
+
+// publishEventBatch publishes up to 1,000 events for the host in one
+// transaction and answers 200 with one result per event, in order.
+func (s *Server) publishEventBatch(c echo.Context) error {
+	var in eventBatchRequest
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	evs := make([]marketplace.HostEvent, len(in.Events))
+	for i, e := range in.Events {
+		evs[i] = marketplace.HostEvent{Organization: e.Organization, Type: e.Type, Data: e.Data, IdempotencyKey: e.IdempotencyKey}
+	}
+	res, err := s.opts.Events.PublishBatch(c.Request().Context(), actor(c), evs)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Results []batchResultJSON `json:"results"`
+	}{Results: make([]batchResultJSON, len(res))}
+	for i, r := range res {
+		if r.Err != nil {
+			p := problemFor(r.Err)
+			if p.Status >= 500 {
+				return r.Err
+			}
+			out.Results[i] = batchResultJSON{Status: p.Status, Problem: &p}
+			continue
+		}
+		ev := toEventJSON(*r.Event)
+		out.Results[i] = batchResultJSON{Status: publishedStatus(r.Event), Event: &ev}
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) listEvents(c echo.Context) error {

@@ -188,6 +188,8 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"GET /api/0/organizations/:org/events/", &call{clerk, "/api/0/organizations/globex/events/", nil, 403}, call{customer, "/api/0/organizations/globex/events/", nil, 200}},
 		{"POST /api/0/organizations/:org/events/", &call{clerk, "/api/0/organizations/globex/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Mine"}}, 403},
 			call{host, "/api/0/organizations/globex/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Database on fire"}}, 201}},
+		{"POST /api/0/event-batches/", &call{customer, "/api/0/event-batches/", map[string]any{"events": []any{map[string]any{"organization": "globex", "type": "issue.created"}}}, 403},
+			call{host, "/api/0/event-batches/", map[string]any{"events": []any{map[string]any{"organization": "globex", "type": "issue.created"}}}, 200}},
 		{"GET /api/0/apps/:app_slug/deliveries/", &call{outsider, "/api/0/apps/acme-hooks/deliveries/", nil, 404}, call{member, "/api/0/apps/acme-hooks/deliveries/", nil, 200}},
 		{"GET /api/0/apps/:app_slug/deliveries/:delivery_id/", &call{outsider, "/api/0/apps/acme-hooks/deliveries/" + did + "/", nil, 404},
 			call{member, "/api/0/apps/acme-hooks/deliveries/" + did + "/", nil, 200}},

@@ -161,8 +161,17 @@ func TestHostEndpointsReceivePlatformEvents(t *testing.T) {
 		t.Errorf("app.unpublished data %+v", unpub)
 	}
 
-	// The log holds each, delivered once.
+	// The log holds each, delivered once. The sink has the last request
+	// before the drain has recorded it: wait for the record.
 	log := decode[[]plugboard.Delivery](t, op.do("GET", "/api/0/host-endpoints/"+ep.ID+"/deliveries/", nil), 200)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		pending := decode[[]plugboard.Delivery](t, op.do("GET", "/api/0/host-endpoints/"+ep.ID+"/deliveries/?status=pending", nil), 200)
+		if len(pending) == 0 {
+			log = decode[[]plugboard.Delivery](t, op.do("GET", "/api/0/host-endpoints/"+ep.ID+"/deliveries/", nil), 200)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	types := map[string]int{}
 	for _, d := range log {
 		types[d.EventType]++

@@ -90,6 +90,7 @@ func (s *Server) routes() {
 	api.GET("/host-endpoints/:endpoint_id/stats/", s.hostStats)
 	api.GET("/organizations/:org/events/", s.listEvents)
 	api.POST("/organizations/:org/events/", s.publishEvent)
+	api.POST("/event-batches/", s.publishEventBatch)
 
 	api.GET("/organizations/:org/installations/", s.listOrgInstallations)
 	api.POST("/organizations/:org/installations/", s.install)

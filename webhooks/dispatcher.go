@@ -78,37 +78,41 @@ const (
 // drain delivers what is due for an app, a batch at a time, until nothing
 // is due: batches grow with the load, so one claim, one limiter round and
 // one write cover many deliveries. It is registered as the app's drain
-// meanwhile, so publishes need not enqueue another (drains.go).
+// meanwhile, so publishes need not enqueue another (drains.go). A drain
+// that claims a full batch asks for one more drain of the app, up to
+// drainsFor(its in-flight cap): an app's drains grow with its backlog, and
+// share it (SKIP LOCKED) while the limiters hold the app's rate and cap
+// across all of them.
 func (d *Dispatcher) drain(ctx context.Context, appID int64) error {
 	start := time.Now()
 	reg := d.drains.register(ctx, appID, drainFor+d.lease()+5*time.Second)
-	helped := false
 	for {
-		n, behind, err := d.deliver(ctx, appID)
+		n, behind, inFlight, err := d.deliver(ctx, appID)
 		if err != nil {
 			reg.leave(ctx, false)
 			return err
 		}
-		if n == 0 {
-			if reg.again(ctx) {
-				continue
+		if n >= d.opts.BatchSize {
+			// A backlog: one more drain shares it, unless the app has as
+			// many as its cap allows or one is queued already.
+			d.drains.kickApps(ctx, []int64{appID}, drainsFor(inFlight), false)
+		} else {
+			if n > 0 && n < d.opts.BatchSize/4 && behind > behindFor {
+				// Behind, with a small batch: the machine is busy rather
+				// than the app. Let the next batch fill a little: per-batch
+				// costs (claim, limiter, commit) then spread over more
+				// deliveries. Never when keeping up: that would only add
+				// latency.
+				select {
+				case <-ctx.Done():
+				case <-time.After(linger):
+				}
 			}
-			return nil
-		}
-		if n < d.opts.BatchSize/4 && behind > behindFor {
-			// Behind, with a small batch: the machine is busy rather than
-			// the app. Let the next batch fill a little: per-batch costs
-			// (claim, limiter, commit) then spread over more deliveries.
-			// Never when keeping up: that would only add latency.
-			select {
-			case <-ctx.Done():
-			case <-time.After(linger):
+			// The batch took everything that was due: look again only if a
+			// publish marked the app since (no empty claim to find out).
+			if !reg.again(ctx) {
+				return nil
 			}
-		}
-		if n >= d.opts.BatchSize && !helped {
-			// A backlog: a second drain shares it (SKIP LOCKED).
-			helped = true
-			d.drains.kickApps(ctx, []int64{appID}, 2, false)
 		}
 		if time.Since(start) > drainFor {
 			reg.leave(ctx, false)
@@ -118,21 +122,41 @@ func (d *Dispatcher) drain(ctx context.Context, appID int64) error {
 	}
 }
 
+// maxDrains bounds one app's drains: each holds a database connection
+// across its batch's requests.
+const maxDrains = 16
+
+// drainsFor is how many drains an app with this in-flight cap may have at
+// once: one per 8 requests it may have in flight (two at least, as before
+// drains grew, and at most maxDrains), so that every drain has slots to
+// send with rather than rows locked while it waits for the cap.
+func drainsFor(maxInFlight int) int {
+	return min(maxDrains, max(2, maxInFlight/8))
+}
+
 // deliver locks up to a batch of the app's due deliveries in Postgres,
 // sends them, and records every attempt and outcome in the same
 // transaction: two round trips to Postgres and one commit per batch. It
 // returns how many it claimed and how long the oldest of them had been due.
-func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, time.Duration, error) {
+func (d *Dispatcher) deliver(ctx context.Context, appID int64) (int, time.Duration, int, error) {
 	// Everything that needs a connection of its own comes before the
 	// transaction takes one, so drains never wait on the pool while
 	// holding a connection.
 	ep, err := d.endpoints.endpoint(ctx, appID)
 	if errors.Is(err, secret.ErrOpen) {
-		return d.failUnsignable(ctx, appID, err)
+		n, behind, err := d.failUnsignable(ctx, appID, err)
+		return n, behind, 1, err
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
+		return 0, 0, 0, fmt.Errorf("loading endpoint of app %d: %w", appID, err)
 	}
+	n, behind, err := d.deliverWith(ctx, ep, appID)
+	return n, behind, ep.maxInFlight, err
+}
+
+// deliverWith is deliver once the endpoint is loaded.
+func (d *Dispatcher) deliverWith(ctx context.Context, ep cachedEndpoint, appID int64) (int, time.Duration, error) {
+	var err error
 	var (
 		n   int
 		out outcome

@@ -59,10 +59,12 @@ for i = 1, #KEYS, 3 do
 end
 return out`)
 
-// startScript: KEYS active, queued; ARGV lease expiry (ms), lease id, now
-// (ms: expired leases, of drains that died, are dropped).
+// startScript: KEYS active, queued, dirty; ARGV lease expiry (ms), lease
+// id, now (ms: expired leases, of drains that died, are dropped). The dirty
+// mark goes too: the drain is about to look, and sees everything committed
+// before its claim (a publish marks the app only after its commit).
 var startScript = redis.NewScript(`
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], 600000)
@@ -186,9 +188,9 @@ func (r *Drains) register(ctx context.Context, appID int64, ttl time.Duration) *
 	if r.rdb == nil {
 		return l
 	}
-	a, q, _ := drainKeys(appID)
+	a, q, d := drainKeys(appID)
 	now := r.opts.Now()
-	if err := startScript.Run(ctx, r.rdb, []string{a, q}, now.Add(ttl).UnixMilli(), l.id, now.UnixMilli()).Err(); err != nil {
+	if err := startScript.Run(ctx, r.rdb, []string{a, q, d}, now.Add(ttl).UnixMilli(), l.id, now.UnixMilli()).Err(); err != nil {
 		r.log.Warn("drain registry unavailable", "err", err)
 		return l
 	}

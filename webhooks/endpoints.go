@@ -153,8 +153,9 @@ func ValidateEndpointUpdate(status *string, rate, inFlight *int) error {
 
 // pauseSQL pauses an app's pending deliveries that no worker holds.
 const pauseSQL = `UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
-	SELECT id FROM deliveries WHERE app_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-	FOR NO KEY UPDATE SKIP LOCKED)`
+	SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
+	WHERE q.app_id = ? AND q.status = 'pending' AND d.status = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())
+	FOR NO KEY UPDATE OF d SKIP LOCKED)`
 
 // Set changes an app's endpoint inside the caller's transaction: limits
 // (nil keeps one) and, when status is set, enabled (paused deliveries
@@ -184,7 +185,8 @@ func (e *Endpoints) Set(ctx context.Context, tx *gorm.DB, appID int64, status *s
 		}
 		var rows []ref
 		if err := db.Raw(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), enqueued_at = now()
-			WHERE `+col+` = ? AND status = 'paused' AND `+notHeld+` RETURNING id, `+keyExpr+` AS app_id`, dest, held).Scan(&rows).Error; err != nil {
+			WHERE id IN (SELECT delivery_id FROM delivery_queue WHERE `+col+` = ? AND status = 'paused') AND status = 'paused' AND `+notHeld+`
+			RETURNING id, `+keyExpr+` AS app_id`, dest, held).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("replaying paused deliveries of app %d: %w", appID, err)
 		}
 		afterCommit(ctx, tx, e.drains, rows)
@@ -303,7 +305,7 @@ func (e *Endpoints) RedeliverFailed(ctx context.Context, appID int64, since, unt
 	if err != nil {
 		return 0, err
 	}
-	q := e.db.WithContext(ctx).Model(&Delivery{}).Where(col+" = ? AND status = 'failed' AND "+notHeld, dest, held)
+	q := e.db.WithContext(ctx).Model(&Delivery{}).Where("id IN (SELECT delivery_id FROM delivery_queue WHERE "+col+" = ? AND status = 'failed') AND status = 'failed' AND "+notHeld, dest, held)
 	if since != nil {
 		q = q.Where("created_at >= ?", *since)
 	}
@@ -339,8 +341,9 @@ func (e *Endpoints) redeliverFailed(ctx context.Context, p redeliverPayload) err
 	for {
 		var rows []ref
 		q, dest := forKey(`UPDATE deliveries SET status = 'pending', next_attempt_at = now(), max_attempts = attempts + 1, completed_at = NULL, enqueued_at = now()
-			WHERE id IN (SELECT id FROM deliveries WHERE app_id = ? AND status = 'failed' AND completed_at < ?
-			  AND created_at >= COALESCE(?::timestamptz, '-infinity') AND created_at < COALESCE(?::timestamptz, 'infinity') AND `+notHeld+` LIMIT 1000)
+			WHERE id IN (SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
+			  WHERE q.app_id = ? AND q.status = 'failed' AND d.status = 'failed' AND d.completed_at < ?
+			  AND d.created_at >= COALESCE(?::timestamptz, '-infinity') AND d.created_at < COALESCE(?::timestamptz, 'infinity') AND `+notHeld+` LIMIT 1000)
 			RETURNING id, `+keyExpr+` AS app_id`, p.AppID)
 		if err := e.db.WithContext(ctx).Raw(q, dest, started, p.Since, p.Until, held).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("redelivering failed deliveries of app %d: %w", p.AppID, err)

@@ -20,7 +20,12 @@ type Event struct {
 	InstallationID  *int64
 	CreatedBy       string
 	DeliveriesCount int
-	CreatedAt       time.Time
+	// IdempotencyKey is the publisher's key (NewEvent.IdempotencyKey).
+	IdempotencyKey *string
+	CreatedAt      time.Time
+	// Replayed is set by Publish when the event's IdempotencyKey had been
+	// used before: nothing was published, this is the first event.
+	Replayed bool `gorm:"-"`
 }
 
 // NewEvent is the input of Publish.
@@ -35,6 +40,11 @@ type NewEvent struct {
 	// nobody else (destinations.go).
 	HostEndpoints []int64
 	CreatedBy     string
+	// IdempotencyKey, when set, makes publishing again with the same key in
+	// the organization publish nothing: Publish answers the event the key
+	// was first used for (Replayed), or, when the type or data differ, a
+	// conflict (fault.IdempotencyKeyReused).
+	IdempotencyKey string
 	// Target sends the event's one delivery, to InstallationID of AppID,
 	// somewhere other than the app's webhook URL (the deprovision DELETE
 	// {provisionUrl}/{uuid}), still signed with the app's secret, retried,
@@ -82,6 +92,14 @@ type Directory interface {
 	// re-enabling the endpoint and redelivering leave their deliveries
 	// alone (holds.go). None for a host endpoint's key.
 	Held(ctx context.Context, tx *gorm.DB, appID int64) ([]int64, error)
+}
+
+// ManyRecipients is a Directory that also answers for many organizations
+// at once: the recipients of eventType in each of orgIDs, as Recipients
+// answers for one (installationID 0). Outbox.PublishMany asks it once per
+// event type of a batch.
+type ManyRecipients interface {
+	RecipientsOf(ctx context.Context, tx *gorm.DB, orgIDs []int64, eventType, scope string) (map[int64][]Recipient, error)
 }
 
 // Endpoint is a webhook destination: an app's, or a host endpoint's.

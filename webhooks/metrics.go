@@ -44,11 +44,11 @@ func NewMetrics(reg prometheus.Registerer, db *gorm.DB, inspector *asynq.Inspect
 		var lag float64
 		db.WithContext(ctx).Raw(`SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(d.next_attempt_at)), 0) FROM (
 			SELECT d.next_attempt_at FROM apps a CROSS JOIN LATERAL (
-				SELECT next_attempt_at FROM deliveries WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= now()
+				SELECT next_attempt_at FROM delivery_queue WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= now()
 				ORDER BY next_attempt_at LIMIT 1) d
 			UNION ALL
 			SELECT d.next_attempt_at FROM host_endpoints h CROSS JOIN LATERAL (
-				SELECT next_attempt_at FROM deliveries WHERE host_endpoint_id = h.id AND status = 'pending' AND next_attempt_at <= now()
+				SELECT next_attempt_at FROM delivery_queue WHERE host_endpoint_id = h.id AND status = 'pending' AND next_attempt_at <= now()
 				ORDER BY next_attempt_at LIMIT 1) d) d`).Scan(&lag)
 		return lag
 	}))

@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
+
+	"github.com/plugboard/plugboard/app/fault"
 )
 
 // pgArray passes a slice as one PostgreSQL array parameter (gorm would
@@ -34,6 +39,7 @@ type Outbox struct {
 	drains    *Drains
 	dir       Directory
 	listeners *Listeners
+	scopes    *scopeCache
 	opts      Options
 }
 
@@ -41,7 +47,7 @@ type Outbox struct {
 // through drains; listeners say which apps without a webhook URL have a
 // listen session to receive their deliveries.
 func NewOutbox(drains *Drains, dir Directory, listeners *Listeners, opts Options) *Outbox {
-	return &Outbox{drains: drains, dir: dir, listeners: listeners, opts: opts.withDefaults()}
+	return &Outbox{drains: drains, dir: dir, listeners: listeners, scopes: newScopeCache(), opts: opts.withDefaults()}
 }
 
 // reachable drops the recipients without a webhook URL that no listen
@@ -77,120 +83,390 @@ func (o *Outbox) Transaction(ctx context.Context, db *gorm.DB, fn func(tx *gorm.
 }
 
 // Publish records ev and one delivery per recipient in tx. Inside
-// Transaction the deliveries are enqueued after commit.
+// Transaction the deliveries are enqueued after commit. With an
+// IdempotencyKey used before in the organization it publishes nothing and
+// returns the first event (Replayed), or a conflict.
 func (o *Outbox) Publish(ctx context.Context, tx *gorm.DB, ev NewEvent) (*Event, error) {
-	data, err := json.Marshal(ev.Data)
+	out, err := o.PublishMany(ctx, tx, []NewEvent{ev})
 	if err != nil {
-		return nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
+		return nil, err
 	}
+	return out[0].Event, out[0].Err
+}
+
+// Published is one event of PublishMany: the event (Replayed when its
+// idempotency key had been used for it before), or why it was not
+// published (Err, a fault: its key was used for another event).
+type Published struct {
+	Event *Event
+	Err   error
+}
+
+// PublishMany records evs and their deliveries in tx: their recipients
+// (one query per event type and organizations, when the Directory answers
+// for many at once), then every event and every delivery in one statement,
+// whatever their number. Inside Transaction the deliveries are enqueued
+// after commit, in one Redis call. Its result is in the order of evs.
+func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, error) {
+	out := make([]Published, len(evs))
 	now := o.opts.Now().UTC().Truncate(time.Microsecond)
-	e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy, CreatedAt: now}
-	if ev.InstallationID != 0 {
-		e.InstallationID = &ev.InstallationID
+	// Index plans for what this transaction plans from here on: the
+	// recipients query and the foreign-key checks of the deliveries, whose
+	// plans each connection keeps. Planned while apps was small (a new
+	// database, a test), a check by sequential scan would stay one as apps
+	// grows, with autovacuum or without (the one-event-to-10,000 run: a
+	// scan of apps per delivery).
+	if err := tx.WithContext(ctx).Exec("SELECT set_config('enable_seqscan', 'off', true)").Error; err != nil {
+		return nil, fmt.Errorf("publishing: %w", err)
 	}
-	var recipients []Recipient
-	var method, target *string
-	host := len(ev.HostEndpoints) > 0
-	switch {
-	case host:
-		for _, id := range ev.HostEndpoints {
-			recipients = append(recipients, Recipient{AppID: HostKey(id)})
-		}
-	case ev.Target != nil:
-		// Addressed: the one installation, wherever the app's webhooks go.
-		recipients = []Recipient{{AppID: ev.AppID, InstallationID: ev.InstallationID, InstallationUUID: ev.Target.InstallationUUID}}
-		method, target = &ev.Target.Method, &ev.Target.URL
-	case ev.AppID != 0:
-		recipients = []Recipient{{AppID: ev.AppID}}
-	default:
-		var scope string
-		if err := tx.WithContext(ctx).Model(&EventType{}).Where("name = ?", ev.Type).Pluck("scope", &scope).Error; err != nil {
-			return nil, fmt.Errorf("finding %s's scope: %w", ev.Type, err)
-		}
-		recipients, err = o.dir.Recipients(ctx, tx, ev.OrganizationID, ev.Type, scope, ev.InstallationID)
-		if err != nil {
-			return nil, fmt.Errorf("finding recipients of %s: %w", ev.Type, err)
-		}
-		recipients = o.reachable(ctx, recipients)
+	if err := o.replays(ctx, tx, evs, out); err != nil {
+		return nil, err
 	}
-	// The event row carries its delivery count from the start: no second write.
-	e.DeliveriesCount = len(recipients)
-	if err := tx.WithContext(ctx).Create(e).Error; err != nil {
-		return nil, fmt.Errorf("publishing %s: %w", ev.Type, err)
-	}
-	if len(recipients) == 0 {
-		return e, nil
-	}
-	apps := map[int64]bool{}
-	for _, r := range recipients {
-		apps[r.AppID] = true
-	}
-	ids := make([]int64, 0, len(apps))
-	for id := range apps {
-		ids = append(ids, id)
-	}
-	var disabled []int64
-	if host {
-		err = tx.WithContext(ctx).Model(&EndpointState{}).Where("host_endpoint_id IN ? AND status = 'disabled'", ev.HostEndpoints).Pluck(keyExpr, &disabled).Error
-	} else {
-		err = tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id IN ? AND status = 'disabled'", ids).Pluck("app_id", &disabled).Error
-	}
+	recipients, err := o.recipients(ctx, tx, evs, out)
 	if err != nil {
-		return nil, fmt.Errorf("reading endpoint status: %w", err)
+		return nil, err
 	}
-	paused := map[int64]bool{}
-	for _, id := range disabled {
-		paused[id] = true
+	b := &publishBatch{now: now, maxAttempts: len(o.opts.RetrySchedule)}
+	var host []int64
+	for i, ev := range evs {
+		if out[i].Event != nil || out[i].Err != nil {
+			continue // replayed, or refused
+		}
+		data, err := json.Marshal(ev.Data)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
+		}
+		e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy,
+			CreatedAt: now, DeliveriesCount: len(recipients[i])}
+		if ev.InstallationID != 0 {
+			e.InstallationID = &ev.InstallationID
+		}
+		if ev.IdempotencyKey != "" {
+			e.IdempotencyKey = &ev.IdempotencyKey
+		}
+		out[i].Event = e
+		b.event(e)
+		host = append(host, ev.HostEndpoints...)
+		for _, r := range recipients[i] {
+			b.delivery(e, ev, r)
+		}
 	}
-	// One statement for every delivery, its text the same for any number
-	// of recipients (arrays, not a VALUES list): no per-row reflection, one
-	// cached plan.
-	n := len(recipients)
-	uuids, appIDs, statuses := make([]string, n), make([]int64, n), make([]string, n)
-	instIDs, instUUIDs := make([]*int64, n), make([]*string, n)
+	if len(b.eUUIDs) == 0 {
+		return out, nil
+	}
+	paused, err := o.disabled(ctx, tx, b.dest, host)
+	if err != nil {
+		return nil, err
+	}
 	var refs []ref
-	for i, r := range recipients {
-		uuids[i], appIDs[i], statuses[i] = uuid.NewString(), r.AppID, DeliveryPending
-		if r.InstallationID != 0 {
-			instIDs[i], instUUIDs[i] = &recipients[i].InstallationID, &recipients[i].InstallationUUID
+	for i := range b.dUUIDs {
+		if b.dStatus[i] != DeliveryPending {
+			continue
 		}
 		// Paused: the endpoint is disabled, or the recipient's installation
-		// is suspended (Recipient.Paused); either replays it later.
-		if paused[r.AppID] || r.Paused {
-			statuses[i] = DeliveryPaused
-		} else {
-			refs = append(refs, ref{AppID: r.AppID})
+		// is suspended (Recipient.Paused, set in delivery); either replays
+		// it later.
+		if paused[b.dest[i]] {
+			b.dStatus[i] = DeliveryPaused
+			continue
 		}
+		refs = append(refs, ref{AppID: b.dest[i]})
 	}
-	if host {
-		hostIDs := make([]int64, n)
-		for i, r := range recipients {
-			hostIDs[i], _ = IsHostKey(r.AppID)
-		}
-		err = tx.WithContext(ctx).Exec(`INSERT INTO deliveries (uuid, event_id, host_endpoint_id, organization_id,
-				event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at)
-			SELECT v.u, ?, v.h, ?, ?, v.s, 0, ?, CASE WHEN v.s = 'pending' THEN ?::timestamptz END, ?::timestamptz, ?::timestamptz
-			FROM unnest(?::uuid[], ?::bigint[], ?::text[]) AS v(u, h, s)`,
-			e.ID, ev.OrganizationID, ev.Type, len(o.opts.RetrySchedule), now, now, now,
-			pgArray(uuids), pgArray(hostIDs), pgArray(statuses)).Error
-		if err != nil {
-			return nil, fmt.Errorf("creating host deliveries of %s: %w", ev.Type, err)
-		}
-		collect(tx, refs)
-		return e, nil
-	}
-	err = tx.WithContext(ctx).Exec(`INSERT INTO deliveries (uuid, event_id, app_id, installation_id, installation_uuid, organization_id,
-			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
-		SELECT v.u, ?, v.a, v.i, v.iu, ?, ?, v.s, 0, ?, CASE WHEN v.s = 'pending' THEN ?::timestamptz END, ?::timestamptz, ?::timestamptz,
-			?::text, ?::text
-		FROM unnest(?::uuid[], ?::bigint[], ?::bigint[], ?::uuid[], ?::text[]) AS v(u, a, i, iu, s)`,
-		e.ID, ev.OrganizationID, ev.Type, len(o.opts.RetrySchedule), now, now, now, method, target,
-		pgArray(uuids), pgArray(appIDs), pgArray(instIDs), pgArray(instUUIDs), pgArray(statuses)).Error
+	ids, err := b.write(ctx, tx)
 	if err != nil {
-		return nil, fmt.Errorf("creating deliveries of %s: %w", ev.Type, err)
+		return nil, err
+	}
+	for i := range out {
+		e := out[i].Event
+		if e == nil || e.Replayed {
+			continue
+		}
+		id, ok := ids[e.UUID]
+		if !ok {
+			// Its key was taken meanwhile, by a publish that committed
+			// first: answer that one.
+			out[i].Event = nil
+			if err := o.replays(ctx, tx, evs[i:i+1], out[i:i+1]); err != nil {
+				return nil, err
+			}
+			if out[i].Event == nil && out[i].Err == nil {
+				return nil, fmt.Errorf("publishing %s: the event was neither written nor found by its idempotency key", evs[i].Type)
+			}
+			continue
+		}
+		e.ID = id
 	}
 	collect(tx, refs)
-	return e, nil
+	return out, nil
+}
+
+// replays fills out for the events whose idempotency key was used before
+// in their organization: the first event, when the type and data are the
+// same, or a conflict. One query for every keyed event.
+func (o *Outbox) replays(ctx context.Context, tx *gorm.DB, evs []NewEvent, out []Published) error {
+	var orgs []int64
+	var keys []string
+	for _, ev := range evs {
+		if ev.IdempotencyKey != "" {
+			orgs, keys = append(orgs, ev.OrganizationID), append(keys, ev.IdempotencyKey)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var found []Event
+	err := tx.WithContext(ctx).Raw(`SELECT e.* FROM events e JOIN unnest(?::bigint[], ?::text[]) AS k(o, k)
+		ON e.organization_id = k.o AND e.idempotency_key = k.k`, pgArray(orgs), pgArray(keys)).Scan(&found).Error
+	if err != nil {
+		return fmt.Errorf("finding events by idempotency key: %w", err)
+	}
+	byKey := map[string]Event{}
+	for _, e := range found {
+		byKey[strconv.FormatInt(e.OrganizationID, 10)+":"+*e.IdempotencyKey] = e
+	}
+	for i, ev := range evs {
+		if ev.IdempotencyKey == "" {
+			continue
+		}
+		e, ok := byKey[strconv.FormatInt(ev.OrganizationID, 10)+":"+ev.IdempotencyKey]
+		if !ok {
+			continue
+		}
+		data, err := json.Marshal(ev.Data)
+		if err != nil {
+			return fmt.Errorf("encoding %s data: %w", ev.Type, err)
+		}
+		if e.Type != ev.Type || !sameJSON(e.Data, data) {
+			out[i].Err = &fault.Error{Kind: fault.KindConflict, Code: fault.IdempotencyKeyReused,
+				Message: "An event with this idempotency key was published already, of another type or with other data.",
+				Fields:  map[string]string{"idempotencyKey": "was used for event " + e.UUID + " (" + e.Type + ")"}}
+			continue
+		}
+		e.Replayed = true
+		out[i].Event = &e
+	}
+	return nil
+}
+
+// sameJSON compares two JSON documents by value (jsonb reorders keys).
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// recipients finds who receives each event that is not a replay: host
+// endpoints, an addressed installation, an app, or (host events) the
+// organization's subscribed installations, asked of the Directory once per
+// event type for every organization when it can answer for many.
+func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, evs []NewEvent, out []Published) ([][]Recipient, error) {
+	rs := make([][]Recipient, len(evs))
+	type group struct {
+		scope string
+		orgs  []int64
+		idx   []int
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i, ev := range evs {
+		switch {
+		case out[i].Event != nil || out[i].Err != nil:
+		case len(ev.HostEndpoints) > 0:
+			for _, id := range ev.HostEndpoints {
+				rs[i] = append(rs[i], Recipient{AppID: HostKey(id)})
+			}
+		case ev.Target != nil:
+			// Addressed: the one installation, wherever the app's webhooks go.
+			rs[i] = []Recipient{{AppID: ev.AppID, InstallationID: ev.InstallationID, InstallationUUID: ev.Target.InstallationUUID}}
+		case ev.AppID != 0:
+			rs[i] = []Recipient{{AppID: ev.AppID}}
+		default:
+			g := groups[ev.Type]
+			if g == nil {
+				scope, err := o.scopes.get(ctx, tx, ev.Type)
+				if err != nil {
+					return nil, err
+				}
+				g = &group{scope: scope}
+				groups[ev.Type] = g
+				order = append(order, ev.Type)
+			}
+			if ev.InstallationID != 0 {
+				var err error
+				if rs[i], err = o.dir.Recipients(ctx, tx, ev.OrganizationID, ev.Type, g.scope, ev.InstallationID); err != nil {
+					return nil, fmt.Errorf("finding recipients of %s: %w", ev.Type, err)
+				}
+				rs[i] = o.reachable(ctx, rs[i])
+				continue
+			}
+			g.orgs, g.idx = append(g.orgs, ev.OrganizationID), append(g.idx, i)
+		}
+	}
+	many, _ := o.dir.(ManyRecipients)
+	for _, typ := range order {
+		g := groups[typ]
+		if len(g.idx) == 0 {
+			continue
+		}
+		if many != nil && len(g.idx) > 1 {
+			byOrg, err := many.RecipientsOf(ctx, tx, g.orgs, typ, g.scope)
+			if err != nil {
+				return nil, fmt.Errorf("finding recipients of %s: %w", typ, err)
+			}
+			for _, i := range g.idx {
+				rs[i] = o.reachable(ctx, slices.Clone(byOrg[evs[i].OrganizationID]))
+			}
+			continue
+		}
+		byOrg := map[int64][]Recipient{}
+		for _, i := range g.idx {
+			org := evs[i].OrganizationID
+			r, ok := byOrg[org]
+			if !ok {
+				var err error
+				if r, err = o.dir.Recipients(ctx, tx, org, typ, g.scope, 0); err != nil {
+					return nil, fmt.Errorf("finding recipients of %s: %w", typ, err)
+				}
+				byOrg[org] = r
+			}
+			rs[i] = o.reachable(ctx, slices.Clone(r))
+		}
+	}
+	return rs, nil
+}
+
+// disabled returns the destination keys among dests (and the host
+// endpoints) whose endpoint is disabled: their deliveries wait, paused.
+func (o *Outbox) disabled(ctx context.Context, tx *gorm.DB, dests, host []int64) (map[int64]bool, error) {
+	apps := map[int64]bool{}
+	var ids []int64
+	for _, d := range dests {
+		if _, isHost := IsHostKey(d); !isHost && !apps[d] {
+			apps[d] = true
+			ids = append(ids, d)
+		}
+	}
+	var disabled []int64
+	if len(ids) > 0 {
+		var a []int64
+		if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id = ANY(?) AND status = 'disabled'", pgArray(ids)).Pluck("app_id", &a).Error; err != nil {
+			return nil, fmt.Errorf("reading endpoint status: %w", err)
+		}
+		disabled = append(disabled, a...)
+	}
+	if len(host) > 0 {
+		var h []int64
+		if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("host_endpoint_id = ANY(?) AND status = 'disabled'", pgArray(host)).Pluck(keyExpr, &h).Error; err != nil {
+			return nil, fmt.Errorf("reading endpoint status: %w", err)
+		}
+		disabled = append(disabled, h...)
+	}
+	out := make(map[int64]bool, len(disabled))
+	for _, id := range disabled {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// publishBatch is what PublishMany writes, as the arrays of publishSQL.
+type publishBatch struct {
+	now         time.Time
+	maxAttempts int
+
+	eUUIDs, eTypes, eData, eBy []string
+	eOrgs                      []int64
+	eInst                      []*int64
+	eCount                     []int32
+	eKeys                      []*string
+
+	dEvent, dUUIDs, dStatus []string
+	dest                    []int64 // destination key, for the disabled check and the drains
+	dApp, dHost, dInst      []*int64
+	dInstUUID               []*string
+	dMethod, dURL           []*string
+	dOrg                    []int64
+	dType                   []string
+}
+
+func (b *publishBatch) event(e *Event) {
+	b.eUUIDs, b.eTypes, b.eData, b.eBy = append(b.eUUIDs, e.UUID), append(b.eTypes, e.Type), append(b.eData, string(e.Data)), append(b.eBy, e.CreatedBy)
+	b.eOrgs, b.eInst, b.eCount, b.eKeys = append(b.eOrgs, e.OrganizationID), append(b.eInst, e.InstallationID), append(b.eCount, int32(e.DeliveriesCount)), append(b.eKeys, e.IdempotencyKey)
+}
+
+func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
+	var app, hostID, inst *int64
+	var instUUID *string
+	if id, isHost := IsHostKey(r.AppID); isHost {
+		hostID = &id
+	} else {
+		a := r.AppID
+		app = &a
+	}
+	if r.InstallationID != 0 {
+		i, u := r.InstallationID, r.InstallationUUID
+		inst, instUUID = &i, &u
+	}
+	var method, url *string
+	if ev.Target != nil {
+		method, url = &ev.Target.Method, &ev.Target.URL
+	}
+	status := DeliveryPending
+	if r.Paused {
+		status = DeliveryPaused
+	}
+	b.dEvent, b.dUUIDs, b.dStatus, b.dest = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, status), append(b.dest, r.AppID)
+	b.dApp, b.dHost, b.dInst, b.dInstUUID = append(b.dApp, app), append(b.dHost, hostID), append(b.dInst, inst), append(b.dInstUUID, instUUID)
+	b.dMethod, b.dURL, b.dOrg, b.dType = append(b.dMethod, method), append(b.dURL, url), append(b.dOrg, e.OrganizationID), append(b.dType, e.Type)
+}
+
+// publishSQL writes a batch's events and deliveries in one statement, from
+// arrays: the same text for any number of either, one cached plan. An
+// event whose idempotency key was taken meanwhile is skipped (ON
+// CONFLICT), and so are its deliveries (the join on e); the caller finds
+// it missing from what the statement returns.
+const publishSQL = `
+	WITH e AS (
+		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
+		SELECT v.u, v.o, v.t, v.d::jsonb, v.i, v.b, v.n, v.k, $1::timestamptz
+		FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::int[], $9::text[]) AS v(u, o, t, d, i, b, n, k)
+		ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+		RETURNING id, uuid
+	), d AS (
+		INSERT INTO deliveries (uuid, event_id, app_id, host_endpoint_id, installation_id, installation_uuid, organization_id,
+			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
+		SELECT v.u, e.id, v.a, v.h, v.i, v.iu, v.o, v.t, v.s, 0, $10, CASE WHEN v.s = 'pending' THEN $1::timestamptz END,
+			$1::timestamptz, $1::timestamptz, v.m, v.url
+		FROM unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::uuid[], $17::bigint[], $18::text[],
+			$19::text[], $20::text[], $21::text[]) AS v(eu, u, a, h, i, iu, o, t, s, m, url)
+		JOIN e ON e.uuid = v.eu
+	)
+	SELECT id, uuid::text FROM e`
+
+// write runs publishSQL and returns the new events' ids by uuid.
+func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, error) {
+	rows, err := tx.WithContext(ctx).Raw(publishSQL, b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
+		pgArray(b.eInst), pgArray(b.eBy), pgArray(b.eCount), pgArray(b.eKeys), b.maxAttempts,
+		pgArray(b.dEvent), pgArray(b.dUUIDs), pgArray(b.dApp), pgArray(b.dHost), pgArray(b.dInst), pgArray(b.dInstUUID), pgArray(b.dOrg),
+		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+	}
+	defer rows.Close()
+	ids := make(map[string]int64, len(b.eUUIDs))
+	for rows.Next() {
+		var id int64
+		var u string
+		if err := rows.Scan(&id, &u); err != nil {
+			return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+		}
+		ids[u] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+	}
+	return ids, nil
 }
 
 // collect adds refs to tx's collector and reports whether tx runs inside

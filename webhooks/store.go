@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,8 +23,9 @@ type Store struct {
 	sql *sql.DB
 	// held bounds the connections drains hold across a batch's requests,
 	// so the API and other jobs always find some in the pool.
-	held chan struct{}
-	opts Options
+	held  chan struct{}
+	stats *statsCache // Stats' figures by range (log.go)
+	opts  Options
 }
 
 // NewStore returns the store on db.
@@ -36,7 +38,7 @@ func NewStore(db *gorm.DB, opts Options) (*Store, error) {
 	if m := sqlDB.Stats().MaxOpenConnections; m > 0 {
 		held = max(1, m-max(2, m/5))
 	}
-	return &Store{db: db, sql: sqlDB, held: make(chan struct{}, held), opts: opts.withDefaults()}, nil
+	return &Store{db: db, sql: sqlDB, held: make(chan struct{}, held), stats: newStatsCache(), opts: opts.withDefaults()}, nil
 }
 
 // onConn runs fn on a connection of its own, one of those drains may hold
@@ -107,23 +109,30 @@ func (c claimed) destination(ep cachedEndpoint) (method, url string) {
 }
 
 // claimSQL locks up to a batch of the app's due deliveries for the
-// transaction that will record their outcome. SKIP LOCKED: concurrent
-// drains split the work, no two send the same delivery. A lock (not a
-// written claim) holds them: a worker that dies mid-batch drops its
-// connection, PostgreSQL rolls back, and the deliveries are due again at
-// once, with no second row version and no index entries for the claim.
-// claimed_until is still honoured for claims written by older versions.
+// transaction that will record their outcome. They are found in
+// delivery_queue (migration 00019: deliveries has no index on what an
+// outcome changes, so recording it is a HOT update), and checked again on
+// the delivery row itself: a delivery recorded by a transaction that
+// committed after this statement's snapshot is re-read under the lock
+// (EvalPlanQual) and no longer pending, so it is not sent twice. SKIP
+// LOCKED: concurrent drains split the work, no two send the same delivery.
+// A lock (not a written claim) holds them: a worker that dies mid-batch
+// drops its connection, PostgreSQL rolls back, and the deliveries are due
+// again at once, with no second row version and no index entries for the
+// claim. claimed_until is still honoured for claims written by older
+// versions.
 const claimSQL = `
 	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at,
 		d.target_method, d.target_url
-	FROM deliveries d JOIN events e ON e.id = d.event_id
-	WHERE d.app_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
+	FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events e ON e.id = d.event_id
+	WHERE q.app_id = $1 AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
+	  AND d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
 	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
-	ORDER BY d.next_attempt_at LIMIT $2
+	ORDER BY q.next_attempt_at LIMIT $2
 	FOR NO KEY UPDATE OF d SKIP LOCKED`
 
-// claimHostSQL is claimSQL for a host endpoint (deliveries_host_due_idx).
-var claimHostSQL, _ = forKey(claimSQL, HostKey(1))
+// claimHostSQL is claimSQL for a host endpoint (delivery_queue_host_due_idx).
+var claimHostSQL = strings.Replace(claimSQL, "q.app_id = $1", "q.host_endpoint_id = $1", 1)
 
 // claim begins a transaction on c and locks up to limit of the app's due
 // deliveries in it (claimSQL), in one round trip. With none, it commits.
@@ -289,7 +298,11 @@ func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordB
 			appID, b.aDelivery, b.aNumber, b.aURL, b.aReq, b.aStatuses, b.aResp, b.aBody, b.aDuration, b.aClass, b.aMessage, b.aCreated)
 	}
 	pb.Queue("COMMIT")
-	if err := c.SendBatch(ctx, pb).Close(); err != nil {
+	err := c.SendBatch(ctx, pb).Close()
+	if len(b.aDelivery) > 0 {
+		s.stats.changed(appID) // committed or not: drop the figures
+	}
+	if err != nil {
 		return fmt.Errorf("recording deliveries of app %d: %w", appID, err)
 	}
 	return nil
@@ -298,8 +311,8 @@ func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordB
 // relayDue marks enqueued, and returns, every delivery due for longer
 // than the relay grace that no worker holds and nothing enqueued within
 // the grace; both ends of the grace are Options.Now. It goes app by app,
-// on the index the drains use (deliveries_app_due_idx), then host endpoint
-// by host endpoint (deliveries_host_due_idx).
+// on the queue the drains claim from (delivery_queue_app_due_idx), then
+// host endpoint by host endpoint (delivery_queue_host_due_idx).
 func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 	now := s.opts.Now()
 	cutoff := now.Add(-s.opts.RelayGrace)
@@ -308,21 +321,21 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 		UPDATE deliveries SET enqueued_at = ?::timestamptz
 		WHERE id IN (
 			(SELECT d.id FROM apps a CROSS JOIN LATERAL (
-				SELECT id FROM deliveries
-				WHERE app_id = a.id AND status = 'pending' AND next_attempt_at <= ?::timestamptz
-				  AND (claimed_until IS NULL OR claimed_until < now())
-				  AND (enqueued_at IS NULL OR enqueued_at <= ?::timestamptz)
-				ORDER BY next_attempt_at LIMIT 5000
-				FOR UPDATE SKIP LOCKED) d
+				SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
+				WHERE q.app_id = a.id AND q.status = 'pending' AND q.next_attempt_at <= ?::timestamptz AND d.status = 'pending'
+				  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+				  AND (d.enqueued_at IS NULL OR d.enqueued_at <= ?::timestamptz)
+				ORDER BY q.next_attempt_at LIMIT 5000
+				FOR UPDATE OF d SKIP LOCKED) d
 			LIMIT 5000)
 			UNION ALL
 			(SELECT d.id FROM host_endpoints h CROSS JOIN LATERAL (
-				SELECT id FROM deliveries
-				WHERE host_endpoint_id = h.id AND status = 'pending' AND next_attempt_at <= ?::timestamptz
-				  AND (claimed_until IS NULL OR claimed_until < now())
-				  AND (enqueued_at IS NULL OR enqueued_at <= ?::timestamptz)
-				ORDER BY next_attempt_at LIMIT 5000
-				FOR UPDATE SKIP LOCKED) d
+				SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
+				WHERE q.host_endpoint_id = h.id AND q.status = 'pending' AND q.next_attempt_at <= ?::timestamptz AND d.status = 'pending'
+				  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+				  AND (d.enqueued_at IS NULL OR d.enqueued_at <= ?::timestamptz)
+				ORDER BY q.next_attempt_at LIMIT 5000
+				FOR UPDATE OF d SKIP LOCKED) d
 			LIMIT 5000))
 		RETURNING id, `+keyExpr+` AS app_id`, now, cutoff, cutoff, cutoff, cutoff).Scan(&rows).Error
 	if err != nil {
@@ -342,6 +355,9 @@ func (s *Store) DropOldAttempts(ctx context.Context) (int64, error) {
 			return total, fmt.Errorf("retention: dropping attempts before %s: %w", cutoff.Format(time.RFC3339), res.Error)
 		}
 		total += res.RowsAffected
+		if res.RowsAffected > 0 {
+			s.stats.changed(0)
+		}
 		if res.RowsAffected < 10000 {
 			return total, nil
 		}

@@ -87,6 +87,7 @@ type Catalog struct {
 	mu       sync.Mutex
 	schemas  map[string]*compiled // by event type name
 	compiles atomic.Int64         // how many schemas were compiled, for tests
+	types    *ttlCache[EventType] // Get's, by name
 }
 
 // compiled is an event type's schema, compiled once.
@@ -104,7 +105,7 @@ func NewCatalog(db *gorm.DB, opts Options) *Catalog {
 	if depth <= 0 {
 		depth = DefaultMaxDataDepth
 	}
-	return &Catalog{db: db, maxDepth: depth, schemas: map[string]*compiled{}}
+	return &Catalog{db: db, maxDepth: depth, schemas: map[string]*compiled{}, types: newTTLCache[EventType](catalogTTL)}
 }
 
 // List returns every event type by name.
@@ -173,6 +174,7 @@ func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*Eve
 		return nil, err
 	}
 	et := &EventType{Name: n.Name, Resource: n.Resource, Scope: n.Scope, Description: n.Description, Schema: n.Schema, CreatedAt: time.Now().UTC()}
+	c.types.forget(n.Name)
 	if err := tx.WithContext(ctx).Create(et).Error; err != nil {
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && pg.Code == "23505" {
@@ -183,10 +185,17 @@ func (c *Catalog) Create(ctx context.Context, tx *gorm.DB, n NewEventType) (*Eve
 	return et, nil
 }
 
-// Get returns one event type.
+// Get returns one event type, from a cache of catalogTTL: publishing reads
+// it for every event.
 func (c *Catalog) Get(ctx context.Context, name string) (*EventType, error) {
+	if et, ok := c.types.get(name); ok {
+		return &et, nil
+	}
 	var et EventType
 	err := c.db.WithContext(ctx).Where("name = ?", name).Take(&et).Error
+	if err == nil {
+		c.types.put(name, et)
+	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fault.NotFound("event type")
 	}

@@ -23,6 +23,7 @@ const (
 	InvalidCursor        Code = "invalid_cursor"
 	TooDeep              Code = "too_deep"
 	SchemaTooLarge       Code = "schema_too_large"
+	BatchTooLarge        Code = "batch_too_large"
 )
 
 // Credentials (401).
@@ -157,6 +158,8 @@ var registry = []Doc{
 		"A JSON value nests more objects and arrays than allowed: event data past PLUGBOARD_EVENTS_MAX_DEPTH levels (64 unless the operator changed it; data itself is level 1), or an event type's schema past 32 levels. fields names the path where the limit was crossed."},
 	{SchemaTooLarge, http.StatusBadRequest, false, "Schema too large",
 		"An event type's JSON Schema is larger than 64 KiB, or expands to more than 10,000 schema nodes once every $ref is followed (each node is a step in checking every event). Describe the event with a smaller schema."},
+	{BatchTooLarge, http.StatusBadRequest, false, "Batch too large",
+		"POST /api/0/event-batches/ takes 1 to 1,000 events; fields.events says how many were sent. Split a larger batch into several requests: each is written in one transaction of its own."},
 
 	{NotAuthenticated, http.StatusUnauthorized, false, "Not authenticated",
 		"The route needs a caller and none was recognised. Sign in, or send a token as Authorization: Bearer (an API token, an installation access token or an app JWT), or an app's client credentials as Basic."},
@@ -251,7 +254,7 @@ var registry = []Doc{
 	{PlanInUse, http.StatusConflict, false, "Plan in use",
 		"Organizations have the plan installed: a plan with live installations cannot be deleted. Move them to another plan (or wait until they uninstall); to change what the plan costs, change its price, which applies from the next billing period."},
 	{IdempotencyKeyReused, http.StatusConflict, false, "Idempotency key reused",
-		"A usage record with this idempotencyKey exists for the installation with a different quantity or timestamp. Sending the same record again answers 200 with the record already kept; a different record needs a key of its own."},
+		"Something with this idempotencyKey exists already with other content: a usage record of the installation with a different quantity or timestamp, or an event published in the organization of another type or with other data. Nothing was written. Sending the same request again answers the first one (200, or status 200 in a batch's results); new content needs a key of its own."},
 	{BillingPeriodClosed, http.StatusConflict, false, "Billing period closed",
 		"The usage record's timestamp falls in a billing period that is closed: usage is taken for the open calendar month (UTC), and for the month before during the first hour of the next, until its invoices are written. fields.timestamp says so."},
 	{NotMetered, http.StatusConflict, false, "Not a metered plan",

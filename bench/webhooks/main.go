@@ -1,20 +1,32 @@
 // Command webhooks benchmarks Plugboard's webhook pipeline end to end on
 // this machine: it builds the whole platform in process (HTTP, asynq worker,
-// scheduler) on a fresh PostgreSQL database and Redis DB 15, starts a
-// loopback sink that plays N partner apps, sets the marketplace up through
+// scheduler) on a fresh PostgreSQL database and a Redis of its own, starts a
+// loopback sink that plays the partner apps, sets the marketplace up through
 // the real JSON API, publishes bench.ping events with a host service token
-// and measures what the sink receives: deliveries per second,
-// publish-to-delivery latency and CPU per 1,000 deliveries. Afterwards it
-// checks in PostgreSQL that every delivery was logged as a signed attempt.
+// (one per request, or -batch per request) and measures what the sink
+// receives: deliveries per second, publish-to-delivery latency, CPU per
+// delivery by process, and PostgreSQL's work per delivery. Before the
+// window it measures the bare ceiling of the same box (signed 1 KiB POSTs
+// over loopback keep-alive, 64 goroutines) and prints every figure beside
+// it. Afterwards it checks in PostgreSQL that every delivery was logged as a
+// signed attempt.
 //
-//	go run ./bench/webhooks -duration 60s                       # throughput
-//	go run ./bench/webhooks -mode latency -apps 10 -duration 60s # p99 at 1,000/s
+//	go run ./bench/webhooks -apps 1 -duration 30s                  # one app, one delivery per event
+//	go run ./bench/webhooks -apps 1 -batch 100 -duration 30s       # the same, batch publishing
+//	go run ./bench/webhooks -apps 20 -duration 30s                 # fan-out 20
+//	go run ./bench/webhooks -orgs 2000 -installs 1-3 -apps 20      # the realistic mix
+//	go run ./bench/webhooks -mode latency -apps 1 -target 2000     # p99 at a fixed 2,000 deliveries/s
+//	go run ./bench/webhooks -mode wide -apps 10000                 # one event to 10,000 installations
+//	go run ./bench/webhooks -mode api -attempts 10000000 -rate 1000 # delivery log list + stats
 //
 // See bench/README.md for what each figure means. The run's phases each have
 // a file: platform.go (Redis, PostgreSQL, the sink and the platform),
 // api.go (the marketplace, seeded through the API, and the warm-up),
-// load.go (the publishers), window.go (the probes around the measurement
-// window), logcheck.go (the delivery log afterwards) and report.go.
+// seed.go (bulk SQL: the wide fan-out's apps, the API load's attempts),
+// ceiling.go (the bare ceiling), load.go (the publishers), readload.go (the
+// API read load), window.go and probes.go (the probes around the
+// measurement window), statements.go (pg_stat_statements), logcheck.go (the
+// delivery log afterwards) and report.go.
 //
 // It is a program: nothing imports it. It takes its Redis and PostgreSQL
 // databases through app/testenv, as the tests do, so that they never share.
@@ -29,6 +41,7 @@ import (
 	_ "net/http/pprof" // -pprof
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +50,10 @@ import (
 type options struct {
 	duration    time.Duration
 	apps        int
+	orgs        int
+	installsMin int // per organization; 0: every app
+	installsMax int
+	batch       int
 	rate        float64
 	mode        string
 	json        bool
@@ -48,6 +65,9 @@ type options struct {
 	verifyEvery int
 	drain       time.Duration
 	warmup      int
+	ceiling     time.Duration
+	rounds      int
+	attempts    int64
 	cpuProfile  string
 	pprofAddr   string
 	sqlEvery    time.Duration
@@ -57,30 +77,44 @@ type options struct {
 	redisDB     int
 	keep        bool
 	strict      bool
+	seed        int64
 }
 
-// Targets the platform is measured against.
+// Targets the platform is measured against (issue #19's "done when").
 const (
-	targetThroughput = 5000.0 // deliveries/s sustained for 60 s
-	targetP99        = 100.0  // ms, publish to delivery, at a steady 1,000 deliveries/s
+	targetSingle      = 3000.0 // deliveries/s, one app, one delivery per event, single-event publishes
+	targetSingleBatch = 8000.0 // the same with batch publishing
+	targetFanout      = 10000.0
+	targetMix         = 6000.0
+	targetP99         = 50.0 // ms, publish to delivery, at a fixed 2,000 deliveries/s
+	targetWide        = 5.0  // s, one event to 10,000 installations, all delivered
+	targetAPIP99      = 10.0 // ms, delivery log list and stats at 1,000 req/s
+	targetCPUCeiling  = 3.0  // whole-box CPU per delivery in the fan-out run, as a multiple of the ceiling's
 )
 
 func main() {
 	var o options
-	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long to publish")
-	flag.IntVar(&o.apps, "apps", 50, "apps, each installed once: every event fans out to this many deliveries")
-	flag.Float64Var(&o.rate, "rate", 0, "events per second; 0: as fast as the platform keeps up (throughput), or -target/apps (latency)")
-	flag.StringVar(&o.mode, "mode", "throughput", "throughput or latency")
+	var installs string
+	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long to publish (api mode: how long to read)")
+	flag.IntVar(&o.apps, "apps", 20, "apps, each subscribed to bench.ping")
+	flag.IntVar(&o.orgs, "orgs", 1, "customer organizations events are published in (each event in one, at random)")
+	flag.StringVar(&installs, "installs", "", "apps each organization installs, such as 1-3 (chosen at random); empty: every app")
+	flag.IntVar(&o.batch, "batch", 0, "events per publish request through POST /api/0/event-batches/; 0: one event per POST …/events/")
+	flag.Float64Var(&o.rate, "rate", 0, "events per second (api mode: requests per second); 0: as fast as the platform keeps up (throughput), or -target (latency, api)")
+	flag.StringVar(&o.mode, "mode", "throughput", "throughput, latency, wide (one event to every installation, -rounds times) or api (delivery log list and stats)")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
-	flag.IntVar(&o.target, "target", 1000, "latency mode: deliveries per second to hold when -rate is 0")
-	flag.IntVar(&o.publishers, "publishers", 0, "concurrent publishers (default 4 in throughput mode, 16 in latency mode)")
-	flag.IntVar(&o.backlog, "backlog", 0, "throughput mode: most deliveries published but not yet received before publishers wait (default max(2000, 20*apps))")
+	flag.IntVar(&o.target, "target", 2000, "latency mode: deliveries per second to hold when -rate is 0; api mode: requests per second")
+	flag.IntVar(&o.publishers, "publishers", 0, "concurrent publishers (default 8 in throughput mode, 32 in latency mode, 64 in api mode)")
+	flag.IntVar(&o.backlog, "backlog", 0, "throughput mode: most deliveries published but not yet received before publishers wait (default max(4000, 20*apps))")
 	flag.IntVar(&o.workers, "workers", 32, "PLUGBOARD_WORKER_CONCURRENCY")
 	flag.IntVar(&o.dbConns, "db-conns", 40, "PLUGBOARD_DATABASE_MAX_CONNS")
 	flag.IntVar(&o.verifyEvery, "verify-every", 100, "the sink verifies the signature of one ping in this many (every lifecycle webhook is verified); 1 checks all")
 	flag.DurationVar(&o.drain, "drain", 60*time.Second, "after publishing, how long to wait for the backlog to arrive")
 	flag.IntVar(&o.warmup, "warmup", 5, "events published (and awaited) before measuring")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurement window to this file")
+	flag.DurationVar(&o.ceiling, "ceiling", 5*time.Second, "how long to measure the bare ceiling before the window (0: not at all)")
+	flag.IntVar(&o.rounds, "rounds", 3, "wide mode: events published one after another, each awaited")
+	flag.Int64Var(&o.attempts, "attempts", 10_000_000, "api mode: attempts stored before the read load (bulk SQL)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the CPU profile of the measurement window to this file")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this address, such as 127.0.0.1:6060")
 	flag.DurationVar(&o.sqlEvery, "sql-sample", 100*time.Millisecond, "how often to sample pg_stat_activity (0: never)")
 	flag.StringVar(&o.logLevel, "log-level", "error", "PLUGBOARD_LOG_LEVEL of the platform")
@@ -89,23 +123,11 @@ func main() {
 	flag.IntVar(&o.redisDB, "redis-db", 15, "Redis database to use (flushed at start and end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the database afterwards (for inspection)")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target is missed (the report is printed either way)")
+	flag.Int64Var(&o.seed, "seed", 1, "seed of the random choices (which apps each organization installs, which organization an event goes to)")
 	flag.Parse()
-	if o.mode != "throughput" && o.mode != "latency" {
-		fmt.Fprintln(os.Stderr, "bench: -mode must be throughput or latency")
+	if err := o.check(installs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
-	}
-	if o.apps < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -apps must be at least 1")
-		os.Exit(2)
-	}
-	if o.publishers == 0 {
-		o.publishers = map[string]int{"throughput": 4, "latency": 16}[o.mode]
-	}
-	if o.backlog == 0 {
-		o.backlog = max(2000, 20*o.apps)
-	}
-	if o.mode == "latency" && o.rate == 0 {
-		o.rate = float64(o.target) / float64(o.apps)
 	}
 	if o.pprofAddr != "" {
 		go func() { _ = http.ListenAndServe(o.pprofAddr, nil) }()
@@ -131,6 +153,49 @@ func main() {
 	}
 }
 
+// check validates the flags and fills the defaults that depend on others.
+func (o *options) check(installs string) error {
+	switch o.mode {
+	case "throughput", "latency", "wide", "api":
+	default:
+		return fmt.Errorf("-mode must be throughput, latency, wide or api")
+	}
+	if o.apps < 1 || o.orgs < 1 {
+		return fmt.Errorf("-apps and -orgs must be at least 1")
+	}
+	if installs != "" {
+		lo, hi, ok := strings.Cut(installs, "-")
+		if !ok {
+			hi = lo
+		}
+		var err1, err2 error
+		o.installsMin, err1 = strconv.Atoi(lo)
+		o.installsMax, err2 = strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || o.installsMin < 1 || o.installsMax < o.installsMin || o.installsMax > o.apps {
+			return fmt.Errorf("-installs must be N or N-M with 1 ≤ N ≤ M ≤ -apps, got %q", installs)
+		}
+	}
+	if o.batch < 0 || o.batch > 1000 {
+		return fmt.Errorf("-batch must be from 0 to 1000")
+	}
+	if o.mode == "wide" && (o.orgs != 1 || o.installsMin != 0) {
+		return fmt.Errorf("-mode wide installs every app in one organization: no -orgs or -installs")
+	}
+	if o.publishers == 0 {
+		o.publishers = map[string]int{"throughput": 8, "latency": 32, "wide": 1, "api": 64}[o.mode]
+	}
+	if o.backlog == 0 {
+		o.backlog = max(4000, 20*o.apps)
+	}
+	if o.mode == "api" && o.rate == 0 {
+		o.rate = float64(o.target)
+		if o.target == 2000 {
+			o.rate = 1000 // the issue's read load
+		}
+	}
+	return nil
+}
+
 // cleanups run last-in first-out when run returns, whatever happened.
 type cleanups []func()
 
@@ -142,8 +207,8 @@ func (c cleanups) run() {
 }
 
 // run is one benchmark: it starts the platform, seeds the marketplace,
-// publishes for o.duration while measuring, drains, checks the delivery
-// log and returns the report.
+// measures the ceiling, publishes (or reads) for o.duration while
+// measuring, drains, checks the delivery log and returns the report.
 func run(o options) (*report, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -161,24 +226,64 @@ func run(o options) (*report, error) {
 		return nil, err
 	}
 	rep.Database = p.dbName
+	rep.Settings = serverSettings(ctx, o.postgres)
 
 	hc := newHTTPClient(o.publishers + 4)
 	setupStart := time.Now()
-	w, err := setup(ctx, p.app, p.base, p.sink, o.apps, hc)
+	w, err := setup(ctx, p, o, hc, logf)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
-	logf("set up %d apps, installed and subscribed, in %s", o.apps, time.Since(setupStart).Round(time.Millisecond))
-	pub := &publisher{client: &client{base: p.base, token: w.serviceToken, hc: hc}, org: w.customerOrg}
-	if err := warmUp(ctx, pub, p.sink, o.warmup, o.apps); err != nil {
-		return nil, fmt.Errorf("warm-up: %w", err)
+	logf("set up %d apps, %d organizations, %d installations, in %s", o.apps, len(w.orgs), w.installs, time.Since(setupStart).Round(time.Millisecond))
+	rep.Installations, rep.FanoutMean = w.installs, w.meanFanout()
+	if o.mode == "latency" && o.rate == 0 {
+		o.rate = float64(o.target) / w.meanFanout()
+		rep.EventsPerSecTarget = o.rate
+	}
+	pub := &publisher{client: &client{base: p.base, token: w.serviceToken, hc: hc}, w: w, batch: o.batch}
+	if o.mode != "api" {
+		if err := warmUp(ctx, pub, p.sink, o.warmup); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if o.mode == "api" {
+		if err := seedAttempts(ctx, p, w, o.attempts, logf); err != nil {
+			return nil, fmt.Errorf("seeding attempts: %w", err)
+		}
+	}
+	if o.ceiling > 0 {
+		logf("measuring the bare ceiling for %s", o.ceiling)
+		c, err := measureCeiling(ctx, p.sink, o.ceiling)
+		if err != nil {
+			return nil, fmt.Errorf("ceiling: %w", err)
+		}
+		rep.Ceiling = c
+		p.sink.reset()
 	}
 
 	win, err := openWindow(ctx, o, p, &done)
 	if err != nil {
 		return nil, err
 	}
-	logf("%s mode: %d apps, %d publishers, %s", o.mode, o.apps, o.publishers, rateText(o))
+	switch o.mode {
+	case "wide":
+		err = runWide(ctx, o, pub, p, win, rep, logf)
+	case "api":
+		err = runAPI(ctx, o, p, w, win, rep, hc, logf)
+	default:
+		err = runPublish(ctx, o, pub, p, win, rep, logf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.judge()
+	return rep, nil
+}
+
+// runPublish is the throughput and latency modes: publishers for
+// o.duration, then the drain and the delivery log check.
+func runPublish(ctx context.Context, o options, pub *publisher, p *rig, win *window, rep *report, logf func(string, ...any)) error {
+	logf("%s mode: %d apps, %d organizations, %d publishers, %s", o.mode, o.apps, len(pub.w.orgs), o.publishers, rateText(o, pub.w))
 	t0 := win.start(ctx)
 	l := startLoad(ctx, o, pub, p.sink, t0)
 	s := startSampler(win, l, p.sink, logf)
@@ -186,7 +291,7 @@ func run(o options) (*report, error) {
 	case <-time.After(time.Until(l.end)):
 	case <-ctx.Done():
 		s.close()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	m := win.close(ctx)
 	s.close()
@@ -195,40 +300,48 @@ func run(o options) (*report, error) {
 	l.wait()
 
 	logf("window closed; draining %d outstanding deliveries", l.expected.Load()-p.sink.pings.Load())
-	rep.DrainSeconds = drain(ctx, l, p.sink, o.drain).Seconds()
+	rep.DrainSeconds = drain(ctx, l.expected.Load, p.sink, o.drain).Seconds()
 	lat, seen, dups := p.sink.snapshot()
 	rep.fill(o, m, l, lat, p.sink)
+	return checkLog(ctx, p, seen, dups, rep)
+}
 
-	// Every delivery the sink received must be a logged, signed attempt.
+// checkLog fills the report's delivery log: every delivery the sink
+// received must be a logged, signed attempt.
+func checkLog(ctx context.Context, p *rig, seen map[string]int64, dups int64, rep *report) error {
 	li, err := logCheck(ctx, p.dbURL, seen)
 	if err != nil {
-		return nil, fmt.Errorf("checking the delivery log: %w", err)
+		return fmt.Errorf("checking the delivery log: %w", err)
 	}
 	li.Duplicates = dups
 	rep.Log = li
-	rep.judge()
-	return rep, nil
+	return nil
 }
 
-// drain waits until the sink has every delivery published, for at most
-// limit, or until 15 s pass without one arriving; it returns how long.
-func drain(ctx context.Context, l *load, sk *sink, limit time.Duration) time.Duration {
+// drain waits until the sink has every delivery expected() says was
+// published, for at most limit, or until 15 s pass without one arriving;
+// it returns how long.
+func drain(ctx context.Context, expected func() int64, sk *sink, limit time.Duration) time.Duration {
 	start := time.Now()
-	for last, lastAt := sk.pings.Load(), time.Now(); sk.pings.Load() < l.expected.Load(); {
+	for last, lastAt := sk.pings.Load(), time.Now(); sk.pings.Load() < expected(); {
 		if p := sk.pings.Load(); p != last {
 			last, lastAt = p, time.Now()
 		}
 		if time.Since(start) > limit || time.Since(lastAt) > 15*time.Second || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return time.Since(start)
 }
 
-func rateText(o options) string {
+func rateText(o options, w *world) string {
 	if o.rate > 0 {
-		return fmt.Sprintf("%.1f events/s (%.0f deliveries/s)", o.rate, o.rate*float64(o.apps))
+		return fmt.Sprintf("%.1f events/s (%.0f deliveries/s)", o.rate, o.rate*w.meanFanout())
 	}
-	return fmt.Sprintf("as fast as it keeps up (backlog ≤ %d deliveries)", o.backlog)
+	how := "one event per request"
+	if o.batch > 0 {
+		how = fmt.Sprintf("%d events per request", o.batch)
+	}
+	return fmt.Sprintf("as fast as it keeps up (backlog ≤ %d deliveries), %s", o.backlog, how)
 }

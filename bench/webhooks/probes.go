@@ -55,18 +55,21 @@ const (
 	classPGOurs   = "postgres: bench database backends"
 	classPGShared = "postgres: shared (postmaster, WAL writer, checkpointer, bgwriter)"
 	classPGOther  = "postgres: other databases (other users' tests)"
-	classRedis    = "redis-server (shared by every database)"
+	classRedis    = "redis-server (the run's)"
+	classIgnore   = "" // another server's processes: "other processes"
 )
 
 // procCPU follows the CPU time of the postgres and redis-server processes,
 // sampling /proc every interval so that backends that come and go are
 // counted (a process that exits loses at most one interval).
 type procCPU struct {
-	db   string
-	mu   sync.Mutex
-	pids map[int]*procTrack
-	stop chan struct{}
-	done chan struct{}
+	db         string
+	postmaster int    // the bench server's postmaster; 0: unknown, every postgres counts
+	redisPort  string // ":port" on the run's redis-server command line; "": every redis-server
+	mu         sync.Mutex
+	pids       map[int]*procTrack
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 type procTrack struct {
@@ -74,8 +77,23 @@ type procTrack struct {
 	base, last int64 // clock ticks
 }
 
-func newProcCPU(db string) *procCPU {
-	return &procCPU{db: db, pids: map[int]*procTrack{}}
+func newProcCPU(db string, postmaster int, redisPort string) *procCPU {
+	return &procCPU{db: db, postmaster: postmaster, redisPort: redisPort, pids: map[int]*procTrack{}}
+}
+
+// parentPID is a process's parent, from /proc/<pid>/stat; 0 when unknown.
+func parentPID(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // start takes the baseline and samples until finish.
@@ -106,7 +124,9 @@ func (p *procCPU) finish() map[string]time.Duration {
 	defer p.mu.Unlock()
 	out := map[string]time.Duration{}
 	for _, t := range p.pids {
-		out[t.class] += time.Duration(t.last-t.base) * time.Second / clockTicks
+		if t.class != classIgnore {
+			out[t.class] += time.Duration(t.last-t.base) * time.Second / clockTicks
+		}
 	}
 	return out
 }
@@ -145,7 +165,7 @@ func (p *procCPU) scan(baseline bool) {
 		st, _ := strconv.ParseInt(f[12], 10, 64) // field 15 stime
 		ticks := ut + st
 		if !known {
-			t = &procTrack{class: p.classify(pid, comm)}
+			t = &procTrack{class: p.classify(pid, comm, f[1])}
 			if baseline {
 				t.base = ticks
 			}
@@ -153,18 +173,26 @@ func (p *procCPU) scan(baseline bool) {
 		} else if t.class == classPGShared {
 			// A backend read just after fork still shows the postmaster's
 			// command line.
-			t.class = p.classify(pid, comm)
+			t.class = p.classify(pid, comm, f[1])
 		}
 		t.last = ticks
 	}
 }
 
-func (p *procCPU) classify(pid int, comm string) string {
-	if comm == "redis-server" {
-		return classRedis
-	}
+// classify names the class of a process; ppid is its parent's pid as
+// /proc/<pid>/stat gives it.
+func (p *procCPU) classify(pid int, comm, ppid string) string {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	cmd := strings.ReplaceAll(string(b), "\x00", " ")
+	if comm == "redis-server" {
+		if p.redisPort == "" || strings.Contains(cmd, p.redisPort) {
+			return classRedis
+		}
+		return classIgnore
+	}
+	if p.postmaster != 0 && pid != p.postmaster && ppid != strconv.Itoa(p.postmaster) {
+		return classIgnore
+	}
 	switch {
 	case strings.Contains(cmd, p.db):
 		return classPGOurs
@@ -336,6 +364,15 @@ func readCounters(ctx context.Context, conn *pgx.Conn, rdb *redis.Client, db str
 		}
 	}
 	return c
+}
+
+// readTableCounters adds the deliveries table's updates, and how many of
+// them were HOT (no new index entries), to pg.
+func readTableCounters(ctx context.Context, conn *pgx.Conn, pg map[string]int64) {
+	var upd, hot int64
+	if conn.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'`).Scan(&upd, &hot) == nil {
+		pg["deliveries updates"], pg["deliveries HOT updates"] = upd, hot
+	}
 }
 
 type perDelivery struct {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +36,9 @@ type sink struct {
 	badSig    atomic.Int64
 	badBody   atomic.Int64
 
-	t0        atomic.Int64 // unix nanos the measurement window opens; 0 before
-	perSecond []atomic.Int64
+	t0          atomic.Int64 // unix nanos the measurement window opens; 0 before
+	lastReceipt atomic.Int64 // unix nanos of the latest ping
+	perSecond   []atomic.Int64
 
 	mu   sync.Mutex
 	seen map[string]int64 // webhook-id → receipt, unix nanos
@@ -54,7 +57,7 @@ func newSink(maxSeconds int, verifyEvery int) (*sink, error) {
 		s.verifyEvery = uint64(verifyEvery)
 	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
-	go s.srv.Serve(l)
+	go pprof.Do(context.Background(), roleSink, func(context.Context) { _ = s.srv.Serve(l) })
 	return s, nil
 }
 
@@ -102,6 +105,11 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.badBody.Add(1)
 	}
 	s.pings.Add(1)
+	for t := now.UnixNano(); ; {
+		if l := s.lastReceipt.Load(); l >= t || s.lastReceipt.CompareAndSwap(l, t) {
+			break
+		}
+	}
 	if t0 := s.t0.Load(); t0 != 0 {
 		if sec := (now.UnixNano() - t0) / int64(time.Second); sec >= 0 && sec < int64(len(s.perSecond)) {
 			s.perSecond[sec].Add(1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -26,9 +27,10 @@ type window struct {
 	sqls      *sqlSampler   // nil without -sql-sample
 	rdb       *redis.Client // the reserved database; INFO is server-wide
 	inspector *asynq.Inspector
-	statConn  *pgx.Conn // to the server's postgres database
-	benchConn *pgx.Conn // to the bench database
-	profile   *os.File  // nil without -cpuprofile
+	statConn  *pgx.Conn    // to the server's postgres database
+	benchConn *pgx.Conn    // to the bench database
+	prof      bytes.Buffer // the window's CPU profile
+	stmts0    map[int64]stmtStat
 
 	t0          time.Time
 	stats0      counters
@@ -42,6 +44,8 @@ type measurement struct {
 	platformCPU    time.Duration // this process: the platform and the sink
 	machineBusy    time.Duration
 	pgCPU          map[string]time.Duration // by process class
+	roles          map[string]time.Duration // this process's CPU by role, from the profile's samples
+	stmts0, stmts1 map[int64]stmtStat
 	stats0, stats1 counters
 	reads0, reads1 map[string][2]int64
 	sql            *sqlReport
@@ -52,7 +56,7 @@ type measurement struct {
 
 // openWindow connects the probes; done closes them when the run ends.
 func openWindow(ctx context.Context, o options, p *rig, done *cleanups) (*window, error) {
-	w := &window{o: o, sk: p.sink, dbName: p.dbName, procs: newProcCPU(p.dbName), rdb: p.rdb, inspector: asynq.NewInspectorFromRedisClient(p.rdb)}
+	w := &window{o: o, sk: p.sink, dbName: p.dbName, rdb: p.rdb, inspector: asynq.NewInspectorFromRedisClient(p.rdb)}
 	if o.sqlEvery > 0 {
 		sqls, err := newSQLSampler(ctx, o.postgres, p.dbName)
 		if err != nil {
@@ -69,18 +73,10 @@ func openWindow(ctx context.Context, o options, p *rig, done *cleanups) (*window
 		return nil, fmt.Errorf("connecting for statistics: %w", err)
 	}
 	done.add(func() { w.benchConn.Close(context.Background()) })
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return nil, fmt.Errorf("-cpuprofile: %w", err)
-		}
-		done.add(func() { f.Close() })
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, fmt.Errorf("-cpuprofile: %w", err)
-		}
-		done.add(pprof.StopCPUProfile) // when the window never closes; else a no-op
-		w.profile = f
-	}
+	var backend int
+	_ = w.benchConn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend)
+	w.procs = newProcCPU(p.dbName, parentPID(backend), p.redisPort)
+	done.add(pprof.StopCPUProfile) // when the window never closes; else a no-op
 	return w, nil
 }
 
@@ -92,7 +88,10 @@ func (w *window) start(ctx context.Context) time.Time {
 		w.sqls.start(w.o.sqlEvery)
 	}
 	w.stats0 = readCounters(ctx, w.statConn, w.rdb, w.dbName)
+	readTableCounters(ctx, w.benchConn, w.stats0.pg)
 	w.reads0 = readReads(ctx, w.benchConn)
+	w.stmts0 = readStatements(ctx, w.statConn, w.dbName)
+	_ = pprof.StartCPUProfile(&w.prof)
 	w.cpu0, w.busy0 = selfCPU(), machineBusy()
 	w.t0 = time.Now()
 	w.sk.t0.Store(w.t0.UnixNano())
@@ -107,9 +106,15 @@ func (w *window) close(ctx context.Context) *measurement {
 	m := &measurement{window: tEnd.Sub(w.t0), platformCPU: cpu1 - w.cpu0, machineBusy: busy1 - w.busy0,
 		stats0: w.stats0, reads0: w.reads0}
 	m.stats1 = readCounters(ctx, w.statConn, w.rdb, w.dbName)
+	readTableCounters(ctx, w.benchConn, m.stats1.pg)
+	pprof.StopCPUProfile()
 	m.reads1 = readReads(ctx, w.benchConn)
-	if w.profile != nil {
-		pprof.StopCPUProfile()
+	m.stmts0, m.stmts1 = w.stmts0, readStatements(ctx, w.statConn, w.dbName)
+	m.roles = cpuByRole(w.prof.Bytes())
+	if w.o.cpuProfile != "" {
+		if err := os.WriteFile(w.o.cpuProfile, w.prof.Bytes(), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+		}
 	}
 	m.pgCPU = w.procs.finish()
 	if w.sqls != nil {

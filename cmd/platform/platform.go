@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 			log.Info("applied migrations", "count", n)
 		}
 	}
+	checkPostgresSettings(ctx, a.SQL, cfg, log)
 	if err := marketplace.CheckSecretKey(ctx, db, cfg.SecretKey.Reveal()); err != nil {
 		a.Close()
 		return nil, err

@@ -282,3 +282,31 @@ func TestStartSaysItCreatedTheDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestStartChecksPostgresSettings: start-up names, in one warning each, the
+// server settings that differ from what Plugboard expects, as the server
+// reports them, and starts all the same.
+func TestStartChecksPostgresSettings(t *testing.T) {
+	cfg := apptest.Config(t)
+	conn, err := pgx.Connect(t.Context(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jit, autovacuum string
+	if err := conn.QueryRow(t.Context(), "SELECT current_setting('jit'), current_setting('autovacuum')").Scan(&jit, &autovacuum); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+	log, logs := bufferLogger()
+	a, err := platform.New(t.Context(), cfg, log, platform.Roles{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	for setting, differs := range map[string]bool{"jit": jit != "off", "autovacuum": autovacuum != "on", "fsync": false} {
+		got := logs.lines("level=WARN", "setting="+setting)
+		if differs != (len(got) == 1) {
+			t.Errorf("%s (server: jit %s, autovacuum %s): warnings %q", setting, jit, autovacuum, got)
+		}
+	}
+}

@@ -24,12 +24,14 @@ type EventType struct {
 
 // PublishedEvent is an event the host published, as the API answers it.
 type PublishedEvent struct {
-	ID          string          `json:"id"`
-	Type        string          `json:"type"`
-	Data        json.RawMessage `json:"data"`
-	Deliveries  int             `json:"deliveries"` // how many installations it goes to
-	CreatedBy   string          `json:"createdBy"`
-	DateCreated time.Time       `json:"dateCreated"`
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Data       json.RawMessage `json:"data"`
+	Deliveries int             `json:"deliveries"` // how many installations it goes to
+	CreatedBy  string          `json:"createdBy"`
+	// IdempotencyKey is the key it was published with, if any.
+	IdempotencyKey *string   `json:"idempotencyKey"`
+	DateCreated    time.Time `json:"dateCreated"`
 }
 
 // ListEventTypes returns the whole event catalogue. It needs a signed-in

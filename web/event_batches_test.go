@@ -1,0 +1,159 @@
+package web_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/plugboard/plugboard/sdk/plugboard"
+)
+
+// batchResult is one result of POST /api/0/event-batches/.
+type batchResult struct {
+	Status  int                       `json:"status"`
+	Event   *plugboard.PublishedEvent `json:"event"`
+	Problem *problemDoc               `json:"problem"`
+}
+
+type batchResults struct {
+	Results []batchResult `json:"results"`
+}
+
+func ev(org, typ string, data any, key string) map[string]any {
+	e := map[string]any{"organization": org, "type": typ, "data": data}
+	if key != "" {
+		e["idempotencyKey"] = key
+	}
+	return e
+}
+
+// TestEventBatches publishes a batch mixing valid and invalid events as
+// the host: each gets the answer the single-event route would give, in
+// order; the valid ones are delivered, signed, once; a retry of the batch
+// publishes nothing again; a key reused for other data is a conflict; more
+// than 1,000 events, or none, are refused whole.
+func TestEventBatches(t *testing.T) {
+	h := newHooks(t)
+	tok := decode[plugboard.ServiceToken](t, h.op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Host"}), 201)
+	host := newClient(t, h.p, tok.Token)
+	events0 := count(t, h.p, "events")
+
+	batch := map[string]any{"events": []any{
+		ev("customer", "issue.created", map[string]any{"title": "First"}, "issue-1"),
+		ev("customer", "issue.created", map[string]any{"title": 7}, ""),              // schema
+		ev("nowhere", "issue.created", map[string]any{"title": "Lost"}, ""),          // no such organization
+		ev("customer", "", map[string]any{"title": "Untyped"}, ""),                   // no type
+		ev("", "issue.created", map[string]any{"title": "Orphan"}, ""),               // no organization
+		ev("customer", "installation.created", map[string]any{}, ""),                 // Plugboard's own
+		ev("customer", "issue.created", map[string]any{"title": "Second"}, ""),       // valid, unkeyed
+		ev("customer", "issue.created", map[string]any{"title": "First"}, "issue-1"), // the same key again, in the same batch
+	}}
+	type want struct {
+		status int
+		code   string
+		field  string
+	}
+	wants := []want{{201, "", ""}, {400, "schema_mismatch", "data.title"}, {404, "not_found", ""}, {400, "invalid_input", "type"},
+		{400, "invalid_input", "organization"}, {400, "invalid_input", "type"}, {201, "", ""}, {200, "", ""}}
+	check := func(name string, got batchResults, wants []want) {
+		t.Helper()
+		if len(got.Results) != len(wants) {
+			t.Fatalf("%s: %d results, want %d", name, len(got.Results), len(wants))
+		}
+		for i, w := range wants {
+			r := got.Results[i]
+			if r.Status != w.status {
+				t.Errorf("%s: event %d: status %d, want %d (%+v)", name, i, r.Status, w.status, r.Problem)
+				continue
+			}
+			if w.code == "" {
+				if r.Event == nil || r.Problem != nil || r.Event.Type != "issue.created" {
+					t.Errorf("%s: event %d: %+v", name, i, r)
+				}
+				continue
+			}
+			if r.Event != nil || r.Problem == nil || r.Problem.Code != w.code || r.Problem.Status != w.status ||
+				(w.field != "" && r.Problem.Fields[w.field] == "") {
+				t.Errorf("%s: event %d: %+v, want %s on %q", name, i, r.Problem, w.code, w.field)
+			}
+		}
+	}
+	first := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", batch), 200)
+	check("first", first, wants)
+	if first.Results[0].Event.ID != first.Results[7].Event.ID || first.Results[0].Event.Deliveries != 1 ||
+		first.Results[0].Event.IdempotencyKey == nil || *first.Results[0].Event.IdempotencyKey != "issue-1" {
+		t.Errorf("the key's two events: %+v and %+v", first.Results[0].Event, first.Results[7].Event)
+	}
+	if n := count(t, h.p, "events"); n != events0+2 {
+		t.Errorf("%d events written, want 2", n-events0)
+	}
+	// The two published events reach the installation, signed, once each.
+	hits := h.sink.waitHits(t, 3, 10*time.Second) // installation.created, then the two
+	titles := map[string]int{}
+	for _, hit := range hits[1:] {
+		verify(t, h.secret, hit)
+		env, err := plugboard.ParseEvent(hit.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d issue
+		if err := strictUnmarshal(env.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		titles[d.Title]++
+	}
+	if titles["First"] != 1 || titles["Second"] != 1 {
+		t.Errorf("delivered %v", titles)
+	}
+
+	// The same batch again: the keyed event is answered as published
+	// before, the unkeyed one is published anew, the rest fail as before.
+	again := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", batch), 200)
+	wants[0].status = 200
+	check("again", again, wants)
+	if again.Results[0].Event.ID != first.Results[0].Event.ID {
+		t.Errorf("replayed %s, want %s", again.Results[0].Event.ID, first.Results[0].Event.ID)
+	}
+	if n := count(t, h.p, "events"); n != events0+3 {
+		t.Errorf("%d events after the retry, want 3", n-events0)
+	}
+
+	// A key reused for other data: a conflict, nothing published.
+	reused := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", map[string]any{"events": []any{
+		ev("customer", "issue.created", map[string]any{"title": "Not the first"}, "issue-1")}}), 200)
+	check("reused", reused, []want{{409, "idempotency_key_reused", "idempotencyKey"}})
+
+	// The single-event route shares the keys: 201, then 200 with the same event.
+	one := host.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Single"}, "idempotencyKey": "single-1"})
+	e1 := decode[plugboard.PublishedEvent](t, one, 201)
+	e2 := decode[plugboard.PublishedEvent](t, host.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Single"}, "idempotencyKey": "single-1"}), 200)
+	if e1.ID != e2.ID {
+		t.Errorf("single route replay: %s then %s", e1.ID, e2.ID)
+	}
+	host.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Other"}, "idempotencyKey": "single-1"}).problem(t, 409, "idempotency_key_reused")
+
+	// Refused whole: 1,001 events, none, a user's token.
+	before := count(t, h.p, "events")
+	var big []any
+	for i := range 1001 {
+		big = append(big, ev("customer", "issue.created", map[string]any{"title": fmt.Sprint(i)}, ""))
+	}
+	if f := host.do("POST", "/api/0/event-batches/", map[string]any{"events": big}).problem(t, 400, "batch_too_large"); f.Fields["events"] == "" {
+		t.Errorf("fields %v", f.Fields)
+	}
+	host.do("POST", "/api/0/event-batches/", map[string]any{"events": []any{}}).problem(t, 400, "invalid_input")
+	h.admin.do("POST", "/api/0/event-batches/", map[string]any{"events": big[:1]}).problem(t, 403, "forbidden")
+	if n := count(t, h.p, "events"); n != before {
+		t.Errorf("refused batches wrote %d events", n-before)
+	}
+	// 1,000 is allowed: one transaction, every result 201.
+	full := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", map[string]any{"events": big[:1000]}), 200)
+	for i, r := range full.Results {
+		if r.Status != 201 {
+			t.Fatalf("event %d of 1,000: %+v", i, r)
+		}
+	}
+	if n := count(t, h.p, "events"); n != before+1000 {
+		t.Errorf("%d events of 1,000 written", n-before)
+	}
+}
