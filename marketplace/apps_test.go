@@ -161,7 +161,7 @@ func TestAppScopesAndEventsCheckedAgainstCatalogue(t *testing.T) {
 		names = append(names, et.Name)
 	}
 	want := []string{"app.published", "app.unpublished", "installation.config_updated", "installation.created", "installation.deleted", "installation.deprovision", "installation.permissions_accepted",
-		"installation.suspended", "installation.unsuspended", "installation.updated", "issue.created", "ticket.opened", "webhook.test"}
+		"installation.suspended", "installation.trial_will_end", "installation.unsuspended", "installation.updated", "invoice.created", "issue.created", "ticket.opened", "webhook.test"}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("catalogue (-want +got):\n%s", diff)
 	}
