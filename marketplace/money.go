@@ -88,10 +88,6 @@ func formatMinor(minor int64, digits int) string {
 	return sign + s[:len(s)-digits] + "." + s[len(s)-digits:]
 }
 
-// FormatAmount is formatAmount for the web layer: minor units as the API
-// writes them.
-func FormatAmount(minor int64, code string) string { return formatAmount(minor, code) }
-
 func pow10(n int) int64 {
 	p := int64(1)
 	for range n {
