@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,8 +8,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/plugboard/plugboard/cmd/platform/apptest"
-	"github.com/plugboard/plugboard/marketplace"
 	plugboard "github.com/plugboard/plugboard/sdk/plugboard"
 )
 
@@ -19,13 +16,7 @@ import (
 // the SDK's RequireScopes) accepts it by introspection and answers for the
 // installation's organization.
 func TestPartnerCallsTheHost(t *testing.T) {
-	p := apptest.Start(t)
-	base := p.URL + "/api/0"
-	ctx := context.Background()
-	if _, err := p.App.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
-		t.Fatal(err)
-	}
-	ops := signIn(t, base, "ops@plugboard.example")
+	p, base, ops := platform(t)
 	call(t, "POST", base+"/event-types/", ops, map[string]any{"name": "issue.created", "scope": "issue:read", "description": "An issue was opened."}, nil)
 	var service struct{ Token string }
 	call(t, "POST", base+"/service-tokens/", ops, map[string]string{"name": "Host"}, &service)

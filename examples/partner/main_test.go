@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,18 @@ import (
 // call is apptest.Call.
 var call = apptest.Call
 
+// platform starts the real platform for a test with an operator signed
+// in: the platform, its API base URL and the operator's token.
+func platform(t *testing.T, opts ...apptest.Option) (*apptest.Platform, string, string) {
+	t.Helper()
+	p := apptest.Start(t, opts...)
+	base := p.URL + "/api/0"
+	if _, err := p.App.Marketplace.Accounts.SignUp(t.Context(), marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
+		t.Fatal(err)
+	}
+	return p, base, signIn(t, base, "ops@plugboard.example")
+}
+
 func signIn(t *testing.T, base, email string) string {
 	var auth struct{ Token string }
 	call(t, "POST", base+"/auth/", "", map[string]string{"email": email, "password": "correct horse battery"}, &auth)
@@ -28,13 +39,8 @@ func signIn(t *testing.T, base, email string) string {
 // marketplace, the partner exchanges, verifies and confirms; reconciliation
 // finds it in sync; uninstalling removes it at the partner.
 func TestExamplePartnerEndToEnd(t *testing.T) {
-	p := apptest.Start(t, func(c *config.Config) { c.ReconcileInterval = time.Hour })
-	base := p.URL + "/api/0"
-	ctx := context.Background()
-	if _, err := p.App.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
-		t.Fatal(err)
-	}
-	ops := signIn(t, base, "ops@plugboard.example")
+	p, base, ops := platform(t, func(c *config.Config) { c.ReconcileInterval = time.Hour })
+	ctx := t.Context()
 
 	// The partner's service, on loopback.
 	ps := httptest.NewUnstartedServer(nil)

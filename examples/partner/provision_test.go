@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
-	"github.com/plugboard/plugboard/marketplace"
 )
 
 // try is one API request whose answer may be an error: its status and body.
@@ -36,13 +34,7 @@ func try(t *testing.T, method, url, token string, body any) (int, []byte) {
 // one refused, the deprovision on uninstall; and asynchronously, finished
 // with the SDK's SetConfigVars and CompleteProvisioning.
 func TestExamplePartnerIsProvisioned(t *testing.T) {
-	p := apptest.Start(t)
-	base := p.URL + "/api/0"
-	ctx := context.Background()
-	if _, err := p.App.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
-		t.Fatal(err)
-	}
-	ops := signIn(t, base, "ops@plugboard.example")
+	p, base, ops := platform(t)
 	var host struct{ Token string }
 	call(t, "POST", base+"/service-tokens/", ops, map[string]string{"name": "Host"}, &host)
 

@@ -14,9 +14,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/plugboard/plugboard/cmd/platform/apptest"
-	"github.com/plugboard/plugboard/marketplace"
 )
 
 // Browser helpers, a few of web/browser_test.go's (that package's test
@@ -111,13 +108,7 @@ func (tt *tokenTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // which shows their name and organization; the same token posted again is
 // refused.
 func TestExamplePartnerSingleSignOnInABrowser(t *testing.T) {
-	p := apptest.Start(t)
-	base := p.URL + "/api/0"
-	ctx := t.Context()
-	if _, err := p.App.Marketplace.Accounts.SignUp(ctx, marketplace.Anonymous, marketplace.NewUser{Email: "ops@plugboard.example", Password: "correct horse battery", IsOperator: true}); err != nil {
-		t.Fatal(err)
-	}
-	ops := signIn(t, base, "ops@plugboard.example")
+	p, base, ops := platform(t)
 	ps := httptest.NewUnstartedServer(nil)
 	ps.Start()
 	defer ps.Close()
