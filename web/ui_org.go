@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 
@@ -62,6 +63,28 @@ type orgInstallationData struct {
 // organization in the path.
 func (s *Server) orgInstallation(c echo.Context) (*marketplace.InstallationPage, error) {
 	return s.opts.Installs.InstallationPage(c.Request().Context(), actor(c), c.Param("org"), c.Param("uuid"))
+}
+
+// orgInstallationAction runs one admin action from the installation's
+// page: a refusal re-renders the page, as it now stands, with the error
+// beside the form; success redirects back with said's flash.
+func (s *Server) orgInstallationAction(c echo.Context, act func(ctx context.Context, uuid string) error, said func(appName string) string) error {
+	pg, err := s.orgInstallation(c)
+	if err != nil {
+		return err
+	}
+	err = act(c.Request().Context(), pg.Installation.UUID)
+	if formFault(err) {
+		if now, err2 := s.orgInstallation(c); err2 == nil {
+			v := s.orgInstallationView(c, now)
+			v.fail(err, c)
+			return s.render(c, uiStatus(err), "org_installation", v)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return s.redirect(c, "/orgs/"+pg.Org.Org.Slug+"/installations/"+pg.Installation.UUID, said(pg.Installation.App.Name))
 }
 
 func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.InstallationPage) *view {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -98,21 +99,10 @@ func (s *Server) adminRejectRevision(c echo.Context) error {
 // orgAcceptPermissions accepts what the installation's pending request
 // asks, the one the page showed (its id is in the form).
 func (s *Server) orgAcceptPermissions(c echo.Context) error {
-	pg, err := s.orgInstallation(c)
-	if err != nil {
+	return s.orgInstallationAction(c, func(ctx context.Context, uuid string) error {
+		_, err := s.opts.Permissions.AcceptPermissions(ctx, actor(c), uuid, c.FormValue("request"))
 		return err
-	}
-	_, err = s.opts.Permissions.AcceptPermissions(c.Request().Context(), actor(c), pg.Installation.UUID, c.FormValue("request"))
-	if formFault(err) {
-		if pg, err2 := s.orgInstallation(c); err2 == nil {
-			v := s.orgInstallationView(c, pg)
-			v.fail(err, c)
-			return s.render(c, uiStatus(err), "org_installation", v)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	return s.redirect(c, "/orgs/"+pg.Org.Org.Slug+"/installations/"+pg.Installation.UUID,
-		"Accepted. "+pg.Installation.App.Name+" has been told; its new tokens carry the new permissions.")
+	}, func(app string) string {
+		return "Accepted. " + app + " has been told; its new tokens carry the new permissions."
+	})
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/plugboard/plugboard/marketplace"
@@ -14,41 +16,22 @@ import (
 // orgSuspend suspends the installation in the path with the form's
 // reason; a refusal re-renders the page beside the form.
 func (s *Server) orgSuspend(c echo.Context) error {
-	pg, err := s.orgInstallation(c)
-	if err != nil {
-		return err
-	}
 	reason := c.FormValue("reason")
-	_, _, err = s.opts.Suspensions.Suspend(c.Request().Context(), actor(c), pg.Installation.UUID, &reason)
-	if formFault(err) {
-		v := s.orgInstallationView(c, pg)
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "org_installation", v)
-	}
-	if err != nil {
+	return s.orgInstallationAction(c, func(ctx context.Context, uuid string) error {
+		_, _, err := s.opts.Suspensions.Suspend(ctx, actor(c), uuid, &reason)
 		return err
-	}
-	return s.redirect(c, "/orgs/"+pg.Org.Org.Slug+"/installations/"+pg.Installation.UUID,
-		pg.Installation.App.Name+" is suspended: its tokens are refused and its webhooks wait until the suspension is lifted.")
+	}, func(app string) string {
+		return app + " is suspended: its tokens are refused and its webhooks wait until the suspension is lifted."
+	})
 }
 
 // orgUnsuspend lifts the installation's suspension.
 func (s *Server) orgUnsuspend(c echo.Context) error {
-	pg, err := s.orgInstallation(c)
-	if err != nil {
-		return err
-	}
-	err = s.opts.Suspensions.Unsuspend(c.Request().Context(), actor(c), pg.Installation.UUID)
-	if formFault(err) {
-		v := s.orgInstallationView(c, pg)
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "org_installation", v)
-	}
-	if err != nil {
-		return err
-	}
-	return s.redirect(c, "/orgs/"+pg.Org.Org.Slug+"/installations/"+pg.Installation.UUID,
-		"The suspension is lifted: "+pg.Installation.App.Name+" has its access back, and the webhooks that waited are on their way.")
+	return s.orgInstallationAction(c, func(ctx context.Context, uuid string) error {
+		return s.opts.Suspensions.Unsuspend(ctx, actor(c), uuid)
+	}, func(app string) string {
+		return "The suspension is lifted: " + app + " has its access back, and the webhooks that waited are on their way."
+	})
 }
 
 // adminSuspendApp is the kill switch, from the app's review page: the
