@@ -200,7 +200,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 	// =========================================================================
 	// Services
 
-	services, err := a.buildServices(quiet)
+	services, err := a.buildServices(quiet, o.now)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -246,10 +246,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 	return a, nil
 }
 
-// buildServices wires the domain services. quiet is the log less Redis
-// connection errors, for the webhooks code that would say one per event
-// while Redis is down.
-func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
+// buildServices wires the domain services on the clock now (nil: the wall
+// clock). quiet is the log less Redis connection errors, for the webhooks
+// code that would say one per event while Redis is down.
+func (a *App) buildServices(quiet *slog.Logger, now func() time.Time) (*marketplace.Services, error) {
 	mopts := marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
@@ -264,6 +264,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		PasswordWait:        a.Config.PasswordWait,
 
 		ProvisionTimeout: a.Config.ProvisionTimeout,
+		Now:              now,
 	}
 	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),

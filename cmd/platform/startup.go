@@ -22,6 +22,7 @@ type options struct {
 	redisCheck  time.Duration // how often the watcher pings Redis
 	redisRemind time.Duration // how often it says again that Redis is still unreachable
 	dbRetry     time.Duration // how often start-up tries PostgreSQL while it waits
+	now         func() time.Time
 }
 
 func newOptions(opts []Option) options {
@@ -42,6 +43,13 @@ func WithRedisWatch(check, remind time.Duration) Option {
 // for it (1s by default); PLUGBOARD_DATABASE_WAIT says how long.
 func WithDatabaseRetry(d time.Duration) Option {
 	return func(o *options) { o.dbRetry = d }
+}
+
+// WithClock makes now the marketplace's clock (installs, plan changes,
+// usage records, billing periods): an end-to-end test lives through a
+// month of billing in seconds. Webhooks and queues keep real time.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }
 
 // waitForPostgres returns once the server at dsn answers, trying every

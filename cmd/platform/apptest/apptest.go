@@ -80,6 +80,12 @@ func StartRoles(t testing.TB, roles platform.Roles, cfg config.Config) *Platform
 // StartLogged is StartRoles with the platform's logs sent to log.
 func StartLogged(t testing.TB, roles platform.Roles, cfg config.Config, log *slog.Logger) *Platform {
 	t.Helper()
+	return StartWith(t, roles, cfg, log)
+}
+
+// StartWith is StartLogged with platform options (a clock, timings).
+func StartWith(t testing.TB, roles platform.Roles, cfg config.Config, log *slog.Logger, popts ...platform.Option) *Platform {
+	t.Helper()
 	// A fixed address (a restart on the same port) is kept; otherwise a
 	// free loopback port is taken.
 	addr := cfg.HTTPAddr
@@ -93,7 +99,7 @@ func StartLogged(t testing.TB, roles platform.Roles, cfg config.Config, log *slo
 	cfg.HTTPAddr = l.Addr().String()
 	cfg.BaseURL = "http://" + l.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := platform.New(ctx, cfg, log, roles)
+	a, err := platform.New(ctx, cfg, log, roles, popts...)
 	if err != nil {
 		cancel()
 		l.Close()
