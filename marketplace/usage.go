@@ -54,7 +54,7 @@ func (s *Usage) ReportUsage(ctx context.Context, a Actor, id string, in NewUsage
 	if err != nil {
 		return nil, false, err
 	}
-	if prior, err := s.priorRecord(ctx, inst.ID, in); prior != nil || err != nil {
+	if prior, err := s.priorRecord(ctx, inst, in); prior != nil || err != nil {
 		return prior, false, err
 	}
 	start := periodStart(ts)
@@ -73,9 +73,10 @@ func (s *Usage) ReportUsage(ctx context.Context, a Actor, id string, in NewUsage
 		return nil, false, fmt.Errorf("recording usage of %s: %w", inst.UUID, res.Error)
 	}
 	if res.RowsAffected == 0 { // the same key at the same moment: one of them is kept
-		prior, err := s.priorRecord(ctx, inst.ID, in)
+		prior, err := s.priorRecord(ctx, inst, in)
 		return prior, false, err
 	}
+	rec.Installation = inst
 	return rec, true, nil
 }
 
@@ -104,9 +105,9 @@ func checkUsage(in NewUsageRecord, now time.Time, inst *Installation) (time.Time
 
 // priorRecord is the record kept under in's key, if any: the same record
 // (quantity, and timestamp when given, alike) or a conflict.
-func (s *Usage) priorRecord(ctx context.Context, installationID int64, in NewUsageRecord) (*UsageRecord, error) {
+func (s *Usage) priorRecord(ctx context.Context, inst *Installation, in NewUsageRecord) (*UsageRecord, error) {
 	var prior UsageRecord
-	err := s.db.WithContext(ctx).Where("installation_id = ? AND idempotency_key = ?", installationID, in.IdempotencyKey).Take(&prior).Error
+	err := s.db.WithContext(ctx).Where("installation_id = ? AND idempotency_key = ?", inst.ID, in.IdempotencyKey).Take(&prior).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}
@@ -119,6 +120,7 @@ func (s *Usage) priorRecord(ctx context.Context, installationID int64, in NewUsa
 			"A usage record with idempotencyKey %q was reported with another quantity or timestamp (%d at %s).",
 			in.IdempotencyKey, prior.Quantity, prior.RecordedAt.Format(time.RFC3339Nano)))
 	}
+	prior.Installation = inst
 	return &prior, nil
 }
 

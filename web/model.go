@@ -314,3 +314,117 @@ func toInstallationJSON(i *marketplace.Installation) installationJSON {
 	out.Events, out.PendingPermissions = orEmpty(i.Events), toPermissionRequestJSON(i.PendingPermissions)
 	return out
 }
+
+// Billing (api_billing.go). Amounts are decimal strings with the
+// currency's ISO 4217 digits, written by marketplace.FormatAmount, as
+// plans' prices are; an invoice here has the shape invoice.created
+// carries (marketplace.InvoiceData).
+
+type usageRecordJSON struct {
+	ID             string    `json:"id"`
+	Installation   string    `json:"installation"` // its uuid
+	PlanID         string    `json:"planId"`
+	Quantity       int64     `json:"quantity"`
+	Timestamp      time.Time `json:"timestamp"`
+	IdempotencyKey string    `json:"idempotencyKey"`
+	DateCreated    time.Time `json:"dateCreated"`
+}
+
+func toUsageRecordJSON(r marketplace.UsageRecord) usageRecordJSON {
+	out := usageRecordJSON{ID: id(r.ID), PlanID: id(r.PlanID), Quantity: r.Quantity, Timestamp: r.RecordedAt,
+		IdempotencyKey: r.IdempotencyKey, DateCreated: r.CreatedAt}
+	if r.Installation != nil {
+		out.Installation = r.Installation.UUID
+	}
+	return out
+}
+
+type invoiceLineJSON struct {
+	ID           *string   `json:"id"` // null on the upcoming invoice
+	Kind         string    `json:"kind"`
+	Description  string    `json:"description"`
+	Installation string    `json:"installation"` // its uuid
+	AppID        string    `json:"appId"`
+	PlanID       string    `json:"planId"`
+	Currency     string    `json:"currency"`
+	Quantity     int64     `json:"quantity"`
+	Included     int64     `json:"included"`
+	UnitPrice    string    `json:"unitPrice"`
+	Interval     string    `json:"interval"`
+	CappedAmount *string   `json:"cappedAmount"`
+	Amount       string    `json:"amount"`
+	PeriodStart  time.Time `json:"periodStart"`
+	PeriodEnd    time.Time `json:"periodEnd"`
+}
+
+type invoiceJSON struct {
+	ID                *string           `json:"id"` // null on the upcoming invoice
+	Organization      *orgRefJSON       `json:"organization"`
+	Period            string            `json:"period"` // 2026-11
+	PeriodStart       time.Time         `json:"periodStart"`
+	PeriodEnd         time.Time         `json:"periodEnd"`
+	Currency          string            `json:"currency"`
+	Total             string            `json:"total"`
+	Status            string            `json:"status"`
+	Lines             []invoiceLineJSON `json:"lines"`
+	DateCreated       *time.Time        `json:"dateCreated"` // null on the upcoming invoice
+	DatePaid          *time.Time        `json:"datePaid"`
+	DateVoided        *time.Time        `json:"dateVoided"`
+	DateUncollectible *time.Time        `json:"dateUncollectible"`
+}
+
+// optionalID is an id, or null for a row not written (the upcoming
+// invoice's).
+func optionalID(n int64) *string {
+	if n == 0 {
+		return nil
+	}
+	s := id(n)
+	return &s
+}
+
+func toInvoiceLineJSON(l marketplace.InvoiceLine) invoiceLineJSON {
+	out := invoiceLineJSON{ID: optionalID(l.ID), Kind: l.Kind, Description: l.Description, Installation: l.InstallationUUID,
+		AppID: id(l.AppID), PlanID: id(l.PlanID), Currency: l.Currency, Quantity: l.Quantity, Included: l.Included,
+		UnitPrice: marketplace.FormatAmount(l.UnitPrice, l.Currency), Interval: l.Interval,
+		Amount: marketplace.FormatAmount(l.Amount, l.Currency), PeriodStart: l.StartsAt, PeriodEnd: l.EndsAt}
+	if l.CappedAmount != nil {
+		capped := marketplace.FormatAmount(*l.CappedAmount, l.Currency)
+		out.CappedAmount = &capped
+	}
+	return out
+}
+
+func toInvoiceJSON(inv marketplace.Invoice) invoiceJSON {
+	out := invoiceJSON{ID: optionalID(inv.ID), Period: marketplace.FormatPeriod(inv.Period), PeriodStart: inv.Period,
+		PeriodEnd: inv.PeriodEnd, Currency: inv.Currency, Total: marketplace.FormatAmount(inv.Total, inv.Currency),
+		Status: inv.Status, Lines: make([]invoiceLineJSON, len(inv.Lines)),
+		DatePaid: inv.PaidAt, DateVoided: inv.VoidedAt, DateUncollectible: inv.UncollectibleAt}
+	if !inv.CreatedAt.IsZero() {
+		out.DateCreated = &inv.CreatedAt
+	}
+	if o := inv.Organization; o != nil {
+		out.Organization = &orgRefJSON{ID: id(o.ID), Slug: o.Slug, Name: o.Name}
+	}
+	for i, l := range inv.Lines {
+		out.Lines[i] = toInvoiceLineJSON(l)
+	}
+	return out
+}
+
+type upcomingInvoiceJSON struct {
+	Period       string        `json:"period"`
+	PeriodStart  time.Time     `json:"periodStart"`
+	PeriodEnd    time.Time     `json:"periodEnd"`
+	DateComputed time.Time     `json:"dateComputed"`
+	Invoices     []invoiceJSON `json:"invoices"` // one per currency
+}
+
+func toUpcomingInvoiceJSON(u *marketplace.Upcoming) upcomingInvoiceJSON {
+	out := upcomingInvoiceJSON{Period: marketplace.FormatPeriod(u.Period), PeriodStart: u.Period, PeriodEnd: u.PeriodEnd,
+		DateComputed: u.ComputedAt, Invoices: make([]invoiceJSON, len(u.Invoices))}
+	for i, inv := range u.Invoices {
+		out.Invoices[i] = toInvoiceJSON(inv)
+	}
+	return out
+}
