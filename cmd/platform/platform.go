@@ -250,6 +250,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 // connection errors, for the webhooks code that would say one per event
 // while Redis is down.
 func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
+	commission, err := a.Config.BillingCommissionBps()
+	if err != nil {
+		return nil, fmt.Errorf("PLUGBOARD_BILLING_COMMISSION: %w", err)
+	}
 	mopts := marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
@@ -264,6 +268,7 @@ func (a *App) buildServices(quiet *slog.Logger) (*marketplace.Services, error) {
 		PasswordWait:        a.Config.PasswordWait,
 
 		ProvisionTimeout: a.Config.ProvisionTimeout,
+		CommissionBps:    &commission,
 	}
 	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
