@@ -385,9 +385,9 @@ type PlatformRevenue struct {
 }
 
 // PlatformRevenue is the platform's revenue from invoices paid in the
-// months since the one holding since (operators only).
+// last months (operators only; to everyone else the page is not there).
 func (s *Revenue) PlatformRevenue(ctx context.Context, a Actor, months int) (*PlatformRevenue, error) {
-	if err := requireOperator(a); err != nil {
+	if err := operatorPage(a); err != nil {
 		return nil, err
 	}
 	if months < 1 || months > 120 {

@@ -205,6 +205,9 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/apps/:slug/test-events", s.withApp(s.testEventPage))
 	ui.user(http.MethodPost, "/apps/:slug/endpoint/enable", s.withApp(s.enableEndpointPage))
 	ui.user(http.MethodGet, "/apps/:slug/health", s.withApp(s.healthPage))
+	// Revenue (ui_revenue.go)
+	ui.user(http.MethodGet, "/apps/:slug/revenue", s.withApp(s.revenuePage))
+	ui.user(http.MethodGet, "/apps/:slug/payouts/:file", s.withApp(s.payoutsCSV))
 	// Operators
 	ui.user(http.MethodGet, "/admin", s.adminRedirect)
 	ui.user(http.MethodGet, "/admin/", s.adminHome)
@@ -219,6 +222,8 @@ func (s *Server) routes() {
 	ui.user(http.MethodPost, "/admin/review/:slug/unsuspend", s.adminUnsuspendApp)
 	ui.user(http.MethodGet, "/admin/event-types", s.adminEventTypes)
 	ui.user(http.MethodPost, "/admin/event-types", s.adminCreateEventType)
+	ui.user(http.MethodGet, "/admin/revenue", s.adminRevenue)
+	ui.user(http.MethodPost, "/admin/revenue/commission", s.adminSetCommission)
 	ui.user(http.MethodGet, "/admin/reconciliation", s.adminRuns)
 	ui.user(http.MethodGet, "/admin/host-endpoints", s.adminHostEndpoints)
 	ui.user(http.MethodPost, "/admin/host-endpoints", s.adminCreateHostEndpoint)
