@@ -92,7 +92,6 @@ type revenueWorld struct {
 	fates       map[refInvoiceKey]*refInvoice
 	pending     []refAction
 	commissions [][]refCommission // per app, in the order they were set
-	statuses    map[string]int
 }
 
 const refDefaultBps = 2000 // PLUGBOARD_BILLING_COMMISSION's default, 20 %
