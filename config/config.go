@@ -82,6 +82,10 @@ type Config struct {
 	ProvisionTimeout  time.Duration `env:"PLUGBOARD_PROVISION_TIMEOUT" default:"25s" help:"a duration such as 25s (how long an app's provisioning endpoint may take to answer; keep it below PLUGBOARD_HTTP_WRITE_TIMEOUT)"`
 	ProvisionDeadline time.Duration `env:"PLUGBOARD_PROVISION_DEADLINE" default:"12h" help:"a duration such as 12h (how long an installation may stay provisioning before it fails and is deprovisioned)"`
 
+	// BillingCommission is the platform's share of every paid invoice line
+	// of an app an operator gave no commission of its own.
+	BillingCommission string `env:"PLUGBOARD_BILLING_COMMISSION" default:"20" help:"a percentage from 0 to 100 with at most two decimals, such as 20 or 12.5 (the platform's commission on paid invoices, unless an operator sets one for the app)"`
+
 	GrantTTL time.Duration `env:"PLUGBOARD_GRANT_TTL" default:"10m" help:"a duration such as 10m (how long an install code may be exchanged)"`
 
 	WebhookRetrySchedule    string        `env:"PLUGBOARD_WEBHOOKS_RETRY_SCHEDULE" default:"0s,5s,5m,30m,2h,5h,10h,10h" help:"comma-separated durations such as 5s,5m,30m (the delay before each attempt)"`
@@ -261,6 +265,9 @@ func (c Config) Validate() error {
 	if _, err := ParseSize(c.BodyLimit); err != nil {
 		return bad("BodyLimit", c.BodyLimit)
 	}
+	if _, err := c.BillingCommissionBps(); err != nil {
+		return bad("BillingCommission", c.BillingCommission)
+	}
 	if c.WorkerConcurrency < 1 || c.WorkerConcurrency > 10000 {
 		return bad("WorkerConcurrency", strconv.Itoa(c.WorkerConcurrency))
 	}
@@ -313,6 +320,21 @@ func (c Config) SlogLevel() (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(c.LogLevel))
 	return l, err
+}
+
+// BillingCommissionBps is PLUGBOARD_BILLING_COMMISSION in basis points:
+// "20" is 2000, "12.5" is 1250.
+func (c Config) BillingCommissionBps() (int, error) {
+	whole, frac, _ := strings.Cut(strings.TrimSpace(c.BillingCommission), ".")
+	if whole == "" || len(whole) > 3 || len(frac) > 2 || strings.Trim(whole+frac, "0123456789") != "" || (strings.Contains(c.BillingCommission, ".") && frac == "") {
+		return 0, fmt.Errorf("bad commission %q", c.BillingCommission)
+	}
+	w, _ := strconv.Atoi(whole)
+	f, _ := strconv.Atoi((frac + "00")[:2])
+	if bps := w*100 + f; bps <= 10000 {
+		return bps, nil
+	}
+	return 0, fmt.Errorf("commission %q above 100", c.BillingCommission)
 }
 
 // BodyLimitBytes returns the body limit in bytes.

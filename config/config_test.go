@@ -28,6 +28,19 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// PLUGBOARD_BILLING_COMMISSION is a percentage, kept in basis points.
+func TestBillingCommission(t *testing.T) {
+	for raw, want := range map[string]int{"": 2000, "20": 2000, "0": 0, "100": 10000, "12.5": 1250, "7.25": 725, "0.01": 1} {
+		c, err := Load(lookup(map[string]string{"PLUGBOARD_BILLING_COMMISSION": raw}))
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got, err := c.BillingCommissionBps(); err != nil || got != want {
+			t.Errorf("%q: %d bps (%v), want %d", raw, got, err, want)
+		}
+	}
+}
+
 func TestLoadRejectsBadValues(t *testing.T) {
 	tests := []struct {
 		name, value string
@@ -61,6 +74,11 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"PLUGBOARD_API_RATE_LIMIT_USER", "0", nil},
 		{"PLUGBOARD_API_RATE_LIMIT_SERVICE", "1000000000", nil},
 		{"PLUGBOARD_API_RATE_WINDOW", "0", nil},
+		{"PLUGBOARD_BILLING_COMMISSION", "101", nil},
+		{"PLUGBOARD_BILLING_COMMISSION", "12.345", nil},
+		{"PLUGBOARD_BILLING_COMMISSION", "-5", nil},
+		{"PLUGBOARD_BILLING_COMMISSION", "20%", nil},
+		{"PLUGBOARD_BILLING_COMMISSION", "12.", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

@@ -231,6 +231,9 @@ type billingSim struct {
 	periods  []time.Time
 	refused  map[string]int // outcomes of usage records, to show the histories reach each
 	accepted int
+	// tick, when set, runs before each event at its moment: the revenue
+	// test pays invoices and changes commissions there.
+	tick func()
 }
 
 func newBillingSim(t *testing.T, seed uint64, histories int) *billingSim {
@@ -353,6 +356,9 @@ func (b *billingSim) run() {
 	for _, ev := range events {
 		if d := ev.at.Sub(b.clock.Now()); d > 0 {
 			b.clock.Advance(d)
+		}
+		if b.tick != nil {
+			b.tick()
 		}
 		switch ev.kind {
 		case "org":

@@ -33,7 +33,9 @@
 //   - Billing (billing*.go, money.go): plans' pricing, price versions, the
 //     calculator and closing periods into invoices, the billing jobs;
 //     Usage (usage.go): metered usage the apps report; Invoices
-//     (invoices.go): invoices for organizations' admins and the host.
+//     (invoices.go): invoices for organizations' admins and the host;
+//     Revenue (revenue.go, payouts.go): partners' revenue, payout
+//     statements and the platform's commission.
 //
 // Each page of the UI reads its data with one call: a read model on the
 // service of the concept it shows (Installs.InstalledAppsPage,
@@ -96,6 +98,11 @@ type Options struct {
 	// PasswordWait (0: 1 s), then is refused as busy.
 	PasswordConcurrency int
 	PasswordWait        time.Duration
+
+	// CommissionBps is the platform's commission on paid invoices, in
+	// basis points (PLUGBOARD_BILLING_COMMISSION: 20 % is 2000), where an
+	// operator set none for the app; nil: 2000.
+	CommissionBps *int
 }
 
 // core is what every service of the package shares: the database, the
@@ -161,6 +168,7 @@ type Services struct {
 	Billing       *Billing
 	Usage         *Usage
 	Invoices      *Invoices
+	Revenue       *Revenue
 }
 
 // Deps are what the marketplace uses of the webhooks domain, each a narrow
@@ -193,6 +201,13 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 	oauth := &OAuth{core: c, events: events, installs: installs, tokens: tokens}
 	hosts := &ServiceTokens{core: c}
 	reconciler := newReconciler(c, installs, deps.Endpoints, deps.Sender, ropts)
+	defaultBps := defaultCommissionBps
+	if opts.CommissionBps != nil {
+		if *opts.CommissionBps < 0 || *opts.CommissionBps > 10000 {
+			return nil, fmt.Errorf("commission %d bps: must be from 0 to 10000", *opts.CommissionBps)
+		}
+		defaultBps = *opts.CommissionBps
+	}
 	passwords, err := newPasswords(opts.PasswordCost, opts.PasswordConcurrency, opts.PasswordWait)
 	if err != nil {
 		return nil, err
@@ -219,6 +234,7 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		Billing:       &Billing{core: c, closers: billingClosers},
 		Usage:         &Usage{core: c, installs: installs},
 		Invoices:      &Invoices{core: c},
+		Revenue:       &Revenue{core: c, defaultBps: defaultBps},
 	}, nil
 }
 

@@ -124,9 +124,6 @@ type App struct {
 	// SuspendedFrom is the status a suspended app had, restored when the
 	// operator lifts the suspension.
 	SuspendedFrom string
-	// BillingCommissionBps is the platform's commission on the app's paid
-	// invoices, in basis points, set by an operator; nil: the default.
-	BillingCommissionBps *int
 
 	Organization *Organization `gorm:"foreignKey:OrganizationID"`
 	Plans        []Plan        `gorm:"foreignKey:AppID"`

@@ -361,6 +361,12 @@ var templateFuncs = template.FuncMap{
 		}
 		return p.Text
 	},
+	// amount writes minor units with the currency's digits: "45.00".
+	"amount": marketplace.FormatMoney,
+	// period writes a billing period's month: "2026-11".
+	"period": marketplace.FormatPeriod,
+	// commission writes basis points as a percentage: "12.50".
+	"commission": marketplace.FormatCommission,
 	"money": func(p marketplace.Plan) string {
 		if p.IsFree() {
 			return "Free"

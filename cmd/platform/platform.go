@@ -250,6 +250,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, 
 // clock). quiet is the log less Redis connection errors, for the webhooks
 // code that would say one per event while Redis is down.
 func (a *App) buildServices(quiet *slog.Logger, now func() time.Time) (*marketplace.Services, error) {
+	commission, err := a.Config.BillingCommissionBps()
+	if err != nil {
+		return nil, fmt.Errorf("PLUGBOARD_BILLING_COMMISSION: %w", err)
+	}
 	mopts := marketplace.Options{
 		SecretKey:    a.Config.SecretKey.Reveal(),
 		Issuer:       a.Config.BaseURL,
@@ -265,6 +269,7 @@ func (a *App) buildServices(quiet *slog.Logger, now func() time.Time) (*marketpl
 
 		ProvisionTimeout: a.Config.ProvisionTimeout,
 		Now:              now,
+		CommissionBps:    &commission,
 	}
 	wopts := webhooks.Options{
 		RetrySchedule:      a.Config.RetrySchedule(),
