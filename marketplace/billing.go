@@ -68,32 +68,19 @@ func (s *Billing) ClosePeriod(ctx context.Context, period time.Time) (CloseRepor
 		rep.AlreadyClosed = true
 		return rep, nil
 	}
-	var failed []error
-	for after := int64(0); ; {
-		orgs, err := s.openOrganizations(ctx, start, end, after)
-		if err != nil {
-			return rep, err
-		}
-		if len(orgs) == 0 {
-			break
-		}
-		after = orgs[len(orgs)-1]
-		facts, err := s.loadFacts(ctx, orgs, start, end)
-		if err != nil {
-			return rep, err
-		}
-		n, invoices, errs := s.closeOrganizations(ctx, orgs, facts)
-		rep.Organizations, rep.Invoices = rep.Organizations+n, rep.Invoices+invoices
-		failed = append(failed, errs...)
-		if ctx.Err() != nil {
-			return rep, fmt.Errorf("closing %s: %w", FormatPeriod(start), ctx.Err())
-		}
+	closed, invoices, failed, err := s.closeOrganizations(ctx, start, end)
+	rep.Organizations, rep.Invoices = closed, invoices
+	if err != nil {
+		return rep, err
+	}
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("closing %s: %w", FormatPeriod(start), ctx.Err())
 	}
 	if len(failed) > 0 {
 		// The period stays open: the next run closes what is left.
 		return rep, fmt.Errorf("closing %s: %d organizations failed: %w", FormatPeriod(start), len(failed), errors.Join(failed...))
 	}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO billing_periods (period, organizations, closed_at)
+	err = s.db.WithContext(ctx).Exec(`INSERT INTO billing_periods (period, organizations, closed_at)
 		SELECT ?, count(*), ? FROM billing_closes WHERE period = ? ON CONFLICT (period) DO NOTHING`, start, s.now(), start).Error
 	if err != nil {
 		return rep, fmt.Errorf("marking %s closed: %w", FormatPeriod(start), err)
@@ -117,23 +104,26 @@ func (s *Billing) openOrganizations(ctx context.Context, start, end time.Time, a
 	return ids, nil
 }
 
-// closeOrganizations closes the organizations up to closeChunk at a time, each
-// chunk in one transaction, s.closers chunks at once: a commit per
-// organization was most of the time of a close (issue 18's benchmark).
-// A chunk that fails is retried an organization at a time, so one that
-// fails does not stop the others and leaves none of its invoices.
-func (s *Billing) closeOrganizations(ctx context.Context, orgs []int64, facts map[int64]*orgFacts) (closed, invoices int, failed []error) {
+// closeOrganizations closes the period's open organizations in chunks
+// of up to closeChunk, s.closers chunks at once, each chunk loading its
+// facts (a few queries for all of it) and writing its invoices in one
+// transaction: a commit and a dozen statements per organization were
+// most of the time of a close (issue 18's benchmark). A chunk that fails
+// is retried an organization at a time, so one that fails does not stop
+// the others and leaves none of its invoices. err is a failure to find
+// the organizations; failed, those that did not close.
+func (s *Billing) closeOrganizations(ctx context.Context, start, end time.Time) (closed, invoices int, failed []error, err error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	next := make(chan []*orgFacts)
+	next := make(chan []int64)
 	for range max(s.closers, 1) {
 		wg.Go(func() {
 			for chunk := range next {
-				written, err := s.closeChunk(ctx, chunk)
+				written, err := s.closeChunk(ctx, chunk, start, end)
 				if err != nil && len(chunk) > 1 && ctx.Err() == nil {
 					written, failed1 := make([]int, len(chunk)), []error(nil)
-					for i, f := range chunk {
-						n, err := s.closeChunk(ctx, []*orgFacts{f})
+					for i, id := range chunk {
+						n, err := s.closeChunk(ctx, []int64{id}, start, end)
 						if err != nil {
 							failed1 = append(failed1, err)
 							n = []int{-1}
@@ -156,21 +146,27 @@ func (s *Billing) closeOrganizations(ctx context.Context, orgs []int64, facts ma
 			}
 		})
 	}
-	// Each closer gets a few chunks of the batch, so none idles at its end.
-	size := min(closeChunk, max(1, len(orgs)/(4*max(s.closers, 1))))
-	for i := 0; i < len(orgs); i += size {
-		if ctx.Err() != nil {
+	defer func() {
+		close(next)
+		wg.Wait()
+	}()
+	for after := int64(0); ctx.Err() == nil; {
+		orgs, err := s.openOrganizations(ctx, start, end, after)
+		if err != nil {
+			return closed, invoices, failed, err
+		}
+		if len(orgs) == 0 {
 			break
 		}
-		chunk := make([]*orgFacts, 0, size)
-		for _, id := range orgs[i:min(i+size, len(orgs))] {
-			chunk = append(chunk, facts[id])
+		after = orgs[len(orgs)-1]
+		// Each closer gets a few chunks of the batch, so none idles at its
+		// end (and a small close still closes an organization at a time).
+		size := min(closeChunk, max(1, len(orgs)/(4*max(s.closers, 1))))
+		for i := 0; i < len(orgs) && ctx.Err() == nil; i += size {
+			next <- orgs[i:min(i+size, len(orgs))]
 		}
-		next <- chunk
 	}
-	close(next)
-	wg.Wait()
-	return closed, invoices, failed
+	return closed, invoices, failed, nil
 }
 
 // tally adds the organizations closed and invoices written of a chunk;
@@ -184,24 +180,29 @@ func tally(written []int, closed, invoices int) (int, int) {
 	return closed, invoices
 }
 
-// closeChunk writes the organizations' invoices for the period, their
-// lines and invoice.created events, in one transaction and a statement
-// per table for the whole chunk: how many invoices each got, -1 for one
-// another closer did first. The billing_closes rows go first, in
+// closeChunk loads the organizations' facts for the period [start, end),
+// and writes their invoices, lines and invoice.created events in one
+// transaction, a statement per table for the whole chunk: how many
+// invoices each got, -1 for one another closer did first. The billing_closes rows go first, in
 // organization id order, so two closers of overlapping chunks wait for
 // each other rather than deadlock, and the one that waited writes none of
 // the other's organizations.
-func (s *Billing) closeChunk(ctx context.Context, chunk []*orgFacts) ([]int, error) {
-	now := s.now()
-	orgs, counts := make([]int64, len(chunk)), make([]int32, len(chunk))
-	invoices := make([][]Invoice, len(chunk))
-	for i, f := range chunk {
-		invoices[i] = invoicesOf(f.Org.ID, f.Start, f.End, billLines(f.billingFacts))
-		orgs[i], counts[i] = f.Org.ID, int32(len(invoices[i]))
+func (s *Billing) closeChunk(ctx context.Context, orgs []int64, start, end time.Time) ([]int, error) {
+	period := start
+	facts, err := s.loadFacts(ctx, orgs, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("closing %s: %w", FormatPeriod(period), err)
 	}
-	period := chunk[0].Start
+	now := s.now()
+	chunk, counts := make([]*orgFacts, len(orgs)), make([]int32, len(orgs))
+	invoices := make([][]Invoice, len(orgs))
+	for i, id := range orgs {
+		f := facts[id]
+		invoices[i] = invoicesOf(f.Org.ID, f.Start, f.End, billLines(f.billingFacts))
+		chunk[i], counts[i] = f, int32(len(invoices[i]))
+	}
 	written := make([]int, len(chunk))
-	err := s.publishTx(ctx, func(tx *gorm.DB) error {
+	err = s.publishTx(ctx, func(tx *gorm.DB) error {
 		tx = tx.WithContext(ctx)
 		// Index plans for the foreign-key checks of the lines (on
 		// invoices), which each connection plans once and keeps: planned
