@@ -68,32 +68,19 @@ func (s *Billing) ClosePeriod(ctx context.Context, period time.Time) (CloseRepor
 		rep.AlreadyClosed = true
 		return rep, nil
 	}
-	var failed []error
-	for after := int64(0); ; {
-		orgs, err := s.openOrganizations(ctx, start, end, after)
-		if err != nil {
-			return rep, err
-		}
-		if len(orgs) == 0 {
-			break
-		}
-		after = orgs[len(orgs)-1]
-		facts, err := s.loadFacts(ctx, orgs, start, end)
-		if err != nil {
-			return rep, err
-		}
-		n, invoices, errs := s.closeOrganizations(ctx, orgs, facts)
-		rep.Organizations, rep.Invoices = rep.Organizations+n, rep.Invoices+invoices
-		failed = append(failed, errs...)
-		if ctx.Err() != nil {
-			return rep, fmt.Errorf("closing %s: %w", FormatPeriod(start), ctx.Err())
-		}
+	closed, invoices, failed, err := s.closeOrganizations(ctx, start, end)
+	rep.Organizations, rep.Invoices = closed, invoices
+	if err != nil {
+		return rep, err
+	}
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("closing %s: %w", FormatPeriod(start), ctx.Err())
 	}
 	if len(failed) > 0 {
 		// The period stays open: the next run closes what is left.
 		return rep, fmt.Errorf("closing %s: %d organizations failed: %w", FormatPeriod(start), len(failed), errors.Join(failed...))
 	}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO billing_periods (period, organizations, closed_at)
+	err = s.db.WithContext(ctx).Exec(`INSERT INTO billing_periods (period, organizations, closed_at)
 		SELECT ?, count(*), ? FROM billing_closes WHERE period = ? ON CONFLICT (period) DO NOTHING`, start, s.now(), start).Error
 	if err != nil {
 		return rep, fmt.Errorf("marking %s closed: %w", FormatPeriod(start), err)
@@ -117,23 +104,26 @@ func (s *Billing) openOrganizations(ctx context.Context, start, end time.Time, a
 	return ids, nil
 }
 
-// closeOrganizations closes the organizations up to closeChunk at a time, each
-// chunk in one transaction, s.closers chunks at once: a commit per
-// organization was most of the time of a close (issue 18's benchmark).
-// A chunk that fails is retried an organization at a time, so one that
-// fails does not stop the others and leaves none of its invoices.
-func (s *Billing) closeOrganizations(ctx context.Context, orgs []int64, facts map[int64]*orgFacts) (closed, invoices int, failed []error) {
+// closeOrganizations closes the period's open organizations in chunks
+// of up to closeChunk, s.closers chunks at once, each chunk loading its
+// facts (a few queries for all of it) and writing its invoices in one
+// transaction: a commit and a dozen statements per organization were
+// most of the time of a close (issue 18's benchmark). A chunk that fails
+// is retried an organization at a time, so one that fails does not stop
+// the others and leaves none of its invoices. err is a failure to find
+// the organizations; failed, those that did not close.
+func (s *Billing) closeOrganizations(ctx context.Context, start, end time.Time) (closed, invoices int, failed []error, err error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	next := make(chan []*orgFacts)
+	next := make(chan []int64)
 	for range max(s.closers, 1) {
 		wg.Go(func() {
 			for chunk := range next {
-				written, err := s.closeChunk(ctx, chunk)
+				written, err := s.closeChunk(ctx, chunk, start, end)
 				if err != nil && len(chunk) > 1 && ctx.Err() == nil {
 					written, failed1 := make([]int, len(chunk)), []error(nil)
-					for i, f := range chunk {
-						n, err := s.closeChunk(ctx, []*orgFacts{f})
+					for i, id := range chunk {
+						n, err := s.closeChunk(ctx, []int64{id}, start, end)
 						if err != nil {
 							failed1 = append(failed1, err)
 							n = []int{-1}
@@ -156,21 +146,27 @@ func (s *Billing) closeOrganizations(ctx context.Context, orgs []int64, facts ma
 			}
 		})
 	}
-	// Each closer gets a few chunks of the batch, so none idles at its end.
-	size := min(closeChunk, max(1, len(orgs)/(4*max(s.closers, 1))))
-	for i := 0; i < len(orgs); i += size {
-		if ctx.Err() != nil {
+	defer func() {
+		close(next)
+		wg.Wait()
+	}()
+	for after := int64(0); ctx.Err() == nil; {
+		orgs, err := s.openOrganizations(ctx, start, end, after)
+		if err != nil {
+			return closed, invoices, failed, err
+		}
+		if len(orgs) == 0 {
 			break
 		}
-		chunk := make([]*orgFacts, 0, size)
-		for _, id := range orgs[i:min(i+size, len(orgs))] {
-			chunk = append(chunk, facts[id])
+		after = orgs[len(orgs)-1]
+		// Each closer gets a few chunks of the batch, so none idles at its
+		// end (and a small close still closes an organization at a time).
+		size := min(closeChunk, max(1, len(orgs)/(4*max(s.closers, 1))))
+		for i := 0; i < len(orgs) && ctx.Err() == nil; i += size {
+			next <- orgs[i:min(i+size, len(orgs))]
 		}
-		next <- chunk
 	}
-	close(next)
-	wg.Wait()
-	return closed, invoices, failed
+	return closed, invoices, failed, nil
 }
 
 // tally adds the organizations closed and invoices written of a chunk;
@@ -184,54 +180,189 @@ func tally(written []int, closed, invoices int) (int, int) {
 	return closed, invoices
 }
 
-// closeChunk writes the organizations' invoices for the period, and their
-// invoice.created events, in one transaction: how many each got, -1 for
-// one another closer did first. Organizations are taken in id order, so
-// two closers wait for each other rather than deadlock.
-func (s *Billing) closeChunk(ctx context.Context, chunk []*orgFacts) ([]int, error) {
+// closeChunk loads the organizations' facts for the period [start, end),
+// and writes their invoices, lines and invoice.created events in one
+// transaction, a statement per table for the whole chunk: how many
+// invoices each got, -1 for one another closer did first. The billing_closes rows go first, in
+// organization id order, so two closers of overlapping chunks wait for
+// each other rather than deadlock, and the one that waited writes none of
+// the other's organizations.
+func (s *Billing) closeChunk(ctx context.Context, orgs []int64, start, end time.Time) ([]int, error) {
+	period := start
+	facts, err := s.loadFacts(ctx, orgs, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("closing %s: %w", FormatPeriod(period), err)
+	}
+	now := s.now()
+	chunk, counts := make([]*orgFacts, len(orgs)), make([]int32, len(orgs))
+	invoices := make([][]Invoice, len(orgs))
+	for i, id := range orgs {
+		f := facts[id]
+		invoices[i] = invoicesOf(f.Org.ID, f.Start, f.End, billLines(f.billingFacts))
+		chunk[i], counts[i] = f, int32(len(invoices[i]))
+	}
 	written := make([]int, len(chunk))
-	err := s.publishTx(ctx, func(tx *gorm.DB) error {
+	err = s.publishTx(ctx, func(tx *gorm.DB) error {
+		tx = tx.WithContext(ctx)
+		// Index plans for the foreign-key checks of the lines (on
+		// invoices), which each connection plans once and keeps: planned
+		// while invoices was small, a check by sequential scan per line
+		// made writing a chunk's lines most of a close (issue 18's
+		// benchmark, 7 s of 10).
+		if err := tx.Exec("SELECT set_config('enable_seqscan', 'off', true)").Error; err != nil {
+			return fmt.Errorf("closing %d organizations: %w", len(orgs), err)
+		}
+		var won []int64
+		if err := tx.Raw(`INSERT INTO billing_closes (organization_id, period, invoices, closed_at)
+			SELECT v.o, ?, v.n, ? FROM unnest(?::bigint[], ?::int[]) AS v(o, n) ORDER BY v.o
+			ON CONFLICT (organization_id, period) DO NOTHING RETURNING organization_id`,
+			period, now, pgArray(orgs), pgArray(counts)).Scan(&won).Error; err != nil {
+			return fmt.Errorf("closing %d organizations: %w", len(orgs), err)
+		}
+		mine := make(map[int64]bool, len(won))
+		for _, id := range won {
+			mine[id] = true
+		}
+		var todo []*Invoice
 		for i, f := range chunk {
-			invoices := invoicesOf(f.Org.ID, f.Start, f.End, billLines(f.billingFacts))
-			res := tx.Exec(`INSERT INTO billing_closes (organization_id, period, invoices, closed_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (organization_id, period) DO NOTHING`, f.Org.ID, f.Start, len(invoices), s.now())
-			if res.Error != nil {
-				return fmt.Errorf("closing organization %d: %w", f.Org.ID, res.Error)
-			}
-			if res.RowsAffected == 0 {
+			if !mine[f.Org.ID] {
 				written[i] = -1 // closed already, by another run
 				continue
 			}
-			for j := range invoices {
-				if err := s.writeInvoice(ctx, tx, &invoices[j], &f.Org); err != nil {
-					return fmt.Errorf("closing organization %d: %w", f.Org.ID, err)
-				}
+			written[i] = len(invoices[i])
+			for j := range invoices[i] {
+				inv := &invoices[i][j]
+				inv.CreatedAt, inv.UpdatedAt, inv.Organization = now, now, &f.Org
+				todo = append(todo, inv)
 			}
-			written[i] = len(invoices)
 		}
-		return nil
+		return s.writeInvoices(ctx, tx, todo)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("closing %s: %w", FormatPeriod(chunk[0].Start), err)
+		return nil, fmt.Errorf("closing %s: %w", FormatPeriod(period), err)
 	}
 	return written, nil
 }
 
-// writeInvoice inserts an invoice and its lines, and tells host endpoints.
-func (s *Billing) writeInvoice(ctx context.Context, tx *gorm.DB, inv *Invoice, org *Organization) error {
-	inv.CreatedAt, inv.UpdatedAt = s.now(), s.now()
-	lines := inv.Lines
-	if err := tx.WithContext(ctx).Omit("Lines", "Organization").Create(inv).Error; err != nil {
-		return fmt.Errorf("writing the %s invoice: %w", inv.Currency, err)
+// writeInvoices inserts invoices and their lines, a statement each for
+// all of them, and tells host endpoints (invoice.created, one event per
+// invoice, with the ids just written).
+func (s *Billing) writeInvoices(ctx context.Context, tx *gorm.DB, invs []*Invoice) error {
+	if len(invs) == 0 {
+		return nil
 	}
-	for i := range lines {
-		lines[i].InvoiceID = inv.ID
+	type invoiceKey struct {
+		org      int64
+		currency string
 	}
-	if err := tx.WithContext(ctx).CreateInBatches(lines, 1000).Error; err != nil {
-		return fmt.Errorf("writing the %s invoice's lines: %w", inv.Currency, err)
+	var (
+		iOrg                    = make([]int64, len(invs))
+		iPeriod, iEnd, iCreated = make([]time.Time, len(invs)), make([]time.Time, len(invs)), make([]time.Time, len(invs))
+		iCurrency, iStatus      = make([]string, len(invs)), make([]string, len(invs))
+		iTotal                  = make([]int64, len(invs))
+	)
+	for i, inv := range invs {
+		iOrg[i], iPeriod[i], iEnd[i], iCreated[i] = inv.OrganizationID, inv.Period, inv.PeriodEnd, inv.CreatedAt
+		iCurrency[i], iStatus[i], iTotal[i] = inv.Currency, inv.Status, inv.Total
 	}
-	inv.Lines, inv.Organization = lines, org
-	return s.publishHost(ctx, tx, EventInvoiceCreated, map[string]any{"invoice": InvoiceData(inv), "organization": hostOrgData(org)})
+	var made []struct {
+		ID             int64
+		OrganizationID int64
+		Currency       string
+	}
+	if err := tx.Raw(`INSERT INTO invoices (organization_id, period, period_end, currency, total, status, created_at, updated_at)
+		SELECT v.o, v.p, v.e, v.c, v.t, v.s, v.at, v.at
+		FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::bigint[], ?::text[], ?::timestamptz[]) AS v(o, p, e, c, t, s, at)
+		RETURNING id, organization_id, currency`,
+		pgArray(iOrg), pgArray(iPeriod), pgArray(iEnd), pgArray(iCurrency), pgArray(iTotal), pgArray(iStatus), pgArray(iCreated)).
+		Scan(&made).Error; err != nil {
+		return fmt.Errorf("writing %d invoices: %w", len(invs), err)
+	}
+	// Matched by their unique key (organization, period, currency): one
+	// period per chunk.
+	byKey := make(map[invoiceKey]int64, len(made))
+	for _, m := range made {
+		byKey[invoiceKey{m.OrganizationID, m.Currency}] = m.ID
+	}
+	var lb lineBatch
+	for _, inv := range invs {
+		id, ok := byKey[invoiceKey{inv.OrganizationID, inv.Currency}]
+		if !ok {
+			return fmt.Errorf("writing invoices: the %s invoice of organization %d was not written", inv.Currency, inv.OrganizationID)
+		}
+		inv.ID = id
+		for j := range inv.Lines {
+			inv.Lines[j].InvoiceID = id
+			lb.add(&inv.Lines[j])
+		}
+	}
+	if err := lb.write(ctx, tx); err != nil {
+		return err
+	}
+	data := make([]any, len(invs))
+	for i, inv := range invs {
+		data[i] = map[string]any{"invoice": InvoiceData(inv), "organization": hostOrgData(inv.Organization)}
+	}
+	return s.publishHostMany(ctx, tx, EventInvoiceCreated, data)
+}
+
+// lineBatch is invoice lines to insert, as the columns of one statement.
+type lineBatch struct {
+	lines                                           []*InvoiceLine
+	invoice, org, inst, app, plan, price            []int64
+	qty, included, unitPrice, amount                []int64
+	capped                                          []*int64
+	period, starts, ends                            []time.Time
+	instUUID, kind, description, currency, interval []string
+}
+
+func (b *lineBatch) add(l *InvoiceLine) {
+	b.lines = append(b.lines, l)
+	b.invoice, b.org, b.inst, b.app, b.plan, b.price = append(b.invoice, l.InvoiceID), append(b.org, l.OrganizationID),
+		append(b.inst, l.InstallationID), append(b.app, l.AppID), append(b.plan, l.PlanID), append(b.price, l.PlanPriceID)
+	b.qty, b.included, b.unitPrice, b.amount, b.capped = append(b.qty, l.Quantity), append(b.included, l.Included),
+		append(b.unitPrice, l.UnitPrice), append(b.amount, l.Amount), append(b.capped, l.CappedAmount)
+	b.period, b.starts, b.ends = append(b.period, l.Period), append(b.starts, l.StartsAt), append(b.ends, l.EndsAt)
+	b.instUUID, b.kind, b.description, b.currency, b.interval = append(b.instUUID, l.InstallationUUID), append(b.kind, l.Kind),
+		append(b.description, l.Description), append(b.currency, l.Currency), append(b.interval, l.Interval)
+}
+
+// write inserts the lines and gives each its id. A line is one per
+// invoice, installation and plan (billLines), which matches it to the
+// id the statement returns.
+func (b *lineBatch) write(ctx context.Context, tx *gorm.DB) error {
+	if len(b.lines) == 0 {
+		return nil
+	}
+	type lineKey struct{ invoice, inst, plan int64 }
+	var made []struct {
+		ID, InvoiceID, InstallationID, PlanID int64
+	}
+	if err := tx.WithContext(ctx).Raw(`INSERT INTO invoice_lines (invoice_id, organization_id, period, installation_id, installation_uuid,
+			app_id, plan_id, plan_price_id, kind, description, currency, quantity, included, unit_price, interval, capped_amount,
+			amount, starts_at, ends_at)
+		SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::timestamptz[], ?::bigint[], ?::uuid[], ?::bigint[], ?::bigint[], ?::bigint[],
+			?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[],
+			?::timestamptz[], ?::timestamptz[])
+		RETURNING id, invoice_id, installation_id, plan_id`,
+		pgArray(b.invoice), pgArray(b.org), pgArray(b.period), pgArray(b.inst), pgArray(b.instUUID), pgArray(b.app), pgArray(b.plan),
+		pgArray(b.price), pgArray(b.kind), pgArray(b.description), pgArray(b.currency), pgArray(b.qty), pgArray(b.included),
+		pgArray(b.unitPrice), pgArray(b.interval), pgArray(b.capped), pgArray(b.amount), pgArray(b.starts), pgArray(b.ends)).
+		Scan(&made).Error; err != nil {
+		return fmt.Errorf("writing %d invoice lines: %w", len(b.lines), err)
+	}
+	ids := make(map[lineKey]int64, len(made))
+	for _, m := range made {
+		ids[lineKey{m.InvoiceID, m.InstallationID, m.PlanID}] = m.ID
+	}
+	for _, l := range b.lines {
+		id, ok := ids[lineKey{l.InvoiceID, l.InstallationID, l.PlanID}]
+		if !ok {
+			return fmt.Errorf("writing invoice lines: invoice %d's line for installation %d was not written", l.InvoiceID, l.InstallationID)
+		}
+		l.ID = id
+	}
+	return nil
 }
 
 // orgFacts are one organization's billing facts for a period.

@@ -37,9 +37,9 @@ const (
 	maxUsageIdempotencyKey  = 200
 	maxUsageQuantity        = 1 << 40
 	usageFutureSkew         = 5 * time.Minute
-	closeOrganizationsBatch = 500
-	billingClosers          = 4  // chunks of organizations closing at once
-	closeChunk              = 50 // organizations closed in one transaction
+	closeOrganizationsBatch = 2000
+	billingClosers          = 4   // chunks of organizations closing at once
+	closeChunk              = 100 // organizations closed in one transaction
 )
 
 // PlanPrice is one version of a plan's price: it prices every period that

@@ -3,6 +3,8 @@ package marketplace_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -223,9 +225,18 @@ func TestUsageRecords(t *testing.T) {
 	}
 }
 
-// Closing twice, or from two closers at once, writes each invoice once.
+// Closing twice, or from two closers at once, writes each invoice once,
+// and tells the host of each once, with the ids of the invoice and lines
+// written.
 func TestClosingIsOnce(t *testing.T) {
 	b := newBilled(t)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(sink.Close)
+	host, err := b.HostEndpoints.CreateHostEndpoint(b.ctx, b.mustOperator("billing-ops@plugboard.example"),
+		marketplace.HostEndpointFields{URL: ptr(sink.URL), EventTypes: ptr([]string{marketplace.EventInvoiceCreated})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 12 {
 		org := b.mustOrg(b.admin, "Org "+strconv.Itoa(i)).Org.Slug
 		b.mustInstall(b.admin, org, b.pager.Slug, "basic")
@@ -246,6 +257,23 @@ func TestClosingIsOnce(t *testing.T) {
 	}
 	if written != 12 || b.count("invoices", "") != 12 || b.count("billing_closes", "") != 12 {
 		t.Fatalf("four closers at once wrote %d invoices (%d stored, %d closes), want 12", written, b.count("invoices", ""), b.count("billing_closes", ""))
+	}
+	// One invoice.created per invoice, its one delivery to the endpoint,
+	// its data the invoice and lines as stored.
+	var told int64
+	if err := b.db.Raw(`SELECT count(*) FROM events e JOIN invoices i ON i.id = (e.data->'invoice'->>'id')::bigint
+		WHERE e.type = ? AND e.data->'organization'->>'id' = i.organization_id::text
+		  AND (SELECT array_agg((l->>'id')::bigint ORDER BY (l->>'id')::bigint) FROM jsonb_array_elements(e.data->'invoice'->'lines') l)
+		    = (SELECT array_agg(r.id ORDER BY r.id) FROM invoice_lines r WHERE r.invoice_id = i.id)
+		  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.data->'invoice'->'lines') l JOIN invoice_lines r ON r.id = (l->>'id')::bigint
+		    WHERE r.installation_uuid::text <> l->>'installation' OR r.plan_id::text <> l->>'planId')`,
+		marketplace.EventInvoiceCreated).Scan(&told).Error; err != nil {
+		t.Fatal(err)
+	}
+	if told != 12 || b.count("events", "type = ?", marketplace.EventInvoiceCreated) != 12 ||
+		b.count("deliveries", "event_type = ? AND host_endpoint_id = ?", marketplace.EventInvoiceCreated, host.ID) != 12 {
+		t.Fatalf("%d of %d invoice.created events match their invoice, %d deliveries; want 12 of 12 and 12", told,
+			b.count("events", "type = ?", marketplace.EventInvoiceCreated), b.count("deliveries", "event_type = ?", marketplace.EventInvoiceCreated))
 	}
 	rep, err := b.Billing.ClosePeriod(b.ctx, march)
 	wantCode(t, err, "")

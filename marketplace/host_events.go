@@ -20,6 +20,17 @@ var hostOnlyEvents = []string{EventConfigUpdated, EventAppPublished, EventAppUnp
 
 // publishHost publishes a platform event to every host endpoint subscribed to eventType, inside tx.
 func (s *core) publishHost(ctx context.Context, tx *gorm.DB, eventType string, data any) error {
+	return s.publishHostMany(ctx, tx, eventType, []any{data})
+}
+
+// publishHostMany publishes one platform event of eventType per element of
+// data to every host endpoint subscribed to it, inside tx: one look-up of
+// the endpoints and one statement for every event and delivery (closing a
+// billing period publishes thousands of invoice.created at once).
+func (s *core) publishHostMany(ctx context.Context, tx *gorm.DB, eventType string, data []any) error {
+	if len(data) == 0 {
+		return nil
+	}
 	var ids []int64
 	// KEY SHARE: an endpoint being deleted meanwhile waits for this
 	// transaction (or is skipped if it went first), so its deliveries'
@@ -34,8 +45,18 @@ func (s *core) publishHost(ctx context.Context, tx *gorm.DB, eventType string, d
 	}
 	// Platform events belong to no organization (0): an organization's
 	// event list never shows them; the organization is in data.
-	if _, err := s.outbox.Publish(ctx, tx, webhooks.NewEvent{Type: eventType, Data: data, HostEndpoints: ids, CreatedBy: "plugboard"}); err != nil {
+	evs := make([]webhooks.NewEvent, len(data))
+	for i, d := range data {
+		evs[i] = webhooks.NewEvent{Type: eventType, Data: d, HostEndpoints: ids, CreatedBy: "plugboard"}
+	}
+	res, err := s.outbox.PublishMany(ctx, tx, evs)
+	if err != nil {
 		return fmt.Errorf("publishing %s to host endpoints: %w", eventType, err)
+	}
+	for _, r := range res {
+		if r.Err != nil { // only keyed events are refused; these have no key
+			return fmt.Errorf("publishing %s to host endpoints: %w", eventType, r.Err)
+		}
 	}
 	return nil
 }
