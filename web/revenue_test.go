@@ -112,6 +112,8 @@ type revenueJSON struct {
 		Amount   string `json:"amount"`
 	} `json:"billed"`
 	NewInstallations int `json:"newInstallations"`
+	TrialsStarted    int `json:"trialsStarted"`
+	TrialsConverted  int `json:"trialsConverted"`
 	Buckets          []struct {
 		Start time.Time `json:"start"`
 		MRR   []struct {
