@@ -127,7 +127,6 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		return nil, err
 	}
 	b := &publishBatch{now: now, maxAttempts: len(o.opts.RetrySchedule)}
-	var host []int64
 	for i, ev := range evs {
 		if out[i].Event != nil || out[i].Err != nil {
 			continue // replayed, or refused
@@ -146,7 +145,6 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		}
 		out[i].Event = e
 		b.event(e)
-		host = append(host, ev.HostEndpoints...)
 		for _, r := range recipients[i] {
 			b.delivery(e, ev, r)
 		}
@@ -154,23 +152,14 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 	if len(b.eUUIDs) == 0 {
 		return out, nil
 	}
-	paused, err := o.disabled(ctx, tx, b.dest, host)
-	if err != nil {
-		return nil, err
-	}
+	// Drains are kicked for every pending delivery; one whose endpoint
+	// turns out disabled is written paused (publishSQL), and its drain
+	// finds nothing to send.
 	var refs []ref
 	for i := range b.dUUIDs {
-		if b.dStatus[i] != DeliveryPending {
-			continue
+		if b.dStatus[i] == DeliveryPending {
+			refs = append(refs, ref{AppID: b.dest[i]})
 		}
-		// Paused: the endpoint is disabled, or the recipient's installation
-		// is suspended (Recipient.Paused, set in delivery); either replays
-		// it later.
-		if paused[b.dest[i]] {
-			b.dStatus[i] = DeliveryPaused
-			continue
-		}
-		refs = append(refs, ref{AppID: b.dest[i]})
 	}
 	ids, err := b.write(ctx, tx)
 	if err != nil {
@@ -337,39 +326,6 @@ func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, evs []NewEvent, ou
 	return rs, nil
 }
 
-// disabled returns the destination keys among dests (and the host
-// endpoints) whose endpoint is disabled: their deliveries wait, paused.
-func (o *Outbox) disabled(ctx context.Context, tx *gorm.DB, dests, host []int64) (map[int64]bool, error) {
-	apps := map[int64]bool{}
-	var ids []int64
-	for _, d := range dests {
-		if _, isHost := IsHostKey(d); !isHost && !apps[d] {
-			apps[d] = true
-			ids = append(ids, d)
-		}
-	}
-	var disabled []int64
-	if len(ids) > 0 {
-		var a []int64
-		if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id = ANY(?) AND status = 'disabled'", pgArray(ids)).Pluck("app_id", &a).Error; err != nil {
-			return nil, fmt.Errorf("reading endpoint status: %w", err)
-		}
-		disabled = append(disabled, a...)
-	}
-	if len(host) > 0 {
-		var h []int64
-		if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("host_endpoint_id = ANY(?) AND status = 'disabled'", pgArray(host)).Pluck(keyExpr, &h).Error; err != nil {
-			return nil, fmt.Errorf("reading endpoint status: %w", err)
-		}
-		disabled = append(disabled, h...)
-	}
-	out := make(map[int64]bool, len(disabled))
-	for _, id := range disabled {
-		out[id] = true
-	}
-	return out, nil
-}
-
 // publishBatch is what PublishMany writes, as the arrays of publishSQL.
 type publishBatch struct {
 	now         time.Time
@@ -425,7 +381,9 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 // arrays: the same text for any number of either, one cached plan. An
 // event whose idempotency key was taken meanwhile is skipped (ON
 // CONFLICT), and so are its deliveries (the join on e); the caller finds
-// it missing from what the statement returns.
+// it missing from what the statement returns. A delivery to a disabled
+// endpoint is written paused (a replay sends it later): the endpoint's
+// status is read by this statement, not by one more round trip before it.
 const publishSQL = `
 	WITH e AS (
 		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
@@ -433,14 +391,20 @@ const publishSQL = `
 		FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::int[], $9::text[]) AS v(u, o, t, d, i, b, n, k)
 		ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 		RETURNING id, uuid
+	), v AS (
+		SELECT v.eu, v.u, v.a, v.h, v.i, v.iu, v.o, v.t, v.m, v.url,
+			CASE WHEN v.s = 'pending' AND (
+				(v.a IS NOT NULL AND EXISTS (SELECT 1 FROM endpoints x WHERE x.app_id = v.a AND x.status = 'disabled'))
+				OR (v.h IS NOT NULL AND EXISTS (SELECT 1 FROM endpoints x WHERE x.host_endpoint_id = v.h AND x.status = 'disabled')))
+			THEN 'paused' ELSE v.s END AS s
+		FROM unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::uuid[], $17::bigint[], $18::text[],
+			$19::text[], $20::text[], $21::text[]) AS v(eu, u, a, h, i, iu, o, t, s, m, url)
 	), d AS (
 		INSERT INTO deliveries (uuid, event_id, app_id, host_endpoint_id, installation_id, installation_uuid, organization_id,
 			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
 		SELECT v.u, e.id, v.a, v.h, v.i, v.iu, v.o, v.t, v.s, 0, $10, CASE WHEN v.s = 'pending' THEN $1::timestamptz END,
 			$1::timestamptz, $1::timestamptz, v.m, v.url
-		FROM unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::uuid[], $17::bigint[], $18::text[],
-			$19::text[], $20::text[], $21::text[]) AS v(eu, u, a, h, i, iu, o, t, s, m, url)
-		JOIN e ON e.uuid = v.eu
+		FROM v JOIN e ON e.uuid = v.eu
 	)
 	SELECT id, uuid::text FROM e`
 
