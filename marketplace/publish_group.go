@@ -96,19 +96,18 @@ const publishGroupTimeout = 30 * time.Second
 func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishGroupTimeout)
 	defer cancel()
-	err := s.publishTx(ctx, func(tx *gorm.DB) error {
+	var at []*pendingPublish
+	res, err := s.outbox.PublishTx(ctx, s.db, func(tx *gorm.DB) ([]webhooks.NewEvent, error) {
 		refs := make([]string, len(group))
 		for i, p := range group {
 			refs[i] = p.ref
 		}
 		orgs, err := orgsByRef(ctx, tx, refs)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		var (
-			valid []webhooks.NewEvent
-			at    []*pendingPublish
-		)
+		var valid []webhooks.NewEvent
+		at = at[:0]
 		for _, p := range group {
 			p.out, p.err = nil, nil
 			org, ok := orgs[p.ref]
@@ -119,18 +118,11 @@ func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) {
 			p.ev.OrganizationID = org
 			valid, at = append(valid, p.ev), append(at, p)
 		}
-		if len(valid) == 0 {
-			return nil
-		}
-		res, err := s.outbox.PublishMany(ctx, tx, valid)
-		if err != nil {
-			return err
-		}
-		for k, r := range res {
-			at[k].out, at[k].err = r.Event, r.Err
-		}
-		return nil
+		return valid, nil
 	})
+	for k, r := range res {
+		at[k].out, at[k].err = r.Event, r.Err
+	}
 	if err == nil {
 		return
 	}

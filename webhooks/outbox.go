@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
@@ -108,23 +111,130 @@ type Published struct {
 // whatever their number. Inside Transaction the deliveries are enqueued
 // after commit, in one Redis call. Its result is in the order of evs.
 func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, error) {
-	out := make([]Published, len(evs))
-	now := o.opts.Now().UTC().Truncate(time.Microsecond)
 	// Index plans for what this transaction plans from here on: the
 	// recipients query and the foreign-key checks of the deliveries, whose
 	// plans each connection keeps. Planned while apps was small (a new
 	// database, a test), a check by sequential scan would stay one as apps
 	// grows, with autovacuum or without (the one-event-to-10,000 run: a
 	// scan of apps per delivery).
-	if err := tx.WithContext(ctx).Exec("SELECT set_config('enable_seqscan', 'off', true)").Error; err != nil {
+	if err := tx.WithContext(ctx).Exec(indexPlansSQL).Error; err != nil {
 		return nil, fmt.Errorf("publishing: %w", err)
 	}
-	if err := o.replays(ctx, tx, evs, out); err != nil {
+	out, b, refs, err := o.prepare(ctx, tx, evs)
+	if err != nil || b == nil {
+		return out, err
+	}
+	ids, err := b.write(ctx, tx)
+	if err != nil {
 		return nil, err
+	}
+	if err := o.finish(ctx, tx, evs, out, ids); err != nil {
+		return nil, err
+	}
+	collect(tx, refs)
+	return out, nil
+}
+
+// indexPlansSQL has what the transaction plans next use indexes (see
+// PublishMany).
+const indexPlansSQL = "SELECT set_config('enable_seqscan', 'off', true)"
+
+// PublishTx publishes, in a transaction of its own on db, the events
+// resolve returns (it runs in the transaction first: to find their
+// organizations, say), and enqueues their deliveries once it commits. It
+// is PublishMany in Transaction in fewer round trips: BEGIN with the plan
+// settings, then resolve's and the recipients' queries, then the one
+// publish statement pipelined with COMMIT. Its result is in the order of
+// resolve's events.
+func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *gorm.DB) ([]NewEvent, error)) ([]Published, error) {
+	var (
+		out  []Published
+		evs  []NewEvent
+		refs []ref
+		ids  map[string]int64
+	)
+	err := db.WithContext(ctx).Connection(func(tx *gorm.DB) error {
+		conn, ok := tx.Statement.ConnPool.(*sql.Conn)
+		if !ok {
+			return fmt.Errorf("publishing: gorm gave no connection of its own")
+		}
+		if _, err := conn.ExecContext(ctx, "BEGIN; "+indexPlansSQL); err != nil {
+			return fmt.Errorf("publishing: %w", err)
+		}
+		done := false
+		defer func() {
+			if !done {
+				// Failed midway: give the locks back; a connection that
+				// cannot is dropped by database/sql.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_, _ = conn.ExecContext(rctx, "ROLLBACK")
+			}
+		}()
+		var err error
+		if evs, err = resolve(tx); err != nil {
+			return err
+		}
+		var b *publishBatch
+		if out, b, refs, err = o.prepare(ctx, tx, evs); err != nil {
+			return err
+		}
+		if b == nil {
+			_, err := conn.ExecContext(ctx, "COMMIT")
+			done = err == nil
+			return err
+		}
+		err = conn.Raw(func(dc any) error {
+			c := dc.(*stdlib.Conn).Conn()
+			pb := &pgx.Batch{}
+			pb.Queue(publishSQL, b.args()...)
+			pb.Queue("COMMIT")
+			br := c.SendBatch(ctx, pb)
+			rows, err := br.Query()
+			if err == nil {
+				ids, err = b.scanIDs(rows)
+			}
+			if err == nil {
+				_, err = br.Exec()
+				done = err == nil
+			}
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(refs) > 0 {
+		o.drains.enqueue(context.WithoutCancel(ctx), refs)
+	}
+	if ids != nil {
+		// After the commit: an event whose key another publish took is
+		// answered with that one, which has committed.
+		if err := o.finish(ctx, db, evs, out, ids); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// prepare is PublishMany up to its statement: the replays, the recipients
+// and the batch to write (nil: nothing to write), with the refs to kick.
+func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, *publishBatch, []ref, error) {
+	out := make([]Published, len(evs))
+	now := o.opts.Now().UTC().Truncate(time.Microsecond)
+	if err := o.replays(ctx, tx, evs, out); err != nil {
+		return nil, nil, nil, err
 	}
 	recipients, err := o.recipients(ctx, tx, evs, out)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	b := &publishBatch{now: now, maxAttempts: len(o.opts.RetrySchedule)}
 	for i, ev := range evs {
@@ -133,7 +243,7 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		}
 		data, err := json.Marshal(ev.Data)
 		if err != nil {
-			return nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
+			return nil, nil, nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
 		}
 		e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy,
 			CreatedAt: now, DeliveriesCount: len(recipients[i])}
@@ -150,7 +260,7 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		}
 	}
 	if len(b.eUUIDs) == 0 {
-		return out, nil
+		return out, nil, nil, nil
 	}
 	// Drains are kicked for every pending delivery; one whose endpoint
 	// turns out disabled is written paused (publishSQL), and its drain
@@ -161,10 +271,14 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 			refs = append(refs, ref{AppID: b.dest[i]})
 		}
 	}
-	ids, err := b.write(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
+	return out, b, refs, nil
+}
+
+// finish gives the written events their ids; an event missing from ids
+// had its idempotency key taken meanwhile, by a publish that committed
+// first, and is answered with that one (looked up on db: the transaction,
+// or after it).
+func (o *Outbox) finish(ctx context.Context, db *gorm.DB, evs []NewEvent, out []Published, ids map[string]int64) error {
 	for i := range out {
 		e := out[i].Event
 		if e == nil || e.Replayed {
@@ -172,21 +286,18 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		}
 		id, ok := ids[e.UUID]
 		if !ok {
-			// Its key was taken meanwhile, by a publish that committed
-			// first: answer that one.
 			out[i].Event = nil
-			if err := o.replays(ctx, tx, evs[i:i+1], out[i:i+1]); err != nil {
-				return nil, err
+			if err := o.replays(ctx, db, evs[i:i+1], out[i:i+1]); err != nil {
+				return err
 			}
 			if out[i].Event == nil && out[i].Err == nil {
-				return nil, fmt.Errorf("publishing %s: the event was neither written nor found by its idempotency key", evs[i].Type)
+				return fmt.Errorf("publishing %s: the event was neither written nor found by its idempotency key", evs[i].Type)
 			}
 			continue
 		}
 		e.ID = id
 	}
-	collect(tx, refs)
-	return out, nil
+	return nil
 }
 
 // replays fills out for the events whose idempotency key was used before
@@ -408,30 +519,54 @@ const publishSQL = `
 	)
 	SELECT id, uuid::text FROM e`
 
-// write runs publishSQL and returns the new events' ids by uuid.
-func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, error) {
-	rows, err := tx.WithContext(ctx).Raw(publishSQL, b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
+// args are publishSQL's parameters for b.
+func (b *publishBatch) args() []any {
+	return []any{b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
 		pgArray(b.eInst), pgArray(b.eBy), pgArray(b.eCount), pgArray(b.eKeys), b.maxAttempts,
 		pgArray(b.dEvent), pgArray(b.dUUIDs), pgArray(b.dApp), pgArray(b.dHost), pgArray(b.dInst), pgArray(b.dInstUUID), pgArray(b.dOrg),
-		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
-	}
+		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)}
+}
+
+// idRows is what publishSQL answers: the new events' ids and uuids.
+type idRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// scanIDs reads publishSQL's rows: the new events' ids by uuid.
+func (b *publishBatch) scanIDs(rows idRows) (map[string]int64, error) {
 	defer rows.Close()
 	ids := make(map[string]int64, len(b.eUUIDs))
 	for rows.Next() {
 		var id int64
 		var u string
 		if err := rows.Scan(&id, &u); err != nil {
-			return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+			return nil, err
 		}
 		ids[u] = id
 	}
-	if err := rows.Err(); err != nil {
+	return ids, rows.Err()
+}
+
+// write runs publishSQL in tx and returns the new events' ids by uuid.
+func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, error) {
+	rows, err := tx.WithContext(ctx).Raw(publishSQL, b.args()...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+	}
+	ids, err := b.scanIDs(sqlRows{rows})
+	if err != nil {
 		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
 	}
 	return ids, nil
 }
+
+// sqlRows is *sql.Rows as idRows (its Close returns an error).
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
 
 // collect adds refs to tx's collector and reports whether tx runs inside
 // Outbox.Transaction (which enqueues them after its commit).
