@@ -120,11 +120,11 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 	if err := tx.WithContext(ctx).Exec(indexPlansSQL).Error; err != nil {
 		return nil, fmt.Errorf("publishing: %w", err)
 	}
-	out, b, refs, err := o.prepare(ctx, tx, evs)
+	out, b, err := o.prepare(ctx, tx, evs)
 	if err != nil || b == nil {
 		return out, err
 	}
-	ids, err := b.write(ctx, tx)
+	ids, refs, err := b.write(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 			return err
 		}
 		var b *publishBatch
-		if out, b, refs, err = o.prepare(ctx, tx, evs); err != nil {
+		if out, b, err = o.prepare(ctx, tx, evs); err != nil {
 			return err
 		}
 		if b == nil {
@@ -192,7 +192,7 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 			br := c.SendBatch(ctx, pb)
 			rows, err := br.Query()
 			if err == nil {
-				ids, err = b.scanIDs(rows)
+				ids, refs, err = b.scanIDs(rows)
 			}
 			if err == nil {
 				_, err = br.Exec()
@@ -225,16 +225,16 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 }
 
 // prepare is PublishMany up to its statement: the replays, the recipients
-// and the batch to write (nil: nothing to write), with the refs to kick.
-func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, *publishBatch, []ref, error) {
+// and the batch to write (nil: nothing to write).
+func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, *publishBatch, error) {
 	out := make([]Published, len(evs))
 	now := o.opts.Now().UTC().Truncate(time.Microsecond)
 	if err := o.replays(ctx, tx, evs, out); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	recipients, err := o.recipients(ctx, tx, evs, out)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	b := &publishBatch{now: now, maxAttempts: len(o.opts.RetrySchedule)}
 	for i, ev := range evs {
@@ -243,7 +243,7 @@ func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Pu
 		}
 		data, err := json.Marshal(ev.Data)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
+			return nil, nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
 		}
 		e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy,
 			CreatedAt: now, DeliveriesCount: len(recipients[i])}
@@ -260,18 +260,9 @@ func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Pu
 		}
 	}
 	if len(b.eUUIDs) == 0 {
-		return out, nil, nil, nil
+		return out, nil, nil
 	}
-	// Drains are kicked for every pending delivery; one whose endpoint
-	// turns out disabled is written paused (publishSQL), and its drain
-	// finds nothing to send.
-	var refs []ref
-	for i := range b.dUUIDs {
-		if b.dStatus[i] == DeliveryPending {
-			refs = append(refs, ref{AppID: b.dest[i]})
-		}
-	}
-	return out, b, refs, nil
+	return out, b, nil
 }
 
 // finish gives the written events their ids; an event missing from ids
@@ -449,7 +440,6 @@ type publishBatch struct {
 	eKeys                      []*string
 
 	dEvent, dUUIDs, dStatus []string
-	dest                    []int64 // destination key, for the disabled check and the drains
 	dApp, dHost, dInst      []*int64
 	dInstUUID               []*string
 	dMethod, dURL           []*string
@@ -483,7 +473,7 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 	if r.Paused {
 		status = DeliveryPaused
 	}
-	b.dEvent, b.dUUIDs, b.dStatus, b.dest = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, status), append(b.dest, r.AppID)
+	b.dEvent, b.dUUIDs, b.dStatus = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, status)
 	b.dApp, b.dHost, b.dInst, b.dInstUUID = append(b.dApp, app), append(b.dHost, hostID), append(b.dInst, inst), append(b.dInstUUID, instUUID)
 	b.dMethod, b.dURL, b.dOrg, b.dType = append(b.dMethod, method), append(b.dURL, url), append(b.dOrg, e.OrganizationID), append(b.dType, e.Type)
 }
@@ -495,6 +485,8 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 // it missing from what the statement returns. A delivery to a disabled
 // endpoint is written paused (a replay sends it later): the endpoint's
 // status is read by this statement, not by one more round trip before it.
+// Its rows are the new events (id, uuid), then the destination keys with a
+// pending delivery, whose drains are kicked after the commit.
 const publishSQL = `
 	WITH e AS (
 		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
@@ -516,8 +508,10 @@ const publishSQL = `
 		SELECT v.u, e.id, v.a, v.h, v.i, v.iu, v.o, v.t, v.s, 0, $10, CASE WHEN v.s = 'pending' THEN $1::timestamptz END,
 			$1::timestamptz, $1::timestamptz, v.m, v.url
 		FROM v JOIN e ON e.uuid = v.eu
+		RETURNING COALESCE(app_id, -host_endpoint_id) AS dest, status
 	)
-	SELECT id, uuid::text FROM e`
+	SELECT id, uuid::text, NULL::bigint FROM e
+	UNION ALL SELECT DISTINCT NULL::bigint, NULL::text, dest FROM d WHERE status = 'pending'`
 
 // args are publishSQL's parameters for b.
 func (b *publishBatch) args() []any {
@@ -535,32 +529,40 @@ type idRows interface {
 	Close()
 }
 
-// scanIDs reads publishSQL's rows: the new events' ids by uuid.
-func (b *publishBatch) scanIDs(rows idRows) (map[string]int64, error) {
+// scanIDs reads publishSQL's rows: the new events' ids by uuid, and the
+// destinations with a pending delivery.
+func (b *publishBatch) scanIDs(rows idRows) (map[string]int64, []ref, error) {
 	defer rows.Close()
 	ids := make(map[string]int64, len(b.eUUIDs))
+	var refs []ref
 	for rows.Next() {
-		var id int64
-		var u string
-		if err := rows.Scan(&id, &u); err != nil {
-			return nil, err
+		var id, dest *int64
+		var u *string
+		if err := rows.Scan(&id, &u, &dest); err != nil {
+			return nil, nil, err
 		}
-		ids[u] = id
+		switch {
+		case id != nil && u != nil:
+			ids[*u] = *id
+		case dest != nil:
+			refs = append(refs, ref{AppID: *dest})
+		}
 	}
-	return ids, rows.Err()
+	return ids, refs, rows.Err()
 }
 
-// write runs publishSQL in tx and returns the new events' ids by uuid.
-func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, error) {
+// write runs publishSQL in tx and returns the new events' ids by uuid and
+// the destinations to kick.
+func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, []ref, error) {
 	rows, err := tx.WithContext(ctx).Raw(publishSQL, b.args()...).Rows()
 	if err != nil {
-		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+		return nil, nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
 	}
-	ids, err := b.scanIDs(sqlRows{rows})
+	ids, refs, err := b.scanIDs(sqlRows{rows})
 	if err != nil {
-		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+		return nil, nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
 	}
-	return ids, nil
+	return ids, refs, nil
 }
 
 // sqlRows is *sql.Rows as idRows (its Close returns an error).
