@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -164,11 +165,13 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 		done := false
 		defer func() {
 			if !done {
-				// Failed midway: give the locks back; a connection that
-				// cannot is dropped by database/sql.
+				// Failed midway: give the locks back, or drop the
+				// connection rather than pool it inside a transaction.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 				defer cancel()
-				_, _ = conn.ExecContext(rctx, "ROLLBACK")
+				if _, err := conn.ExecContext(rctx, "ROLLBACK"); err != nil {
+					_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+				}
 			}
 		}()
 		var err error
