@@ -60,9 +60,11 @@ type HostEvent struct {
 // MaxBatch is how many events one PublishBatch takes.
 const MaxBatch = 1000
 
-// Publish publishes ev, as PublishEvent does, with its idempotency key:
-// one transaction that finds the organization (for a host service token),
-// the recipients, and writes the event and its deliveries in one statement.
+// Publish publishes ev, as PublishEvent does, with its idempotency key.
+// The event is checked here; it is written with the single-event
+// publishes running beside it, in one transaction that finds their
+// organizations and writes every event and delivery in one statement
+// (publish_group.go), and Publish returns once that has committed.
 func (s *Events) Publish(ctx context.Context, a Actor, ev HostEvent) (*webhooks.Event, error) {
 	if a.Service == nil {
 		if _, err := s.eventsAccess(ctx, a, ev.Organization, "event:write"); err != nil {
@@ -73,21 +75,7 @@ func (s *Events) Publish(ctx context.Context, a Actor, ev HostEvent) (*webhooks.
 	if err != nil {
 		return nil, err
 	}
-	var out *webhooks.Event
-	err = s.publishTx(ctx, func(tx *gorm.DB) error {
-		orgs, err := orgsByRef(ctx, tx, []string{ev.Organization})
-		if err != nil {
-			return err
-		}
-		org, ok := orgs[ev.Organization]
-		if !ok {
-			return fault.NotFound("organization")
-		}
-		ne.OrganizationID = org
-		out, err = s.outbox.Publish(ctx, tx, ne)
-		return err
-	})
-	return out, err
+	return s.group.publish(&pendingPublish{ref: ev.Organization, ev: ne}, func(g []*pendingPublish) { s.writeGroup(ctx, g) })
 }
 
 // PublishResult is one event of a batch: published (or, Replayed, published

@@ -190,7 +190,7 @@ func New(db *gorm.DB, deps Deps, opts Options, ropts ReconcileOptions) (*Service
 		return nil, err
 	}
 	tokens := &tokens{core: c}
-	events := &Events{core: c, catalog: deps.Catalog}
+	events := &Events{core: c, catalog: deps.Catalog, group: newPublishGroup(publishRunners)}
 	installs := &Installs{core: c, tokens: tokens, events: events}
 	installs.provisioning = &Provisioning{core: c, installs: installs, caller: deps.Caller, endpoints: deps.Endpoints}
 	orgs := &Orgs{core: c, installs: installs}

@@ -22,6 +22,9 @@ type Publisher interface {
 	Publish(ctx context.Context, tx *gorm.DB, ev webhooks.NewEvent) (*webhooks.Event, error)
 	// PublishMany publishes many events in one statement (batches).
 	PublishMany(ctx context.Context, tx *gorm.DB, evs []webhooks.NewEvent) ([]webhooks.Published, error)
+	// PublishTx is PublishMany in a transaction of its own, in fewer round
+	// trips, with resolve's queries first.
+	PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *gorm.DB) ([]webhooks.NewEvent, error)) ([]webhooks.Published, error)
 }
 
 // EventCatalog is the event catalogue (webhooks.Catalog).

@@ -58,6 +58,8 @@ type ServiceTokens struct {
 type Events struct {
 	*core
 	catalog EventCatalog
+	// group coalesces concurrent single-event publishes (publish_group.go).
+	group *publishGroup
 }
 
 // Deliveries is the partner's view of an app's webhooks: the delivery log,

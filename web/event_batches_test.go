@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +156,92 @@ func TestEventBatches(t *testing.T) {
 	}
 	if n := count(t, h.p, "events"); n != before+1000 {
 		t.Errorf("%d events of 1,000 written", n-before)
+	}
+}
+
+// TestConcurrentSinglePublishes sends single-event publishes at once, as a
+// busy host does, so that they share transactions: every unkeyed event is
+// its own (201, a new id), a key raced by many publishes names one event
+// (one 201, the others 200 with its id), a publish to an unknown
+// organization fails alone (404) beside them, and every event published
+// reaches the installation once.
+func TestConcurrentSinglePublishes(t *testing.T) {
+	h := newHooks(t)
+	tok := decode[plugboard.ServiceToken](t, h.op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Host"}), 201)
+	host := newClient(t, h.p, tok.Token)
+	events0 := count(t, h.p, "events")
+
+	const n = 24
+	type answer struct {
+		kind string // "free", "keyed" or "lost"
+		res  *response
+	}
+	answers := make([]answer, 3*n)
+	var wg sync.WaitGroup
+	for i := range answers {
+		kind, org, body := "free", "customer", map[string]any{"type": "issue.created", "data": map[string]any{"title": fmt.Sprint("Free ", i)}}
+		switch i % 3 {
+		case 1:
+			kind, body = "keyed", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Raced"}, "idempotencyKey": "race-1"}
+		case 2:
+			kind, org = "lost", "nowhere"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i] = answer{kind, host.do("POST", "/api/0/organizations/"+org+"/events/", body)}
+		}()
+	}
+	wg.Wait()
+
+	free, keyed, created := map[string]bool{}, map[string]int{}, 0
+	for i, a := range answers {
+		switch a.kind {
+		case "lost":
+			a.res.problem(t, 404, "not_found")
+		case "free":
+			e := decode[plugboard.PublishedEvent](t, a.res, 201)
+			if free[e.ID] {
+				t.Errorf("publish %d: event %s answered twice", i, e.ID)
+			}
+			free[e.ID] = true
+		case "keyed":
+			if a.res.Status != 200 && a.res.Status != 201 {
+				t.Fatalf("keyed publish %d: %d %s", i, a.res.Status, a.res.Body)
+			}
+			e := decode[plugboard.PublishedEvent](t, a.res, a.res.Status)
+			keyed[e.ID]++
+			if a.res.Status == 201 {
+				created++
+			}
+		}
+	}
+	if len(free) != n || len(keyed) != 1 || created != 1 {
+		t.Errorf("%d distinct unkeyed events (want %d), keyed events %v with %d created (want one, created once)", len(free), n, keyed, created)
+	}
+	if got := count(t, h.p, "events"); got != events0+n+1 {
+		t.Errorf("%d events written, want %d", got-events0, n+1)
+	}
+	hits := h.sink.waitHits(t, n+2, 20*time.Second) // installation.created, then the n+1 events
+	seen := map[string]int{}
+	for _, hit := range hits[1:] {
+		verify(t, h.secret, hit)
+		env, err := plugboard.ParseEvent(hit.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d issue
+		if err := strictUnmarshal(env.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		seen[d.Title]++
+	}
+	for title, k := range seen {
+		if k != 1 {
+			t.Errorf("%q delivered %d times", title, k)
+		}
+	}
+	if len(seen) != n+1 || seen["Raced"] != 1 {
+		t.Errorf("delivered %d distinct events, want %d: %v", len(seen), n+1, seen)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,13 +162,49 @@ func (r *Drains) kickApps(ctx context.Context, apps []int64, want int, force boo
 			}
 		}
 	}
-	for _, id := range need {
-		if _, err := r.queue.EnqueueContext(ctx, NewDeliverTask(id, r.opts.Timeout)); err != nil {
-			r.log.Warn("enqueueing a drain failed; the relay will send", "app", id, "err", err)
-			if r.rdb != nil {
-				_, q, _ := drainKeys(id)
-				r.rdb.Del(context.WithoutCancel(ctx), q)
+	if len(need) <= enqueueSerial {
+		for _, id := range need {
+			r.enqueueDrain(ctx, id)
+		}
+		return
+	}
+	// Many apps (one event to thousands of installations): one round trip
+	// to Redis per task, so several at once; drains start as their tasks
+	// land, while the rest are still being enqueued.
+	next := make(chan int64)
+	var wg sync.WaitGroup
+	for range enqueueWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				r.enqueueDrain(ctx, id)
 			}
+		}()
+	}
+	for _, id := range need {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+}
+
+// Up to enqueueSerial drain tasks are enqueued one after another; more by
+// enqueueWorkers at once.
+const (
+	enqueueSerial  = 8
+	enqueueWorkers = 16
+)
+
+// enqueueDrain enqueues a drain task of appID; if that fails, it drops the
+// app's queued mark, so that the next publish tries again (and the relay
+// covers what is due meanwhile).
+func (r *Drains) enqueueDrain(ctx context.Context, id int64) {
+	if _, err := r.queue.EnqueueContext(ctx, NewDeliverTask(id, r.opts.Timeout)); err != nil {
+		r.log.Warn("enqueueing a drain failed; the relay will send", "app", id, "err", err)
+		if r.rdb != nil {
+			_, q, _ := drainKeys(id)
+			r.rdb.Del(context.WithoutCancel(ctx), q)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package webhooks
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -10,7 +12,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"github.com/plugboard/plugboard/app/fault"
@@ -108,33 +112,141 @@ type Published struct {
 // whatever their number. Inside Transaction the deliveries are enqueued
 // after commit, in one Redis call. Its result is in the order of evs.
 func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, error) {
-	out := make([]Published, len(evs))
-	now := o.opts.Now().UTC().Truncate(time.Microsecond)
 	// Index plans for what this transaction plans from here on: the
 	// recipients query and the foreign-key checks of the deliveries, whose
 	// plans each connection keeps. Planned while apps was small (a new
 	// database, a test), a check by sequential scan would stay one as apps
 	// grows, with autovacuum or without (the one-event-to-10,000 run: a
 	// scan of apps per delivery).
-	if err := tx.WithContext(ctx).Exec("SELECT set_config('enable_seqscan', 'off', true)").Error; err != nil {
+	if err := tx.WithContext(ctx).Exec(indexPlansSQL).Error; err != nil {
 		return nil, fmt.Errorf("publishing: %w", err)
 	}
-	if err := o.replays(ctx, tx, evs, out); err != nil {
-		return nil, err
+	out, b, err := o.prepare(ctx, tx, evs)
+	if err != nil || b == nil {
+		return out, err
 	}
-	recipients, err := o.recipients(ctx, tx, evs, out)
+	ids, refs, err := b.write(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
+	if err := o.finish(ctx, tx, evs, out, ids); err != nil {
+		return nil, err
+	}
+	collect(tx, refs)
+	return out, nil
+}
+
+// indexPlansSQL has what the transaction plans next use indexes (see
+// PublishMany).
+const indexPlansSQL = "SELECT set_config('enable_seqscan', 'off', true)"
+
+// PublishTx publishes, in a transaction of its own on db, the events
+// resolve returns (it runs in the transaction first: to find their
+// organizations, say), and enqueues their deliveries once it commits. It
+// is PublishMany in Transaction in fewer round trips: BEGIN with the plan
+// settings, then resolve's and the recipients' queries, then the one
+// publish statement pipelined with COMMIT. Its result is in the order of
+// resolve's events.
+func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *gorm.DB) ([]NewEvent, error)) ([]Published, error) {
+	var (
+		out  []Published
+		evs  []NewEvent
+		refs []ref
+		ids  map[string]int64
+	)
+	err := db.WithContext(ctx).Connection(func(tx *gorm.DB) error {
+		conn, ok := tx.Statement.ConnPool.(*sql.Conn)
+		if !ok {
+			return fmt.Errorf("publishing: gorm gave no connection of its own")
+		}
+		if _, err := conn.ExecContext(ctx, "BEGIN; "+indexPlansSQL); err != nil {
+			return fmt.Errorf("publishing: %w", err)
+		}
+		done := false
+		defer func() {
+			if !done {
+				// Failed midway: give the locks back, or drop the
+				// connection rather than pool it inside a transaction.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				if _, err := conn.ExecContext(rctx, "ROLLBACK"); err != nil {
+					_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+				}
+			}
+		}()
+		var err error
+		if evs, err = resolve(tx); err != nil {
+			return err
+		}
+		var b *publishBatch
+		if out, b, err = o.prepare(ctx, tx, evs); err != nil {
+			return err
+		}
+		if b == nil {
+			_, err := conn.ExecContext(ctx, "COMMIT")
+			done = err == nil
+			return err
+		}
+		err = conn.Raw(func(dc any) error {
+			c := dc.(*stdlib.Conn).Conn()
+			pb := &pgx.Batch{}
+			pb.Queue(publishSQL, b.args()...)
+			pb.Queue("COMMIT")
+			br := c.SendBatch(ctx, pb)
+			rows, err := br.Query()
+			if err == nil {
+				ids, refs, err = b.scanIDs(rows)
+			}
+			if err == nil {
+				_, err = br.Exec()
+				done = err == nil
+			}
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(refs) > 0 {
+		o.drains.enqueue(context.WithoutCancel(ctx), refs)
+	}
+	if ids != nil {
+		// After the commit: an event whose key another publish took is
+		// answered with that one, which has committed.
+		if err := o.finish(ctx, db, evs, out, ids); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// prepare is PublishMany up to its statement: the replays, the recipients
+// and the batch to write (nil: nothing to write).
+func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, *publishBatch, error) {
+	out := make([]Published, len(evs))
+	now := o.opts.Now().UTC().Truncate(time.Microsecond)
+	if err := o.replays(ctx, tx, evs, out); err != nil {
+		return nil, nil, err
+	}
+	recipients, err := o.recipients(ctx, tx, evs, out)
+	if err != nil {
+		return nil, nil, err
+	}
 	b := &publishBatch{now: now, maxAttempts: len(o.opts.RetrySchedule)}
-	var host []int64
 	for i, ev := range evs {
 		if out[i].Event != nil || out[i].Err != nil {
 			continue // replayed, or refused
 		}
 		data, err := json.Marshal(ev.Data)
 		if err != nil {
-			return nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
+			return nil, nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
 		}
 		e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy,
 			CreatedAt: now, DeliveriesCount: len(recipients[i])}
@@ -146,36 +258,21 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		}
 		out[i].Event = e
 		b.event(e)
-		host = append(host, ev.HostEndpoints...)
 		for _, r := range recipients[i] {
 			b.delivery(e, ev, r)
 		}
 	}
 	if len(b.eUUIDs) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
-	paused, err := o.disabled(ctx, tx, b.dest, host)
-	if err != nil {
-		return nil, err
-	}
-	var refs []ref
-	for i := range b.dUUIDs {
-		if b.dStatus[i] != DeliveryPending {
-			continue
-		}
-		// Paused: the endpoint is disabled, or the recipient's installation
-		// is suspended (Recipient.Paused, set in delivery); either replays
-		// it later.
-		if paused[b.dest[i]] {
-			b.dStatus[i] = DeliveryPaused
-			continue
-		}
-		refs = append(refs, ref{AppID: b.dest[i]})
-	}
-	ids, err := b.write(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
+	return out, b, nil
+}
+
+// finish gives the written events their ids; an event missing from ids
+// had its idempotency key taken meanwhile, by a publish that committed
+// first, and is answered with that one (looked up on db: the transaction,
+// or after it).
+func (o *Outbox) finish(ctx context.Context, db *gorm.DB, evs []NewEvent, out []Published, ids map[string]int64) error {
 	for i := range out {
 		e := out[i].Event
 		if e == nil || e.Replayed {
@@ -183,21 +280,18 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 		}
 		id, ok := ids[e.UUID]
 		if !ok {
-			// Its key was taken meanwhile, by a publish that committed
-			// first: answer that one.
 			out[i].Event = nil
-			if err := o.replays(ctx, tx, evs[i:i+1], out[i:i+1]); err != nil {
-				return nil, err
+			if err := o.replays(ctx, db, evs[i:i+1], out[i:i+1]); err != nil {
+				return err
 			}
 			if out[i].Event == nil && out[i].Err == nil {
-				return nil, fmt.Errorf("publishing %s: the event was neither written nor found by its idempotency key", evs[i].Type)
+				return fmt.Errorf("publishing %s: the event was neither written nor found by its idempotency key", evs[i].Type)
 			}
 			continue
 		}
 		e.ID = id
 	}
-	collect(tx, refs)
-	return out, nil
+	return nil
 }
 
 // replays fills out for the events whose idempotency key was used before
@@ -337,39 +431,6 @@ func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, evs []NewEvent, ou
 	return rs, nil
 }
 
-// disabled returns the destination keys among dests (and the host
-// endpoints) whose endpoint is disabled: their deliveries wait, paused.
-func (o *Outbox) disabled(ctx context.Context, tx *gorm.DB, dests, host []int64) (map[int64]bool, error) {
-	apps := map[int64]bool{}
-	var ids []int64
-	for _, d := range dests {
-		if _, isHost := IsHostKey(d); !isHost && !apps[d] {
-			apps[d] = true
-			ids = append(ids, d)
-		}
-	}
-	var disabled []int64
-	if len(ids) > 0 {
-		var a []int64
-		if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("app_id = ANY(?) AND status = 'disabled'", pgArray(ids)).Pluck("app_id", &a).Error; err != nil {
-			return nil, fmt.Errorf("reading endpoint status: %w", err)
-		}
-		disabled = append(disabled, a...)
-	}
-	if len(host) > 0 {
-		var h []int64
-		if err := tx.WithContext(ctx).Model(&EndpointState{}).Where("host_endpoint_id = ANY(?) AND status = 'disabled'", pgArray(host)).Pluck(keyExpr, &h).Error; err != nil {
-			return nil, fmt.Errorf("reading endpoint status: %w", err)
-		}
-		disabled = append(disabled, h...)
-	}
-	out := make(map[int64]bool, len(disabled))
-	for _, id := range disabled {
-		out[id] = true
-	}
-	return out, nil
-}
-
 // publishBatch is what PublishMany writes, as the arrays of publishSQL.
 type publishBatch struct {
 	now         time.Time
@@ -382,7 +443,6 @@ type publishBatch struct {
 	eKeys                      []*string
 
 	dEvent, dUUIDs, dStatus []string
-	dest                    []int64 // destination key, for the disabled check and the drains
 	dApp, dHost, dInst      []*int64
 	dInstUUID               []*string
 	dMethod, dURL           []*string
@@ -416,7 +476,7 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 	if r.Paused {
 		status = DeliveryPaused
 	}
-	b.dEvent, b.dUUIDs, b.dStatus, b.dest = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, status), append(b.dest, r.AppID)
+	b.dEvent, b.dUUIDs, b.dStatus = append(b.dEvent, e.UUID), append(b.dUUIDs, uuid.NewString()), append(b.dStatus, status)
 	b.dApp, b.dHost, b.dInst, b.dInstUUID = append(b.dApp, app), append(b.dHost, hostID), append(b.dInst, inst), append(b.dInstUUID, instUUID)
 	b.dMethod, b.dURL, b.dOrg, b.dType = append(b.dMethod, method), append(b.dURL, url), append(b.dOrg, e.OrganizationID), append(b.dType, e.Type)
 }
@@ -425,7 +485,11 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 // arrays: the same text for any number of either, one cached plan. An
 // event whose idempotency key was taken meanwhile is skipped (ON
 // CONFLICT), and so are its deliveries (the join on e); the caller finds
-// it missing from what the statement returns.
+// it missing from what the statement returns. A delivery to a disabled
+// endpoint is written paused (a replay sends it later): the endpoint's
+// status is read by this statement, not by one more round trip before it.
+// Its rows are the new events (id, uuid), then the destination keys with a
+// pending delivery, whose drains are kicked after the commit.
 const publishSQL = `
 	WITH e AS (
 		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
@@ -433,41 +497,81 @@ const publishSQL = `
 		FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::int[], $9::text[]) AS v(u, o, t, d, i, b, n, k)
 		ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 		RETURNING id, uuid
+	), v AS (
+		SELECT v.eu, v.u, v.a, v.h, v.i, v.iu, v.o, v.t, v.m, v.url,
+			CASE WHEN v.s = 'pending' AND (
+				(v.a IS NOT NULL AND EXISTS (SELECT 1 FROM endpoints x WHERE x.app_id = v.a AND x.status = 'disabled'))
+				OR (v.h IS NOT NULL AND EXISTS (SELECT 1 FROM endpoints x WHERE x.host_endpoint_id = v.h AND x.status = 'disabled')))
+			THEN 'paused' ELSE v.s END AS s
+		FROM unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::uuid[], $17::bigint[], $18::text[],
+			$19::text[], $20::text[], $21::text[]) AS v(eu, u, a, h, i, iu, o, t, s, m, url)
 	), d AS (
 		INSERT INTO deliveries (uuid, event_id, app_id, host_endpoint_id, installation_id, installation_uuid, organization_id,
 			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
 		SELECT v.u, e.id, v.a, v.h, v.i, v.iu, v.o, v.t, v.s, 0, $10, CASE WHEN v.s = 'pending' THEN $1::timestamptz END,
 			$1::timestamptz, $1::timestamptz, v.m, v.url
-		FROM unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::uuid[], $17::bigint[], $18::text[],
-			$19::text[], $20::text[], $21::text[]) AS v(eu, u, a, h, i, iu, o, t, s, m, url)
-		JOIN e ON e.uuid = v.eu
+		FROM v JOIN e ON e.uuid = v.eu
+		RETURNING COALESCE(app_id, -host_endpoint_id) AS dest, status
 	)
-	SELECT id, uuid::text FROM e`
+	SELECT id, uuid::text, NULL::bigint FROM e
+	UNION ALL SELECT DISTINCT NULL::bigint, NULL::text, dest FROM d WHERE status = 'pending'`
 
-// write runs publishSQL and returns the new events' ids by uuid.
-func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, error) {
-	rows, err := tx.WithContext(ctx).Raw(publishSQL, b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
+// args are publishSQL's parameters for b.
+func (b *publishBatch) args() []any {
+	return []any{b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
 		pgArray(b.eInst), pgArray(b.eBy), pgArray(b.eCount), pgArray(b.eKeys), b.maxAttempts,
 		pgArray(b.dEvent), pgArray(b.dUUIDs), pgArray(b.dApp), pgArray(b.dHost), pgArray(b.dInst), pgArray(b.dInstUUID), pgArray(b.dOrg),
-		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
-	}
+		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)}
+}
+
+// idRows is what publishSQL answers: the new events' ids and uuids.
+type idRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// scanIDs reads publishSQL's rows: the new events' ids by uuid, and the
+// destinations with a pending delivery.
+func (b *publishBatch) scanIDs(rows idRows) (map[string]int64, []ref, error) {
 	defer rows.Close()
 	ids := make(map[string]int64, len(b.eUUIDs))
+	var refs []ref
 	for rows.Next() {
-		var id int64
-		var u string
-		if err := rows.Scan(&id, &u); err != nil {
-			return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+		var id, dest *int64
+		var u *string
+		if err := rows.Scan(&id, &u, &dest); err != nil {
+			return nil, nil, err
 		}
-		ids[u] = id
+		switch {
+		case id != nil && u != nil:
+			ids[*u] = *id
+		case dest != nil:
+			refs = append(refs, ref{AppID: *dest})
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
-	}
-	return ids, nil
+	return ids, refs, rows.Err()
 }
+
+// write runs publishSQL in tx and returns the new events' ids by uuid and
+// the destinations to kick.
+func (b *publishBatch) write(ctx context.Context, tx *gorm.DB) (map[string]int64, []ref, error) {
+	rows, err := tx.WithContext(ctx).Raw(publishSQL, b.args()...).Rows()
+	if err != nil {
+		return nil, nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+	}
+	ids, refs, err := b.scanIDs(sqlRows{rows})
+	if err != nil {
+		return nil, nil, fmt.Errorf("publishing %d events: %w", len(b.eUUIDs), err)
+	}
+	return ids, refs, nil
+}
+
+// sqlRows is *sql.Rows as idRows (its Close returns an error).
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
 
 // collect adds refs to tx's collector and reports whether tx runs inside
 // Outbox.Transaction (which enqueues them after its commit).
