@@ -98,6 +98,27 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 	// submit and approve it, and Globex's admin accepts it.
 	owner.do("PUT", "/api/0/apps/acme-hooks/", map[string]any{"scopes": []string{"org:read", "issue:read", "member:read"}}).ok(t, 200, nil)
 	rev := "/api/0/apps/acme-hooks/revisions/1/"
+	// Billing: a published app with a flat and a per_unit plan; Globex on
+	// the flat one since the month before last, which is closed (a real
+	// invoice), and on the per_unit one now, for which the app reports.
+	meter := decode[plugboard.App](t, owner.do("POST", "/api/0/organizations/acme/apps/", publicApp("Acme Meter")), 201)
+	owner.do("POST", "/api/0/apps/acme-meter/plans/", map[string]any{"name": "Flat", "price": "7.00", "currency": "USD"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/apps/acme-meter/plans/", map[string]any{"name": "Metered", "pricingModel": "per_unit", "currency": "USD",
+		"unitPrice": "0.10", "unitName": "call"}).ok(t, 201, nil)
+	owner.do("POST", "/api/0/apps/acme-meter/publish-requests/", nil).ok(t, 201, nil)
+	op.do("PUT", "/api/0/apps/acme-meter/", map[string]any{"status": "published"}).ok(t, 200, nil)
+	metered := decode[plugboard.Installation](t, customer.do("POST", "/api/0/organizations/globex/installations/", map[string]any{"app": "acme-meter", "plan": "flat"}), 201).UUID
+	period := billedMonth()
+	backdate(t, p, period, metered)
+	var invoiceID string
+	for _, ids := range closeMonth(t, p, period) {
+		invoiceID = ids[0]
+	}
+	customer.do("PUT", "/api/0/installations/"+metered+"/", map[string]any{"plan": "metered"}).ok(t, 200, nil)
+	meterCreds := newClient(t, p, "")
+	meterCreds.http.Transport = basicAuth{meter.ClientID, meter.ClientSecret}
+	usage, usageBody := "/api/0/installations/"+metered+"/usage-records/", map[string]any{"quantity": 3, "idempotencyKey": "run-1"}
+	invoices := "/api/0/organizations/globex/invoices/"
 
 	type call struct {
 		c      *client
@@ -221,6 +242,16 @@ func TestEveryRouteAllowsAndDenies(t *testing.T) {
 		{"GET /api/0/reconciliation-runs/", &call{owner, "/api/0/reconciliation-runs/", nil, 403}, call{op, "/api/0/reconciliation-runs/", nil, 200}},
 		{"DELETE /api/0/installations/:uuid/", &call{clerk, "/api/0/installations/" + iid + "/", nil, 403},
 			call{customer, "/api/0/installations/" + iid + "/", nil, 204}},
+
+		{"POST /api/0/installations/:uuid/usage-records/", &call{customer, usage, usageBody, 403}, call{meterCreds, usage, usageBody, 201}},
+		{"GET /api/0/installations/:uuid/usage-records/", &call{clerk, usage, nil, 403}, call{host, usage, nil, 200}},
+		{"GET /api/0/organizations/:org/invoices/", &call{clerk, invoices, nil, 403}, call{customer, invoices, nil, 200}},
+		{"GET /api/0/organizations/:org/invoices/:invoice_id/", &call{outsider, invoices + invoiceID + "/", nil, 404}, call{customer, invoices + invoiceID + "/", nil, 200}},
+		{"GET /api/0/organizations/:org/upcoming-invoice/", &call{clerk, "/api/0/organizations/globex/upcoming-invoice/", nil, 403},
+			call{customer, "/api/0/organizations/globex/upcoming-invoice/", nil, 200}},
+		{"GET /api/0/invoices/", &call{customer, "/api/0/invoices/?status=open", nil, 403}, call{host, "/api/0/invoices/?status=open", nil, 200}},
+		{"PUT /api/0/invoices/:invoice_id/", &call{customer, "/api/0/invoices/" + invoiceID + "/", map[string]any{"status": "paid"}, 403},
+			call{host, "/api/0/invoices/" + invoiceID + "/", map[string]any{"status": "paid"}, 200}},
 
 		// Host endpoints: operators and host service tokens; every other
 		// caller, the owners and admins of any organization included, is refused.

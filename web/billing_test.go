@@ -131,6 +131,7 @@ type billingWorld struct {
 	globex, initech     *client // the organizations' owners
 	clerk               *client // a member of Globex
 	metered, flat       string  // installation uuids: Globex's, Initech's
+	clientID, secret    string  // the partner app's credentials
 	globexID, initechID string
 }
 
@@ -150,6 +151,7 @@ func newBillingWorld(t *testing.T, opts ...apptest.Option) *billingWorld {
 	w.op.do("PUT", "/api/0/apps/meter-app/", map[string]any{"status": "published"}).ok(t, 200, nil)
 	w.app = newClient(t, p, "")
 	w.app.http.Transport = basicAuth{app.ClientID, app.ClientSecret}
+	w.clientID, w.secret = app.ClientID, app.ClientSecret
 
 	rival := signUp(t, p, "dev@rival.example")
 	rival.do("POST", "/api/0/organizations/", map[string]string{"name": "Rival"}).ok(t, 201, nil)
@@ -271,6 +273,30 @@ func TestUsageRecords(t *testing.T) {
 	}
 	// The old record is still answered as itself.
 	decode[usageRecord](t, w.app.do("POST", path, usageBody(120, "job-1", at)), 200)
+
+	// The SDK's ReportUsage against the real API: a retry is the same
+	// record, marked Replayed.
+	sdk, err := plugboard.NewClient(w.p.URL, plugboard.WithClientCredentials(w.clientID, w.secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := sdk.ReportUsage(t.Context(), w.metered, plugboard.Usage{Quantity: 5, IdempotencyKey: "sdk-1"})
+	if err != nil || rec.Replayed || rec.Quantity != 5 || rec.Installation != w.metered {
+		t.Fatalf("SDK report %+v %v", rec, err)
+	}
+	if again, err := sdk.ReportUsage(t.Context(), w.metered, plugboard.Usage{Quantity: 5, IdempotencyKey: "sdk-1"}); err != nil || !again.Replayed || again.ID != rec.ID {
+		t.Errorf("SDK retry %+v %v", again, err)
+	}
+	var keys []string
+	for r, err := range sdk.AllUsageRecords(t.Context(), w.metered) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, r.IdempotencyKey)
+	}
+	if strings.Join(keys, " ") != "sdk-1 job-2 job-1" {
+		t.Errorf("SDK list %v", keys)
+	}
 }
 
 // usageCase is a usage record refused.

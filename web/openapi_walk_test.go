@@ -272,6 +272,8 @@ func (g *walkGen) pathValue(path, name string) string {
 		return g.w.deliveryA
 	case "member_id":
 		return g.w.memberA
+	case "invoice_id":
+		return g.w.invoiceA
 	case "token_id":
 		if strings.Contains(path, "service-tokens") {
 			return g.w.serviceTokenID

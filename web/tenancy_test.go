@@ -113,6 +113,15 @@ func TestCrossTenantMatrix(t *testing.T) {
 		{"POST /api/0/apps/:app_slug/revisions/:revision_id/publish-requests/", revs + "1/publish-requests/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=403 aMember=403 aInst=403 aApp=403 aAdmin=201"},
 		{"PUT /api/0/apps/:app_slug/revisions/:revision_id/", revs + "1/", map[string]any{"status": "approved"}, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
 
+		{"POST /api/0/installations/:uuid/usage-records/", inst + "/usage-records/", map[string]any{"quantity": 1, "idempotencyKey": "k1"}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=409 aApp=409 aAdmin=403"},
+		{"GET /api/0/installations/:uuid/usage-records/", inst + "/usage-records/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=200 op=200 aMember=403 aInst=200 aApp=200 aAdmin=200"},
+		{"GET /api/0/organizations/:org/invoices/", org + "/invoices/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
+		{"GET /api/0/organizations/:org/invoices/:invoice_id/", org + "/invoices/" + w.invoiceA + "/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
+		// B's admin naming A's invoice under B: not found either.
+		{"GET /api/0/organizations/:org/invoices/:invoice_id/", "/api/0/organizations/" + w.orgB + "/invoices/" + w.invoiceA + "/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=404 aInst=403 aApp=403 aAdmin=404"},
+		{"GET /api/0/organizations/:org/upcoming-invoice/", org + "/upcoming-invoice/", nil, "anon=401 bAdmin=404 bInst=403 bApp=403 host=403 op=404 aMember=403 aInst=403 aApp=403 aAdmin=200"},
+		{"GET /api/0/invoices/", "/api/0/invoices/", nil, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
+		{"PUT /api/0/invoices/:invoice_id/", "/api/0/invoices/" + w.invoiceA + "/", map[string]any{"status": "paid"}, "anon=401 bAdmin=403 bInst=403 bApp=403 host=200 op=200 aMember=403 aInst=403 aApp=403 aAdmin=403"},
 		{"GET /api/0/installations/:uuid/", inst + "/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=200 aInst=200 aApp=200 aAdmin=200"},
 		{"PUT /api/0/installations/:uuid/", inst + "/", map[string]any{"externalId": "acct-1"}, "anon=401 bAdmin=404 bInst=404 bApp=404 host=404 op=404 aMember=403 aInst=200 aApp=200 aAdmin=403"},
 		{"GET /api/0/installations/:uuid/config-vars/", inst + "/config-vars/", nil, "anon=401 bAdmin=404 bInst=404 bApp=404 host=200 op=404 aMember=403 aInst=200 aApp=403 aAdmin=200"},

@@ -34,6 +34,7 @@ type tenants struct {
 	instTokenA         string
 	hostToken          string
 	clientIDA, secretA string
+	invoiceA           string // A's invoice for the month before last
 }
 
 func newTenants(t *testing.T, opts ...apptest.Option) *tenants {
@@ -77,6 +78,20 @@ func newTenants(t *testing.T, opts ...apptest.Option) *tenants {
 	w.aAdmin.do("POST", "/api/0/apps/alpha-bot/plans/", map[string]any{"name": "Spare"}).ok(t, 201, nil)
 	w.deliveryA = firstDelivery(t, w.aAdmin, "alpha-bot")
 	w.deliveryB = firstDelivery(t, w.bAdmin, "beta-bot")
+	// A real invoice: A has had a public app of its own installed on a
+	// flat plan since the month before last, which is closed.
+	w.aAdmin.do("POST", "/api/0/organizations/alpha/apps/", publicApp("Alpha Paid")).ok(t, 201, nil)
+	w.aAdmin.do("POST", "/api/0/apps/alpha-paid/plans/", map[string]any{"name": "Team", "price": "12.00", "currency": "USD"}).ok(t, 201, nil)
+	w.aAdmin.do("POST", "/api/0/apps/alpha-paid/publish-requests/", nil).ok(t, 201, nil)
+	w.op.do("PUT", "/api/0/apps/alpha-paid/", map[string]any{"status": "published"}).ok(t, 200, nil)
+	paid := decode[plugboard.Installation](t, w.aAdmin.do("POST", "/api/0/organizations/alpha/installations/", map[string]any{"app": "alpha-paid", "plan": "team"}), 201)
+	period := billedMonth()
+	backdate(t, p, period, paid.UUID)
+	invoices := closeMonth(t, p, period)[w.orgA]
+	if len(invoices) != 1 {
+		t.Fatalf("A's invoices for %s: %v", period.Format("2006-01"), invoices)
+	}
+	w.invoiceA = invoices[0]
 	return w
 }
 
