@@ -32,6 +32,7 @@ type rig struct {
 	rdb       *redis.Client // the reserved Redis database
 	redisPort string        // ":port" of its server
 	sink      *sink
+	seeded    *seeded // api mode: the kept, seeded database (nil: a fresh one)
 }
 
 // startPlatform sets everything up; done undoes it when the run ends.
@@ -79,6 +80,19 @@ func startPlatform(ctx context.Context, o options, done *cleanups, logf func(str
 func (p *rig) createDB(ctx context.Context, o options, done *cleanups, logf func(string, ...any)) (string, error) {
 	if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return "", fmt.Errorf("-postgres: want a postgres:// URL, got %q", o.postgres)
+	}
+	if o.mode == "api" && !o.fresh {
+		tmpl, err := testenv.Template(ctx, o.postgres)
+		if err != nil {
+			return "", err
+		}
+		s, dbURL, err := openSeeded(ctx, o, tmpl, logf)
+		if err != nil {
+			return "", fmt.Errorf("the seeded database: %w", err)
+		}
+		p.seeded, p.dbName = s, s.name
+		done.add(s.release)
+		return dbURL, nil
 	}
 	dbURL, drop, err := testenv.CreateDB(ctx, testenv.DBOptions{Server: o.postgres, Prefix: "plugboard_bench_"})
 	if err != nil {
