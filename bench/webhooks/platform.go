@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -121,6 +122,11 @@ func (p *rig) startApp(o options, redisURL string, done *cleanups, logf func(str
 	}
 	var key [32]byte
 	_, _ = rand.Read(key[:])
+	if p.seeded != nil {
+		// The kept database's secrets are sealed with a key its next run
+		// must know: one derived from its name (a bench's, not a secret).
+		key = sha256.Sum256([]byte("plugboard bench " + p.seeded.name))
+	}
 	env := map[string]string{
 		"PLUGBOARD_ENV":                config.EnvTest,
 		"PLUGBOARD_DATABASE_URL":       p.dbURL,
