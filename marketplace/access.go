@@ -86,6 +86,11 @@ func (s *core) partnerApp(ctx context.Context, a Actor, ref string) (*AppView, e
 	if err := requireUser(a); err != nil {
 		return nil, err
 	}
+	k := viewKey{user: a.User.ID, ref: ref}
+	if v, ok := s.decisions.view(k); ok {
+		return &v, nil
+	}
+	gen := s.decisions.gen.Load()
 	v, err := s.view(ctx, s.db, a, ref, false)
 	if err != nil {
 		return nil, err
@@ -93,6 +98,7 @@ func (s *core) partnerApp(ctx context.Context, a Actor, ref string) (*AppView, e
 	if v.Role == "" {
 		return nil, fault.NotFound("app")
 	}
+	s.decisions.putView(k, *v, gen)
 	return v, nil
 }
 

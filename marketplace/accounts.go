@@ -144,7 +144,9 @@ func (s *Accounts) SignOut(ctx context.Context, a Actor) error {
 	if a.SessionID == 0 {
 		return fault.Invalid(fault.NoSession, "Sign-out ends a session; API tokens are revoked with DELETE /api/0/api-tokens/{token_id}/.", nil)
 	}
-	if err := s.db.WithContext(ctx).Delete(&Session{}, a.SessionID).Error; err != nil {
+	err := s.db.WithContext(ctx).Delete(&Session{}, a.SessionID).Error
+	s.decisions.forget()
+	if err != nil {
 		return fmt.Errorf("ending session: %w", err)
 	}
 	return nil
@@ -203,14 +205,24 @@ func (s *Accounts) authenticateJWT(ctx context.Context, raw string) (Actor, erro
 	if err1 != nil || err2 != nil {
 		return Actor{}, errBadToken
 	}
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND user_id = ? AND expires_at > ?", sid, uid, s.now()).Count(&n).Error; err != nil {
-		return Actor{}, fmt.Errorf("checking session: %w", err)
+	now := s.now()
+	if u, ok := s.decisions.session(sid, uid, now); ok {
+		return Actor{User: &u, SessionID: sid}, nil
 	}
-	if n == 0 {
+	gen := s.decisions.gen.Load()
+	var sess Session
+	err = s.db.WithContext(ctx).Where("id = ? AND user_id = ? AND expires_at > ?", sid, uid, now).Take(&sess).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Actor{}, errBadToken // signed out
 	}
-	return s.actorFor(ctx, uid, sid)
+	if err != nil {
+		return Actor{}, fmt.Errorf("checking session: %w", err)
+	}
+	a, err := s.actorFor(ctx, uid, sid)
+	if err == nil {
+		s.decisions.putSession(sid, *a.User, sess.ExpiresAt, gen)
+	}
+	return a, err
 }
 
 func (s *Accounts) authenticateAPIToken(ctx context.Context, token string) (Actor, error) {

@@ -108,13 +108,14 @@ type Options struct {
 // core is what every service of the package shares: the database, the
 // clock, the keys and the audit log. It holds no behaviour of a concept.
 type core struct {
-	db       *gorm.DB
-	opts     Options
-	log      *slog.Logger
-	box      *secret.Box
-	jwtKey   []byte
-	stateKey ed25519.PrivateKey
-	outbox   Publisher
+	db        *gorm.DB
+	opts      Options
+	log       *slog.Logger
+	box       *secret.Box
+	jwtKey    []byte
+	stateKey  ed25519.PrivateKey
+	outbox    Publisher
+	decisions *accessCache // access decisions reused for a second (access_cache.go)
 }
 
 func newCore(db *gorm.DB, outbox Publisher, opts Options) (*core, error) {
@@ -140,7 +141,7 @@ func newCore(db *gorm.DB, outbox Publisher, opts Options) (*core, error) {
 	// gorm stamps created_at and updated_at itself (Save, Create): with the
 	// services' clock, so an injected one holds for every row.
 	db = db.Session(&gorm.Session{NowFunc: opts.Now})
-	return &core{db: db, opts: opts, log: opts.Logger, box: box, outbox: outbox,
+	return &core{db: db, opts: opts, log: opts.Logger, box: box, outbox: outbox, decisions: newAccessCache(),
 		jwtKey:   secret.Derive(opts.SecretKey, "jwt"),
 		stateKey: ed25519.NewKeyFromSeed(secret.Derive(opts.SecretKey, "install-state"))}, nil
 }
@@ -351,6 +352,7 @@ func byRef(q *gorm.DB, table, ref string) *gorm.DB {
 
 // audit writes one audit entry inside tx.
 func (s *core) audit(tx *gorm.DB, a Actor, orgID *int64, action, targetType, targetID, targetLabel string, data JSON) error {
+	s.decisions.forget() // an audited change may change who may see what
 	e := AuditEntry{OrganizationID: orgID, ActorType: "system", Action: action, TargetType: targetType,
 		TargetID: targetID, TargetLabel: targetLabel, IP: a.IP, Data: data, CreatedAt: s.now()}
 	switch {

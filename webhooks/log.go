@@ -125,13 +125,10 @@ type Bucket struct {
 // by the hour) again and again, and one pass over a busy app's day of
 // attempts takes tens of milliseconds. Attempts this process records for
 // the app drop its figures at once; another process's are seen within
-// statsTTL.
+// statsTTL and one computation (statsStale when nobody asked meanwhile).
 func (s *Store) Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]Bucket, Bucket, error) {
 	key := statsKey{appID, since.UTC().Truncate(time.Microsecond).UnixMicro(), until.UTC().Truncate(time.Microsecond).UnixMicro(), resolution}
-	if st, ok := s.stats.get(key); ok {
-		return st.buckets, st.total, nil
-	}
-	v, err, _ := s.stats.flight.Do(fmt.Sprint(key), func() (any, error) {
+	compute := func(ctx context.Context) (any, error) {
 		version := s.stats.version(appID)
 		buckets, total, err := s.computeStats(ctx, appID, since, until, resolution)
 		if err != nil {
@@ -140,16 +137,38 @@ func (s *Store) Stats(ctx context.Context, appID int64, since, until time.Time, 
 		st := statsResult{buckets: buckets, total: total}
 		s.stats.put(key, st, version)
 		return st, nil
-	})
+	}
+	st, age, ok := s.stats.get(key)
+	switch {
+	case ok && age <= statsTTL:
+		return st.buckets, st.total, nil
+	case ok && age <= statsStale:
+		// Stale but no attempt of this process came since: answer it and
+		// compute the next in the background, so that no request waits
+		// for a pass over the range while figures exist.
+		ctx := context.WithoutCancel(ctx)
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			_, _, _ = s.stats.flight.Do(fmt.Sprint(key), func() (any, error) { return compute(ctx) })
+		}()
+		return st.buckets, st.total, nil
+	}
+	v, err, _ := s.stats.flight.Do(fmt.Sprint(key), func() (any, error) { return compute(ctx) })
 	if err != nil {
 		return nil, Bucket{}, err
 	}
-	st := v.(statsResult)
+	st = v.(statsResult)
 	return st.buckets, st.total, nil
 }
 
-// statsTTL is how long a process keeps an app's figures for a range.
-const statsTTL = 5 * time.Second
+// statsTTL is how long a process answers with an app's figures for a
+// range as they are; until statsStale it answers with them while it
+// computes the next. Attempts recorded by this process drop them at once.
+const (
+	statsTTL   = 5 * time.Second
+	statsStale = 30 * time.Second
+)
 
 type statsKey struct {
 	app          int64
@@ -181,14 +200,16 @@ func newStatsCache() *statsCache {
 	return &statsCache{m: map[statsKey]statsEntry{}, versions: map[int64]uint64{}}
 }
 
-func (c *statsCache) get(k statsKey) (statsResult, bool) {
+// get is k's figures and their age, unless attempts were recorded for
+// its app since they were computed.
+func (c *statsCache) get(k statsKey) (statsResult, time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
-	if !ok || time.Since(e.at) > statsTTL || e.version != c.versions[k.app] {
-		return statsResult{}, false
+	if !ok || e.version != c.versions[k.app] {
+		return statsResult{}, 0, false
 	}
-	return e.st, true
+	return e.st, time.Since(e.at), true
 }
 
 func (c *statsCache) put(k statsKey, st statsResult, version uint64) {

@@ -104,6 +104,13 @@ func template(ctx context.Context, server string) (string, error) {
 	return t.name, t.err
 }
 
+// Template is the name of the migrated template database on server (built
+// once per process, as CreateDB does): for a caller that keeps a database
+// of its own made from it, such as the webhook benchmark's seeded one.
+func Template(ctx context.Context, server string) (string, error) {
+	return template(ctx, server)
+}
+
 func buildTemplate(ctx context.Context, server, name string) error {
 	conn, err := pgx.Connect(ctx, server)
 	if err != nil {

@@ -81,6 +81,7 @@ func (c *client) signIn(ctx context.Context, email string) error {
 
 // world is what setup built.
 type world struct {
+	run          string    // the suffix of setup's names (the partner is partner-<run>@bench.example)
 	orgs         []custOrg // where events are published
 	installs     int       // installations of bench apps in them
 	appSlugs     []string
@@ -144,7 +145,7 @@ func setup(ctx context.Context, p *rig, o options, hc *http.Client, logf func(st
 	if err := partner.do(ctx, "POST", "/api/0/organizations/", map[string]string{"name": "Bench Partner " + run}, 201, &org); err != nil {
 		return nil, err
 	}
-	w := &world{partnerToken: partner.token}
+	w := &world{run: run, partnerToken: partner.token}
 	viaAPI := o.apps
 	if o.mode == "wide" {
 		viaAPI = 1

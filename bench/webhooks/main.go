@@ -76,6 +76,9 @@ type options struct {
 	redisAddr   string
 	redisDB     int
 	keep        bool
+	fresh       bool
+	reuseAge    time.Duration
+	seedConns   int
 	strict      bool
 	seed        int64
 }
@@ -122,6 +125,9 @@ func main() {
 	flag.StringVar(&o.redisAddr, "redis", "", "a Redis server to reserve a database of; by default the run starts a redis-server of its own")
 	flag.IntVar(&o.redisDB, "redis-db", 15, "Redis database to use (flushed at start and end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the database afterwards (for inspection)")
+	flag.BoolVar(&o.fresh, "fresh", false, "api mode: seed a database of this run's own (dropped afterwards unless -keep) instead of reusing the kept one")
+	flag.DurationVar(&o.reuseAge, "reuse-age", 12*time.Hour, "api mode: reuse the kept seeded database when it was seeded less than this long ago")
+	flag.IntVar(&o.seedConns, "seed-conns", 3, "api mode: connections that seed the attempts and build the indexes in parallel")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target is missed (the report is printed either way)")
 	flag.Int64Var(&o.seed, "seed", 1, "seed of the random choices (which apps each organization installs, which organization an event goes to)")
 	flag.Parse()
@@ -230,7 +236,12 @@ func run(o options) (*report, error) {
 
 	hc := newHTTPClient(o.publishers + 4)
 	setupStart := time.Now()
-	w, err := setup(ctx, p, o, hc, logf)
+	var w *world
+	if p.seeded != nil && p.seeded.saved != nil {
+		w, err = p.seeded.world(ctx, p.base, hc)
+	} else {
+		w, err = setup(ctx, p, o, hc, logf)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
@@ -246,9 +257,15 @@ func run(o options) (*report, error) {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	if o.mode == "api" {
-		if err := seedAttempts(ctx, p, w, o.attempts, logf); err != nil {
+	if o.mode == "api" && (p.seeded == nil || p.seeded.saved == nil) {
+		if err := seedAttempts(ctx, p, w, o.attempts, o.seedConns, logf); err != nil {
 			return nil, fmt.Errorf("seeding attempts: %w", err)
+		}
+		if p.seeded != nil {
+			if err := p.seeded.save(ctx, p.dbURL, w); err != nil {
+				return nil, fmt.Errorf("recording the seeded world: %w", err)
+			}
+			logf("kept %s for the next run", p.seeded.name)
 		}
 	}
 	if o.ceiling > 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ type rig struct {
 	rdb       *redis.Client // the reserved Redis database
 	redisPort string        // ":port" of its server
 	sink      *sink
+	seeded    *seeded // api mode: the kept, seeded database (nil: a fresh one)
 }
 
 // startPlatform sets everything up; done undoes it when the run ends.
@@ -80,6 +82,19 @@ func (p *rig) createDB(ctx context.Context, o options, done *cleanups, logf func
 	if u, err := url.Parse(o.postgres); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return "", fmt.Errorf("-postgres: want a postgres:// URL, got %q", o.postgres)
 	}
+	if o.mode == "api" && !o.fresh {
+		tmpl, err := testenv.Template(ctx, o.postgres)
+		if err != nil {
+			return "", err
+		}
+		s, dbURL, err := openSeeded(ctx, o, tmpl, logf)
+		if err != nil {
+			return "", fmt.Errorf("the seeded database: %w", err)
+		}
+		p.seeded, p.dbName = s, s.name
+		done.add(s.release)
+		return dbURL, nil
+	}
 	dbURL, drop, err := testenv.CreateDB(ctx, testenv.DBOptions{Server: o.postgres, Prefix: "plugboard_bench_"})
 	if err != nil {
 		return "", fmt.Errorf("creating the bench database: %w", err)
@@ -107,6 +122,11 @@ func (p *rig) startApp(o options, redisURL string, done *cleanups, logf func(str
 	}
 	var key [32]byte
 	_, _ = rand.Read(key[:])
+	if p.seeded != nil {
+		// The kept database's secrets are sealed with a key its next run
+		// must know: one derived from its name (a bench's, not a secret).
+		key = sha256.Sum256([]byte("plugboard bench " + p.seeded.name))
+	}
 	env := map[string]string{
 		"PLUGBOARD_ENV":                config.EnvTest,
 		"PLUGBOARD_DATABASE_URL":       p.dbURL,

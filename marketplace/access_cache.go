@@ -1,0 +1,101 @@
+package marketplace
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// accessTTL is how long an access decision is reused: a signed-in user's
+// session and user row (authenticateJWT), a partner's view of an app
+// (partnerApp). A delivery log dashboard polls several routes a second;
+// each decision was four SQL lookups. Every audited change (memberships,
+// apps, suspensions, tokens: core.audit) and every sign-out in this process
+// drops every decision at once; another process's changes are seen within
+// accessTTL, so a session ended or a member removed elsewhere stops
+// working within a second.
+const accessTTL = time.Second
+
+// accessCache keeps access decisions for accessTTL, each stamped with the
+// generation it was read in; forget starts a new generation.
+type accessCache struct {
+	gen      atomic.Uint64
+	mu       sync.Mutex
+	sessions map[int64]sessionEntry // by session id
+	views    map[viewKey]viewEntry
+}
+
+type sessionEntry struct {
+	user    User
+	expires time.Time // the session's own expiry
+	at      time.Time
+	gen     uint64
+}
+
+type viewKey struct {
+	user int64
+	ref  string
+}
+
+type viewEntry struct {
+	view AppView
+	at   time.Time
+	gen  uint64
+}
+
+func newAccessCache() *accessCache {
+	return &accessCache{sessions: map[int64]sessionEntry{}, views: map[viewKey]viewEntry{}}
+}
+
+// forget drops every decision (something that decides access changed).
+func (c *accessCache) forget() {
+	c.gen.Add(1)
+	c.mu.Lock()
+	clear(c.sessions)
+	clear(c.views)
+	c.mu.Unlock()
+}
+
+func (c *accessCache) fresh(at time.Time, gen uint64) bool {
+	return gen == c.gen.Load() && time.Since(at) < accessTTL
+}
+
+// session is session sid's user if it was read within accessTTL and is
+// not past its expiry at now.
+func (c *accessCache) session(sid, uid int64, now time.Time) (User, bool) {
+	c.mu.Lock()
+	e, ok := c.sessions[sid]
+	c.mu.Unlock()
+	if !ok || !c.fresh(e.at, e.gen) || e.user.ID != uid || !now.Before(e.expires) {
+		return User{}, false
+	}
+	return e.user, true
+}
+
+func (c *accessCache) putSession(sid int64, u User, expires time.Time, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sessions) > 10000 {
+		clear(c.sessions)
+	}
+	c.sessions[sid] = sessionEntry{user: u, expires: expires, at: time.Now(), gen: gen}
+}
+
+func (c *accessCache) view(k viewKey) (AppView, bool) {
+	c.mu.Lock()
+	e, ok := c.views[k]
+	c.mu.Unlock()
+	if !ok || !c.fresh(e.at, e.gen) {
+		return AppView{}, false
+	}
+	return e.view, true
+}
+
+func (c *accessCache) putView(k viewKey, v AppView, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.views) > 10000 {
+		clear(c.views)
+	}
+	c.views[k] = viewEntry{view: v, at: time.Now(), gen: gen}
+}
