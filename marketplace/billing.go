@@ -146,17 +146,21 @@ func (s *Billing) closeOrganizations(ctx context.Context, start, end time.Time) 
 			}
 		})
 	}
-	defer func() {
-		close(next)
-		wg.Wait()
-	}()
+	err = s.feedClosers(ctx, start, end, next)
+	close(next)
+	wg.Wait()
+	return closed, invoices, failed, err
+}
+
+// feedClosers sends the period's open organizations to next, in chunks.
+func (s *Billing) feedClosers(ctx context.Context, start, end time.Time, next chan<- []int64) error {
 	for after := int64(0); ctx.Err() == nil; {
 		orgs, err := s.openOrganizations(ctx, start, end, after)
 		if err != nil {
-			return closed, invoices, failed, err
+			return err
 		}
 		if len(orgs) == 0 {
-			break
+			return nil
 		}
 		after = orgs[len(orgs)-1]
 		// Each closer gets a few chunks of the batch, so none idles at its
@@ -166,7 +170,7 @@ func (s *Billing) closeOrganizations(ctx context.Context, start, end time.Time) 
 			next <- orgs[i:min(i+size, len(orgs))]
 		}
 	}
-	return closed, invoices, failed, nil
+	return nil
 }
 
 // tally adds the organizations closed and invoices written of a chunk;
