@@ -112,3 +112,7 @@ func prorate(amount, part, whole int64) int64 {
 	}
 	return int64(q)
 }
+
+// FormatAmount writes minor units of currency code as the decimal the API
+// and the UI show: 4550 USD → "45.50", 4500 JPY → "4500".
+func FormatAmount(minor int64, code string) string { return formatAmount(minor, code) }
