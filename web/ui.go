@@ -134,7 +134,7 @@ type templates map[string]*template.Template
 // parseTemplates parses every page with templateFuncs and the server's own
 // functions (cursor, which signs with the server's key).
 func parseTemplates(own template.FuncMap) templates {
-	base := template.Must(template.New("layout.html").Funcs(templateFuncs).Funcs(own).ParseFS(templateFS, "templates/layout.html", "templates/partials*.html"))
+	base := template.Must(template.New("layout.html").Funcs(templateFuncs).Funcs(billingFuncs).Funcs(own).ParseFS(templateFS, "templates/layout.html", "templates/partials*.html"))
 	pages, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)
@@ -361,12 +361,8 @@ var templateFuncs = template.FuncMap{
 		}
 		return p.Text
 	},
-	"money": func(p marketplace.Plan) string {
-		if p.IsFree() {
-			return "Free"
-		}
-		return fmt.Sprintf("%s %s / %s", p.Price, strings.ToUpper(p.Currency), p.Interval)
-	},
+	// money is a plan's price in a few words (ui_billing.go's planTerms has the rest).
+	"money": func(p marketplace.Plan) string { return termsOf(p).Price },
 	"initial": func(s string) string {
 		s = strings.TrimSpace(s)
 		if s == "" {
