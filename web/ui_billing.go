@@ -83,6 +83,9 @@ var billingFuncs = map[string]any{
 		}
 		return tt.UTC().Format("2 Jan 2006")
 	},
+	// lastDay is the day of the last second before t: a line's end,
+	// which is exclusive.
+	"lastDay":     func(t time.Time) string { return t.Add(-time.Second).UTC().Format("2 Jan 2006") },
 	"lineDetail":  lineDetail,
 	"invoiceTone": invoiceTone,
 	"unitName": func(names map[int64]string, l marketplace.InvoiceLine) string {

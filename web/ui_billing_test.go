@@ -155,7 +155,7 @@ func TestConsentShowsWhatPlansCost(t *testing.T) {
 		wantTerms(t, "consent "+slug, planCard(t, doc, slug), want)
 	}
 
-	oauth := admin.get("/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {w.app.ClientID},
+	oauth := admin.get("/oauth/authorize?"+url.Values{"response_type": {"code"}, "client_id": {w.app.ClientID},
 		"redirect_uri": {w.oauth.RedirectURL}, "state": {"s1"}, "code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGIC2NSgXM"},
 		"code_challenge_method": {"S256"}}.Encode()).ok(200, "Authorization request").doc()
 	wantTerms(t, "oauth consent trial", planCard(t, oauth, "trial"), trialTerms)
@@ -335,7 +335,7 @@ func TestBillingPage(t *testing.T) {
 			newBrowser(t, p).get(path).ok(200, "Sign in").at("/login")
 		}
 		// Customer's invoice under another organization, and ids that are none.
-		stranger.get("/orgs/trialist/billing/invoices/"+ids[0]).ok(404)
+		stranger.get("/orgs/trialist/billing/invoices/" + ids[0]).ok(404)
 		admin.get("/orgs/customer/billing/invoices/999999").ok(404)
 		admin.get("/orgs/customer/billing/invoices/abc").ok(404)
 		// The navigation offers Billing to admins only.
