@@ -60,6 +60,10 @@ type InstallationPage struct {
 	// Suspension is the installation's suspension, with who suspended it
 	// and who may lift it; nil when it is not suspended (suspensions.go).
 	Suspension *Suspension
+	// Quotes are, by plan id, what moving to each plan now costs for the
+	// rest of the open period (billing_quote.go); for admins, who may
+	// change the plan.
+	Quotes map[int64]PlanQuote
 }
 
 // InstallationPage is live installation id of organization orgRef, for
@@ -111,6 +115,11 @@ func (s *Installs) InstallationPage(ctx context.Context, a Actor, orgRef, id str
 		}
 		if err != nil {
 			return nil, fmt.Errorf("plans of installation %s: %w", inst.UUID, err)
+		}
+	}
+	if acc.IsAdmin() {
+		if pg.Quotes, err = planQuotes(ctx, s.db, s.now(), inst, pg.Plans); err != nil {
+			return nil, err
 		}
 	}
 	return pg, nil

@@ -165,7 +165,7 @@ type payoutJSON struct {
 }
 
 func toPayoutJSON(st marketplace.PayoutStatement) payoutJSON {
-	f := func(n int64) string { return marketplace.FormatMoney(n, st.Currency) }
+	f := func(n int64) string { return marketplace.FormatAmount(n, st.Currency) }
 	out := payoutJSON{ID: st.ID(), Period: marketplace.FormatPeriod(st.Period), Currency: st.Currency, Status: st.Status,
 		Gross: f(st.Gross), Commission: f(st.Commission), Net: f(st.Net), Lines: make([]payoutLineJSON, len(st.Lines))}
 	for i, l := range st.Lines {

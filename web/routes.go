@@ -172,6 +172,8 @@ func (s *Server) routes() {
 	ui.user(http.MethodGet, "/orgs/:org/members/:id/remove", s.orgRemoveMemberConfirm)
 	ui.user(http.MethodPost, "/orgs/:org/members/:id/remove", s.orgRemoveMember)
 	ui.user(http.MethodGet, "/orgs/:org/audit-log", s.orgAuditPage)
+	ui.user(http.MethodGet, "/orgs/:org/billing", s.orgBillingPage)
+	ui.user(http.MethodGet, "/orgs/:org/billing/invoices/:id", s.orgInvoicePage)
 	// The partner dashboard
 	ui.user(http.MethodGet, "/orgs/:org/apps", s.partnerApps)
 	ui.user(http.MethodGet, "/orgs/:org/apps/new", s.partnerNewApp)

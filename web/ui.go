@@ -134,7 +134,7 @@ type templates map[string]*template.Template
 // parseTemplates parses every page with templateFuncs and the server's own
 // functions (cursor, which signs with the server's key).
 func parseTemplates(own template.FuncMap) templates {
-	base := template.Must(template.New("layout.html").Funcs(templateFuncs).Funcs(own).ParseFS(templateFS, "templates/layout.html", "templates/partials*.html"))
+	base := template.Must(template.New("layout.html").Funcs(templateFuncs).Funcs(billingFuncs).Funcs(own).ParseFS(templateFS, "templates/layout.html", "templates/partials*.html"))
 	pages, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)
@@ -362,17 +362,13 @@ var templateFuncs = template.FuncMap{
 		return p.Text
 	},
 	// amount writes minor units with the currency's digits: "45.00".
-	"amount": marketplace.FormatMoney,
+	"amount": marketplace.FormatAmount,
 	// period writes a billing period's month: "2026-11".
 	"period": marketplace.FormatPeriod,
 	// commission writes basis points as a percentage: "12.50".
 	"commission": marketplace.FormatCommission,
-	"money": func(p marketplace.Plan) string {
-		if p.IsFree() {
-			return "Free"
-		}
-		return fmt.Sprintf("%s %s / %s", p.Price, strings.ToUpper(p.Currency), p.Interval)
-	},
+	// money is a plan's price in a few words (ui_billing.go's planTerms has the rest).
+	"money": func(p marketplace.Plan) string { return termsOf(p).Price },
 	"initial": func(s string) string {
 		s = strings.TrimSpace(s)
 		if s == "" {

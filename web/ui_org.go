@@ -57,6 +57,9 @@ type orgInstallationData struct {
 	// Suspension is the installation's, nil when it is not suspended
 	// (ui_suspensions.go).
 	Suspension *marketplace.Suspension
+	// Quotes are what each plan costs for the rest of the month, by plan
+	// id (admins only; ui_billing.go words them).
+	Quotes map[int64]marketplace.PlanQuote
 }
 
 // orgInstallation is the page of the installation in the path, of the
@@ -93,7 +96,7 @@ func (s *Server) orgInstallationView(c echo.Context, pg *marketplace.Installatio
 	v := s.newView(c, inst.App.Name+" · "+org.Org.Name)
 	v.Section = "installed"
 	v.Data = orgInstallationData{Org: org, Admin: org.IsAdmin(), Inst: inst, Summary: pg.Summary, Scopes: pg.Scopes, Plans: pg.Plans,
-		ConfigVars: pg.ConfigVarNames, PendingScopes: pg.PendingScopes, PendingEvents: pg.PendingEvents, Suspension: pg.Suspension}
+		ConfigVars: pg.ConfigVarNames, PendingScopes: pg.PendingScopes, PendingEvents: pg.PendingEvents, Suspension: pg.Suspension, Quotes: pg.Quotes}
 	return v
 }
 
@@ -147,7 +150,7 @@ func (s *Server) orgChangePlan(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.redirect(c, "/orgs/"+org.Org.Slug+"/installations/"+inst.UUID, "Plan changed. "+inst.App.Name+" has been told.")
+	return s.redirect(c, "/orgs/"+org.Org.Slug+"/installations/"+inst.UUID, "Plan changed. "+inst.App.Name+" has been told."+quoteNote(pg, plan))
 }
 
 func (s *Server) orgUninstallConfirm(c echo.Context) error {

@@ -216,7 +216,7 @@ func (s *Server) payoutsCSV(c echo.Context, app *marketplace.AppView) error {
 	_ = w.Write([]string{"statement", "status", "currency", "invoice", "invoice_line", "organization", "installation", "plan", "kind",
 		"billing_period", "date_paid", "commission_rate", "gross", "commission", "net"})
 	for _, st := range list {
-		f := func(n int64) string { return marketplace.FormatMoney(n, st.Currency) }
+		f := func(n int64) string { return marketplace.FormatAmount(n, st.Currency) }
 		for _, l := range st.Lines {
 			_ = w.Write([]string{st.ID(), st.Status, st.Currency, strconv.FormatInt(l.InvoiceID, 10), strconv.FormatInt(l.InvoiceLineID, 10),
 				csvCell(l.Organization), l.InstallationUUID, csvCell(l.Plan.Name), l.Kind, marketplace.FormatPeriod(l.Period),
