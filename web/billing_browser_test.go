@@ -10,7 +10,7 @@ import (
 // that it starts free, the admin installs it, and the Billing page shows
 // its line in the upcoming invoice.
 func TestBrowserBillingJourney(t *testing.T) {
-	w := billingWorld(t)
+	w := uiBillingWorld(t)
 	b := newTab(t, w.p.URL)
 	signInTab(b, "admin@customer.example")
 
