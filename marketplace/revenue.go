@@ -39,7 +39,6 @@ type Money struct {
 // String writes the amount with the currency's ISO 4217 digits: "45.00".
 func (m Money) String() string { return formatAmount(m.Minor, m.Currency) }
 
-
 // RevenueQuery is the range and resolution of an app's revenue. Since and
 // Until are widened to whole buckets; nil takes the defaults: until the end
 // of the current bucket, since twelve buckets (thirty days) before.
