@@ -106,16 +106,6 @@ func texts(n *html.Node, attr string) []string {
 	return out
 }
 
-// parent is the nearest ancestor of n that is a tag element.
-func parent(n *html.Node, tag string) *html.Node {
-	for p := n.Parent; p != nil; p = p.Parent {
-		if p.Type == html.ElementNode && p.Data == tag {
-			return p
-		}
-	}
-	return nil
-}
-
 // planCard is the element showing plan slug on a page: the label of its
 // radio button, or (on the listing) the card holding its name.
 func planCard(t *testing.T, doc *html.Node, slug string) *html.Node {
