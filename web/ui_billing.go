@@ -71,8 +71,9 @@ type planTerms struct {
 // billingFuncs are the templates' billing words.
 var billingFuncs = map[string]any{
 	"planTerms": termsOf,
-	// amount is minor units with the currency: "45.00 USD".
-	"amount": func(minor int64, code string) string { return marketplace.FormatAmount(minor, code) + " " + code },
+	// amountIn is minor units with the currency: "45.00 USD" (amount,
+	// in ui.go, is the bare "45.00" of the revenue tables).
+	"amountIn": func(minor int64, code string) string { return marketplace.FormatAmount(minor, code) + " " + code },
 	// monthOf names a period: "December 2026".
 	"monthOf": func(t time.Time) string { return t.UTC().Format("January 2006") },
 	// day is a date: "14 Dec 2026".
