@@ -6,17 +6,17 @@ import (
 	"time"
 )
 
-// accessTTL is how long an access decision is reused: a signed-in user's
+// AccessTTL is how long an access decision is reused: a signed-in user's
 // session and user row (authenticateJWT), a partner's view of an app
 // (partnerApp). A delivery log dashboard polls several routes a second;
 // each decision was four SQL lookups. Every audited change (memberships,
 // apps, suspensions, tokens: core.audit) and every sign-out in this process
 // drops every decision at once; another process's changes are seen within
-// accessTTL, so a session ended or a member removed elsewhere stops
+// AccessTTL, so a session ended or a member removed elsewhere stops
 // working within a second.
-const accessTTL = time.Second
+const AccessTTL = time.Second
 
-// accessCache keeps access decisions for accessTTL, each stamped with the
+// accessCache keeps access decisions for AccessTTL, each stamped with the
 // generation it was read in; forget starts a new generation.
 type accessCache struct {
 	gen      atomic.Uint64
@@ -57,10 +57,10 @@ func (c *accessCache) forget() {
 }
 
 func (c *accessCache) fresh(at time.Time, gen uint64) bool {
-	return gen == c.gen.Load() && time.Since(at) < accessTTL
+	return gen == c.gen.Load() && time.Since(at) < AccessTTL
 }
 
-// session is session sid's user if it was read within accessTTL and is
+// session is session sid's user if it was read within AccessTTL and is
 // not past its expiry at now.
 func (c *accessCache) session(sid, uid int64, now time.Time) (User, bool) {
 	c.mu.Lock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/plugboard/plugboard/app/testenv"
 	"github.com/plugboard/plugboard/config"
+	"github.com/plugboard/plugboard/marketplace"
 )
 
 // TestPostgresDownAnswers503: while PostgreSQL is unreachable every route
@@ -39,6 +40,9 @@ func TestPostgresDownAnswers503(t *testing.T) {
 	h.publish(t, "before")
 
 	pg.Cut()
+	// A signed-in user's access is reused for marketplace.AccessTTL; past
+	// it, every request needs PostgreSQL again.
+	time.Sleep(marketplace.AccessTTL + 100*time.Millisecond)
 	for _, r := range requests {
 		t.Run("down/"+r.name, func(t *testing.T) {
 			res := r.c.do(r.method, r.path, r.body)
