@@ -527,3 +527,14 @@ func here(r *http.Request) string {
 	}
 	return r.URL.Path
 }
+
+// refuse answers a form's refusal: the page name rebuilt by build as it
+// now stands, with err beside its fields, in err's status.
+func (s *Server) refuse(c echo.Context, err error, name string, build func(echo.Context) (*view, error)) error {
+	v, verr := build(c)
+	if verr != nil {
+		return verr
+	}
+	v.fail(err, c)
+	return s.render(c, uiStatus(err), name, v)
+}

@@ -94,12 +94,7 @@ func (s *Server) adminDecide(c echo.Context, status string, reason *string) erro
 	app, err := s.opts.Apps.UpdateApp(c.Request().Context(), actor(c), c.Param("slug"),
 		marketplace.AppUpdate{Status: &status, StatusReason: reason})
 	if formFault(err) {
-		v, verr := s.adminAppView(c)
-		if verr != nil {
-			return verr
-		}
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "admin_review_app", v)
+		return s.refuse(c, err, "admin_review_app", s.adminAppView)
 	}
 	if err != nil {
 		return err
@@ -161,12 +156,7 @@ func (s *Server) adminCreateEventType(c echo.Context) error {
 		et, err = s.opts.Events.CreateEventType(c.Request().Context(), actor(c), n)
 	}
 	if formFault(err) {
-		v, verr := s.adminEventTypesView(c)
-		if verr != nil {
-			return verr
-		}
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "admin_event_types", v)
+		return s.refuse(c, err, "admin_event_types", s.adminEventTypesView)
 	}
 	if err != nil {
 		return err

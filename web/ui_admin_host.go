@@ -78,12 +78,7 @@ func (s *Server) adminCreateHostEndpoint(c echo.Context) error {
 	}
 	h, err := s.opts.HostEndpoints.CreateHostEndpoint(c.Request().Context(), actor(c), hostForm(c))
 	if formFault(err) {
-		v, verr := s.adminHostsView(c)
-		if verr != nil {
-			return verr
-		}
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "admin_host_endpoints", v)
+		return s.refuse(c, err, "admin_host_endpoints", s.adminHostsView)
 	}
 	if err != nil {
 		return err
@@ -178,12 +173,7 @@ func (s *Server) adminUpdateHostEndpoint(c echo.Context) error {
 	}
 	_, err := s.opts.HostEndpoints.UpdateHostEndpoint(c.Request().Context(), actor(c), c.Param("id"), hostForm(c))
 	if formFault(err) {
-		v, verr := s.adminHostView(c)
-		if verr != nil {
-			return verr
-		}
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "admin_host_endpoint", v)
+		return s.refuse(c, err, "admin_host_endpoint", s.adminHostView)
 	}
 	if err != nil {
 		return err

@@ -272,12 +272,7 @@ func (s *Server) adminSetCommission(c echo.Context) error {
 		}
 	}
 	if formFault(err) {
-		v, verr := s.adminRevenueView(c)
-		if verr != nil {
-			return verr
-		}
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "admin_revenue", v)
+		return s.refuse(c, err, "admin_revenue", s.adminRevenueView)
 	}
 	if err != nil {
 		return err

@@ -70,12 +70,7 @@ func (s *Server) adminRevisionPage(c echo.Context) error {
 func (s *Server) adminDecideRevision(c echo.Context, status string, reason *string) error {
 	rev, err := s.opts.Revisions.DecideRevision(c.Request().Context(), actor(c), c.Param("slug"), c.Param("number"), status, reason)
 	if formFault(err) {
-		v, verr := s.adminRevisionView(c)
-		if verr != nil {
-			return verr
-		}
-		v.fail(err, c)
-		return s.render(c, uiStatus(err), "admin_review_revision", v)
+		return s.refuse(c, err, "admin_review_revision", s.adminRevisionView)
 	}
 	if err != nil {
 		return err
