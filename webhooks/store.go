@@ -108,80 +108,64 @@ func (c claimed) destination(ep cachedEndpoint) (method, url string) {
 	return http.MethodPost, ep.ep.URL
 }
 
-// claimSQL leases up to a batch of the app's due deliveries to this
-// worker: it writes claimed_until (a HOT update: no index of deliveries
-// names it) and commits at once; the record is a transaction of its own
-// (recordSQL). A lease, not row locks held across the batch's requests:
-// the drains' transactions no longer stay open across HTTP sends (which
-// held back the xmin horizon, so the dead delivery_queue entries of
-// delivered rows were never pruned), and a leased delivery leaves the due
-// range of delivery_queue_app_due_idx (the queue is due when the lease
-// ends, migration 00022), so the next claim starts at the first unclaimed
-// row instead of walking past every row other drains hold.
-//
-// Candidates are locked in delivery_queue alone first (SKIP LOCKED, only
-// the claims under way right now), then their deliveries (SKIP LOCKED
-// too: a claim never waits, so it cannot deadlock with a record or a
-// pause, which lock deliveries before delivery_queue), and the events are
-// read for the rows won. A delivery recorded by a transaction that
+// claimSQL locks up to a batch of the app's due deliveries for the
+// transaction that will record their outcome. They are found in
+// delivery_queue (migration 00019: deliveries has no index on what an
+// outcome changes, so recording it is a HOT update), and checked again on
+// the delivery row itself: a delivery recorded by a transaction that
 // committed after this statement's snapshot is re-read under the lock
-// (EvalPlanQual): its queue row is gone or no longer due, its delivery no
-// longer pending or leased, so it is not sent twice.
+// (EvalPlanQual) and no longer pending, so it is not sent twice. SKIP
+// LOCKED: concurrent drains split the work, no two send the same delivery.
+// A lock (not a written claim) holds them: a worker that dies mid-batch
+// drops its connection, PostgreSQL rolls back, and the deliveries are due
+// again at once, with no second row version and no index entries for the
+// claim. claimed_until is still honoured for claims written by older
+// versions.
 //
-// The lease ($3) is Dispatcher.lease: no request of the batch starts
-// unless it ends within it, with room to record. A worker that dies
-// mid-batch leaves its deliveries leased until then; they are due again
-// afterwards, for the drains and the relay. One that outlives its lease
-// without dying (stalled longer than the lease) may see the delivery sent
-// again by another: the one duplicate outside a crash the lease allows.
+// The candidates are locked in delivery_queue alone (the due CTE), and
+// only the rows won are joined to deliveries and events and locked there
+// (for pauseSQL and holdSQL, which skip what a worker holds). Locking
+// after the joins, as before, read a deliveries and an events row for
+// every candidate another drain held: with 16 drains of one app, 5,216
+// index rows and about 15 primary-key probes per delivered row in the
+// batch bench. A claim never waits for a lock, so it cannot deadlock with
+// a record or a pause.
 const claimSQL = `
 	WITH due AS (
 		SELECT q.delivery_id FROM delivery_queue q
 		WHERE q.app_id = $1 AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
 		ORDER BY q.next_attempt_at LIMIT $2
 		FOR NO KEY UPDATE SKIP LOCKED
-	), locked AS (
-		SELECT d.id FROM due JOIN deliveries d ON d.id = due.delivery_id
-		WHERE d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
-		  AND (d.claimed_until IS NULL OR d.claimed_until < now())
-		FOR NO KEY UPDATE OF d SKIP LOCKED
-	), c AS (
-		UPDATE deliveries d SET claimed_until = now() + $3::bigint * interval '1 millisecond'
-		FROM locked WHERE d.id = locked.id
-		RETURNING d.id, d.uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid, d.event_id, d.next_attempt_at,
-			d.target_method, d.target_url
 	)
-	SELECT c.id, c.uuid::text, c.attempts, c.max_attempts, c.event_type, c.installation_uuid::text, e.data::text, e.created_at, c.next_attempt_at,
-		c.target_method, c.target_url
-	FROM c JOIN events e ON e.id = c.event_id
-	ORDER BY c.next_attempt_at`
+	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at,
+		d.target_method, d.target_url
+	FROM due JOIN deliveries d ON d.id = due.delivery_id JOIN events e ON e.id = d.event_id
+	WHERE d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
+	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
+	ORDER BY d.next_attempt_at
+	FOR NO KEY UPDATE OF d SKIP LOCKED`
 
 // claimHostSQL is claimSQL for a host endpoint (delivery_queue_host_due_idx).
 var claimHostSQL = strings.Replace(claimSQL, "q.app_id = $1", "q.host_endpoint_id = $1", 1)
 
-// claim leases up to limit of the app's due deliveries to this worker
-// (claimSQL) and commits, in one round trip; the record is a transaction
-// of its own (record). appID is a destination key: a host endpoint's
-// claims claimHostSQL.
-//
-// The claim commits with synchronous_commit off: a PostgreSQL crash may
-// lose the last few milliseconds of commits, and so a lease; the delivery
-// is then due again and may be sent a second time, with the same
-// webhook-id, which at-least-once delivery allows after a crash. Nothing
-// is lost: the delivery row was committed durably by its publish.
+// claim begins a transaction on c and locks up to limit of the app's due
+// deliveries in it (claimSQL), in one round trip. With none, it commits.
+// appID is a destination key: a host endpoint's claims claimHostSQL.
 func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) ([]claimed, error) {
 	query, dest := claimSQL, appID
 	if id, ok := IsHostKey(appID); ok {
 		query, dest = claimHostSQL, id
 	}
-	// Dispatcher.lease: the limiter budget, two requests' timeout, room to
-	// record.
-	lease := waitBudget + 2*s.opts.Timeout + 5*time.Second
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(planSettings)
-	b.Queue(query, dest, limit, lease.Milliseconds())
-	b.Queue("COMMIT")
+	// The claim and the record are index lookups by design. Plan them once
+	// per connection (planning them for every batch cost a fifth of
+	// PostgreSQL's time), and never as a sequential scan, which a plan made
+	// while the table was young and small could otherwise keep for good.
+	// The transaction commits asynchronously (see record).
+	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), " +
+		"set_config('synchronous_commit', 'off', true)")
+	b.Queue(query, dest, limit)
 	br := c.SendBatch(ctx, b)
 	var rows []claimed
 	_, err := br.Exec()
@@ -207,35 +191,31 @@ func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) 
 			}
 		}
 	}
-	if err == nil {
-		_, err = br.Exec() // COMMIT
-	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claiming deliveries of app %d: %w", appID, err)
 	}
+	if len(rows) == 0 {
+		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+			return nil, fmt.Errorf("claiming deliveries of app %d: %w", appID, err)
+		}
+	}
 	return rows, nil
 }
 
-// planSettings opens the claim's and the record's transactions. Both
-// statements are index lookups by design: plan them once per connection
-// (planning them for every batch cost a fifth of PostgreSQL's time), and
-// never as a sequential scan, which a plan made while the table was young
-// and small could otherwise keep for good. Both commit asynchronously
-// (see claim and record for why that keeps the guarantees).
-const planSettings = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), " +
-	"set_config('synchronous_commit', 'off', true)"
-
 // pause pauses the claimed rows (their endpoint is disabled or has no URL)
-// and ends their lease.
+// and commits the claim's transaction.
 func (s *Store) pause(ctx context.Context, c *pgx.Conn, rows []claimed) error {
 	ids := make([]int64, len(rows))
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
-	if _, err := c.Exec(ctx, "UPDATE deliveries SET status = 'paused', claimed_until = NULL, next_attempt_at = NULL WHERE id = ANY($1)", ids); err != nil {
+	b := &pgx.Batch{}
+	b.Queue("UPDATE deliveries SET status = 'paused', claimed_until = NULL, next_attempt_at = NULL WHERE id = ANY($1)", ids)
+	b.Queue("COMMIT")
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("pausing deliveries: %w", err)
 	}
 	return nil
@@ -326,25 +306,27 @@ func (b *recordBatch) attempted(id int64, a Attempt, tries int, status string, n
 }
 
 // record writes every attempt and every delivery's new state of b in one
-// statement, in a transaction of its own (one round trip), and ends the
-// batch's lease.
+// statement and commits the claim's transaction (one round trip).
 //
-// It commits with synchronous_commit off. A PostgreSQL crash may lose the
-// last few milliseconds of records: those deliveries are then still
-// pending and leased, due again when the lease ends, and sent again with
-// the same webhook-id (at-least-once delivery allows a resend after a
-// crash, and the log then shows the resend's attempt). A worker's own
-// crash loses nothing it committed; a clean PostgreSQL shutdown or
-// restart flushes every commit. Nothing is ever lost: at worst re-sent.
+// The commit is asynchronous (synchronous_commit off, set by claim for
+// this transaction alone): it returns before its WAL is flushed, which
+// saves a WAL flush per batch and lets the flushes of concurrent drains
+// and publishes cover it. The guarantees hold. A PostgreSQL crash may
+// lose the last few milliseconds of records: those deliveries are then
+// pending again, as if the transaction had rolled back, and are sent
+// again with the same webhook-id — a resend after a crash, which
+// at-least-once delivery allows (the log then shows the resend's
+// attempt). Nothing is lost: the deliveries themselves were committed
+// durably by their publish, and a record is never lost without a crash
+// of PostgreSQL (a clean shutdown or restart flushes every commit; a
+// worker's SIGKILL or a cut connection rolls back, as before). A pause
+// committed this way and lost is redone by the next claim.
 func (s *Store) record(ctx context.Context, c *pgx.Conn, appID int64, b *recordBatch) error {
-	if len(b.ids) == 0 {
-		return nil
-	}
 	pb := &pgx.Batch{}
-	pb.Queue("BEGIN")
-	pb.Queue(planSettings)
-	pb.Queue(recordSQL, b.ids, b.statuses, b.attempts, b.nexts, b.lasts, b.codes, b.classes, b.dones, b.tried,
-		appID, b.aDelivery, b.aNumber, b.aURL, b.aReq, b.aStatuses, b.aResp, b.aBody, b.aDuration, b.aClass, b.aMessage, b.aCreated)
+	if len(b.ids) > 0 {
+		pb.Queue(recordSQL, b.ids, b.statuses, b.attempts, b.nexts, b.lasts, b.codes, b.classes, b.dones, b.tried,
+			appID, b.aDelivery, b.aNumber, b.aURL, b.aReq, b.aStatuses, b.aResp, b.aBody, b.aDuration, b.aClass, b.aMessage, b.aCreated)
+	}
 	pb.Queue("COMMIT")
 	err := c.SendBatch(ctx, pb).Close()
 	if len(b.aDelivery) > 0 {
