@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -76,14 +78,44 @@ func (s *WebhookDirectory) recipients(ctx context.Context, tx *gorm.DB, eventTyp
 	if installationID != 0 {
 		return q.Where("i.id = ?", installationID)
 	}
-	// The installation's own events, not its app's: events an approved
-	// revision added reach it only once its organization accepts them
-	// (permission_requests.go; installations.events is 00016's).
-	q = q.Where("i.status = ? AND i.events @> ?::jsonb", InstallInstalled, fmt.Sprintf("[%q]", eventType))
+	conds, args := recipientConds(eventType, scope)
+	return q.Where(conds, args...)
+}
+
+// recipientConds say which of an organization's installations (i)
+// receive eventType holding scope, with ? placeholders. The
+// installation's own events, not its app's: events an approved revision
+// added reach it only once its organization accepts them
+// (permission_requests.go; installations.events is 00016's).
+func recipientConds(eventType, scope string) (string, []any) {
+	conds := "i.status = ? AND i.events @> ?::jsonb"
+	args := []any{InstallInstalled, fmt.Sprintf("[%q]", eventType)}
 	if scope != "" {
-		q = q.Where("i.scopes @> ?::jsonb", fmt.Sprintf("[%q]", scope))
+		conds += " AND i.scopes @> ?::jsonb"
+		args = append(args, fmt.Sprintf("[%q]", scope))
 	}
-	return q
+	return conds, args
+}
+
+// RecipientsQuery implements webhooks.RecipientQueries: RecipientsOf's
+// query as SQL for the outbox to run on its own connection ($1: the
+// organizations' ids), the same conditions as recipients.
+func (s *WebhookDirectory) RecipientsQuery(eventType, scope string) (string, []any) {
+	conds, args := recipientConds(eventType, scope)
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	b.WriteString(strings.Replace(recipientColumns(eventType), "i.uuid AS installation_uuid", "i.uuid::text AS installation_uuid", 1))
+	b.WriteString(", i.organization_id FROM installations i JOIN apps a ON a.id = i.app_id WHERE i.organization_id = ANY($1) AND ")
+	n := 1
+	for _, r := range conds {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String(), args
 }
 
 // Endpoint implements webhooks.Directory.

@@ -200,6 +200,22 @@ func pgArray[T any](v []T) pgtype.Array[T] {
 // orgsByRef finds organizations by slug or id in one query: their ids by
 // the reference given.
 func orgsByRef(ctx context.Context, db *gorm.DB, refs []string) (map[string]int64, error) {
+	_, args := orgsQuery(refs)
+	rows, err := db.WithContext(ctx).Raw("SELECT id, slug FROM organizations WHERE slug = ANY(?) OR id = ANY(?)", args...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("finding organizations: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := make(map[string]int64, len(refs))
+	if err := scanOrgs(rows, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// orgsQuery is orgsByRef's query with $n placeholders (for pgx), which
+// scanOrgs reads: the organizations refs name by slug or id.
+func orgsQuery(refs []string) (string, []any) {
 	var ids []int64
 	var slugs []string
 	for _, r := range refs {
@@ -209,21 +225,29 @@ func orgsByRef(ctx context.Context, db *gorm.DB, refs []string) (map[string]int6
 			slugs = append(slugs, r)
 		}
 	}
-	var rows []struct {
-		ID   int64
-		Slug string
+	return "SELECT id, slug FROM organizations WHERE slug = ANY($1) OR id = ANY($2)", []any{pgArray(slugs), pgArray(ids)}
+}
+
+// scanOrgs reads orgsQuery's rows into out: each organization's id by its
+// slug and by its id.
+func scanOrgs(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}, out map[string]int64) error {
+	for rows.Next() {
+		var id int64
+		var slug string
+		if err := rows.Scan(&id, &slug); err != nil {
+			return fmt.Errorf("finding organizations: %w", err)
+		}
+		out[slug] = id
+		out[strconv.FormatInt(id, 10)] = id
 	}
-	err := db.WithContext(ctx).Table("organizations").Select("id, slug").
-		Where("slug = ANY(?) OR id = ANY(?)", pgArray(slugs), pgArray(ids)).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("finding organizations: %w", err)
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("finding organizations: %w", err)
 	}
-	out := make(map[string]int64, len(rows)*2)
-	for _, r := range rows {
-		out[r.Slug] = r.ID
-		out[strconv.FormatInt(r.ID, 10)] = r.ID
-	}
-	return out, nil
+	return nil
 }
 
 // ListEvents lists what was published in an organization, newest first.

@@ -23,8 +23,8 @@ type Publisher interface {
 	// PublishMany publishes many events in one statement (batches).
 	PublishMany(ctx context.Context, tx *gorm.DB, evs []webhooks.NewEvent) ([]webhooks.Published, error)
 	// PublishTx is PublishMany in a transaction of its own, in fewer round
-	// trips, with resolve's queries first.
-	PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *gorm.DB) ([]webhooks.NewEvent, error)) ([]webhooks.Published, error)
+	// trips, with pre's query first (in the round trip of BEGIN).
+	PublishTx(ctx context.Context, db *gorm.DB, pre webhooks.Prelude) ([]webhooks.Published, error)
 }
 
 // EventCatalog is the event catalogue (webhooks.Catalog).

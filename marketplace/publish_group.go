@@ -5,9 +5,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/plugboard/plugboard/app/fault"
 	"github.com/plugboard/plugboard/webhooks"
-	"gorm.io/gorm"
 )
 
 // publishGroup coalesces concurrent single-event publishes into shared
@@ -97,28 +98,30 @@ func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishGroupTimeout)
 	defer cancel()
 	var at []*pendingPublish
-	res, err := s.outbox.PublishTx(ctx, s.db, func(tx *gorm.DB) ([]webhooks.NewEvent, error) {
-		refs := make([]string, len(group))
-		for i, p := range group {
-			refs[i] = p.ref
-		}
-		orgs, err := orgsByRef(ctx, tx, refs)
-		if err != nil {
-			return nil, err
-		}
-		var valid []webhooks.NewEvent
-		at = at[:0]
-		for _, p := range group {
-			p.out, p.err = nil, nil
-			org, ok := orgs[p.ref]
-			if !ok {
-				p.err = fault.NotFound("organization")
-				continue
+	refs := make([]string, len(group))
+	for i, p := range group {
+		refs[i] = p.ref
+	}
+	q, args := orgsQuery(refs)
+	orgs := make(map[string]int64, len(group))
+	res, err := s.outbox.PublishTx(ctx, s.db, webhooks.Prelude{
+		SQL: q, Args: args,
+		Scan: func(rows pgx.Rows) error { return scanOrgs(rows, orgs) },
+		Events: func() ([]webhooks.NewEvent, error) {
+			var valid []webhooks.NewEvent
+			at = at[:0]
+			for _, p := range group {
+				p.out, p.err = nil, nil
+				org, ok := orgs[p.ref]
+				if !ok {
+					p.err = fault.NotFound("organization")
+					continue
+				}
+				p.ev.OrganizationID = org
+				valid, at = append(valid, p.ev), append(at, p)
 			}
-			p.ev.OrganizationID = org
-			valid, at = append(valid, p.ev), append(at, p)
-		}
-		return valid, nil
+			return valid, nil
+		},
 	})
 	for k, r := range res {
 		at[k].out, at[k].err = r.Event, r.Err

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,9 +39,15 @@ type RateLimits struct {
 // call, one round trip, per budget checked. Without Redis it fails open:
 // the request is served unlimited, and the log says so once when Redis goes
 // and once when it is back.
+//
+// The Platform API's budgets are leased (spend): a busy caller's process
+// takes a few units from Redis at once and spends them locally, so that a
+// host publishing thousands of events a second does not cost a Redis round
+// trip per request. See leaseSize for the error this allows.
 type Limiter struct {
-	rl  *redis_rate.Limiter
-	log *slog.Logger
+	rl     *redis_rate.Limiter
+	log    *slog.Logger
+	leases leases
 	// down is set while Redis does not answer; skipUntil (Unix ns) is when
 	// the next request may try it again: meanwhile none waits for it.
 	down      atomic.Bool
@@ -59,6 +66,12 @@ const limiterTimeout = 250 * time.Millisecond
 // allowN takes n units (0: only looks) of key's budget. ok is false when
 // Redis could not be asked, and the request goes unlimited.
 func (l *Limiter) allowN(ctx context.Context, key string, lim redis_rate.Limit, n int) (res *redis_rate.Result, ok bool) {
+	return l.ask(ctx, key, lim, n, false)
+}
+
+// ask is allowN; atMost takes as many of the n units as are left (at
+// least one, or none and a refusal).
+func (l *Limiter) ask(ctx context.Context, key string, lim redis_rate.Limit, n int, atMost bool) (res *redis_rate.Result, ok bool) {
 	if l == nil {
 		return nil, false
 	}
@@ -72,7 +85,12 @@ func (l *Limiter) allowN(ctx context.Context, key string, lim redis_rate.Limit, 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limiterTimeout)
 	defer cancel()
-	res, err := l.rl.AllowN(ctx, "plugboard:"+key, lim, n)
+	var err error
+	if atMost {
+		res, err = l.rl.AllowAtMost(ctx, "plugboard:"+key, lim, n)
+	} else {
+		res, err = l.rl.AllowN(ctx, "plugboard:"+key, lim, n)
+	}
 	if err != nil {
 		l.skipUntil.Store(now + int64(time.Second))
 		if !l.down.Swap(true) {
@@ -84,6 +102,121 @@ func (l *Limiter) allowN(ctx context.Context, key string, lim redis_rate.Limit, 
 		l.log.Info("rate limits enforced again: Redis answers")
 	}
 	return res, true
+}
+
+// leaseTTL is how long a process keeps units it leased and has not spent;
+// then they are given up (they stay spent in Redis).
+const leaseTTL = time.Second
+
+// leaseSize is the most units one process leases at once from a budget:
+// 1 % of it, at most 64, so that a budget under 200 is counted exactly,
+// one Redis call per request, as are the sign-in budgets (attempt).
+//
+// The error a lease allows, with P processes serving one caller: units are
+// taken from Redis before they are spent, so no process serves a unit the
+// shared budget did not grant; a unit granted up to leaseTTL before it is
+// spent can exceed the budget at that moment by what it refilled in the
+// meantime, at most leaseSize units per process. The other way, a caller
+// can be refused while up to P × (leaseSize − 1) units sit leased in
+// other processes, and units left when a lease expires are lost to it (a
+// lease halves each time that happens and doubles each time it is spent
+// within leaseTTL, so a caller whose rate falls loses a few units, not a
+// lease per second). RateLimit's r= counts this process's leased units as
+// remaining; another process's are not.
+func leaseSize(lim redis_rate.Limit) int {
+	return min(64, lim.Burst/100)
+}
+
+// leases are a process's leased units of the API budgets, by key.
+type leases struct {
+	mu    sync.Mutex
+	m     map[string]*lease
+	swept time.Time
+}
+
+// lease is one budget's units leased by this process.
+type lease struct {
+	mu    sync.Mutex
+	left  int               // leased and not yet spent
+	until time.Time         // when what is left is given up
+	chunk int               // how many the next lease asks for
+	res   redis_rate.Result // Redis's answer to the last lease, for the headers
+	at    time.Time         // when it answered
+}
+
+// get is key's lease, made on first use. Leases given up long ago are
+// dropped once the map is large, at most once a second.
+func (ls *leases) get(key string, now time.Time) *lease {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.m == nil {
+		ls.m = map[string]*lease{}
+	}
+	le := ls.m[key]
+	if le == nil {
+		if len(ls.m) >= 4096 && now.Sub(ls.swept) > time.Second {
+			ls.swept = now
+			for k, v := range ls.m {
+				if v.mu.TryLock() {
+					if now.Sub(v.until) > time.Minute {
+						delete(ls.m, k)
+					}
+					v.mu.Unlock()
+				}
+			}
+		}
+		le = &lease{}
+		ls.m[key] = le
+	}
+	return le
+}
+
+// spend takes one unit of key's budget: from this process's lease of it,
+// or from Redis, leasing up to leaseSize(lim) units at once for the
+// requests that follow. As allowN, ok is false when Redis could not be
+// asked.
+func (l *Limiter) spend(ctx context.Context, key string, lim redis_rate.Limit) (*redis_rate.Result, bool) {
+	if l == nil {
+		return nil, false
+	}
+	most := leaseSize(lim)
+	if most <= 1 {
+		return l.allowN(ctx, key, lim, 1)
+	}
+	now := time.Now()
+	le := l.leases.get(key, now)
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	fresh := now.Before(le.until)
+	if le.left > 0 && fresh {
+		le.left--
+		return le.answer(now), true
+	}
+	switch {
+	case le.chunk == 0:
+		le.chunk = 1
+	case le.left == 0 && fresh:
+		le.chunk = min(2*le.chunk, most) // spent within leaseTTL: lease more
+	case le.left > 0:
+		le.chunk = max(le.chunk/2, 1) // given up unspent: lease less
+	}
+	le.left, le.until = 0, time.Time{}
+	res, ok := l.ask(ctx, key, lim, min(le.chunk, most), true)
+	if !ok || res.Allowed == 0 {
+		return res, ok
+	}
+	le.left, le.until, le.res, le.at = res.Allowed-1, now.Add(leaseTTL), *res, now
+	return le.answer(now), true
+}
+
+// answer is the Result of a unit spent from le: what Redis said at the
+// lease, with the units still leased here counted as remaining.
+func (le *lease) answer(now time.Time) *redis_rate.Result {
+	r := le.res
+	r.Allowed = 1
+	r.Remaining += le.left
+	r.ResetAfter = max(r.ResetAfter-now.Sub(le.at), 0)
+	return &r
 }
 
 // perWindow is GCRA's limit for n per window, all of it usable at once.
@@ -126,7 +259,7 @@ func (s *Server) chargeAPI(c echo.Context, a marketplace.Actor) error {
 	window := s.opts.RateLimits.Window
 	h := c.Response().Header()
 	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", class, n, int(math.Ceil(window.Seconds()))))
-	res, ok := s.opts.Limiter.allowN(c.Request().Context(), key, perWindow(n, window), 1)
+	res, ok := s.opts.Limiter.spend(c.Request().Context(), key, perWindow(n, window))
 	if !ok {
 		return nil // fail open: no RateLimit header, since nothing was counted
 	}

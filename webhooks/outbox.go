@@ -140,14 +140,37 @@ func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) (
 // PublishMany).
 const indexPlansSQL = "SELECT set_config('enable_seqscan', 'off', true)"
 
-// PublishTx publishes, in a transaction of its own on db, the events
-// resolve returns (it runs in the transaction first: to find their
-// organizations, say), and enqueues their deliveries once it commits. It
-// is PublishMany in Transaction in fewer round trips: BEGIN with the plan
-// settings, then resolve's and the recipients' queries, then the one
-// publish statement pipelined with COMMIT. Its result is in the order of
-// resolve's events.
-func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *gorm.DB) ([]NewEvent, error)) ([]Published, error) {
+// Prelude is what PublishTx asks first, in the round trip of its BEGIN:
+// one query (SQL with $n placeholders, and Args), whose rows Scan reads,
+// such as the events' organizations; Events then returns the events to
+// publish. Events may answer none.
+type Prelude struct {
+	SQL    string
+	Args   []any
+	Scan   func(rows pgx.Rows) error
+	Events func() ([]NewEvent, error)
+}
+
+// RecipientQueries is a Directory whose recipients query the outbox runs
+// itself, on the publish transaction's connection and in one round trip
+// for every event type of a transaction, rather than through gorm (whose
+// statement building cost a single-event publish as much CPU as the
+// publish statement). RecipientsQuery is ManyRecipients.RecipientsOf as SQL:
+// $1 is the organizations' ids (bigint[]), the other parameters are args;
+// each row is app_id, installation_id, installation_uuid (text),
+// listen_only, paused, then organization_id.
+type RecipientQueries interface {
+	RecipientsQuery(eventType, scope string) (sql string, args []any)
+}
+
+// PublishTx publishes, in a transaction of its own on db, the events pre
+// returns, and enqueues their deliveries once it commits. It is
+// PublishMany in Transaction in three round trips, on pgx without gorm:
+// BEGIN with the plan settings and pre's query; the recipients (one query
+// per event type, pipelined, when the Directory is a RecipientQueries);
+// then the one publish statement pipelined with COMMIT. Its result is in
+// the order of pre's events.
+func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, pre Prelude) ([]Published, error) {
 	var (
 		out  []Published
 		evs  []NewEvent
@@ -158,9 +181,6 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 		conn, ok := tx.Statement.ConnPool.(*sql.Conn)
 		if !ok {
 			return fmt.Errorf("publishing: gorm gave no connection of its own")
-		}
-		if _, err := conn.ExecContext(ctx, "BEGIN; "+indexPlansSQL); err != nil {
-			return fmt.Errorf("publishing: %w", err)
 		}
 		done := false
 		defer func() {
@@ -174,12 +194,40 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 				}
 			}
 		}()
-		var err error
-		if evs, err = resolve(tx); err != nil {
+		err := conn.Raw(func(dc any) error {
+			c := dc.(*stdlib.Conn).Conn()
+			pb := &pgx.Batch{}
+			pb.Queue("BEGIN")
+			pb.Queue(indexPlansSQL)
+			pb.Queue(pre.SQL, pre.Args...)
+			br := c.SendBatch(ctx, pb)
+			_, err := br.Exec()
+			if err == nil {
+				_, err = br.Exec()
+			}
+			if err == nil {
+				var rows pgx.Rows
+				if rows, err = br.Query(); err == nil {
+					err = pre.Scan(rows)
+					rows.Close()
+					if err == nil {
+						err = rows.Err()
+					}
+				}
+			}
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("publishing: %w", err)
+		}
+		if evs, err = pre.Events(); err != nil {
 			return err
 		}
 		var b *publishBatch
-		if out, b, err = o.prepare(ctx, tx, evs); err != nil {
+		if out, b, err = o.prepareOn(ctx, tx, conn, evs); err != nil {
 			return err
 		}
 		if b == nil {
@@ -230,12 +278,18 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, resolve func(tx *go
 // prepare is PublishMany up to its statement: the replays, the recipients
 // and the batch to write (nil: nothing to write).
 func (o *Outbox) prepare(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, *publishBatch, error) {
+	return o.prepareOn(ctx, tx, nil, evs)
+}
+
+// prepareOn is prepare, with the recipients queried on conn (tx's own
+// connection) without gorm when conn is set and the Directory allows.
+func (o *Outbox) prepareOn(ctx context.Context, tx *gorm.DB, conn *sql.Conn, evs []NewEvent) ([]Published, *publishBatch, error) {
 	out := make([]Published, len(evs))
 	now := o.opts.Now().UTC().Truncate(time.Microsecond)
 	if err := o.replays(ctx, tx, evs, out); err != nil {
 		return nil, nil, err
 	}
-	recipients, err := o.recipients(ctx, tx, evs, out)
+	recipients, err := o.recipients(ctx, tx, conn, evs, out)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -355,7 +409,10 @@ func sameJSON(a, b []byte) bool {
 // endpoints, an addressed installation, an app, or (host events) the
 // organization's subscribed installations, asked of the Directory once per
 // event type for every organization when it can answer for many.
-func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, evs []NewEvent, out []Published) ([][]Recipient, error) {
+//
+// With conn (tx's own connection) and a Directory that is a
+// RecipientQueries, the queries by event type run on conn, pipelined.
+func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, conn *sql.Conn, evs []NewEvent, out []Published) ([][]Recipient, error) {
 	rs := make([][]Recipient, len(evs))
 	type group struct {
 		scope string
@@ -398,6 +455,15 @@ func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, evs []NewEvent, ou
 			g.orgs, g.idx = append(g.orgs, ev.OrganizationID), append(g.idx, i)
 		}
 	}
+	if q, ok := o.dir.(RecipientQueries); ok && conn != nil {
+		if err := o.queryRecipients(ctx, conn, q, evs, rs, order, func(typ string) (string, []int64, []int) {
+			g := groups[typ]
+			return g.scope, g.orgs, g.idx
+		}); err != nil {
+			return nil, err
+		}
+		return rs, nil
+	}
 	many, _ := o.dir.(ManyRecipients)
 	for _, typ := range order {
 		g := groups[typ]
@@ -429,6 +495,69 @@ func (o *Outbox) recipients(ctx context.Context, tx *gorm.DB, evs []NewEvent, ou
 		}
 	}
 	return rs, nil
+}
+
+// queryRecipients fills rs for the events of each type in order (group
+// says their scope, organizations and indexes) with one query per type,
+// all sent in one round trip on conn.
+func (o *Outbox) queryRecipients(ctx context.Context, conn *sql.Conn, q RecipientQueries, evs []NewEvent, rs [][]Recipient,
+	order []string, group func(typ string) (scope string, orgs []int64, idx []int)) error {
+	pb := &pgx.Batch{}
+	var types []string
+	for _, typ := range order {
+		scope, orgs, idx := group(typ)
+		if len(idx) == 0 {
+			continue
+		}
+		text, args := q.RecipientsQuery(typ, scope)
+		pb.Queue(text, append([]any{pgArray(orgs)}, args...)...)
+		types = append(types, typ)
+	}
+	if len(types) == 0 {
+		return nil
+	}
+	byType := make([]map[int64][]Recipient, len(types))
+	err := conn.Raw(func(dc any) error {
+		br := dc.(*stdlib.Conn).Conn().SendBatch(ctx, pb)
+		var err error
+		for k := range types {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err != nil {
+				break
+			}
+			byOrg := map[int64][]Recipient{}
+			for rows.Next() {
+				var r Recipient
+				var org int64
+				if err = rows.Scan(&r.AppID, &r.InstallationID, &r.InstallationUUID, &r.ListenOnly, &r.Paused, &org); err != nil {
+					break
+				}
+				byOrg[org] = append(byOrg[org], r)
+			}
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+			if err != nil {
+				break
+			}
+			byType[k] = byOrg
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finding recipients: %w", err)
+	}
+	for k, typ := range types {
+		_, _, idx := group(typ)
+		for _, i := range idx {
+			rs[i] = o.reachable(ctx, slices.Clone(byType[k][evs[i].OrganizationID]))
+		}
+	}
+	return nil
 }
 
 // publishBatch is what PublishMany writes, as the arrays of publishSQL.
