@@ -165,6 +165,9 @@ func (s *Accounts) AuthenticateBearer(ctx context.Context, token string) (Actor,
 	case strings.HasPrefix(token, PrefixService):
 		return s.hosts.authenticateServiceToken(ctx, token)
 	case strings.Count(token, ".") == 2:
+		if uid, sid, ok := s.decisions.token(token, s.now()); ok {
+			return s.sessionActor(ctx, uid, sid)
+		}
 		// A user's sign-in JWT names the platform as issuer; an app's names
 		// its client id.
 		claims := jwt.MapClaims{}
@@ -202,16 +205,25 @@ func (s *Accounts) authenticateJWT(ctx context.Context, raw string) (Actor, erro
 	}
 	uid, err1 := strconv.ParseInt(fmt.Sprint(claims["sub"]), 10, 64)
 	sid, err2 := strconv.ParseInt(fmt.Sprint(claims["sid"]), 10, 64)
-	if err1 != nil || err2 != nil {
+	exp, err3 := claims.GetExpirationTime()
+	if err1 != nil || err2 != nil || err3 != nil || exp == nil {
 		return Actor{}, errBadToken
 	}
+	s.decisions.putToken(raw, uid, sid, exp.Time)
+	return s.sessionActor(ctx, uid, sid)
+}
+
+// sessionActor is the user of session sid, which a verified sign-in JWT
+// names with its user uid: from the access cache, or checked in SQL (the
+// session may have ended since the token was issued).
+func (s *Accounts) sessionActor(ctx context.Context, uid, sid int64) (Actor, error) {
 	now := s.now()
 	if u, ok := s.decisions.session(sid, uid, now); ok {
 		return Actor{User: &u, SessionID: sid}, nil
 	}
 	gen := s.decisions.gen.Load()
 	var sess Session
-	err = s.db.WithContext(ctx).Where("id = ? AND user_id = ? AND expires_at > ?", sid, uid, now).Take(&sess).Error
+	err := s.db.WithContext(ctx).Where("id = ? AND user_id = ? AND expires_at > ?", sid, uid, now).Take(&sess).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Actor{}, errBadToken // signed out
 	}

@@ -99,13 +99,14 @@ func (s *Deliveries) SendTestEvent(ctx context.Context, a Actor, ref string) (*w
 	return &d, nil
 }
 
-// Stats are an app's delivery health figures.
+// Stats are an app's delivery health figures, as the API shows them: per
+// bucket, and the range's counts (its total has no percentiles).
 func (s *Deliveries) Stats(ctx context.Context, a Actor, ref string, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error) {
 	v, err := s.partnerApp(ctx, a, ref)
 	if err != nil {
 		return nil, webhooks.Bucket{}, err
 	}
-	return s.log.Stats(ctx, v.ID, since, until, resolution)
+	return s.log.BucketStats(ctx, v.ID, since, until, resolution)
 }
 
 // ListenDeliveries streams copies of an app's deliveries (for `plugboard

@@ -42,6 +42,8 @@ type DeliveryLog interface {
 	ListDeliveries(ctx context.Context, appID int64, dq webhooks.DeliveryQuery, r page.Request) (page.Page[webhooks.Delivery], error)
 	GetDelivery(ctx context.Context, appID int64, id string) (*webhooks.DeliveryDetail, error)
 	Stats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error)
+	// BucketStats is Stats without percentiles over the whole range.
+	BucketStats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]webhooks.Bucket, webhooks.Bucket, error)
 }
 
 // EndpointAdmin manages an app's webhook endpoint (webhooks.Endpoints):

@@ -122,7 +122,7 @@ func (s *Server) listHostDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writePage(s, c, p, toDeliveryJSON)
+	return s.writeDeliveryPage(c, p)
 }
 
 func (s *Server) getHostDelivery(c echo.Context) error {

@@ -106,7 +106,7 @@ func (s *Server) listDeliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writePage(s, c, p, toDeliveryJSON)
+	return s.writeDeliveryPage(c, p)
 }
 
 func (s *Server) getDelivery(c echo.Context) error {
@@ -205,20 +205,26 @@ func (s *Server) writeStats(c echo.Context, get func(since, until time.Time, res
 	if err != nil {
 		return err
 	}
-	out := struct {
-		Since       time.Time    `json:"since"`
-		Until       time.Time    `json:"until"`
-		Resolution  string       `json:"resolution"`
-		Attempts    int          `json:"attempts"`
-		SuccessRate float64      `json:"successRate"`
-		Buckets     []bucketJSON `json:"buckets"`
-	}{Since: *since, Until: *until, Resolution: res.String(), Attempts: total.Attempts, SuccessRate: total.SuccessRate,
+	out := statsJSON{Since: *since, Until: *until, Resolution: res.String(), Attempts: total.Attempts, SuccessRate: total.SuccessRate,
 		Buckets: make([]bucketJSON, len(buckets))}
 	for i, b := range buckets {
 		out.Buckets[i] = bucketJSON{Start: b.Start, Attempts: b.Attempts, Succeeded: b.Succeeded, Failed: b.Failed, SuccessRate: b.SuccessRate,
 			LatencyP50: b.P50, LatencyP95: b.P95, LatencyP99: b.P99, ErrorClasses: b.ErrorClasses}
 	}
-	return c.JSON(http.StatusOK, out)
+	if _, pretty := c.QueryParams()["pretty"]; pretty || c.Echo().Debug {
+		return c.JSON(http.StatusOK, out)
+	}
+	return c.JSONBlob(http.StatusOK, append(out.appendJSON(make([]byte, 0, 160+200*len(out.Buckets))), '\n'))
+}
+
+// statsJSON is a health figures answer.
+type statsJSON struct {
+	Since       time.Time    `json:"since"`
+	Until       time.Time    `json:"until"`
+	Resolution  string       `json:"resolution"`
+	Attempts    int          `json:"attempts"`
+	SuccessRate float64      `json:"successRate"`
+	Buckets     []bucketJSON `json:"buckets"`
 }
 
 type eventRequest struct {
