@@ -194,18 +194,27 @@ func (e *Endpoints) states(ctx context.Context, keys []int64) (map[int64]Endpoin
 			apps = append(apps, k)
 		}
 	}
-	var rows []struct {
-		EndpointState
-		Key int64
-	}
-	err := e.db.WithContext(ctx).Raw("SELECT *, "+keyExpr+" AS key FROM endpoints WHERE app_id = ANY(?) OR host_endpoint_id = ANY(?)",
-		pgArray(apps), pgArray(hosts)).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("reading endpoints of %d apps: %w", len(keys), err)
-	}
-	for _, r := range rows {
-		r.EndpointState.AppID = r.Key
-		out[r.Key] = r.EndpointState
+	// One column at a time: an OR of the two would be read as a scan of
+	// every endpoint.
+	for _, q := range []struct {
+		col string
+		ids []int64
+	}{{"app_id", apps}, {"host_endpoint_id", hosts}} {
+		if len(q.ids) == 0 {
+			continue
+		}
+		var rows []struct {
+			EndpointState
+			Key int64
+		}
+		err := e.db.WithContext(ctx).Raw("SELECT *, "+keyExpr+" AS key FROM endpoints WHERE "+q.col+" = ANY(?)", pgArray(q.ids)).Scan(&rows).Error
+		if err != nil {
+			return nil, fmt.Errorf("reading endpoints of %d destinations: %w", len(keys), err)
+		}
+		for _, r := range rows {
+			r.EndpointState.AppID = r.Key
+			out[r.Key] = r.EndpointState
+		}
 	}
 	return out, nil
 }

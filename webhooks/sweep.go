@@ -169,6 +169,15 @@ func (d *Dispatcher) sweepOn(ctx context.Context, c *pgx.Conn, ids []int64, eps 
 	for _, a := range fails {
 		d.unsignable(a, errs[a.id])
 	}
+	// Every app's listen sessions get a copy of what was sent (forward):
+	// one round trip asks which apps have any.
+	sent := make([]int64, 0, len(send))
+	for _, a := range send {
+		if a.adm.n > 0 {
+			sent = append(sent, a.id)
+		}
+	}
+	d.listeners.activeMany(ctx, sent)
 	b := newRecordBatch(0)
 	var attemptApps []int64
 	for _, group := range [][]*sweepApp{send, fails} {
@@ -222,15 +231,15 @@ func (d *Dispatcher) sendSwept(ctx context.Context, apps []*sweepApp, lastStart 
 	if len(jobs) == 0 {
 		return
 	}
-	// Listen sessions: an app without a URL is delivered to them, and every
-	// app's are sent a copy (forward); one round trip asks for all.
-	sending := make([]int64, 0, len(apps))
+	// An app without a URL is delivered to its listen sessions: one round
+	// trip asks whether any has one.
+	var listenOnly []int64
 	for _, a := range apps {
-		if a.adm.n > 0 {
-			sending = append(sending, a.id)
+		if a.adm.n > 0 && a.ep.ep.URL == "" {
+			listenOnly = append(listenOnly, a.id)
 		}
 	}
-	d.listeners.activeMany(ctx, sending)
+	d.listeners.activeMany(ctx, listenOnly)
 	next := make(chan job)
 	var wg sync.WaitGroup
 	for range min(sweepSenders, len(jobs)) {
