@@ -39,7 +39,9 @@ import (
 // committed before the marks went, and a publish that commits later finds
 // neither mark nor lease (a sweep registers none) and enqueues a drain of
 // its own, or finds a queued or running drain that a later kick enqueued,
-// which looks after the commit as above. A drain beside the sweep never
+// which looks after the commit as above. The relay's sweeps (force) may
+// drop the marks of an app whose own drain runs or waits: safe for the same
+// reason, since the sweep claims after. A drain beside the sweep never
 // sends what the sweep holds (SKIP LOCKED) and the limiters count both.
 // What the sweep leaves (more due than its share per app, the limiters
 // said wait, retries, an endpoint it could not load) it hands back after
