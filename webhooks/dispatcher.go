@@ -28,8 +28,10 @@ type Dispatcher struct {
 	// listeners gets a copy of every delivery for `plugboard listen`.
 	listeners *Listeners
 	metrics   *Metrics
-	opts      Options
-	log       *slog.Logger
+	// sending bounds the requests in flight over all sweeps (sweep.go).
+	sending chan struct{}
+	opts    Options
+	log     *slog.Logger
 }
 
 // DispatcherDeps is what the Dispatcher works with; Metrics may be nil.
@@ -47,7 +49,7 @@ type DispatcherDeps struct {
 // NewDispatcher returns the worker on deps.
 func NewDispatcher(deps DispatcherDeps, opts Options) *Dispatcher {
 	return &Dispatcher{store: deps.Store, sender: deps.Sender, endpoints: deps.Endpoints, drains: deps.Drains, limiter: deps.Limiter,
-		listeners: deps.Listeners, metrics: deps.Metrics, opts: opts.withDefaults(), log: deps.Log}
+		listeners: deps.Listeners, metrics: deps.Metrics, sending: make(chan struct{}, sweepsSending), opts: opts.withDefaults(), log: deps.Log}
 }
 
 // result is the outcome of one attempt.

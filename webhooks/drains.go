@@ -29,6 +29,27 @@ import (
 // task can run); meanwhile the relay, which enqueues regardless, covers it.
 // If Redis is unreachable, every kick enqueues.
 //
+// One kick of many apps (an event to thousands of installations, or the
+// relay after a flush) enqueues sweeps instead (sweep.go): each task serves
+// up to sweepChunk apps, one claim, one limiter round trip and one record
+// for all of them. The kick script marks a sweep's apps queued as it would
+// for their own drains, and the sweep, before its claim, drops their queued
+// and dirty marks at once. Deleting a mark obliges the one who deletes it
+// to claim afterwards, and the sweep does: its claim sees every delivery
+// committed before the marks went, and a publish that commits later finds
+// neither mark nor lease (a sweep registers none) and enqueues a drain of
+// its own, or finds a queued or running drain that a later kick enqueued,
+// which looks after the commit as above. The relay's sweeps (force) may
+// drop the marks of an app whose own drain runs or waits: safe for the same
+// reason, since the sweep claims after. A drain beside the sweep never
+// sends what the sweep holds (SKIP LOCKED) and the limiters count both.
+// What the sweep leaves (more due than its share per app, the limiters
+// said wait, retries, an endpoint it could not load) it hands back after
+// its commit to per-app drains, kicked as a publish kicks them: each
+// delivery it leaves is committed and pending before that kick, so the
+// argument above holds for it. A sweep that dies holds its rows' locks
+// only while its connection lives; the relay then enqueues them again.
+//
 // Under load one drain per app runs continuously and each batch takes what
 // accumulated during the previous one: batches grow with the load instead of
 // two drains splitting a trickle, and publishes cost one Redis round trip for
@@ -138,19 +159,26 @@ func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 
 // kickApps makes sure a drain will look at each app after the caller's
 // commit: want is how many drains the app should have (1, or 2 for a
-// helper); force enqueues one regardless (the relay's safety net).
+// helper); force enqueues one regardless (the relay's safety net). More
+// than sweepAbove apps wanting one drain each are swept (sweepApps).
 func (r *Drains) kickApps(ctx context.Context, apps []int64, want int, force bool) {
+	if want == 1 && len(apps) > sweepAbove {
+		r.sweepApps(ctx, apps, force)
+		return
+	}
+	r.kickDrains(ctx, apps, want, force)
+}
+
+// kickDrains is kickApps with a drain task of its own for every app that
+// needs one, never a sweep: what a sweep hands back goes to drains that
+// wait for the limiters as a sweep does not.
+func (r *Drains) kickDrains(ctx context.Context, apps []int64, want int, force bool) {
 	if len(apps) == 0 {
 		return
 	}
 	need := apps
 	if r.rdb != nil {
-		keys := make([]string, 0, 3*len(apps))
-		for _, id := range apps {
-			a, q, d := drainKeys(id)
-			keys = append(keys, a, q, d)
-		}
-		res, err := kickScript.Run(ctx, r.rdb, keys, r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
+		res, err := kickScript.Run(ctx, r.rdb, registryKeys(apps), r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
 		if err != nil {
 			r.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
 		} else if !force {
@@ -207,6 +235,142 @@ func (r *Drains) enqueueDrain(ctx context.Context, id int64) {
 			r.rdb.Del(context.WithoutCancel(ctx), q)
 		}
 	}
+}
+
+// A kick of more than sweepAbove apps enqueues sweeps of up to sweepChunk
+// apps each, sweepKickers chunks at once (kick script and enqueue: two
+// round trips a chunk). Below sweepAbove, drain tasks of their own: an
+// event to a few apps is no wide fan-out, and a drain that keeps running
+// takes the next events of its app too, where a sweep ends after one look.
+const (
+	sweepAbove   = 64
+	sweepChunk   = 500
+	sweepKickers = 4
+)
+
+// sweepApps kicks many apps: a chunk at a time through the kick script,
+// whose apps that need a drain go in one sweep task (a few alone in drain
+// tasks of their own). Host endpoints' keys always get drains of their own.
+func (r *Drains) sweepApps(ctx context.Context, apps []int64, force bool) {
+	var hosts, own []int64
+	for _, id := range apps {
+		if _, ok := IsHostKey(id); ok {
+			hosts = append(hosts, id)
+		} else {
+			own = append(own, id)
+		}
+	}
+	r.kickDrains(ctx, hosts, 1, force)
+	chunks := make(chan []int64)
+	var wg sync.WaitGroup
+	for range min(sweepKickers, (len(own)+sweepChunk-1)/sweepChunk) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chunk := range chunks {
+				r.sweepChunk(ctx, chunk, force)
+			}
+		}()
+	}
+	for len(own) > 0 {
+		n := min(len(own), sweepChunk)
+		chunks <- own[:n:n]
+		own = own[n:]
+	}
+	close(chunks)
+	wg.Wait()
+}
+
+// sweepChunk kicks one chunk of apps: the kick script marks them dirty and
+// queued where no drain runs or waits, and those are enqueued in one sweep.
+func (r *Drains) sweepChunk(ctx context.Context, apps []int64, force bool) {
+	need := apps
+	if r.rdb != nil {
+		res, err := kickScript.Run(ctx, r.rdb, registryKeys(apps), r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), 1).Int64Slice()
+		if err != nil {
+			r.log.Warn("drain registry unavailable; enqueueing sweeps", "err", err)
+		} else if !force {
+			need = make([]int64, 0, len(apps))
+			for i, v := range res {
+				if v == 1 && i < len(apps) {
+					need = append(need, apps[i])
+				}
+			}
+		}
+	}
+	if len(need) <= enqueueSerial {
+		for _, id := range need {
+			r.enqueueDrain(ctx, id)
+		}
+		return
+	}
+	if _, err := r.queue.EnqueueContext(ctx, NewSweepTask(need, r.opts.Timeout)); err != nil {
+		r.log.Warn("enqueueing a sweep failed; the relay will send", "apps", len(need), "err", err)
+		r.dropMarks(context.WithoutCancel(ctx), need, false)
+	}
+}
+
+// registryKeys are the kick script's keys of apps: (active, queued, dirty)
+// of each.
+func registryKeys(apps []int64) []string {
+	keys := make([]string, 0, 3*len(apps))
+	for _, id := range apps {
+		a, q, d := drainKeys(id)
+		keys = append(keys, a, q, d)
+	}
+	return keys
+}
+
+// startSweep drops the queued and dirty marks of a sweep's apps, as
+// startScript does for a drain, just before the sweep claims: in one
+// command (the keys share a hash tag). See the argument at the top.
+func (r *Drains) startSweep(ctx context.Context, apps []int64) {
+	r.dropMarks(ctx, apps, true)
+}
+
+// dropMarks deletes apps' queued marks, and their dirty marks too when
+// dirty is set, in one command.
+func (r *Drains) dropMarks(ctx context.Context, apps []int64, dirty bool) {
+	if r.rdb == nil || len(apps) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(apps))
+	for _, id := range apps {
+		_, q, d := drainKeys(id)
+		keys = append(keys, q)
+		if dirty {
+			keys = append(keys, d)
+		}
+	}
+	if err := r.rdb.Del(ctx, keys...).Err(); err != nil {
+		r.log.Warn("drain registry unavailable", "err", err)
+	}
+}
+
+// handBack kicks drains of their own for what a sweep left, after its
+// commit: at once (now), and at the delay of each app's retries (later;
+// NewDeliverLaterTask, so a drain running then does not swallow it).
+func (r *Drains) handBack(ctx context.Context, now []int64, later map[int64]time.Duration) {
+	r.kickDrains(ctx, now, 1, false)
+	if len(later) == 0 {
+		return
+	}
+	next := make(chan int64)
+	var wg sync.WaitGroup
+	for range min(enqueueWorkers, len(later)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				r.kick(ctx, id, later[id])
+			}
+		}()
+	}
+	for id := range later {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
 }
 
 // drainLease is a running drain's entry in the registry.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -93,6 +94,129 @@ func (e *Endpoints) endpoint(ctx context.Context, appID int64) (cachedEndpoint, 
 	e.cache[appID] = c
 	e.mu.Unlock()
 	return c, nil
+}
+
+// ManyEndpoints is a Directory that also answers Endpoint for many apps in
+// one query: a sweep (sweep.go) loads its apps' endpoints through it. An
+// app it leaves out of both maps is asked of Endpoint alone.
+type ManyEndpoints interface {
+	// EndpointsOf returns the endpoints of appIDs (app keys, not host
+	// endpoints'), and why each of the others cannot be used, as Endpoint
+	// would say (a secret that cannot be opened: secret.ErrOpen).
+	EndpointsOf(ctx context.Context, appIDs []int64) (map[int64]*Endpoint, map[int64]error, error)
+}
+
+// endpointsOf is endpoint for many apps at once: what the cache holds,
+// the rest in two queries (the Directory's, through ManyEndpoints, and the
+// endpoint states), cached as endpoint caches them. An app that cannot be
+// loaded has its error in the second map, as endpoint would return it.
+func (e *Endpoints) endpointsOf(ctx context.Context, appIDs []int64) (map[int64]cachedEndpoint, map[int64]error) {
+	out := make(map[int64]cachedEndpoint, len(appIDs))
+	errs := map[int64]error{}
+	at := e.opts.Now()
+	var miss []int64
+	e.mu.Lock()
+	for _, id := range appIDs {
+		if c, ok := e.cache[id]; ok && at.Sub(c.at) < e.opts.EndpointCacheTTL {
+			out[id] = c
+		} else {
+			miss = append(miss, id)
+		}
+	}
+	e.mu.Unlock()
+	if len(miss) == 0 {
+		return out, errs
+	}
+	eps := map[int64]*Endpoint{}
+	if many, ok := e.dir.(ManyEndpoints); ok {
+		got, failed, err := many.EndpointsOf(ctx, miss)
+		if err != nil {
+			for _, id := range miss {
+				errs[id] = err
+			}
+			return out, errs
+		}
+		for id, ep := range got {
+			eps[id] = ep
+		}
+		for id, err := range failed {
+			errs[id] = err
+		}
+	}
+	var found []int64
+	for _, id := range miss {
+		if _, ok := eps[id]; !ok && errs[id] == nil {
+			ep, err := e.dir.Endpoint(ctx, id)
+			if err != nil {
+				errs[id] = err
+				continue
+			}
+			eps[id] = ep
+		}
+		if eps[id] != nil {
+			found = append(found, id)
+		}
+	}
+	states, err := e.states(ctx, found)
+	if err != nil {
+		for _, id := range found {
+			errs[id] = err
+		}
+		return out, errs
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range found {
+		c := cachedEndpoint{ep: eps[id], state: states[id], at: at}
+		if c.signer, err = NewSigner(c.ep.Secrets); err != nil {
+			errs[id] = err
+			continue
+		}
+		c.rateLimit, c.maxInFlight = e.Limits(c.state)
+		e.cache[id] = c
+		out[id] = c
+	}
+	return out, errs
+}
+
+// states is State of many destinations, in one query.
+func (e *Endpoints) states(ctx context.Context, keys []int64) (map[int64]EndpointState, error) {
+	out := make(map[int64]EndpointState, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var apps, hosts []int64
+	for _, k := range keys {
+		out[k] = EndpointState{AppID: k, Status: EndpointEnabled}
+		if id, ok := IsHostKey(k); ok {
+			hosts = append(hosts, id)
+		} else {
+			apps = append(apps, k)
+		}
+	}
+	// One column at a time: an OR of the two would be read as a scan of
+	// every endpoint.
+	for _, q := range []struct {
+		col string
+		ids []int64
+	}{{"app_id", apps}, {"host_endpoint_id", hosts}} {
+		if len(q.ids) == 0 {
+			continue
+		}
+		var rows []struct {
+			EndpointState
+			Key int64
+		}
+		err := e.db.WithContext(ctx).Raw("SELECT *, "+keyExpr+" AS key FROM endpoints WHERE "+q.col+" = ANY(?)", pgArray(q.ids)).Scan(&rows).Error
+		if err != nil {
+			return nil, fmt.Errorf("reading endpoints of %d destinations: %w", len(keys), err)
+		}
+		for _, r := range rows {
+			r.EndpointState.AppID = r.Key
+			out[r.Key] = r.EndpointState
+		}
+	}
+	return out, nil
 }
 
 // Signer returns the signer of an app's requests, from the cache.
@@ -254,6 +378,58 @@ func (e *Endpoints) health(ctx context.Context, appID int64, anyOK, anyFail, gon
 		return e.Disable(ctx, appID, fmt.Sprintf("Every delivery failed for %s.", e.opts.DisableAfter))
 	}
 	return nil
+}
+
+// healthOf is what one app's attempts in a sweep say of its endpoint's
+// health (health's arguments).
+type healthOf struct{ anyOK, anyFail, gone bool }
+
+// healthMany is health for many apps (app keys) at once: one statement
+// clears the failing mark of every app with a success, one marks every
+// app that failed everything and returns since when each has, and only an
+// endpoint that is to be disabled costs more (Disable, as health does).
+func (e *Endpoints) healthMany(ctx context.Context, apps map[int64]healthOf) error {
+	var ok, failing []int64
+	for id, h := range apps {
+		switch {
+		case h.anyOK:
+			ok = append(ok, id)
+		case h.anyFail:
+			failing = append(failing, id)
+		}
+	}
+	// One order, so two statements never wait on each other's rows in turn.
+	slices.Sort(ok)
+	slices.Sort(failing)
+	db := e.db.WithContext(ctx)
+	if len(ok) > 0 {
+		if err := db.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ANY(?) AND failing_since IS NOT NULL",
+			pgArray(ok)).Error; err != nil {
+			return fmt.Errorf("clearing endpoint health of %d apps: %w", len(ok), err)
+		}
+	}
+	if len(failing) == 0 {
+		return nil
+	}
+	var rows []struct {
+		AppID        int64
+		FailingSince time.Time
+	}
+	if err := db.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) SELECT id, now(), now() FROM unnest(?::bigint[]) AS id
+		ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
+		RETURNING app_id, failing_since`, pgArray(failing)).Scan(&rows).Error; err != nil {
+		return fmt.Errorf("tracking endpoint health of %d apps: %w", len(failing), err)
+	}
+	var errs []error
+	for _, r := range rows {
+		switch {
+		case apps[r.AppID].gone:
+			errs = append(errs, e.Disable(ctx, r.AppID, "The endpoint answered 410 Gone."))
+		case e.opts.Now().Sub(r.FailingSince) >= e.opts.DisableAfter:
+			errs = append(errs, e.Disable(ctx, r.AppID, fmt.Sprintf("Every delivery failed for %s.", e.opts.DisableAfter)))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Redeliver sends the given deliveries once more, now: each gets one more

@@ -125,3 +125,112 @@ func (l *Limiter) admit(ctx context.Context, appID int64, perSecond, maxInFlight
 	secs, _ := strconv.ParseFloat(s, 64)
 	return 0, time.Duration(secs * float64(time.Second)), false, nil, nil
 }
+
+// admitAsk is one app's ask in admitMany: up to want slots of its rate
+// limit and in-flight cap.
+type admitAsk struct {
+	appID                        int64
+	perSecond, maxInFlight, want int
+}
+
+// admission is admitMany's answer to one ask, as admit answers: how many
+// slots it took (and their in-flight leases, for releaseMany); with none,
+// how long the rate limit asks to wait, or that the in-flight cap is full.
+type admission struct {
+	n      int
+	retry  time.Duration
+	full   bool
+	key    string
+	leases []any
+}
+
+// admitMany asks admitScript of every ask, leased for at most ttl, in one
+// pipelined round trip: a sweep's apps each get exactly the answer admit
+// would give them. When Redis does not know the script (flushed,
+// restarted), it is loaded and the asks that did not run are asked again.
+func (l *Limiter) admitMany(ctx context.Context, asks []admitAsk, ttl time.Duration) ([]admission, error) {
+	out := make([]admission, len(asks))
+	now := l.now()
+	cmds := make([]*redis.Cmd, len(asks))
+	leases := make([]string, len(asks))
+	run := func(idx []int) error {
+		pipe := l.rdb.Pipeline()
+		for _, i := range idx {
+			a := asks[i]
+			id := strconv.FormatInt(a.appID, 10)
+			keys := []string{"rate:plugboard:rate:" + id, "plugboard:inflight:" + id}
+			out[i].key = keys[1]
+			burst, period := rateParams(a.perSecond)
+			leases[i] = uuid.NewString()
+			args := []any{burst, a.perSecond, period.Seconds(), a.want, now.UnixMilli(), now.Add(ttl).UnixMilli(), a.maxInFlight, leases[i]}
+			cmds[i] = admitScript.EvalSha(ctx, pipe, keys, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return err
+		}
+		return nil
+	}
+	all := make([]int, len(asks))
+	for i := range all {
+		all[i] = i
+	}
+	if err := run(all); err != nil {
+		return nil, err
+	}
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		// Those did not run: load the script and ask them again.
+		if err := admitScript.Load(ctx, l.rdb).Err(); err != nil {
+			return nil, err
+		}
+		if err := run(again); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range cmds {
+		res, err := c.Slice()
+		if err != nil {
+			return nil, err
+		}
+		if len(res) != 3 {
+			return nil, redis.Nil
+		}
+		taken, _ := res[0].(int64)
+		if taken > 0 {
+			out[i].n = int(taken)
+			out[i].leases = make([]any, taken)
+			for j := range out[i].leases {
+				out[i].leases[j] = leases[i] + ":" + strconv.Itoa(j+1)
+			}
+			continue
+		}
+		if f, _ := res[2].(int64); f == 1 {
+			out[i].full = true
+			continue
+		}
+		s, _ := res[1].(string)
+		secs, _ := strconv.ParseFloat(s, 64)
+		out[i].retry = time.Duration(secs * float64(time.Second))
+	}
+	return out, nil
+}
+
+// releaseMany gives back the in-flight leases admitMany took, in one
+// pipelined round trip.
+func (l *Limiter) releaseMany(ctx context.Context, adm []admission) {
+	pipe := l.rdb.Pipeline()
+	for _, a := range adm {
+		if len(a.leases) > 0 {
+			pipe.ZRem(ctx, a.key, a.leases...)
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(context.WithoutCancel(ctx))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,6 +24,9 @@ const (
 const (
 	// TypeDeliver drains what is due for one app (Dispatcher).
 	TypeDeliver = "webhooks:deliver"
+	// TypeSweep drains what is due for many apps at once, one look
+	// (Dispatcher.sweep): a kick of many apps enqueues it (drains.go).
+	TypeSweep = "webhooks:sweep"
 	// TypeRelay re-enqueues due deliveries nothing enqueued (Dispatcher.Relay).
 	TypeRelay = "webhooks:relay"
 	// TypeRetention drops old attempts (Store.DropOldAttempts).
@@ -34,6 +38,10 @@ const (
 
 type deliverPayload struct {
 	AppID int64 `json:"a"`
+}
+
+type sweepPayload struct {
+	Apps []int64 `json:"apps"`
 }
 
 type redeliverPayload struct {
@@ -62,6 +70,13 @@ func NewDeliverLaterTask(appID int64, requestTimeout, delay time.Duration, now t
 		asynq.Timeout(drainTimeout(requestTimeout)), asynq.ProcessIn(delay))
 }
 
+// NewSweepTask is a sweep of apps (at most sweepChunk), to run at once,
+// with a drain task's retries and timeout.
+func NewSweepTask(apps []int64, requestTimeout time.Duration) *asynq.Task {
+	payload, _ := json.Marshal(sweepPayload{Apps: apps})
+	return asynq.NewTask(TypeSweep, payload, asynq.Queue(QueueWebhooks), asynq.MaxRetry(20), asynq.Timeout(drainTimeout(requestTimeout)))
+}
+
 // NewRelayTask is one relay pass, unique for every (its period) so two
 // schedulers enqueue it once.
 func NewRelayTask(every time.Duration) *asynq.Task {
@@ -83,8 +98,8 @@ func NewRedeliverTask(appID int64, since, until *time.Time) (*asynq.Task, error)
 	return asynq.NewTask(TypeRedeliver, payload, asynq.Queue(QueueDefault), asynq.MaxRetry(5)), nil
 }
 
-// Register adds every webhooks task handler to mux: drains and the relay
-// (d), retention (s) and bulk redelivery (e).
+// Register adds every webhooks task handler to mux: drains, sweeps and
+// the relay (d), retention (s) and bulk redelivery (e).
 func Register(mux *asynq.ServeMux, d *Dispatcher, s *Store, e *Endpoints) {
 	mux.HandleFunc(TypeDeliver, func(ctx context.Context, t *asynq.Task) error {
 		var p deliverPayload
@@ -92,6 +107,13 @@ func Register(mux *asynq.ServeMux, d *Dispatcher, s *Store, e *Endpoints) {
 			return fmt.Errorf("bad deliver payload: %w", asynq.SkipRetry)
 		}
 		return d.drain(ctx, p.AppID)
+	})
+	mux.HandleFunc(TypeSweep, func(ctx context.Context, t *asynq.Task) error {
+		var p sweepPayload
+		if err := json.Unmarshal(t.Payload(), &p); err != nil || len(p.Apps) == 0 || len(p.Apps) > sweepChunk || slices.ContainsFunc(p.Apps, func(id int64) bool { return id <= 0 }) {
+			return fmt.Errorf("bad sweep payload: %w", asynq.SkipRetry)
+		}
+		return d.sweep(ctx, p.Apps)
 	})
 	// The relay re-enqueues every delivery Postgres says is due but that
 	// no worker holds and nothing enqueued lately: Redis flushed, an
