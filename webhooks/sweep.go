@@ -337,11 +337,15 @@ const claimManySQL = `
 	FROM unnest($1::bigint[]) AS a(id) CROSS JOIN LATERAL (
 		SELECT d.id, d.uuid::text AS uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text AS installation_uuid,
 			e.data::text AS data, e.created_at, d.next_attempt_at, d.target_method, d.target_url
-		FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events e ON e.id = d.event_id
-		WHERE q.app_id = a.id AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
-		  AND d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
+		FROM (
+			SELECT q.delivery_id FROM delivery_queue q
+			WHERE q.app_id = a.id AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
+			ORDER BY q.next_attempt_at LIMIT $2
+			FOR NO KEY UPDATE SKIP LOCKED
+		) due JOIN deliveries d ON d.id = due.delivery_id JOIN events e ON e.id = d.event_id
+		WHERE d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
 		  AND (d.claimed_until IS NULL OR d.claimed_until < now())
-		ORDER BY q.next_attempt_at LIMIT $2
+		ORDER BY d.next_attempt_at
 		FOR NO KEY UPDATE OF d SKIP LOCKED) c`
 
 // claimMany begins a transaction on c and locks up to perApp due
@@ -350,7 +354,9 @@ const claimManySQL = `
 func (s *Store) claimMany(ctx context.Context, c *pgx.Conn, apps []int64, perApp int) (map[int64][]claimed, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)")
+	// As claim's: asynchronously committed (see record).
+	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), " +
+		"set_config('synchronous_commit', 'off', true)")
 	b.Queue(claimManySQL, apps, perApp)
 	br := c.SendBatch(ctx, b)
 	out := map[int64][]claimed{}
