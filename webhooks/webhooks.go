@@ -17,6 +17,8 @@
 //     (Set, Disable, Redeliver, RedeliverFailed) and the endpoint cache.
 //   - limits.go: Limiter, rate limits and in-flight caps in Redis.
 //   - dispatcher.go: Dispatcher, the worker that claims, sends and records.
+//   - sweep.go: sweeps, which claim, send and record for many apps at once
+//     when one event (or the relay) reaches hundreds of them.
 //   - listen.go: Listeners, the hub of `plugboard listen` sessions.
 //   - tasks.go: every asynq task and queue, Register and Schedule.
 //   - metrics.go: the Prometheus series.
