@@ -88,7 +88,10 @@ const (
 // (2,000 organizations, 1–3 of 20 apps each) an app's next event comes
 // within tens of milliseconds; a drain that left would be enqueued for
 // it again: a kick script, a task queued, taken and done, a register and
-// a leave, about a dozen Redis commands for a batch of one or two.
+// a leave, about a dozen Redis commands for a batch of one or two. 50 ms
+// halved the mix's Redis commands again (7.0 → 3.9 per delivery, commits
+// 0.76 → 0.58) for about 5 % less CPU per delivery, but added 10 ms to
+// p50 and 20 to p99 (25 → 35, 63 → 84 ms) in the same sitting: 25 ms.
 const idleFor = 25 * time.Millisecond
 
 // drain delivers what is due for an app, a batch at a time, until nothing
