@@ -25,6 +25,17 @@ import (
 // has left the set before the publish checks it, and the publish enqueues a
 // fresh drain. No committed delivery is left without a drain coming for it.
 //
+// Within one process the same exchange runs in memory first
+// (localDrains): a publish kicking an app whose drain runs in this process
+// and looks again marks the app there instead of in Redis, and the drain
+// consumes that mark before it asks Redis; a drain that sent something
+// waits a little (idleFor) for such a mark before it asks. The process's
+// mutex is the atomic step: the drain sees the mark, or it stopped looking
+// before the kick checked, and the kick goes to the scripts, which decide
+// as above (its lease stays in Redis until its leaveScript). So a busy
+// app's drain stays from one event to the next, and neither the publish
+// nor the drain pays a round trip to the registry for it.
+//
 // A drain that dies keeps its lease until the lease expires (the longest a
 // task can run); meanwhile the relay, which enqueues regardless, covers it.
 // If Redis is unreachable, every kick enqueues.
@@ -117,12 +128,14 @@ type Drains struct {
 	queue *asynq.Client
 	opts  Options
 	log   *slog.Logger
+	// local is this process's own running drains (localDrains).
+	local localDrains
 }
 
 // NewDrains returns the registry on rdb (the queue's Redis), enqueueing on
 // queue.
 func NewDrains(rdb redis.UniversalClient, queue *asynq.Client, opts Options, log *slog.Logger) *Drains {
-	return &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log}
+	return &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log, local: localDrains{apps: map[int64]*localApp{}}}
 }
 
 // enqueue kicks a drain of every app in refs, now.
@@ -178,6 +191,14 @@ func (r *Drains) kickDrains(ctx context.Context, apps []int64, want int, force b
 	}
 	need := apps
 	if r.rdb != nil {
+		if want == 1 && !force {
+			// Apps whose drain runs here and looks again are marked here
+			// (localDrains), without a round trip.
+			if apps = r.local.mark(apps, r.opts.Now()); len(apps) == 0 {
+				return
+			}
+			need = apps
+		}
 		res, err := kickScript.Run(ctx, r.rdb, registryKeys(apps), r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
 		if err != nil {
 			r.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
@@ -375,17 +396,22 @@ func (r *Drains) handBack(ctx context.Context, now []int64, later map[int64]time
 
 // drainLease is a running drain's entry in the registry.
 type drainLease struct {
-	rdb   redis.UniversalClient
-	now   func() time.Time
+	r     *Drains
 	appID int64
 	id    string
 	ttl   time.Duration
 	ok    bool // registered
+	// until is when the lease expires in Redis, as the local entry does.
+	until time.Time
+	// spent is the drain's ended in-flight leases, given back in the
+	// lease's next round trip (limits.go); nil: none kept.
+	spent *spent
 }
 
-// register enters a drain in the registry for ttl (renewed as it goes).
+// register enters a drain in the registry for ttl (renewed as it goes),
+// in Redis and in this process (localDrains).
 func (r *Drains) register(ctx context.Context, appID int64, ttl time.Duration) *drainLease {
-	l := &drainLease{rdb: r.rdb, now: r.opts.Now, appID: appID, id: uuid.NewString(), ttl: ttl}
+	l := &drainLease{r: r, appID: appID, id: uuid.NewString(), ttl: ttl}
 	if r.rdb == nil {
 		return l
 	}
@@ -395,7 +421,8 @@ func (r *Drains) register(ctx context.Context, appID int64, ttl time.Duration) *
 		r.log.Warn("drain registry unavailable", "err", err)
 		return l
 	}
-	l.ok = true
+	l.ok, l.until = true, now.Add(ttl)
+	r.local.enter(l)
 	return l
 }
 
@@ -403,24 +430,217 @@ func (r *Drains) register(ctx context.Context, appID int64, ttl time.Duration) *
 // publish marked the app dirty since the last look. Otherwise the drain has
 // left the registry.
 func (l *drainLease) again(ctx context.Context) bool {
-	return l.leave(ctx, true)
+	return l.againWithin(ctx, 0)
 }
 
-// leave takes the drain out of the registry (check: unless the app is
-// dirty, see again).
-func (l *drainLease) leave(ctx context.Context, check bool) bool {
+// againWithin is again that first waits up to idle for a publish of this
+// process to mark the app (localDrains.wait): under load the drain stays
+// for the next event instead of leaving and being enqueued again for it.
+// A mark made here is consumed here; only when none came does the drain
+// ask Redis, where other processes' publishes mark the app, and leave
+// unless one did.
+func (l *drainLease) againWithin(ctx context.Context, idle time.Duration) bool {
 	if !l.ok {
+		l.spent.flush(ctx)
 		return false
 	}
+	if l.r.local.wait(ctx, l, idle) {
+		return true
+	}
+	// No longer looking here: this process's publishes go to Redis from
+	// now on, and the scripts decide as between processes.
+	if !l.redisLeave(ctx, true) {
+		return false
+	}
+	l.until = l.r.opts.Now().Add(l.ttl)
+	l.r.local.enter(l)
+	return true
+}
+
+// leave takes the drain out of the registry for good. When a publish of
+// this process marked the app here and no other drain of it here looks
+// again, the drain kicks the app as that publish would have (through
+// Redis), and leave reports that it did.
+func (l *drainLease) leave(ctx context.Context) (kicked bool) {
+	if !l.ok {
+		l.spent.flush(ctx)
+		return false
+	}
+	owed := l.r.local.exit(l)
+	l.redisLeave(ctx, false)
+	if owed {
+		l.r.kickApps(context.WithoutCancel(ctx), []int64{l.appID}, 1, false)
+	}
+	return owed
+}
+
+// redisLeave runs leaveScript (check: stay when the app is dirty; then it
+// reports true and the lease is extended), with the drain's spent
+// in-flight leases given back in the same round trip.
+func (l *drainLease) redisLeave(ctx context.Context, check bool) bool {
 	a, _, d := drainKeys(l.appID)
 	mode := "leave"
 	if check {
 		mode = "check"
 	}
-	n, err := leaveScript.Run(context.WithoutCancel(ctx), l.rdb, []string{a, d}, l.id, l.now().Add(l.ttl).UnixMilli(), mode).Int()
+	ctx = context.WithoutCancel(ctx)
+	keys, args := []string{a, d}, []any{l.id, l.r.opts.Now().Add(l.ttl).UnixMilli(), mode}
+	var cmd *redis.Cmd
+	_, _ = l.r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		l.spent.givingIn(ctx, l.r.rdb, p)
+		cmd = leaveScript.EvalSha(ctx, p, keys, args...)
+		return nil
+	})
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		cmd = leaveScript.Run(ctx, l.r.rdb, keys, args...)
+	}
+	n, err := cmd.Int()
 	if err != nil || n != 1 {
 		l.ok = false
 		return false
 	}
 	return true
+}
+
+// localDrains is what a process knows of its own drains, by app: those
+// registered and looking again before they leave (entered at register,
+// taken out when they decide to leave), and whether a publish of this
+// process kicked the app since one of them last looked.
+//
+// A kick of such an app (want 1, not forced) sets the local mark instead
+// of running the kick script; a drain
+// consumes the mark before it would ask Redis, and looks again. The
+// argument of the registry holds with the process as one more atomic
+// step: under mu, either the drain sees the mark and looks again (after
+// the publish's commit, which came before its kick), or it has stopped
+// looking before the kick checks, and the kick goes to Redis, where the
+// scripts decide as before (the drain's lease is still there until its
+// leaveScript, which sees the dirty mark the kick script sets). A drain
+// that leaves otherwise (an error, its time is up) while a local mark
+// waits and no other drain of the app here looks kicks the app itself
+// (drainLease.leave). An entry counts only until its lease expires in
+// Redis, so a drain that vanished without leaving (a panic) stops
+// swallowing kicks when Redis forgets it too.
+type localDrains struct {
+	mu   sync.Mutex
+	apps map[int64]*localApp
+	idle int // drains waiting in wait now, at most idleDrains
+}
+
+type localApp struct {
+	looking map[*drainLease]struct{}
+	dirty   bool
+}
+
+// idleDrains bounds the drains of a process waiting for their app's next
+// publish at once: each holds a worker slot (20 by default) meanwhile.
+const idleDrains = 12
+
+func (ld *localDrains) enter(l *drainLease) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	a := ld.apps[l.appID]
+	if a == nil {
+		a = &localApp{looking: map[*drainLease]struct{}{}}
+		ld.apps[l.appID] = a
+	}
+	a.looking[l] = struct{}{}
+}
+
+// mark sets the local mark of every app of apps that has a drain here
+// looking again, and returns the others.
+func (ld *localDrains) mark(apps []int64, now time.Time) []int64 {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	if len(ld.apps) == 0 {
+		return apps
+	}
+	var rest []int64
+	for i, id := range apps {
+		a := ld.apps[id]
+		if a == nil || !a.live(now) {
+			if rest == nil {
+				rest = make([]int64, 0, len(apps)-i)
+			}
+			rest = append(rest, id)
+			continue
+		}
+		a.dirty = true
+	}
+	return rest
+}
+
+// live reports whether a drain of a looks again whose lease has not
+// expired.
+func (a *localApp) live(now time.Time) bool {
+	for l := range a.looking {
+		if now.Before(l.until) {
+			return true
+		}
+	}
+	return false
+}
+
+// wait consumes the app's local mark for l and reports whether it did.
+// With none yet, it first waits idle (when fewer than idleDrains wait),
+// the whole of it: a mark made meanwhile does not wake it, so that the
+// batch it claims then takes what came in that time, as a drain enqueued
+// afresh would have found after its queue wait. When it did not consume a
+// mark, l no longer looks here: from then on kicks go to Redis.
+func (ld *localDrains) wait(ctx context.Context, l *drainLease, idle time.Duration) bool {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	a := ld.apps[l.appID]
+	if a == nil {
+		return false
+	}
+	if !a.dirty && idle > 0 && ld.idle < idleDrains {
+		ld.idle++
+		ld.mu.Unlock()
+		t := time.NewTimer(idle)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		ld.mu.Lock()
+		ld.idle--
+		// a is still the app's entry: l is among its drains.
+	}
+	if a.dirty {
+		a.dirty = false
+		return true
+	}
+	ld.remove(l)
+	return false
+}
+
+// exit takes l out, and reports whether a local mark was left that no
+// other drain of the app here will consume (it is consumed now).
+func (ld *localDrains) exit(l *drainLease) (owed bool) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	a := ld.apps[l.appID]
+	if a == nil {
+		return false
+	}
+	delete(a.looking, l)
+	if a.dirty && !a.live(l.r.opts.Now()) {
+		a.dirty, owed = false, true
+	}
+	ld.remove(l)
+	return owed
+}
+
+// remove takes l out of its app's drains here, and the app out when none
+// is left and no mark waits; mu is held.
+func (ld *localDrains) remove(l *drainLease) {
+	a := ld.apps[l.appID]
+	if a == nil {
+		return
+	}
+	delete(a.looking, l)
+	if len(a.looking) == 0 {
+		delete(ld.apps, l.appID)
+	}
 }

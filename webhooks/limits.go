@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,12 +43,23 @@ func rateParams(perSecond int) (burst int, period time.Duration) {
 // request that could not start. One round trip where there were two.
 //
 // ARGV: burst, rate, period (s), want, now (ms), lease expiry (ms), cap,
-// lease id. Returns {taken, retry after (s, when the rate limit refused),
-// 1 when the in-flight cap is full}. The leases are ARGV[8]:1 .. :taken.
+// lease id, then the leases the caller gives back first (its requests that
+// ended since its last call: see spent). Returns {taken, retry after (s,
+// when the rate limit refused), 1 when the in-flight cap is full}. The
+// leases are ARGV[8]:1 .. :taken, added in one ZADD.
 var admitScript = redis.NewScript(`
 redis.replicate_commands()
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-local cost = math.min(tonumber(ARGV[7]) - redis.call('ZCARD', KEYS[2]), tonumber(ARGV[4]))
+if #ARGV > 8 then
+  redis.call('ZREM', KEYS[2], unpack(ARGV, 9))
+end
+-- Expired leases (of workers that died) are dropped only when they could
+-- stand in the way: fewer than the cap of them can pile up otherwise.
+local held = redis.call('ZCARD', KEYS[2])
+if held + tonumber(ARGV[4]) > tonumber(ARGV[7]) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+  held = redis.call('ZCARD', KEYS[2])
+end
+local cost = math.min(tonumber(ARGV[7]) - held, tonumber(ARGV[4]))
 if cost <= 0 then
   return {0, '0', 1}
 end
@@ -86,9 +98,12 @@ if reset_after > 0 then
 end
 
 local n = math.floor(cost)
+local add = {}
 for i = 1, n do
-  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[8] .. ':' .. i)
+  add[#add+1] = ARGV[6]
+  add[#add+1] = ARGV[8] .. ':' .. i
 end
+redis.call('ZADD', KEYS[2], unpack(add))
 redis.call('PEXPIRE', KEYS[2], 600000)
 return {n, '0', 0}`)
 
@@ -97,14 +112,32 @@ return {n, '0', 0}`)
 // that gives the in-flight leases back; with none, how long the rate limit
 // asks to wait, or that the in-flight cap is full.
 func (l *Limiter) admit(ctx context.Context, appID int64, perSecond, maxInFlight, want int, ttl time.Duration) (n int, retry time.Duration, full bool, release func(), err error) {
-	id := strconv.FormatInt(appID, 10)
-	keys := []string{"rate:plugboard:rate:" + id, "plugboard:inflight:" + id}
+	n, retry, full, leases, err := l.admitGiving(ctx, appID, perSecond, maxInFlight, want, ttl, nil)
+	if n > 0 {
+		release = func() { l.release(context.WithoutCancel(ctx), appID, leases) }
+	}
+	return n, retry, full, release, err
+}
+
+// inflightKey is the app's in-flight leases (admitScript's KEYS[2]).
+func inflightKey(appID int64) string { return "plugboard:inflight:" + strconv.FormatInt(appID, 10) }
+
+// admitGiving is admit that first gives back back's leases (of this app)
+// in the same call, and returns the new leases themselves: the caller
+// gives them back with release, or through a spent.
+func (l *Limiter) admitGiving(ctx context.Context, appID int64, perSecond, maxInFlight, want int, ttl time.Duration, back *spent) (n int, retry time.Duration, full bool, leases []any, err error) {
+	keys := []string{"rate:plugboard:rate:" + strconv.FormatInt(appID, 10), inflightKey(appID)}
 	burst, period := rateParams(perSecond)
 	lease := uuid.NewString()
 	now := l.now()
-	res, err := admitScript.Run(ctx, l.rdb, keys, burst, perSecond, period.Seconds(), want,
-		now.UnixMilli(), now.Add(ttl).UnixMilli(), maxInFlight, lease).Slice()
+	args := []any{burst, perSecond, period.Seconds(), want, now.UnixMilli(), now.Add(ttl).UnixMilli(), maxInFlight, lease}
+	given := back.take()
+	args = append(args, given...)
+	res, err := admitScript.Run(ctx, l.rdb, keys, args...).Slice()
 	if err != nil {
+		if len(given) > 0 {
+			l.release(context.WithoutCancel(ctx), appID, given) // else they expire with their lease
+		}
 		return 0, 0, false, nil, err
 	}
 	if len(res) != 3 {
@@ -116,7 +149,7 @@ func (l *Limiter) admit(ctx context.Context, appID int64, perSecond, maxInFlight
 		for i := range members {
 			members[i] = lease + ":" + strconv.Itoa(i+1)
 		}
-		return int(taken), 0, false, func() { l.rdb.ZRem(context.WithoutCancel(ctx), keys[1], members...) }, nil
+		return int(taken), 0, false, members, nil
 	}
 	if f, _ := res[2].(int64); f == 1 {
 		return 0, 0, true, nil, nil
@@ -124,6 +157,79 @@ func (l *Limiter) admit(ctx context.Context, appID int64, perSecond, maxInFlight
 	s, _ := res[1].(string)
 	secs, _ := strconv.ParseFloat(s, 64)
 	return 0, time.Duration(secs * float64(time.Second)), false, nil, nil
+}
+
+// release gives back in-flight leases of appID at once.
+func (l *Limiter) release(ctx context.Context, appID int64, leases []any) {
+	if len(leases) > 0 {
+		l.rdb.ZRem(ctx, inflightKey(appID), leases...)
+	}
+}
+
+// spent is one drain's in-flight leases whose requests have ended but
+// that are not given back yet: they go with the drain's next call to
+// Redis, its next admit (admitScript gives them back before it counts) or
+// its registry call when it looks again or leaves (drainLease), instead of
+// a ZREM round trip of their own per chunk. Until then they count against
+// the app's cap, so the cap holds as before, only a little tighter: a
+// drain keeps at most a quarter of the cap spent this way (keep), and
+// gives back at once what would be more. A drain that dies leaves them to
+// expire with their lease, as a crashed worker's.
+type spent struct {
+	limiter *Limiter
+	appID   int64
+	mu      sync.Mutex
+	leases  []any
+}
+
+// keep takes ended leases into s when s stays within a quarter of
+// maxInFlight, and reports whether it did; otherwise the caller gives
+// them back at once.
+func (s *spent) keep(leases []any, maxInFlight int) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.leases)+len(leases) > maxInFlight/4 {
+		return false
+	}
+	s.leases = append(s.leases, leases...)
+	return true
+}
+
+// take empties s and returns what it held.
+func (s *spent) take() []any {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.leases
+	s.leases = nil
+	return out
+}
+
+// flush gives s's leases back at once.
+func (s *spent) flush(ctx context.Context) {
+	if leases := s.take(); len(leases) > 0 {
+		s.limiter.release(context.WithoutCancel(ctx), s.appID, leases)
+	}
+}
+
+// givingIn adds a ZREM of s's leases to pipe, when it is on the limiter's
+// Redis; otherwise (another client) it gives them back in a call of its
+// own. Either way s is empty afterwards.
+func (s *spent) givingIn(ctx context.Context, rdb redis.UniversalClient, pipe redis.Pipeliner) {
+	leases := s.take()
+	if len(leases) == 0 {
+		return
+	}
+	if rdb == s.limiter.rdb {
+		pipe.ZRem(ctx, inflightKey(s.appID), leases...)
+		return
+	}
+	s.limiter.release(ctx, s.appID, leases)
 }
 
 // admitAsk is one app's ask in admitMany: up to want slots of its rate
