@@ -81,7 +81,7 @@ const (
 // idleFor is how long a drain that sent a small batch waits, when no
 // publish of this process has marked its app yet, before it looks for a
 // mark and otherwise asks Redis whether to leave (drainLease.againWithin;
-// at most idleDrains wait at once). A mark made meanwhile does not cut the
+// at most idleDrains(Options.Workers) wait at once). A mark made meanwhile does not cut the
 // wait short: the next batch takes what came in that time, as a drain
 // enqueued afresh would have after its queue wait (waking at once made
 // batches of 1.2 and cost more CPU per delivery than it saved). In the mix

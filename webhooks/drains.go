@@ -135,7 +135,7 @@ type Drains struct {
 // NewDrains returns the registry on rdb (the queue's Redis), enqueueing on
 // queue.
 func NewDrains(rdb redis.UniversalClient, queue *asynq.Client, opts Options, log *slog.Logger) *Drains {
-	return &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log, local: localDrains{apps: map[int64]*localApp{}}}
+	return &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log, local: localDrains{apps: map[int64]*localApp{}, max: idleDrains(opts.withDefaults().Workers)}}
 }
 
 // enqueue kicks a drain of every app in refs, now.
@@ -524,7 +524,8 @@ func (l *drainLease) redisLeave(ctx context.Context, check bool) bool {
 type localDrains struct {
 	mu   sync.Mutex
 	apps map[int64]*localApp
-	idle int // drains waiting in wait now, at most idleDrains
+	idle int // drains waiting in wait now, at most max
+	max  int // idleDrains(Options.Workers)
 }
 
 type localApp struct {
@@ -533,8 +534,10 @@ type localApp struct {
 }
 
 // idleDrains bounds the drains of a process waiting for their app's next
-// publish at once: each holds a worker slot (20 by default) meanwhile.
-const idleDrains = 12
+// publish at once: each holds one of the worker's slots meanwhile, so at
+// most a third of them (and 12) wait, and the other tasks (billing,
+// reconciliation, the relay, other apps' drains) keep the rest.
+func idleDrains(workers int) int { return min(12, workers/3) }
 
 func (ld *localDrains) enter(l *drainLease) {
 	ld.mu.Lock()
@@ -582,7 +585,7 @@ func (a *localApp) live(now time.Time) bool {
 }
 
 // wait consumes the app's local mark for l and reports whether it did.
-// With none yet, it first waits idle (when fewer than idleDrains wait),
+// With none yet, it first waits idle (when fewer than idleDrains(Workers) wait),
 // the whole of it: a mark made meanwhile does not wake it, so that the
 // batch it claims then takes what came in that time, as a drain enqueued
 // afresh would have found after its queue wait. When it did not consume a
@@ -594,7 +597,7 @@ func (ld *localDrains) wait(ctx context.Context, l *drainLease, idle time.Durati
 	if a == nil {
 		return false
 	}
-	if !a.dirty && idle > 0 && ld.idle < idleDrains {
+	if !a.dirty && idle > 0 && ld.idle < ld.max {
 		ld.idle++
 		ld.mu.Unlock()
 		t := time.NewTimer(idle)

@@ -29,6 +29,10 @@ type Options struct {
 	// MaxDataDepth bounds how deep event data may nest (objects and
 	// arrays; data itself is level 1). Zero is DefaultMaxDataDepth, 64.
 	MaxDataDepth int
+	// Workers is the worker's task concurrency (PLUGBOARD_WORKER_CONCURRENCY):
+	// at most a third of it, and 12, may be drains waiting for their app's
+	// next publish (idleFor). Zero is 20.
+	Workers int
 	// Now is the clock for what tests need to move: publish times, the relay
 	// grace, the retention cutoff, a redelivery's start, endpoint health
 	// and the endpoint cache. Durations of requests use the real clock.
@@ -57,6 +61,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DefaultMaxInFlight == 0 {
 		o.DefaultMaxInFlight = 10
+	}
+	if o.Workers <= 0 {
+		o.Workers = 20
 	}
 	if o.RelayGrace == 0 {
 		o.RelayGrace = 30 * time.Second

@@ -282,6 +282,7 @@ func (a *App) buildServices(quiet *slog.Logger, now func() time.Time) (*marketpl
 		RelayGrace:         a.Config.RelayGrace,
 		EndpointCacheTTL:   endpointCacheTTL(a.Config.WebhookEndpointCacheTTL),
 		MaxDataDepth:       a.Config.EventsMaxDepth,
+		Workers:            a.Config.WorkerConcurrency,
 		Version:            Version,
 	}
 
