@@ -275,11 +275,12 @@ func ValidateEndpointUpdate(status *string, rate, inFlight *int) error {
 	return f.Err()
 }
 
-// pauseSQL pauses an app's pending deliveries that no worker holds.
+// pauseSQL pauses an app's pending deliveries that no worker holds. It
+// locks the queue row before the delivery (claimSQL says why).
 const pauseSQL = `UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
 	SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
 	WHERE q.app_id = ? AND q.status = 'pending' AND d.status = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())
-	FOR NO KEY UPDATE OF d SKIP LOCKED)`
+	FOR NO KEY UPDATE OF q, d SKIP LOCKED)`
 
 // Set changes an app's endpoint inside the caller's transaction: limits
 // (nil keeps one) and, when status is set, enabled (paused deliveries

@@ -21,10 +21,14 @@ import (
 // way) is not waited for: it finishes that attempt, as when an endpoint
 // is disabled (pauseSQL).
 
-// holdSQL pauses an installation's pending deliveries that no worker holds.
+// holdSQL pauses an installation's pending deliveries that no worker
+// holds. It locks the queue row before the delivery (claimSQL says why):
+// locking the delivery alone, a hold could wait, inside the suspension's
+// transaction, for a drain's batch to be sent.
 const holdSQL = `UPDATE deliveries SET status = 'paused', next_attempt_at = NULL WHERE id IN (
-	SELECT id FROM deliveries WHERE installation_id = ? AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-	FOR NO KEY UPDATE SKIP LOCKED)`
+	SELECT d.id FROM deliveries d JOIN delivery_queue q ON q.delivery_id = d.id
+	WHERE d.installation_id = ? AND d.status = 'pending' AND q.status = 'pending' AND (d.claimed_until IS NULL OR d.claimed_until < now())
+	FOR NO KEY UPDATE OF q, d SKIP LOCKED)`
 
 // HoldInstallation pauses, in the caller's transaction, the pending
 // deliveries of installation installationID, and returns how many.

@@ -130,8 +130,16 @@ func (c claimed) destination(ep cachedEndpoint) (method, url string) {
 // index rows and about 15 primary-key probes per delivered row in the
 // batch bench; EXPLAIN (ANALYZE, BUFFERS) with 1,500 rows held: 54 ms and
 // 13,534 buffers before, 6.8 ms and 3,909 now (uncontended, one lock WAL
-// record more per row: 54 bytes). A claim never waits for a lock, so it
-// cannot deadlock with a record or a pause.
+// record more per row: 54 bytes). A claim never waits for a lock.
+//
+// One rule keeps the other writers of pending deliveries from waiting on
+// a drain's sends: whoever locks a pending delivery locks its
+// delivery_queue row first (the relay, pauseSQL and holdSQL say OF q, d).
+// A claim keeps the queue rows it locked until it commits, also those
+// whose delivery row it then lost; a writer that locked the delivery row
+// alone would, in its statement's trigger, wait on such a queue row until
+// the drain's batch was sent. Locking the queue row first, with SKIP
+// LOCKED, it passes by what a drain holds instead, as before.
 //
 // A short claim writing a lease (claimed_until, and delivery_queue due when
 // it ends), committed before the sends, was measured and dropped: a second
@@ -364,7 +372,7 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 				  AND (d.claimed_until IS NULL OR d.claimed_until < now())
 				  AND (d.enqueued_at IS NULL OR d.enqueued_at <= ?::timestamptz)
 				ORDER BY q.next_attempt_at LIMIT 5000
-				FOR UPDATE OF d SKIP LOCKED) d
+				FOR UPDATE OF q, d SKIP LOCKED) d
 			LIMIT 5000)
 			UNION ALL
 			(SELECT d.id FROM host_endpoints h CROSS JOIN LATERAL (
@@ -373,7 +381,7 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 				  AND (d.claimed_until IS NULL OR d.claimed_until < now())
 				  AND (d.enqueued_at IS NULL OR d.enqueued_at <= ?::timestamptz)
 				ORDER BY q.next_attempt_at LIMIT 5000
-				FOR UPDATE OF d SKIP LOCKED) d
+				FOR UPDATE OF q, d SKIP LOCKED) d
 			LIMIT 5000))
 		RETURNING id, `+keyExpr+` AS app_id`, now, cutoff, cutoff, cutoff, cutoff).Scan(&rows).Error
 	if err != nil {
