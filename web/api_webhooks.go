@@ -245,7 +245,10 @@ type eventJSON struct {
 
 // toEventJSON answers an event; its data as stored or as published, not
 // decoded and encoded again (that was a tenth of the single-event publish
-// request's CPU, and turned large integers into floats).
+// request's CPU, and turned large integers into floats). It is the same
+// object either way, but not always the same bytes: a publish's answer
+// keeps the host's key order, a later read has PostgreSQL's (jsonb orders
+// keys by length, then bytewise).
 func toEventJSON(e webhooks.Event) eventJSON {
 	out := eventJSON{ID: e.UUID, Type: e.Type, Deliveries: e.DeliveriesCount, CreatedBy: e.CreatedBy, IdempotencyKey: e.IdempotencyKey, DateCreated: e.CreatedAt}
 	if len(e.Data) > 0 && json.Valid(e.Data) {
