@@ -85,6 +85,7 @@ type App struct {
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, roles Roles, opts ...Option) (*App, error) {
 	o := newOptions(opts)
 	a := &App{Config: cfg, Log: log, Roles: roles, ready: make(chan struct{})}
+	tuneGC(log)
 
 	// =========================================================================
 	// Secrets
