@@ -18,8 +18,8 @@ import (
 const gcPercent = 400
 
 // tuneGC sets the collector's target unless GOGC does (an operator's
-// choice, GOMEMLIMIT included, wins). It is process-wide: only New, the
-// composition root, calls it.
+// choice wins; GOMEMLIMIT, when set, still caps the heap below it). It is
+// process-wide: only New, the composition root, calls it.
 func tuneGC(log *slog.Logger) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return
