@@ -203,12 +203,7 @@ func (r *Drains) kickDrains(ctx context.Context, apps []int64, want int, force b
 		if err != nil {
 			r.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
 		} else if !force {
-			need = need[:0:0]
-			for i, v := range res {
-				if v == 1 && i < len(apps) {
-					need = append(need, apps[i])
-				}
-			}
+			need = kicked(apps, res)
 		}
 	}
 	if len(need) <= enqueueSerial {
@@ -236,6 +231,18 @@ func (r *Drains) kickDrains(ctx context.Context, apps []int64, want int, force b
 	}
 	close(next)
 	wg.Wait()
+}
+
+// kicked is the apps the kick script answered 1 for: those the caller
+// must enqueue a drain (or sweep) of.
+func kicked(apps, res []int64) []int64 {
+	need := make([]int64, 0, len(apps))
+	for i, v := range res {
+		if v == 1 && i < len(apps) {
+			need = append(need, apps[i])
+		}
+	}
+	return need
 }
 
 // Up to enqueueSerial drain tasks are enqueued one after another; more by
@@ -311,12 +318,7 @@ func (r *Drains) sweepChunk(ctx context.Context, apps []int64, force bool) {
 		if err != nil {
 			r.log.Warn("drain registry unavailable; enqueueing sweeps", "err", err)
 		} else if !force {
-			need = make([]int64, 0, len(apps))
-			for i, v := range res {
-				if v == 1 && i < len(apps) {
-					need = append(need, apps[i])
-				}
-			}
+			need = kicked(apps, res)
 		}
 	}
 	if len(need) <= enqueueSerial {

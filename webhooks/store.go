@@ -161,6 +161,18 @@ const claimSQL = `
 	ORDER BY d.next_attempt_at
 	FOR NO KEY UPDATE OF d SKIP LOCKED`
 
+// claimSettings opens every claim's transaction (claim, claimMany): plans
+// made once per connection and never a sequential scan, and an
+// asynchronous commit (see record).
+const claimSettings = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), " +
+	"set_config('synchronous_commit', 'off', true)"
+
+// dest is where a claim's row is scanned, in claimSQL's column order; the
+// event's data goes to data as text.
+func (r *claimed) dest(data *string) []any {
+	return []any{&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL}
+}
+
 // claimHostSQL is claimSQL for a host endpoint (delivery_queue_host_due_idx).
 var claimHostSQL = strings.Replace(claimSQL, "q.app_id = $1", "q.host_endpoint_id = $1", 1)
 
@@ -179,8 +191,7 @@ func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) 
 	// PostgreSQL's time), and never as a sequential scan, which a plan made
 	// while the table was young and small could otherwise keep for good.
 	// The transaction commits asynchronously (see record).
-	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), " +
-		"set_config('synchronous_commit', 'off', true)")
+	b.Queue(claimSettings)
 	b.Queue(query, dest, limit)
 	br := c.SendBatch(ctx, b)
 	var rows []claimed
@@ -195,7 +206,7 @@ func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) 
 			for q.Next() {
 				var r claimed
 				var data string
-				if err = q.Scan(&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, &data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL); err != nil {
+				if err = q.Scan(r.dest(&data)...); err != nil {
 					break
 				}
 				r.Data = json.RawMessage(data)

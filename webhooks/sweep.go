@@ -354,9 +354,7 @@ const claimManySQL = `
 func (s *Store) claimMany(ctx context.Context, c *pgx.Conn, apps []int64, perApp int) (map[int64][]claimed, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	// As claim's: asynchronously committed (see record).
-	b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), " +
-		"set_config('synchronous_commit', 'off', true)")
+	b.Queue(claimSettings)
 	b.Queue(claimManySQL, apps, perApp)
 	br := c.SendBatch(ctx, b)
 	out := map[int64][]claimed{}
@@ -373,7 +371,7 @@ func (s *Store) claimMany(ctx context.Context, c *pgx.Conn, apps []int64, perApp
 				var app int64
 				var r claimed
 				var data string
-				if err = q.Scan(&app, &r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, &data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL); err != nil {
+				if err = q.Scan(append([]any{&app}, r.dest(&data)...)...); err != nil {
 					break
 				}
 				r.Data = json.RawMessage(data)
