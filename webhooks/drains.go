@@ -197,14 +197,8 @@ func (r *Drains) kickDrains(ctx context.Context, apps []int64, want int, force b
 			if apps = r.local.mark(apps, r.opts.Now()); len(apps) == 0 {
 				return
 			}
-			need = apps
 		}
-		res, err := kickScript.Run(ctx, r.rdb, registryKeys(apps), r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
-		if err != nil {
-			r.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
-		} else if !force {
-			need = kicked(apps, res)
-		}
+		need = r.needKick(ctx, apps, want, force)
 	}
 	if len(need) <= enqueueSerial {
 		for _, id := range need {
@@ -233,9 +227,18 @@ func (r *Drains) kickDrains(ctx context.Context, apps []int64, want int, force b
 	wg.Wait()
 }
 
-// kicked is the apps the kick script answered 1 for: those the caller
-// must enqueue a drain (or sweep) of.
-func kicked(apps, res []int64) []int64 {
+// needKick runs the kick script over apps (want drains each) and
+// returns those the caller must enqueue a drain or sweep of: every app
+// when force is set or Redis does not answer (then every kick enqueues).
+func (r *Drains) needKick(ctx context.Context, apps []int64, want int, force bool) []int64 {
+	res, err := kickScript.Run(ctx, r.rdb, registryKeys(apps), r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), want).Int64Slice()
+	if err != nil {
+		r.log.Warn("drain registry unavailable; enqueueing drains", "err", err)
+		return apps
+	}
+	if force {
+		return apps
+	}
 	need := make([]int64, 0, len(apps))
 	for i, v := range res {
 		if v == 1 && i < len(apps) {
@@ -314,12 +317,7 @@ func (r *Drains) sweepApps(ctx context.Context, apps []int64, force bool) {
 func (r *Drains) sweepChunk(ctx context.Context, apps []int64, force bool) {
 	need := apps
 	if r.rdb != nil {
-		res, err := kickScript.Run(ctx, r.rdb, registryKeys(apps), r.opts.Now().UnixMilli(), queuedFor.Milliseconds(), 1).Int64Slice()
-		if err != nil {
-			r.log.Warn("drain registry unavailable; enqueueing sweeps", "err", err)
-		} else if !force {
-			need = kicked(apps, res)
-		}
+		need = r.needKick(ctx, apps, 1, force)
 	}
 	if len(need) <= enqueueSerial {
 		for _, id := range need {

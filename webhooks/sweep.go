@@ -352,48 +352,20 @@ const claimManySQL = `
 // deliveries of each of apps in it (claimManySQL), in one round trip, as
 // claim does for one app. With none, it commits.
 func (s *Store) claimMany(ctx context.Context, c *pgx.Conn, apps []int64, perApp int) (map[int64][]claimed, error) {
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(claimSettings)
-	b.Queue(claimManySQL, apps, perApp)
-	br := c.SendBatch(ctx, b)
 	out := map[int64][]claimed{}
-	n := 0
-	_, err := br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if err == nil {
-		var q pgx.Rows
-		q, err = br.Query()
-		if err == nil {
-			for q.Next() {
-				var app int64
-				var r claimed
-				var data string
-				if err = q.Scan(append([]any{&app}, r.dest(&data)...)...); err != nil {
-					break
-				}
-				r.Data = json.RawMessage(data)
-				out[app] = append(out[app], r)
-				n++
-			}
-			q.Close()
-			if err == nil {
-				err = q.Err()
-			}
+	err := claimRows(ctx, c, claimManySQL, []any{apps, perApp}, func(q pgx.Rows) error {
+		var app int64
+		var r claimed
+		var data string
+		if err := q.Scan(append([]any{&app}, r.dest(&data)...)...); err != nil {
+			return err
 		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+		r.Data = json.RawMessage(data)
+		out[app] = append(out[app], r)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claiming deliveries of %d apps: %w", len(apps), err)
-	}
-	if n == 0 {
-		if _, err := c.Exec(ctx, "COMMIT"); err != nil {
-			return nil, fmt.Errorf("claiming deliveries of %d apps: %w", len(apps), err)
-		}
 	}
 	return out, nil
 }
