@@ -392,15 +392,21 @@ func (c *statsCache) putSettled(ks []bucketKey, bs []Bucket, at time.Time, gen u
 	}
 }
 
-// computeStats is Stats' query.
-func (s *Store) computeStats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) (buckets []Bucket, total Bucket, err error) {
-	// Postgres keeps microseconds: bucket starts must match its date_bin.
-	since, until = since.UTC().Truncate(time.Microsecond), until.UTC().Truncate(time.Microsecond)
+// checkStatsRange checks a stats request's range and resolution: at most
+// 1,000 buckets of at least a minute.
+func checkStatsRange(since, until time.Time, resolution time.Duration) error {
 	f := fault.Fields{}
 	f.Check(!until.After(since), "until", "must be after since")
 	f.Check(resolution < time.Minute, "resolution", "must be at least 1m")
 	f.Check(resolution >= time.Minute && until.Sub(since)/resolution > 1000, "resolution", "gives more than 1000 buckets; choose a coarser one")
-	if err := f.Err(); err != nil {
+	return f.Err()
+}
+
+// computeStats is Stats' query.
+func (s *Store) computeStats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) (buckets []Bucket, total Bucket, err error) {
+	// Postgres keeps microseconds: bucket starts must match its date_bin.
+	since, until = since.UTC().Truncate(time.Microsecond), until.UTC().Truncate(time.Microsecond)
+	if err := checkStatsRange(since, until, resolution); err != nil {
 		return nil, Bucket{}, err
 	}
 	var rows []statsRow
@@ -465,11 +471,7 @@ func (s *Store) computeStats(ctx context.Context, appID int64, since, until time
 // error classes are its buckets' summed.
 func (s *Store) computeBucketStats(ctx context.Context, appID int64, since, until time.Time, resolution time.Duration) ([]Bucket, Bucket, error) {
 	since, until = since.UTC().Truncate(time.Microsecond), until.UTC().Truncate(time.Microsecond)
-	f := fault.Fields{}
-	f.Check(!until.After(since), "until", "must be after since")
-	f.Check(resolution < time.Minute, "resolution", "must be at least 1m")
-	f.Check(resolution >= time.Minute && until.Sub(since)/resolution > 1000, "resolution", "gives more than 1000 buckets; choose a coarser one")
-	if err := f.Err(); err != nil {
+	if err := checkStatsRange(since, until, resolution); err != nil {
 		return nil, Bucket{}, err
 	}
 	// Settled by the time the query starts: no attempt is recorded in
