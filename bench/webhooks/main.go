@@ -107,7 +107,7 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "throughput", "throughput, latency, wide (one event to every installation, -rounds times) or api (delivery log list and stats)")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.IntVar(&o.target, "target", 2000, "latency mode: deliveries per second to hold when -rate is 0; api mode: requests per second")
-	flag.IntVar(&o.publishers, "publishers", 0, "concurrent publishers (default 8 in throughput mode, 32 in latency mode, 64 in api mode)")
+	flag.IntVar(&o.publishers, "publishers", 0, "concurrent publishers (default 64 in throughput mode with single-event publishes, as many as the ceiling's senders; 8 with -batch; 32 in latency mode; 64 in api mode)")
 	flag.IntVar(&o.backlog, "backlog", 0, "throughput mode: most deliveries published but not yet received before publishers wait (default max(4000, 20*apps))")
 	flag.IntVar(&o.workers, "workers", 32, "PLUGBOARD_WORKER_CONCURRENCY")
 	flag.IntVar(&o.dbConns, "db-conns", 40, "PLUGBOARD_DATABASE_MAX_CONNS")
@@ -188,7 +188,11 @@ func (o *options) check(installs string) error {
 		return fmt.Errorf("-mode wide installs every app in one organization: no -orgs or -installs")
 	}
 	if o.publishers == 0 {
-		o.publishers = map[string]int{"throughput": 8, "latency": 32, "wide": 1, "api": 64}[o.mode]
+		o.publishers = map[string]int{"throughput": 64, "latency": 32, "wide": 1, "api": 64}[o.mode]
+		if o.mode == "throughput" && o.batch > 0 {
+			// 8 requests of up to 1,000 events each already fill the backlog.
+			o.publishers = 8
+		}
 	}
 	if o.backlog == 0 {
 		o.backlog = max(4000, 20*o.apps)
