@@ -399,27 +399,42 @@ func (e *Endpoints) healthMany(ctx context.Context, apps map[int64]healthOf) err
 			failing = append(failing, id)
 		}
 	}
-	// One order, so two statements never wait on each other's rows in turn.
-	slices.Sort(ok)
-	slices.Sort(failing)
-	db := e.db.WithContext(ctx)
-	if len(ok) > 0 {
-		if err := db.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ANY(?) AND failing_since IS NOT NULL",
-			pgArray(ok)).Error; err != nil {
-			return fmt.Errorf("clearing endpoint health of %d apps: %w", len(ok), err)
-		}
-	}
-	if len(failing) == 0 {
+	if len(ok)+len(failing) == 0 {
 		return nil
 	}
 	var rows []struct {
 		AppID        int64
 		FailingSince time.Time
 	}
-	if err := db.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) SELECT id, now(), now() FROM unnest(?::bigint[]) AS id
-		ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
-		RETURNING app_id, failing_since`, pgArray(failing)).Scan(&rows).Error; err != nil {
-		return fmt.Errorf("tracking endpoint health of %d apps: %w", len(failing), err)
+	// Two sweeps that finish together may hold health for the same apps:
+	// the transaction first locks every existing row it will write, in
+	// app order, so neither waits for a row the other locked out of turn
+	// (an update of one set, then an insert of another, deadlocked).
+	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		all := slices.Concat(ok, failing)
+		slices.Sort(all)
+		if err := tx.Exec("SELECT 1 FROM endpoints WHERE app_id = ANY(?) ORDER BY app_id FOR UPDATE", pgArray(all)).Error; err != nil {
+			return fmt.Errorf("locking endpoint health of %d apps: %w", len(all), err)
+		}
+		if len(ok) > 0 {
+			if err := tx.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ANY(?) AND failing_since IS NOT NULL",
+				pgArray(ok)).Error; err != nil {
+				return fmt.Errorf("clearing endpoint health of %d apps: %w", len(ok), err)
+			}
+		}
+		if len(failing) == 0 {
+			return nil
+		}
+		slices.Sort(failing)
+		if err := tx.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) SELECT id, now(), now() FROM unnest(?::bigint[]) AS id
+			ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
+			RETURNING app_id, failing_since`, pgArray(failing)).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("tracking endpoint health of %d apps: %w", len(failing), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for _, r := range rows {

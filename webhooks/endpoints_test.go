@@ -269,3 +269,51 @@ func TestEndpointCacheTTLAndForget(t *testing.T) {
 		t.Error("a signer without secrets")
 	}
 }
+
+// Two sweeps finishing together track health for the same apps with the
+// sets crossed (what one saw succeed the other saw fail): neither may fail
+// on a deadlock, and each app ends as the last writer left it.
+func TestEndpointHealthManyCrossedSetsDoNotDeadlock(t *testing.T) {
+	w := newWorld(t, Options{DisableAfter: time.Hour})
+	var apps []int64
+	for range 200 {
+		id, _, _ := w.app("https://example.com/hook")
+		apps = append(apps, id)
+	}
+	// Rows stored against app order, so a scan meets them out of turn.
+	for i := len(apps) - 1; i >= 0; i-- {
+		w.exec("INSERT INTO endpoints (app_id) VALUES (?) ON CONFLICT DO NOTHING", apps[i])
+	}
+	crossed := func(flip bool) map[int64]healthOf {
+		m := map[int64]healthOf{}
+		for i, id := range apps {
+			ok := (i%2 == 0) != flip
+			m[id] = healthOf{anyOK: ok, anyFail: !ok}
+		}
+		return m
+	}
+	for round := range 30 {
+		w.exec("UPDATE endpoints SET failing_since = now() WHERE app_id = ANY(?)", pgArray(apps))
+		errs := make(chan error, 2)
+		for _, flip := range []bool{false, true} {
+			go func() { errs <- w.endpoints.healthMany(w.ctx, crossed(flip)) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if err := w.endpoints.healthMany(w.ctx, crossed(false)); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range apps {
+		st, err := w.endpoints.State(w.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if failing := st.FailingSince != nil; failing != (i%2 == 1) {
+			t.Errorf("app %d (%d): failing %v after the last round", i, id, failing)
+		}
+	}
+}
