@@ -12,8 +12,9 @@ import "strings"
 // drain registry, the Limiter and the relay treat both alike, with every
 // guarantee they give apps.
 //
-// In deliveries and endpoints the two are separate columns, each a
-// foreign key (app_id, host_endpoint_id; exactly one is set); keyCol says
+// In deliveries and endpoints the two are separate columns, each
+// deleted with what it names (app_id, host_endpoint_id; exactly one is set;
+// deliveries.app_id's cascade is a trigger, migration 00022); keyCol says
 // which one a key is stored in. attempts.app_id, which has no foreign key
 // and only serves the figures, holds the key itself.
 

@@ -113,8 +113,9 @@ type Published struct {
 // after commit, in one Redis call. Its result is in the order of evs.
 func (o *Outbox) PublishMany(ctx context.Context, tx *gorm.DB, evs []NewEvent) ([]Published, error) {
 	// Index plans for what this transaction plans from here on: the
-	// recipients query and the foreign-key checks of the deliveries, whose
-	// plans each connection keeps. Planned while apps was small (a new
+	// recipients query, the publish statement's lock of the apps and the
+	// host deliveries' foreign-key checks, whose plans each connection
+	// keeps. Planned while apps was small (a new
 	// database, a test), a check by sequential scan would stay one as apps
 	// grows, with autovacuum or without (the one-event-to-10,000 run: a
 	// scan of apps per delivery).
@@ -619,6 +620,13 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 // status is read by this statement, not by one more round trip before it.
 // Its rows are the new events (id, uuid), then the destination keys with a
 // pending delivery, whose drains are kicked after the commit.
+//
+// deliveries.app_id has no foreign key (migration 00022): the statement
+// locks the recipients' apps rows itself, FOR KEY SHARE, once per app
+// rather than once per delivery, and writes deliveries only to apps it
+// locked. An app deleted by a transaction that committed first gets none
+// (where the foreign key failed the whole publish); one deleted after
+// waits for this transaction, and its trigger deletes what it wrote.
 const publishSQL = `
 	WITH e AS (
 		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
@@ -634,12 +642,15 @@ const publishSQL = `
 			THEN 'paused' ELSE v.s END AS s
 		FROM unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::bigint[], $15::bigint[], $16::uuid[], $17::bigint[], $18::text[],
 			$19::text[], $20::text[], $21::text[]) AS v(eu, u, a, h, i, iu, o, t, s, m, url)
+	), a AS (
+		SELECT id FROM apps WHERE id = ANY($13::bigint[]) FOR KEY SHARE
 	), d AS (
 		INSERT INTO deliveries (uuid, event_id, app_id, host_endpoint_id, installation_id, installation_uuid, organization_id,
 			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
 		SELECT v.u, e.id, v.a, v.h, v.i, v.iu, v.o, v.t, v.s, 0, $10, CASE WHEN v.s = 'pending' THEN $1::timestamptz END,
 			$1::timestamptz, $1::timestamptz, v.m, v.url
 		FROM v JOIN e ON e.uuid = v.eu
+		WHERE v.a IS NULL OR v.a IN (SELECT id FROM a)
 		RETURNING COALESCE(app_id, -host_endpoint_id) AS dest, status
 	)
 	SELECT id, uuid::text, NULL::bigint FROM e
