@@ -40,12 +40,14 @@ type Sender struct {
 	calls   *http.Client // Call's: no response-header timeout (calls.go)
 	opts    Options
 	metrics *Metrics
+	// userAgent is every request's User-Agent.
+	userAgent string
 }
 
 // NewSender returns the sender; metrics may be nil.
 func NewSender(opts Options, metrics *Metrics) *Sender {
 	opts = opts.withDefaults()
-	s := &Sender{opts: opts, metrics: metrics}
+	s := &Sender{opts: opts, metrics: metrics, userAgent: "Plugboard-Webhooks/" + opts.Version}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.checkAddress}
 	s.client = &http.Client{
 		Timeout: opts.Timeout,
@@ -90,28 +92,36 @@ var _, cgnat, _ = net.ParseCIDR("100.64.0.0/10")
 
 // Envelope builds the body partners receive.
 func Envelope(deliveryID, eventType string, at time.Time, installationUUID *string, data json.RawMessage) []byte {
-	var b bytes.Buffer
-	b.Grow(len(data) + 200)
-	b.WriteString(`{"id":"`)
-	b.WriteString(deliveryID)
-	b.WriteString(`","type":"`)
-	b.WriteString(eventType)
-	b.WriteString(`","timestamp":"`)
-	b.WriteString(at.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`","installation":`)
+	// Sized to fit: the fixed text, the timestamp (at most 35 bytes) and
+	// the rest, so the body is one allocation, made once.
+	n := len(`{"id":"","type":"","timestamp":"","installation":,"data":}`) + len(deliveryID) + len(eventType) + 35 + len(data) + 2
 	if installationUUID != nil {
-		b.WriteString(`{"uuid":"` + *installationUUID + `"}`)
+		n += len(`{"uuid":""}`) + len(*installationUUID)
 	} else {
-		b.WriteString("null")
+		n += len("null")
 	}
-	b.WriteString(`,"data":`)
+	b := make([]byte, 0, n)
+	b = append(b, `{"id":"`...)
+	b = append(b, deliveryID...)
+	b = append(b, `","type":"`...)
+	b = append(b, eventType...)
+	b = append(b, `","timestamp":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","installation":`...)
+	if installationUUID != nil {
+		b = append(b, `{"uuid":"`...)
+		b = append(b, *installationUUID...)
+		b = append(b, `"}`...)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"data":`...)
 	if len(data) == 0 {
-		b.WriteString("{}")
+		b = append(b, "{}"...)
 	} else {
-		b.Write(data)
+		b = append(b, data...)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
 }
 
 const maxBody = 4 << 10
@@ -122,17 +132,24 @@ func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result 
 	body := Envelope(c.UUID, c.EventType, c.EventCreatedAt, c.InstallationUUID, c.Data)
 	now := time.Now()
 	ts := now.Unix()
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "Plugboard-Webhooks/"+s.opts.Version)
-	h.Set("Webhook-Id", c.UUID)
-	h.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
-	h.Set("Webhook-Signature", ep.signer.Sign(c.UUID, ts, body))
-	h.Set("Plugboard-Event", c.EventType)
-	if c.InstallationUUID != nil {
-		h.Set("Plugboard-Installation", *c.InstallationUUID)
+	// The header's names are canonical already, and its values share one
+	// array: what h.Set would do, without a slice per value.
+	vals := make([]string, 0, 8)
+	h := make(http.Header, 8)
+	set := func(name, v string) {
+		vals = append(vals, v)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
+	set("Content-Type", "application/json")
+	set("User-Agent", s.userAgent)
+	set("Webhook-Id", c.UUID)
+	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	set("Webhook-Signature", ep.signer.Sign(c.UUID, ts, body))
+	set("Plugboard-Event", c.EventType)
+	if c.InstallationUUID != nil {
+		set("Plugboard-Installation", *c.InstallationUUID)
+	}
+	set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
 	reqHeaders := headersJSON(h)
 	method, to := c.destination(ep)
 	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: to,
@@ -202,7 +219,7 @@ func (s *Sender) SignedGet(ctx context.Context, signer *Signer, rawURL string, l
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("User-Agent", "Plugboard-Webhooks/"+s.opts.Version)
+	req.Header.Set("User-Agent", s.userAgent)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Webhook-Id", id)
 	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
