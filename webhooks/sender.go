@@ -126,14 +126,16 @@ func Envelope(deliveryID, eventType string, at time.Time, installationUUID *stri
 
 const maxBody = 4 << 10
 
-// send makes one attempt of c to ep and reports it; a request stopped
-// by ctx (shutdown) is deferred, not an attempt.
-func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result {
-	body := Envelope(c.UUID, c.EventType, c.EventCreatedAt, c.InstallationUUID, c.Data)
-	now := time.Now()
-	ts := now.Unix()
-	// The header's names are canonical already, and its values share one
-	// array: what h.Set would do, without a slice per value.
+// webhookHeaders are the request headers of an attempt.
+type webhookHeaders struct {
+	userAgent, id, timestamp, signature, event, attempt string
+	installation                                        *string // nil: none
+}
+
+// header is w as the request's header. The names are canonical already
+// and the values share one array: what Header.Set would make, without a
+// slice per value.
+func (w webhookHeaders) header() http.Header {
 	vals := make([]string, 0, 8)
 	h := make(http.Header, 8)
 	set := func(name, v string) {
@@ -141,16 +143,56 @@ func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result 
 		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	set("Content-Type", "application/json")
-	set("User-Agent", s.userAgent)
-	set("Webhook-Id", c.UUID)
-	set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
-	set("Webhook-Signature", ep.signer.Sign(c.UUID, ts, body))
-	set("Plugboard-Event", c.EventType)
-	if c.InstallationUUID != nil {
-		set("Plugboard-Installation", *c.InstallationUUID)
+	set("User-Agent", w.userAgent)
+	set("Webhook-Id", w.id)
+	set("Webhook-Timestamp", w.timestamp)
+	set("Webhook-Signature", w.signature)
+	set("Plugboard-Event", w.event)
+	if w.installation != nil {
+		set("Plugboard-Installation", *w.installation)
 	}
-	set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
-	reqHeaders := headersJSON(h)
+	set("Plugboard-Delivery-Attempt", w.attempt)
+	return h
+}
+
+// json is headersJSON(w.header()), written in that order (the lower-case
+// names sorted) without a map to walk and sort.
+func (w webhookHeaders) json() json.RawMessage {
+	size := 256 + len(w.userAgent) + len(w.id) + len(w.timestamp) + len(w.signature) + len(w.event) + len(w.attempt)
+	if w.installation != nil {
+		size += len(*w.installation)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"content-type":"application/json","plugboard-delivery-attempt":`...)
+	b = appendJSONString(b, w.attempt, false)
+	b = append(b, `,"plugboard-event":`...)
+	b = appendJSONString(b, w.event, false)
+	if w.installation != nil {
+		b = append(b, `,"plugboard-installation":`...)
+		b = appendJSONString(b, *w.installation, false)
+	}
+	b = append(b, `,"user-agent":`...)
+	b = appendJSONString(b, w.userAgent, false)
+	b = append(b, `,"webhook-id":`...)
+	b = appendJSONString(b, w.id, false)
+	b = append(b, `,"webhook-signature":`...)
+	b = appendJSONString(b, w.signature, false)
+	b = append(b, `,"webhook-timestamp":`...)
+	b = appendJSONString(b, w.timestamp, false)
+	return append(b, '}')
+}
+
+// send makes one attempt of c to ep and reports it; a request stopped
+// by ctx (shutdown) is deferred, not an attempt.
+func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result {
+	body := Envelope(c.UUID, c.EventType, c.EventCreatedAt, c.InstallationUUID, c.Data)
+	now := time.Now()
+	ts := now.Unix()
+	wh := webhookHeaders{userAgent: s.userAgent, id: c.UUID, timestamp: strconv.FormatInt(ts, 10),
+		signature: ep.signer.Sign(c.UUID, ts, body), event: c.EventType, installation: c.InstallationUUID,
+		attempt: strconv.Itoa(c.Attempts + 1)}
+	h := wh.header()
+	reqHeaders := wh.json()
 	method, to := c.destination(ep)
 	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: to,
 		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
