@@ -56,3 +56,27 @@ func BenchmarkHeadersJSON(b *testing.B) {
 		headersJSON(h)
 	}
 }
+
+// TestWebhookHeadersJSON checks that an attempt's request headers are
+// logged as headersJSON logs the header sent.
+func TestWebhookHeadersJSON(t *testing.T) {
+	inst := "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+	odd := "a\"b\\c\x01\x00\xff"
+	tests := []struct {
+		name string
+		w    webhookHeaders
+	}{
+		{"installation", webhookHeaders{userAgent: "Plugboard-Webhooks/1.2", id: "9a5f1a43-0f5c-4a59-8b43-8d2b4a0f6c01", timestamp: "1764748800",
+			signature: "v1,abc= v1,def=", event: "issue.created", attempt: "3", installation: &inst}},
+		{"none", webhookHeaders{userAgent: "Plugboard-Webhooks/", id: "d", timestamp: "1", signature: "v1,x", event: "app.installed", attempt: "1"}},
+		{"odd text", webhookHeaders{userAgent: odd, id: odd, timestamp: odd, signature: odd, event: odd, attempt: odd, installation: &odd}},
+		{"empty", webhookHeaders{installation: new(string)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := string(tt.w.json()), string(headersJSON(tt.w.header())); got != want {
+				t.Fatalf("json %s, headersJSON %s", got, want)
+			}
+		})
+	}
+}

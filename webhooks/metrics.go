@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -15,6 +16,11 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	relays     prometheus.Counter
+	// ok and succeeded are the series of a successful attempt, looked up
+	// once (at the first, so they appear as before): WithLabelValues
+	// hashes its labels on every call.
+	ok        func() prometheus.Observer
+	succeeded func() prometheus.Counter
 }
 
 // NewMetrics registers the series on reg, with gauges for queue depth (asynq)
@@ -28,6 +34,8 @@ func NewMetrics(reg prometheus.Registerer, db *gorm.DB, inspector *asynq.Inspect
 		relays: prometheus.NewCounter(prometheus.CounterOpts{Name: "plugboard_webhook_relayed_total",
 			Help: "Deliveries the relay enqueued again."}),
 	}
+	m.ok = sync.OnceValue(func() prometheus.Observer { return m.latency.WithLabelValues("") })
+	m.succeeded = sync.OnceValue(func() prometheus.Counter { return m.deliveries.WithLabelValues(DeliverySucceeded) })
 	reg.MustRegister(m.deliveries, m.latency, m.relays)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "plugboard_webhook_queue_depth",
 		Help: "Tasks waiting in the webhooks queue (pending and scheduled)."}, func() float64 {
@@ -56,13 +64,21 @@ func NewMetrics(reg prometheus.Registerer, db *gorm.DB, inspector *asynq.Inspect
 }
 
 func (m *Metrics) attempt(class string, d time.Duration) {
-	if m != nil {
+	switch {
+	case m == nil:
+	case class == "":
+		m.ok().Observe(d.Seconds())
+	default:
 		m.latency.WithLabelValues(class).Observe(d.Seconds())
 	}
 }
 
 func (m *Metrics) delivery(outcome string) {
-	if m != nil {
+	switch {
+	case m == nil:
+	case outcome == DeliverySucceeded:
+		m.succeeded().Inc()
+	default:
 		m.deliveries.WithLabelValues(outcome).Inc()
 	}
 }

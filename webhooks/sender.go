@@ -40,12 +40,14 @@ type Sender struct {
 	calls   *http.Client // Call's: no response-header timeout (calls.go)
 	opts    Options
 	metrics *Metrics
+	// userAgent is every request's User-Agent.
+	userAgent string
 }
 
 // NewSender returns the sender; metrics may be nil.
 func NewSender(opts Options, metrics *Metrics) *Sender {
 	opts = opts.withDefaults()
-	s := &Sender{opts: opts, metrics: metrics}
+	s := &Sender{opts: opts, metrics: metrics, userAgent: "Plugboard-Webhooks/" + opts.Version}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.checkAddress}
 	s.client = &http.Client{
 		Timeout: opts.Timeout,
@@ -90,31 +92,95 @@ var _, cgnat, _ = net.ParseCIDR("100.64.0.0/10")
 
 // Envelope builds the body partners receive.
 func Envelope(deliveryID, eventType string, at time.Time, installationUUID *string, data json.RawMessage) []byte {
-	var b bytes.Buffer
-	b.Grow(len(data) + 200)
-	b.WriteString(`{"id":"`)
-	b.WriteString(deliveryID)
-	b.WriteString(`","type":"`)
-	b.WriteString(eventType)
-	b.WriteString(`","timestamp":"`)
-	b.WriteString(at.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`","installation":`)
+	// Sized to fit: the fixed text, the timestamp (at most 35 bytes) and
+	// the rest, so the body is one allocation, made once.
+	n := len(`{"id":"","type":"","timestamp":"","installation":,"data":}`) + len(deliveryID) + len(eventType) + 35 + len(data) + 2
 	if installationUUID != nil {
-		b.WriteString(`{"uuid":"` + *installationUUID + `"}`)
+		n += len(`{"uuid":""}`) + len(*installationUUID)
 	} else {
-		b.WriteString("null")
+		n += len("null")
 	}
-	b.WriteString(`,"data":`)
+	b := make([]byte, 0, n)
+	b = append(b, `{"id":"`...)
+	b = append(b, deliveryID...)
+	b = append(b, `","type":"`...)
+	b = append(b, eventType...)
+	b = append(b, `","timestamp":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","installation":`...)
+	if installationUUID != nil {
+		b = append(b, `{"uuid":"`...)
+		b = append(b, *installationUUID...)
+		b = append(b, `"}`...)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"data":`...)
 	if len(data) == 0 {
-		b.WriteString("{}")
+		b = append(b, "{}"...)
 	} else {
-		b.Write(data)
+		b = append(b, data...)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
 }
 
 const maxBody = 4 << 10
+
+// webhookHeaders are the request headers of an attempt.
+type webhookHeaders struct {
+	userAgent, id, timestamp, signature, event, attempt string
+	installation                                        *string // nil: none
+}
+
+// header is w as the request's header. The names are canonical already
+// and the values share one array: what Header.Set would make, without a
+// slice per value.
+func (w webhookHeaders) header() http.Header {
+	vals := make([]string, 0, 8)
+	h := make(http.Header, 8)
+	set := func(name, v string) {
+		vals = append(vals, v)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set("Content-Type", "application/json")
+	set("User-Agent", w.userAgent)
+	set("Webhook-Id", w.id)
+	set("Webhook-Timestamp", w.timestamp)
+	set("Webhook-Signature", w.signature)
+	set("Plugboard-Event", w.event)
+	if w.installation != nil {
+		set("Plugboard-Installation", *w.installation)
+	}
+	set("Plugboard-Delivery-Attempt", w.attempt)
+	return h
+}
+
+// json is headersJSON(w.header()), written in that order (the lower-case
+// names sorted) without a map to walk and sort.
+func (w webhookHeaders) json() json.RawMessage {
+	size := 256 + len(w.userAgent) + len(w.id) + len(w.timestamp) + len(w.signature) + len(w.event) + len(w.attempt)
+	if w.installation != nil {
+		size += len(*w.installation)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"content-type":"application/json","plugboard-delivery-attempt":`...)
+	b = appendJSONString(b, w.attempt, false)
+	b = append(b, `,"plugboard-event":`...)
+	b = appendJSONString(b, w.event, false)
+	if w.installation != nil {
+		b = append(b, `,"plugboard-installation":`...)
+		b = appendJSONString(b, *w.installation, false)
+	}
+	b = append(b, `,"user-agent":`...)
+	b = appendJSONString(b, w.userAgent, false)
+	b = append(b, `,"webhook-id":`...)
+	b = appendJSONString(b, w.id, false)
+	b = append(b, `,"webhook-signature":`...)
+	b = appendJSONString(b, w.signature, false)
+	b = append(b, `,"webhook-timestamp":`...)
+	b = appendJSONString(b, w.timestamp, false)
+	return append(b, '}')
+}
 
 // send makes one attempt of c to ep and reports it; a request stopped
 // by ctx (shutdown) is deferred, not an attempt.
@@ -122,18 +188,11 @@ func (s *Sender) send(ctx context.Context, ep cachedEndpoint, c claimed) result 
 	body := Envelope(c.UUID, c.EventType, c.EventCreatedAt, c.InstallationUUID, c.Data)
 	now := time.Now()
 	ts := now.Unix()
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "Plugboard-Webhooks/"+s.opts.Version)
-	h.Set("Webhook-Id", c.UUID)
-	h.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
-	h.Set("Webhook-Signature", ep.signer.Sign(c.UUID, ts, body))
-	h.Set("Plugboard-Event", c.EventType)
-	if c.InstallationUUID != nil {
-		h.Set("Plugboard-Installation", *c.InstallationUUID)
-	}
-	h.Set("Plugboard-Delivery-Attempt", strconv.Itoa(c.Attempts+1))
-	reqHeaders := headersJSON(h)
+	wh := webhookHeaders{userAgent: s.userAgent, id: c.UUID, timestamp: strconv.FormatInt(ts, 10),
+		signature: ep.signer.Sign(c.UUID, ts, body), event: c.EventType, installation: c.InstallationUUID,
+		attempt: strconv.Itoa(c.Attempts + 1)}
+	h := wh.header()
+	reqHeaders := wh.json()
 	method, to := c.destination(ep)
 	r := result{c: c, body: body, attempt: Attempt{AppID: ep.ep.AppID, DeliveryID: c.ID, Number: c.Attempts + 1, URL: to,
 		RequestHeaders: reqHeaders, CreatedAt: now.UTC()}}
@@ -202,7 +261,7 @@ func (s *Sender) SignedGet(ctx context.Context, signer *Signer, rawURL string, l
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("User-Agent", "Plugboard-Webhooks/"+s.opts.Version)
+	req.Header.Set("User-Agent", s.userAgent)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Webhook-Id", id)
 	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))

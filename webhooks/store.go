@@ -168,8 +168,8 @@ const claimSettings = "SELECT set_config('plan_cache_mode', 'force_generic_plan'
 	"set_config('synchronous_commit', 'off', true)"
 
 // dest is where a claim's row is scanned, in claimSQL's column order; the
-// event's data goes to data as text.
-func (r *claimed) dest(data *string) []any {
+// event's data goes to data as text (pgx copies it once, into data).
+func (r *claimed) dest(data *[]byte) []any {
 	return []any{&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL}
 }
 
@@ -187,11 +187,11 @@ func (s *Store) claim(ctx context.Context, c *pgx.Conn, appID int64, limit int) 
 	var rows []claimed
 	err := claimRows(ctx, c, query, []any{dest, limit}, func(q pgx.Rows) error {
 		var r claimed
-		var data string
+		var data []byte
 		if err := q.Scan(r.dest(&data)...); err != nil {
 			return err
 		}
-		r.Data = json.RawMessage(data)
+		r.Data = data
 		rows = append(rows, r)
 		return nil
 	})

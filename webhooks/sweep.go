@@ -356,11 +356,11 @@ func (s *Store) claimMany(ctx context.Context, c *pgx.Conn, apps []int64, perApp
 	err := claimRows(ctx, c, claimManySQL, []any{apps, perApp}, func(q pgx.Rows) error {
 		var app int64
 		var r claimed
-		var data string
+		var data []byte
 		if err := q.Scan(append([]any{&app}, r.dest(&data)...)...); err != nil {
 			return err
 		}
-		r.Data = json.RawMessage(data)
+		r.Data = data
 		out[app] = append(out[app], r)
 		return nil
 	})
