@@ -30,22 +30,17 @@ func pgArray[T any](v []T) pgtype.Array[T] {
 // binary. pgx has no binary plan for a string as a uuid: for an array of
 // them it tried binary first, failed, and formatted the whole array into
 // the error it dropped (fmt's %#v) before sending it as text, 3 % of the
-// process's CPU in the batch bench. A string that is not a uuid is sent
-// as before, for PostgreSQL to refuse.
-func uuidArray[S string | *string](v []S) any {
+// process's CPU in the batch bench. Only installation uuids, read from
+// the database as text, come here; the uuids the platform makes itself
+// are kept as pgtype.UUID from the start. A string that is not a uuid is
+// sent as before, for PostgreSQL to refuse.
+func uuidArray(v []*string) any {
 	out := make([]pgtype.UUID, len(v))
 	for i, s := range v {
-		var text string
-		switch s := any(s).(type) {
-		case string:
-			text = s
-		case *string:
-			if s == nil {
-				continue // NULL
-			}
-			text = *s
+		if s == nil {
+			continue // NULL
 		}
-		u, err := uuid.Parse(text)
+		u, err := uuid.Parse(*s)
 		if err != nil {
 			return pgArray(v)
 		}
@@ -331,7 +326,8 @@ func (o *Outbox) prepareOn(ctx context.Context, tx *gorm.DB, conn *sql.Conn, evs
 		if err != nil {
 			return nil, nil, fmt.Errorf("encoding %s data: %w", ev.Type, err)
 		}
-		e := &Event{UUID: uuid.NewString(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy,
+		u := pgtype.UUID{Bytes: uuid.New(), Valid: true}
+		e := &Event{UUID: uuid.UUID(u.Bytes).String(), OrganizationID: ev.OrganizationID, Type: ev.Type, Data: data, CreatedBy: ev.CreatedBy,
 			CreatedAt: now, DeliveriesCount: len(recipients[i])}
 		if ev.InstallationID != 0 {
 			e.InstallationID = &ev.InstallationID
@@ -340,9 +336,9 @@ func (o *Outbox) prepareOn(ctx context.Context, tx *gorm.DB, conn *sql.Conn, evs
 			e.IdempotencyKey = &ev.IdempotencyKey
 		}
 		out[i].Event = e
-		b.event(e)
+		b.event(u, e)
 		for _, r := range recipients[i] {
-			b.delivery(e, ev, r)
+			b.delivery(u, e, ev, r)
 		}
 	}
 	if len(b.eUUIDs) == 0 {
@@ -594,14 +590,15 @@ type publishBatch struct {
 	now         time.Time
 	maxAttempts int
 
-	eUUIDs, eTypes, eData, eBy []string
-	eOrgs                      []int64
-	eInst                      []*int64
-	eCount                     []int32
-	eKeys                      []*string
+	eUUIDs             []pgtype.UUID
+	eTypes, eData, eBy []string
+	eOrgs              []int64
+	eInst              []*int64
+	eCount             []int32
+	eKeys              []*string
 
-	dEvent, dStatus    []string
-	dUUIDs             []pgtype.UUID
+	dEvent, dUUIDs     []pgtype.UUID
+	dStatus            []string
 	dApp, dHost, dInst []*int64
 	dInstUUID          []*string
 	dMethod, dURL      []*string
@@ -609,12 +606,14 @@ type publishBatch struct {
 	dType              []string
 }
 
-func (b *publishBatch) event(e *Event) {
-	b.eUUIDs, b.eTypes, b.eData, b.eBy = append(b.eUUIDs, e.UUID), append(b.eTypes, e.Type), append(b.eData, string(e.Data)), append(b.eBy, e.CreatedBy)
+// event adds e, whose uuid is u, to b.
+func (b *publishBatch) event(u pgtype.UUID, e *Event) {
+	b.eUUIDs, b.eTypes, b.eData, b.eBy = append(b.eUUIDs, u), append(b.eTypes, e.Type), append(b.eData, string(e.Data)), append(b.eBy, e.CreatedBy)
 	b.eOrgs, b.eInst, b.eCount, b.eKeys = append(b.eOrgs, e.OrganizationID), append(b.eInst, e.InstallationID), append(b.eCount, int32(e.DeliveriesCount)), append(b.eKeys, e.IdempotencyKey)
 }
 
-func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
+// delivery adds e's delivery to r to b; u is e's uuid.
+func (b *publishBatch) delivery(u pgtype.UUID, e *Event, ev NewEvent, r Recipient) {
 	var app, hostID, inst *int64
 	var instUUID *string
 	if id, isHost := IsHostKey(r.AppID); isHost {
@@ -635,7 +634,7 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 	if r.Paused {
 		status = DeliveryPaused
 	}
-	b.dEvent, b.dUUIDs, b.dStatus = append(b.dEvent, e.UUID), append(b.dUUIDs, pgtype.UUID{Bytes: uuid.New(), Valid: true}), append(b.dStatus, status)
+	b.dEvent, b.dUUIDs, b.dStatus = append(b.dEvent, u), append(b.dUUIDs, pgtype.UUID{Bytes: uuid.New(), Valid: true}), append(b.dStatus, status)
 	b.dApp, b.dHost, b.dInst, b.dInstUUID = append(b.dApp, app), append(b.dHost, hostID), append(b.dInst, inst), append(b.dInstUUID, instUUID)
 	b.dMethod, b.dURL, b.dOrg, b.dType = append(b.dMethod, method), append(b.dURL, url), append(b.dOrg, e.OrganizationID), append(b.dType, e.Type)
 }
@@ -656,6 +655,8 @@ func (b *publishBatch) delivery(e *Event, ev NewEvent, r Recipient) {
 // locked. An app deleted by a transaction that committed first gets none
 // (where the foreign key failed the whole publish); one deleted after
 // waits for this transaction, and its trigger deletes what it wrote.
+// Either way the event's deliveries_count keeps the recipients the
+// publish found, as it keeps those of an app deleted later.
 const publishSQL = `
 	WITH e AS (
 		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
@@ -687,9 +688,9 @@ const publishSQL = `
 
 // args are publishSQL's parameters for b.
 func (b *publishBatch) args() []any {
-	return []any{b.now, uuidArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
+	return []any{b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
 		pgArray(b.eInst), pgArray(b.eBy), pgArray(b.eCount), pgArray(b.eKeys), b.maxAttempts,
-		uuidArray(b.dEvent), pgArray(b.dUUIDs), pgArray(b.dApp), pgArray(b.dHost), pgArray(b.dInst), uuidArray(b.dInstUUID), pgArray(b.dOrg),
+		pgArray(b.dEvent), pgArray(b.dUUIDs), pgArray(b.dApp), pgArray(b.dHost), pgArray(b.dInst), uuidArray(b.dInstUUID), pgArray(b.dOrg),
 		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)}
 }
 
