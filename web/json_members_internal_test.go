@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -115,4 +116,142 @@ func BenchmarkExactMembers(b *testing.B) {
 			}
 		}
 	})
+}
+
+// walkMembers is the model exactMembers is checked against: the token
+// walk it replaced, one json.Decoder token at a time.
+func walkMembers(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fault.Invalid(fault.MalformedJSON, "The request body is not valid JSON: "+err.Error(), nil)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	whole := t == nil || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]())
+	switch d {
+	case '{':
+		var fields map[string]reflect.Type
+		if !whole && t.Kind() == reflect.Struct {
+			fields = jsonFields(t)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return fault.Invalid(fault.MalformedJSON, "The request body is not valid JSON: "+err.Error(), nil)
+			}
+			key, _ := kt.(string)
+			name := key
+			if path != "" {
+				name = path + "." + key
+			}
+			if seen[key] {
+				return fault.Field(name, "appears more than once")
+			}
+			seen[key] = true
+			var elem reflect.Type
+			switch {
+			case whole:
+			case t.Kind() == reflect.Struct:
+				ft, ok := fields[key]
+				if !ok {
+					return fault.Field(name, "is not a known field (names are case-sensitive)")
+				}
+				elem = ft
+			case t.Kind() == reflect.Map:
+				elem = t.Elem()
+			}
+			if err := walkMembers(dec, elem, name); err != nil {
+				return err
+			}
+		}
+	case '[':
+		var elem reflect.Type
+		if !whole && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := walkMembers(dec, elem, path); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// TestExactMembersScanGenerated compares the scan with the token walk
+// over generated documents: objects whose names are drawn from a small
+// pool (so that known fields, unknown ones, repeats and escaped spellings
+// all occur), nested to a few levels, with whitespace between tokens.
+func TestExactMembersScanGenerated(t *testing.T) {
+	typ := reflect.TypeOf(&memberOuter{})
+	for seed := range uint64(3000) {
+		g := jsonGen{r: rand.New(rand.NewPCG(seed, 19))}
+		g.value(0, true)
+		body := g.buf.Bytes()
+		if !json.Valid(body) {
+			t.Fatalf("seed %d: the generator wrote invalid JSON: %s", seed, body)
+		}
+		got := exactMembers(body, typ)
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		want := walkMembers(dec, typ, "")
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d, %s:\nscan: %v\ntoken walk: %v", seed, body, got, want)
+		}
+	}
+}
+
+// jsonGen writes a random JSON value.
+type jsonGen struct {
+	r   *rand.Rand
+	buf bytes.Buffer
+}
+
+var genNames = []string{"id", "inner", "items", "data", "any", "Plain", "name", "tags", "meta",
+	`\u0069d`, `na\u006de`, "Hidden", "ID", "nope", "", `a\"b`, "k"}
+
+func (g *jsonGen) space() {
+	if g.r.IntN(4) == 0 {
+		g.buf.WriteString([]string{" ", "\n", "\t ", "\r\n  "}[g.r.IntN(4)])
+	}
+}
+
+func (g *jsonGen) value(depth int, object bool) {
+	g.space()
+	switch k := g.r.IntN(6); {
+	case object || (depth < 4 && k < 2):
+		g.buf.WriteByte('{')
+		for i := range g.r.IntN(6) {
+			if i > 0 {
+				g.buf.WriteByte(',')
+			}
+			g.space()
+			g.buf.WriteString(`"` + genNames[g.r.IntN(len(genNames))] + `"`)
+			g.space()
+			g.buf.WriteByte(':')
+			g.value(depth+1, false)
+		}
+		g.space()
+		g.buf.WriteByte('}')
+	case depth < 4 && k < 4:
+		g.buf.WriteByte('[')
+		for i := range g.r.IntN(4) {
+			if i > 0 {
+				g.buf.WriteByte(',')
+			}
+			g.value(depth+1, false)
+		}
+		g.space()
+		g.buf.WriteByte(']')
+	default:
+		g.buf.WriteString([]string{`"s"`, `"a\"}]\\"`, `12`, `-1.5e3`, `true`, `false`, `null`, `"{\"id\":1}"`}[g.r.IntN(8)])
+	}
+	g.space()
 }
