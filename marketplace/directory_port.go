@@ -87,9 +87,13 @@ func (s *WebhookDirectory) recipients(ctx context.Context, tx *gorm.DB, eventTyp
 // installation's own events, not its app's: events an approved revision
 // added reach it only once its organization accepts them
 // (permission_requests.go; installations.events is 00016's).
+//
+// The status is written into the text, not passed: a plan made once for
+// every call (the outbox's) can then use installations_org_installed_idx,
+// whose predicate it is (migration 00023).
 func recipientConds(eventType, scope string) (string, []any) {
-	conds := "i.status = ? AND i.events @> ?::jsonb"
-	args := []any{InstallInstalled, fmt.Sprintf("[%q]", eventType)}
+	conds := "i.status = '" + InstallInstalled + "' AND i.events @> ?::jsonb"
+	args := []any{fmt.Sprintf("[%q]", eventType)}
 	if scope != "" {
 		conds += " AND i.scopes @> ?::jsonb"
 		args = append(args, fmt.Sprintf("[%q]", scope))
