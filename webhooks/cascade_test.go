@@ -1,6 +1,8 @@
 package webhooks
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +27,16 @@ func TestDeletesCascadeToDeliveriesAndAttempts(t *testing.T) {
 		{"app", func(w *world, app int64, _ *Event, _ Delivery) { w.exec("DELETE FROM apps WHERE id = ?", app) }},
 		{"event", func(w *world, _ int64, ev *Event, _ Delivery) { w.exec("DELETE FROM events WHERE id = ?", ev.ID) }},
 		{"delivery", func(w *world, _ int64, _ *Event, d Delivery) { w.exec("DELETE FROM deliveries WHERE id = ?", d.ID) }},
+		{"organization", func(w *world, app int64, _ *Event, _ Delivery) {
+			// The app's owner: the apps' foreign key deletes the app, whose
+			// trigger deletes its deliveries.
+			owner := w.id("INSERT INTO organizations (slug, name) VALUES ('owner-' || left(md5(random()::text), 8), 'Owner') RETURNING id")
+			w.exec("UPDATE apps SET organization_id = ? WHERE id = ?", owner, app)
+			w.exec("DELETE FROM organizations WHERE id = ?", owner)
+			if n := w.count("apps", "id = ?", app); n != 0 {
+				w.t.Fatalf("the organization's delete left its app")
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, Options{})
@@ -121,4 +133,53 @@ func TestPublishRacingAnAppsDelete(t *testing.T) {
 			t.Errorf("%d queue rows outlived their app", n)
 		}
 	})
+}
+
+// TestTruncateKeepsTheCascadesRule: TRUNCATE fires no delete trigger, so
+// truncating what deliveries or attempts refer to is refused while they
+// remain (migration 00024), as the foreign keys refused it; truncating
+// them together works.
+func TestTruncateKeepsTheCascadesRule(t *testing.T) {
+	w := newWorld(t, Options{})
+	_, _, _ = w.app("https://example.com/hook")
+	ev := w.publish(nil)
+	for _, d := range w.deliveries(w.dir.recipients["issue.created"][0].AppID) {
+		w.attempt(d, 200, "", time.Millisecond, w.clock.Now())
+	}
+	for _, table := range []string{"events", "deliveries", "apps CASCADE"} {
+		err := w.db.Exec("TRUNCATE " + table).Error
+		if err == nil || !strings.Contains(err.Error(), "refer to them") {
+			t.Errorf("TRUNCATE %s: %v, want a refusal", table, err)
+		}
+	}
+	if n := w.count("events", "id = ?", ev.ID); n != 1 {
+		t.Fatalf("a refused TRUNCATE removed the event")
+	}
+	w.exec("TRUNCATE events, deliveries, attempts, delivery_queue")
+	if n := w.count("deliveries", "true"); n != 0 {
+		t.Errorf("%d deliveries after truncating them", n)
+	}
+}
+
+// TestTriggerJoinsPlanByIndex: the trigger functions that join a
+// transition table to a table keep their plan for the connection's life,
+// made for the first call; they run with sequential scans and hash and
+// merge joins off (migration 00024), so that a first large delete does not
+// leave every later one scanning attempts or delivery_queue whole. A
+// function replaced without those settings fails here.
+func TestTriggerJoinsPlanByIndex(t *testing.T) {
+	w := newWorld(t, Options{})
+	for _, fn := range []string{"deliveries_of_apps_delete", "deliveries_of_events_delete", "attempts_of_deliveries_delete",
+		"delivery_queue_update", "delivery_queue_delete"} {
+		var joined string
+		if err := w.db.Raw("SELECT coalesce(array_to_string(proconfig, ','), '') FROM pg_proc WHERE proname = ?", fn).Row().Scan(&joined); err != nil {
+			t.Fatalf("%s: %v", fn, err)
+		}
+		config := strings.Split(joined, ",")
+		for _, want := range []string{"enable_seqscan=off", "enable_hashjoin=off", "enable_mergejoin=off"} {
+			if !slices.Contains(config, want) {
+				t.Errorf("%s runs with %v, without %s", fn, config, want)
+			}
+		}
+	}
 }

@@ -158,9 +158,20 @@ func TestHostEndpointIsADestinationOfItsOwn(t *testing.T) {
 		t.Fatalf("replay: %v, %d requests", err, len(srv.received()))
 	}
 
-	// Deleting the host endpoint deletes its deliveries (foreign key).
+	// Deleting the host endpoint deletes its deliveries (foreign key), and
+	// their attempts (the deliveries' trigger, migration 00022).
+	var sent []int64
+	for _, d := range w.hostDeliveries(hostID) {
+		sent = append(sent, d.ID)
+	}
+	if n := w.count("attempts", "delivery_id = ANY(?)", pgArray(sent)); n == 0 {
+		t.Fatalf("no attempts of the host endpoint's %d deliveries before the delete", len(sent))
+	}
 	w.exec("DELETE FROM host_endpoints WHERE id = ?", hostID)
 	if ds := w.hostDeliveries(hostID); len(ds) != 0 {
 		t.Errorf("%d deliveries left", len(ds))
+	}
+	if n := w.count("attempts", "delivery_id = ANY(?)", pgArray(sent)); n != 0 {
+		t.Errorf("%d attempts of the deleted deliveries left", n)
 	}
 }
