@@ -385,10 +385,17 @@ func (e *Endpoints) health(ctx context.Context, appID int64, anyOK, anyFail, gon
 // health (health's arguments).
 type healthOf struct{ anyOK, anyFail, gone bool }
 
-// healthMany is health for many apps (app keys) at once: one statement
-// clears the failing mark of every app with a success, one marks every
-// app that failed everything and returns since when each has, and only an
+// healthMany is health for many apps (app keys) at once: the failing
+// mark of every app with a success is cleared, every app that failed
+// everything is marked and answers since when it has, and only an
 // endpoint that is to be disabled costs more (Disable, as health does).
+//
+// Two sweeps that finish together may hold health for the same apps, so
+// the rows are locked in app order before they are written (an update of
+// one set, then an insert of another, deadlocked when each met the rows
+// in a different order), and only the rows that will be written: the
+// usual sweep, every endpoint healthy, writes and locks nothing, in one
+// statement.
 func (e *Endpoints) healthMany(ctx context.Context, apps map[int64]healthOf) error {
 	var ok, failing []int64
 	for id, h := range apps {
@@ -399,33 +406,32 @@ func (e *Endpoints) healthMany(ctx context.Context, apps map[int64]healthOf) err
 			failing = append(failing, id)
 		}
 	}
-	if len(ok)+len(failing) == 0 {
+	slices.Sort(ok)
+	slices.Sort(failing)
+	const clear = `UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id IN (
+		SELECT app_id FROM endpoints WHERE app_id = ANY(?) AND failing_since IS NOT NULL ORDER BY app_id FOR UPDATE)`
+	if len(failing) == 0 {
+		if len(ok) > 0 {
+			if err := e.db.WithContext(ctx).Exec(clear, pgArray(ok)).Error; err != nil {
+				return fmt.Errorf("clearing endpoint health of %d apps: %w", len(ok), err)
+			}
+		}
 		return nil
 	}
 	var rows []struct {
 		AppID        int64
 		FailingSince time.Time
 	}
-	// Two sweeps that finish together may hold health for the same apps:
-	// the transaction first locks every existing row it will write, in
-	// app order, so neither waits for a row the other locked out of turn
-	// (an update of one set, then an insert of another, deadlocked).
 	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		all := slices.Concat(ok, failing)
-		slices.Sort(all)
-		if err := tx.Exec("SELECT 1 FROM endpoints WHERE app_id = ANY(?) ORDER BY app_id FOR UPDATE", pgArray(all)).Error; err != nil {
-			return fmt.Errorf("locking endpoint health of %d apps: %w", len(all), err)
+		if err := tx.Exec(`SELECT 1 FROM endpoints WHERE (app_id = ANY(?) AND failing_since IS NOT NULL) OR app_id = ANY(?)
+			ORDER BY app_id FOR UPDATE`, pgArray(ok), pgArray(failing)).Error; err != nil {
+			return fmt.Errorf("locking endpoint health of %d apps: %w", len(ok)+len(failing), err)
 		}
 		if len(ok) > 0 {
-			if err := tx.Exec("UPDATE endpoints SET failing_since = NULL, updated_at = now() WHERE app_id = ANY(?) AND failing_since IS NOT NULL",
-				pgArray(ok)).Error; err != nil {
+			if err := tx.Exec(clear, pgArray(ok)).Error; err != nil {
 				return fmt.Errorf("clearing endpoint health of %d apps: %w", len(ok), err)
 			}
 		}
-		if len(failing) == 0 {
-			return nil
-		}
-		slices.Sort(failing)
 		if err := tx.Raw(`INSERT INTO endpoints (app_id, failing_since, updated_at) SELECT id, now(), now() FROM unnest(?::bigint[]) AS id
 			ON CONFLICT (app_id) DO UPDATE SET failing_since = COALESCE(endpoints.failing_since, now())
 			RETURNING app_id, failing_since`, pgArray(failing)).Scan(&rows).Error; err != nil {
@@ -434,7 +440,7 @@ func (e *Endpoints) healthMany(ctx context.Context, apps map[int64]healthOf) err
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("recording endpoint health of %d apps: %w", len(ok)+len(failing), err)
 	}
 	var errs []error
 	for _, r := range rows {

@@ -272,7 +272,7 @@ func TestEndpointCacheTTLAndForget(t *testing.T) {
 
 // Two sweeps finishing together track health for the same apps with the
 // sets crossed (what one saw succeed the other saw fail): neither may fail
-// on a deadlock, and each app ends as the last writer left it.
+// on a deadlock; a last call, alone, then leaves each app as it says.
 func TestEndpointHealthManyCrossedSetsDoNotDeadlock(t *testing.T) {
 	w := newWorld(t, Options{DisableAfter: time.Hour})
 	var apps []int64
