@@ -77,6 +77,21 @@ func TestWebhookHeadersJSON(t *testing.T) {
 			if got, want := string(tt.w.json()), string(headersJSON(tt.w.header())); got != want {
 				t.Fatalf("json %s, headersJSON %s", got, want)
 			}
+			// header is what Header.Set makes of every header sent.
+			want := http.Header{}
+			want.Set("Content-Type", "application/json")
+			want.Set("User-Agent", tt.w.userAgent)
+			want.Set("Webhook-Id", tt.w.id)
+			want.Set("Webhook-Timestamp", tt.w.timestamp)
+			want.Set("Webhook-Signature", tt.w.signature)
+			want.Set("Plugboard-Event", tt.w.event)
+			if tt.w.installation != nil {
+				want.Set("Plugboard-Installation", *tt.w.installation)
+			}
+			want.Set("Plugboard-Delivery-Attempt", tt.w.attempt)
+			if got := tt.w.header(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("header %q, want %q", got, want)
+			}
 		})
 	}
 }
