@@ -55,6 +55,11 @@ type HostEvent struct {
 	Type           string
 	Data           json.RawMessage
 	IdempotencyKey string
+	// OrderingKey orders the event's deliveries after those of earlier
+	// events with the same key in the organization
+	// (webhooks.NewEvent.OrderingKey); nil for none. Sent, it must be 1 to
+	// 200 characters.
+	OrderingKey *string
 }
 
 // MaxBatch is how many events one PublishBatch takes.
@@ -165,6 +170,12 @@ func (s *Events) hostEvent(ctx context.Context, a Actor, ev HostEvent) (webhooks
 	if utf8.RuneCountInString(ev.IdempotencyKey) > 200 {
 		return webhooks.NewEvent{}, fault.Field("idempotencyKey", "must be at most 200 characters")
 	}
+	var ordering string
+	if ev.OrderingKey != nil {
+		if ordering = *ev.OrderingKey; ordering == "" || utf8.RuneCountInString(ordering) > 200 {
+			return webhooks.NewEvent{}, fault.Field("orderingKey", "must be 1 to 200 characters, the same for events to deliver in order")
+		}
+	}
 	et, err := s.catalog.Get(ctx, typ)
 	if errors.Is(err, fault.ErrNotFound) {
 		return webhooks.NewEvent{}, fault.Field("type", fmt.Sprintf("%q is not in the event catalogue; see GET /api/0/event-types/", typ))
@@ -188,7 +199,7 @@ func (s *Events) hostEvent(ctx context.Context, a Actor, ev HostEvent) (webhooks
 	if err := s.catalog.Validate(et, data); err != nil {
 		return webhooks.NewEvent{}, err
 	}
-	return webhooks.NewEvent{Type: typ, Data: data, CreatedBy: actorLabel(a), IdempotencyKey: ev.IdempotencyKey}, nil
+	return webhooks.NewEvent{Type: typ, Data: data, CreatedBy: actorLabel(a), IdempotencyKey: ev.IdempotencyKey, OrderingKey: ordering}, nil
 }
 
 // pgArray passes a slice as one PostgreSQL array parameter (gorm would

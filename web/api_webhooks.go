@@ -231,6 +231,7 @@ type eventRequest struct {
 	Type           string          `json:"type"`
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotencyKey"`
+	OrderingKey    *string         `json:"orderingKey"`
 }
 
 type eventJSON struct {
@@ -240,6 +241,7 @@ type eventJSON struct {
 	Deliveries     int             `json:"deliveries"`
 	CreatedBy      string          `json:"createdBy"`
 	IdempotencyKey *string         `json:"idempotencyKey"`
+	OrderingKey    *string         `json:"orderingKey"`
 	DateCreated    time.Time       `json:"dateCreated"`
 }
 
@@ -250,7 +252,8 @@ type eventJSON struct {
 // keeps the host's key order, a later read has PostgreSQL's (jsonb orders
 // keys by length, then bytewise).
 func toEventJSON(e webhooks.Event) eventJSON {
-	out := eventJSON{ID: e.UUID, Type: e.Type, Deliveries: e.DeliveriesCount, CreatedBy: e.CreatedBy, IdempotencyKey: e.IdempotencyKey, DateCreated: e.CreatedAt}
+	out := eventJSON{ID: e.UUID, Type: e.Type, Deliveries: e.DeliveriesCount, CreatedBy: e.CreatedBy, IdempotencyKey: e.IdempotencyKey,
+		OrderingKey: e.OrderingKey, DateCreated: e.CreatedAt}
 	if len(e.Data) > 0 && json.Valid(e.Data) {
 		out.Data = json.RawMessage(e.Data)
 	}
@@ -272,7 +275,7 @@ func (s *Server) publishEvent(c echo.Context) error {
 		return err
 	}
 	ev, err := s.opts.Events.Publish(c.Request().Context(), actor(c), marketplace.HostEvent{Organization: c.Param("org"), Type: in.Type,
-		Data: in.Data, IdempotencyKey: in.IdempotencyKey})
+		Data: in.Data, IdempotencyKey: in.IdempotencyKey, OrderingKey: in.OrderingKey})
 	if err != nil {
 		return err
 	}
@@ -288,6 +291,7 @@ type batchEventRequest struct {
 	Type           string          `json:"type"`
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotencyKey"`
+	OrderingKey    *string         `json:"orderingKey"`
 }
 
 // batchResultJSON is one event of a batch: its status as the single-event
@@ -307,7 +311,7 @@ func (s *Server) publishEventBatch(c echo.Context) error {
 	}
 	evs := make([]marketplace.HostEvent, len(in.Events))
 	for i, e := range in.Events {
-		evs[i] = marketplace.HostEvent{Organization: e.Organization, Type: e.Type, Data: e.Data, IdempotencyKey: e.IdempotencyKey}
+		evs[i] = marketplace.HostEvent{Organization: e.Organization, Type: e.Type, Data: e.Data, IdempotencyKey: e.IdempotencyKey, OrderingKey: e.OrderingKey}
 	}
 	res, err := s.opts.Events.PublishBatch(c.Request().Context(), actor(c), evs)
 	if err != nil {

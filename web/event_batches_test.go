@@ -2,7 +2,10 @@ package web_test
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,5 +246,90 @@ func TestConcurrentSinglePublishes(t *testing.T) {
 	}
 	if len(seen) != n+1 || seen["Raced"] != 1 {
 		t.Errorf("delivered %d distinct events, want %d: %v", len(seen), n+1, seen)
+	}
+}
+
+// TestEventOrderingKeys: events published with an orderingKey reach the
+// app one at a time, in the order published, through a failure and its
+// retry; an event without a key is not held back; the key is answered on
+// the event; an empty or too long key is refused with its field, on both
+// routes, and publishes nothing.
+func TestEventOrderingKeys(t *testing.T) {
+	h := newHooks(t)
+	tok := decode[plugboard.ServiceToken](t, h.op.do("POST", "/api/0/service-tokens/", map[string]any{"name": "Host"}), 201)
+	host := newClient(t, h.p, tok.Token)
+	title := func(body []byte) string {
+		var d issue
+		if env, err := plugboard.ParseEvent(body); err == nil {
+			_ = strictUnmarshal(env.Data, &d)
+		}
+		return d.Title
+	}
+	// The first attempt of "First" fails; its retry comes 300 ms later.
+	var failedFirst atomic.Bool
+	h.sink.mu.Lock()
+	h.sink.respond = func(n int, r *http.Request) (int, http.Header, time.Duration) {
+		h.sink.mu.Lock()
+		body := h.sink.hits[n-1].Body
+		h.sink.mu.Unlock()
+		if title(body) == "First" && failedFirst.CompareAndSwap(false, true) {
+			return 500, nil, 0
+		}
+		return 200, nil, 0
+	}
+	h.sink.mu.Unlock()
+
+	keyed := func(title, key string) map[string]any {
+		e := ev("customer", "issue.created", map[string]any{"title": title}, "")
+		if key != "" {
+			e["orderingKey"] = key
+		}
+		return e
+	}
+	res := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", map[string]any{"events": []any{
+		keyed("First", "issue-9"), keyed("Second", "issue-9"), keyed("Free", "")}}), 200)
+	for i, want := range []string{"issue-9", "issue-9", ""} {
+		r := res.Results[i]
+		if r.Status != 201 || r.Event == nil || (want == "") != (r.Event.OrderingKey == nil) || want != "" && *r.Event.OrderingKey != want {
+			t.Fatalf("event %d: %+v, want orderingKey %q", i, r, want)
+		}
+	}
+	hits := h.sink.waitHits(t, 5, 10*time.Second) // installation.created, First (500), Free, First, Second
+	at := map[string][]int{}
+	for i, hit := range hits[1:] {
+		at[title(hit.Body)] = append(at[title(hit.Body)], i)
+	}
+	if len(at["First"]) != 2 || len(at["Second"]) != 1 || len(at["Free"]) != 1 {
+		t.Fatalf("arrivals %v", at)
+	}
+	if at["Second"][0] < at["First"][1] {
+		t.Errorf("Second arrived (%d) before First's retry succeeded (%d): %v", at["Second"][0], at["First"][1], at)
+	}
+	if at["Free"][0] > at["First"][1] {
+		t.Errorf("Free, without a key, waited for First's retry: %v", at)
+	}
+
+	// The single-event route takes the key too, and both refuse a bad one.
+	one := decode[plugboard.PublishedEvent](t, host.do("POST", "/api/0/organizations/customer/events/",
+		map[string]any{"type": "issue.created", "data": map[string]any{"title": "Third"}, "orderingKey": "issue-9"}), 201)
+	if one.OrderingKey == nil || *one.OrderingKey != "issue-9" {
+		t.Errorf("single route: orderingKey %v", one.OrderingKey)
+	}
+	before := count(t, h.p, "events")
+	for _, bad := range []string{"", strings.Repeat("k", 201)} {
+		f := host.do("POST", "/api/0/organizations/customer/events/",
+			map[string]any{"type": "issue.created", "data": map[string]any{"title": "Bad"}, "orderingKey": bad}).problem(t, 400, "invalid_input")
+		if f.Fields["orderingKey"] == "" {
+			t.Errorf("orderingKey %q: fields %v", bad, f.Fields)
+		}
+		e := keyed("Bad", "")
+		e["orderingKey"] = bad
+		b := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", map[string]any{"events": []any{e}}), 200)
+		if r := b.Results[0]; r.Status != 400 || r.Problem == nil || r.Problem.Fields["orderingKey"] == "" {
+			t.Errorf("batch, orderingKey %q: %+v", bad, r)
+		}
+	}
+	if n := count(t, h.p, "events"); n != before {
+		t.Errorf("refused keys published %d events", n-before)
 	}
 }

@@ -22,7 +22,9 @@ type Event struct {
 	DeliveriesCount int
 	// IdempotencyKey is the publisher's key (NewEvent.IdempotencyKey).
 	IdempotencyKey *string
-	CreatedAt      time.Time
+	// OrderingKey is the publisher's (NewEvent.OrderingKey).
+	OrderingKey *string
+	CreatedAt   time.Time
 	// Replayed is set by Publish when the event's IdempotencyKey had been
 	// used before: nothing was published, this is the first event.
 	Replayed bool `gorm:"-"`
@@ -45,6 +47,13 @@ type NewEvent struct {
 	// was first used for (Replayed), or, when the type or data differ, a
 	// conflict (fault.IdempotencyKeyReused).
 	IdempotencyKey string
+	// OrderingKey, when set, has the event's deliveries wait for those of
+	// earlier events with the same key in the organization: each app
+	// receives them one at a time, in the order they were published. A
+	// delivery waits while an earlier one of its key to its app is pending
+	// (in flight, or waiting for a retry); one that failed for good or is
+	// paused holds nothing back.
+	OrderingKey string
 	// Target sends the event's one delivery, to InstallationID of AppID,
 	// somewhere other than the app's webhook URL (the deprovision DELETE
 	// {provisionUrl}/{uuid}), still signed with the app's secret, retried,
@@ -140,6 +149,7 @@ type Delivery struct {
 	LastAttemptAt    *time.Time
 	LastStatusCode   *int
 	LastErrorClass   string
+	OrderingKey      *string
 	CreatedAt        time.Time
 	CompletedAt      *time.Time
 }

@@ -340,6 +340,9 @@ func (o *Outbox) prepareOn(ctx context.Context, tx *gorm.DB, conn *sql.Conn, evs
 		if ev.IdempotencyKey != "" {
 			e.IdempotencyKey = &ev.IdempotencyKey
 		}
+		if ev.OrderingKey != "" {
+			e.OrderingKey = &ev.OrderingKey
+		}
 		out[i].Event = e
 		b.event(u, e)
 		for _, r := range recipients[i] {
@@ -600,7 +603,7 @@ type publishBatch struct {
 	eOrgs              []int64
 	eInst              []*int64
 	eCount             []int32
-	eKeys              []*string
+	eKeys, eOrdering   []*string
 
 	dEvent, dUUIDs     []pgtype.UUID
 	dStatus            []string
@@ -615,6 +618,7 @@ type publishBatch struct {
 func (b *publishBatch) event(u pgtype.UUID, e *Event) {
 	b.eUUIDs, b.eTypes, b.eData, b.eBy = append(b.eUUIDs, u), append(b.eTypes, e.Type), append(b.eData, string(e.Data)), append(b.eBy, e.CreatedBy)
 	b.eOrgs, b.eInst, b.eCount, b.eKeys = append(b.eOrgs, e.OrganizationID), append(b.eInst, e.InstallationID), append(b.eCount, int32(e.DeliveriesCount)), append(b.eKeys, e.IdempotencyKey)
+	b.eOrdering = append(b.eOrdering, e.OrderingKey)
 }
 
 // delivery adds e's delivery to r to b; u is e's uuid.
@@ -667,11 +671,12 @@ func (b *publishBatch) delivery(u pgtype.UUID, e *Event, ev NewEvent, r Recipien
 // the directory's order.
 const publishSQL = `
 	WITH e AS (
-		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, created_at)
-		SELECT v.u, v.o, v.t, v.d::jsonb, v.i, v.b, v.n, v.k, $1::timestamptz
-		FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::int[], $9::text[]) AS v(u, o, t, d, i, b, n, k)
+		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, ordering_key, created_at)
+		SELECT v.u, v.o, v.t, v.d::jsonb, v.i, v.b, v.n, v.k, v.ok, $1::timestamptz
+		FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::int[], $9::text[], $22::text[])
+			AS v(u, o, t, d, i, b, n, k, ok)
 		ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-		RETURNING id, uuid
+		RETURNING id, uuid, ordering_key
 	), v AS (
 		SELECT v.n, v.eu, v.u, v.a, v.h, v.i, v.iu, v.o, v.t, v.m, v.url,
 			CASE WHEN v.s = 'pending' AND (
@@ -684,9 +689,9 @@ const publishSQL = `
 		SELECT id FROM apps WHERE id = ANY($13::bigint[]) FOR KEY SHARE
 	), d AS (
 		INSERT INTO deliveries (uuid, event_id, app_id, host_endpoint_id, installation_id, installation_uuid, organization_id,
-			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url)
+			event_type, status, attempts, max_attempts, next_attempt_at, enqueued_at, created_at, target_method, target_url, ordering_key)
 		SELECT v.u, e.id, v.a, v.h, v.i, v.iu, v.o, v.t, v.s, 0, $10, CASE WHEN v.s = 'pending' THEN $1::timestamptz END,
-			$1::timestamptz, $1::timestamptz, v.m, v.url
+			$1::timestamptz, $1::timestamptz, v.m, v.url, e.ordering_key
 		FROM v JOIN e ON e.uuid = v.eu
 		WHERE v.a IS NULL OR v.a IN (SELECT id FROM a)
 		ORDER BY v.n
@@ -700,7 +705,7 @@ func (b *publishBatch) args() []any {
 	return []any{b.now, pgArray(b.eUUIDs), pgArray(b.eOrgs), pgArray(b.eTypes), pgArray(b.eData),
 		pgArray(b.eInst), pgArray(b.eBy), pgArray(b.eCount), pgArray(b.eKeys), b.maxAttempts,
 		pgArray(b.dEvent), pgArray(b.dUUIDs), pgArray(b.dApp), pgArray(b.dHost), pgArray(b.dInst), uuidArray(b.dInstUUID), pgArray(b.dOrg),
-		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL)}
+		pgArray(b.dType), pgArray(b.dStatus), pgArray(b.dMethod), pgArray(b.dURL), pgArray(b.eOrdering)}
 }
 
 // idRows is what publishSQL answers: the new events' ids and uuids.

@@ -93,6 +93,9 @@ type claimed struct {
 	// TargetMethod and TargetURL send it elsewhere than the app's webhook
 	// URL (NewEvent.Target); nil for webhooks.
 	TargetMethod, TargetURL *string
+	// Keyed is a delivery with an ordering key, which holds back the
+	// key's next until it is done (notHeldBack).
+	Keyed bool
 }
 
 // destination is where and how c is sent: its target, or a POST to the
@@ -150,16 +153,27 @@ const claimSQL = `
 	WITH due AS (
 		SELECT q.delivery_id FROM delivery_queue q
 		WHERE q.app_id = $1 AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
+		  AND ` + notHeldBack + `
 		ORDER BY q.next_attempt_at LIMIT $2
 		FOR NO KEY UPDATE SKIP LOCKED
 	)
 	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at,
-		d.target_method, d.target_url
+		d.target_method, d.target_url, d.ordering_key IS NOT NULL
 	FROM due JOIN deliveries d ON d.id = due.delivery_id JOIN events e ON e.id = d.event_id
 	WHERE d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
 	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
 	ORDER BY d.next_attempt_at
 	FOR NO KEY UPDATE OF d SKIP LOCKED`
+
+// notHeldBack is the claims' condition on a due queue row q: no earlier
+// delivery of its ordering key to its app is pending (NewEvent.OrderingKey;
+// delivery_queue_app_key_idx). The earlier one may be in flight, its row
+// locked by another claim: it is read, not locked, so it still holds this
+// one back; and of one key's due deliveries a claim takes the first alone.
+// A host endpoint's deliveries have no key.
+const notHeldBack = `(q.ordering_key IS NULL OR NOT EXISTS (
+			SELECT 1 FROM delivery_queue p WHERE p.app_id = q.app_id AND p.ordering_key = q.ordering_key
+			AND p.status = 'pending' AND p.delivery_id < q.delivery_id))`
 
 // claimSettings opens every claim's transaction (claim, claimMany): plans
 // made once per connection and never a sequential scan, and an
@@ -170,7 +184,7 @@ const claimSettings = "SELECT set_config('plan_cache_mode', 'force_generic_plan'
 // dest is where a claim's row is scanned, in claimSQL's column order; the
 // event's data goes to data as text (pgx copies it once, into data).
 func (r *claimed) dest(data *[]byte) []any {
-	return []any{&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL}
+	return []any{&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL, &r.Keyed}
 }
 
 // claimHostSQL is claimSQL for a host endpoint (delivery_queue_host_due_idx).
@@ -392,6 +406,7 @@ func (s *Store) relayDue(ctx context.Context) ([]ref, error) {
 			(SELECT d.id FROM apps a CROSS JOIN LATERAL (
 				SELECT d.id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
 				WHERE q.app_id = a.id AND q.status = 'pending' AND q.next_attempt_at <= ?::timestamptz AND d.status = 'pending'
+				  AND `+notHeldBack+`
 				  AND (d.claimed_until IS NULL OR d.claimed_until < now())
 				  AND (d.enqueued_at IS NULL OR d.enqueued_at <= ?::timestamptz)
 				ORDER BY q.next_attempt_at LIMIT 5000

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -132,8 +133,10 @@ func (d *Dispatcher) sweepOn(ctx context.Context, c *pgx.Conn, ids []int64, eps 
 		if len(rows) == 0 {
 			continue
 		}
-		if len(rows) >= perApp {
-			s.handBack(id) // more may be due
+		if len(rows) >= perApp || slices.ContainsFunc(rows, func(r claimed) bool { return r.Keyed }) {
+			// More may be due, or be once a keyed delivery is done: the
+			// next of its key (notHeldBack) waits for no other kick.
+			s.handBack(id)
 		}
 		a := &sweepApp{id: id, ep: eps[id], rows: rows, results: make([]result, len(rows))}
 		switch {
@@ -333,13 +336,14 @@ func (l *Listeners) activeMany(ctx context.Context, apps []int64) {
 // locked as claimSQL locks them (and checked again on the delivery row).
 const claimManySQL = `
 	SELECT a.id, c.id, c.uuid, c.attempts, c.max_attempts, c.event_type, c.installation_uuid, c.data, c.created_at, c.next_attempt_at,
-		c.target_method, c.target_url
+		c.target_method, c.target_url, c.keyed
 	FROM unnest($1::bigint[]) AS a(id) CROSS JOIN LATERAL (
 		SELECT d.id, d.uuid::text AS uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text AS installation_uuid,
-			e.data::text AS data, e.created_at, d.next_attempt_at, d.target_method, d.target_url
+			e.data::text AS data, e.created_at, d.next_attempt_at, d.target_method, d.target_url, d.ordering_key IS NOT NULL AS keyed
 		FROM (
 			SELECT q.delivery_id FROM delivery_queue q
 			WHERE q.app_id = a.id AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
+			  AND ` + notHeldBack + `
 			ORDER BY q.next_attempt_at LIMIT $2
 			FOR NO KEY UPDATE SKIP LOCKED
 		) due JOIN deliveries d ON d.id = due.delivery_id JOIN events e ON e.id = d.event_id

@@ -30,8 +30,12 @@ type PublishedEvent struct {
 	Deliveries int             `json:"deliveries"` // how many installations it goes to
 	CreatedBy  string          `json:"createdBy"`
 	// IdempotencyKey is the key it was published with, if any.
-	IdempotencyKey *string   `json:"idempotencyKey"`
-	DateCreated    time.Time `json:"dateCreated"`
+	IdempotencyKey *string `json:"idempotencyKey"`
+	// OrderingKey is the ordering key it was published with, if any: its
+	// deliveries reach each app after those of earlier events with the
+	// same key in the organization.
+	OrderingKey *string   `json:"orderingKey"`
+	DateCreated time.Time `json:"dateCreated"`
 }
 
 // ListEventTypes returns the whole event catalogue. It needs a signed-in

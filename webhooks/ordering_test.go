@@ -1,0 +1,183 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// flakySink answers 500 to a share of requests (seeded), 204 to the rest,
+// and records every request's webhook-id in arrival order.
+type flakySink struct {
+	*httptest.Server
+	mu   sync.Mutex
+	rand *rand.Rand
+	fail float64
+	ids  []string
+}
+
+func newFlakySink(t *testing.T, seed uint64, fail float64) *flakySink {
+	s := &flakySink{rand: rand.New(rand.NewPCG(seed, 7)), fail: fail}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.ids = append(s.ids, r.Header.Get("Webhook-Id"))
+		failed := s.rand.Float64() < s.fail
+		s.mu.Unlock()
+		if failed {
+			rw.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *flakySink) arrivals() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ids...)
+}
+
+// TestOrderingKeysDeliverInPublishOrder publishes generated sequences of
+// events, some with ordering keys, to two apps whose endpoint fails a
+// third of its requests, and drains them with three drains per app at
+// once and sweeps beside them. It checks the arrivals against the model
+// of NewEvent.OrderingKey: for each app and key, an event's first attempt
+// comes after the last attempt of the key's previous event; events
+// without a key, or of other keys, are not held back; every delivery ends
+// delivered or failed for good, none left waiting.
+func TestOrderingKeysDeliverInPublishOrder(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			srv := newFlakySink(t, seed, 1.0/3)
+			w := newWorld(t, Options{AllowPrivate: true, RetrySchedule: []time.Duration{0, 0, 0, 0, 0, 0}})
+			apps := []int64{}
+			for range 2 {
+				id, _, _ := w.app(srv.URL)
+				apps = append(apps, id)
+			}
+			r := rand.New(rand.NewPCG(seed, 11))
+			keys := []string{"", "", "issue-1", "issue-2", "issue-3"}
+			var published []NewEvent
+			for len(published) < 60 {
+				// A batch of 1 to 8 events in one transaction, as
+				// POST /api/0/event-batches/ publishes them.
+				batch := make([]NewEvent, 1+r.IntN(8))
+				for i := range batch {
+					batch[i] = NewEvent{OrganizationID: w.org, Type: "issue.created", CreatedBy: "test",
+						Data: map[string]int{"n": len(published) + i}, OrderingKey: keys[r.IntN(len(keys))]}
+				}
+				if err := w.outbox.Transaction(w.ctx, w.db, func(tx *gorm.DB) error {
+					_, err := w.outbox.PublishMany(w.ctx, tx, batch)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				published = append(published, batch...)
+			}
+
+			// Drain until nothing is pending: per app three drains at once,
+			// and a sweep of both apps beside them.
+			ctx, cancel := context.WithTimeout(w.ctx, time.Minute)
+			defer cancel()
+			for round := 0; w.count("deliveries", "status = 'pending'") > 0; round++ {
+				if ctx.Err() != nil {
+					t.Fatalf("after %d rounds, %d deliveries still pending", round, w.count("deliveries", "status = 'pending'"))
+				}
+				var wg sync.WaitGroup
+				for _, app := range apps {
+					for range 3 {
+						wg.Go(func() {
+							if err := w.dispatcher.drain(ctx, app); err != nil {
+								t.Error(err)
+							}
+						})
+					}
+				}
+				wg.Go(func() {
+					if err := w.dispatcher.sweep(ctx, apps); err != nil {
+						t.Error(err)
+					}
+				})
+				wg.Wait()
+			}
+
+			// The model: which event and app each webhook-id is.
+			type sent struct {
+				app   int64
+				event int
+				key   string
+			}
+			byUUID := map[string]sent{}
+			var ds []struct {
+				UUID    string
+				AppID   int64
+				Data    int
+				Status  string
+				Ordered *string
+			}
+			if err := w.db.Raw(`SELECT d.uuid, d.app_id, (e.data->>'n')::int AS data, d.status, d.ordering_key AS ordered
+				FROM deliveries d JOIN events e ON e.id = d.event_id`).Scan(&ds).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) != 2*len(published) {
+				t.Fatalf("%d deliveries of %d events to 2 apps", len(ds), len(published))
+			}
+			for _, d := range ds {
+				if d.Status != DeliverySucceeded && d.Status != DeliveryFailed {
+					t.Errorf("delivery %s of event %d is %s", d.UUID, d.Data, d.Status)
+				}
+				if want := published[d.Data].OrderingKey; (d.Ordered == nil) != (want == "") || d.Ordered != nil && *d.Ordered != want {
+					t.Errorf("event %d: delivery's ordering key %v, published %q", d.Data, d.Ordered, want)
+				}
+				byUUID[d.UUID] = sent{app: d.AppID, event: d.Data, key: published[d.Data].OrderingKey}
+			}
+			first, last := map[string]int{}, map[string]int{}
+			arrivals := srv.arrivals()
+			for i, id := range arrivals {
+				if _, ok := first[id]; !ok {
+					first[id] = i
+				}
+				last[id] = i
+			}
+			// Per app and key, the deliveries in publish order.
+			chains := map[string][]string{}
+			for id, s := range byUUID {
+				if s.key != "" {
+					k := fmt.Sprint(s.app, "/", s.key)
+					chains[k] = append(chains[k], id)
+				}
+			}
+			checked := 0
+			for k, chain := range chains {
+				slices.SortFunc(chain, func(a, b string) int { return byUUID[a].event - byUUID[b].event })
+				for i := 1; i < len(chain); i++ {
+					prev, next := chain[i-1], chain[i]
+					if _, ok := first[next]; !ok {
+						t.Fatalf("%s: event %d never sent", k, byUUID[next].event)
+					}
+					if first[next] < last[prev] {
+						t.Errorf("%s: event %d was first sent (arrival %d) before event %d's last attempt (arrival %d)",
+							k, byUUID[next].event, first[next], byUUID[prev].event, last[prev])
+					}
+					checked++
+				}
+			}
+			if checked == 0 {
+				t.Fatal("no two events shared a key: the generator checks nothing")
+			}
+			if len(arrivals) <= len(ds) {
+				t.Fatalf("%d requests for %d deliveries: no retries, so nothing tested holding back", len(arrivals), len(ds))
+			}
+		})
+	}
+}
