@@ -80,7 +80,7 @@ func (s *Events) Publish(ctx context.Context, a Actor, ev HostEvent) (*webhooks.
 	if err != nil {
 		return nil, err
 	}
-	return s.group.publish(&pendingPublish{ref: ev.Organization, ev: ne}, func(g []*pendingPublish) { s.writeGroup(ctx, g) })
+	return s.group.publish(&pendingPublish{ref: ev.Organization, ev: ne}, func(g []*pendingPublish) func() { return s.writeGroup(ctx, g) })
 }
 
 // PublishResult is one event of a batch: published (or, Replayed, published

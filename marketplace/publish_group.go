@@ -53,9 +53,11 @@ func newPublishGroup(runners int) *publishGroup {
 }
 
 // publish writes p's event, in a transaction of its own or shared with
-// the publishes waiting beside it (run writes a group), and returns what
-// became of it.
-func (g *publishGroup) publish(p *pendingPublish, run func([]*pendingPublish)) (*webhooks.Event, error) {
+// the publishes waiting beside it (run writes a group, and returns the
+// kick of its drains, or nil), and returns what became of it. The runner
+// is given back at the commit: the kick runs after, in the caller that
+// ran the group, while the next group starts.
+func (g *publishGroup) publish(p *pendingPublish, run func([]*pendingPublish) (kick func())) (*webhooks.Event, error) {
 	p.done = make(chan struct{})
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
@@ -69,13 +71,18 @@ func (g *publishGroup) publish(p *pendingPublish, run func([]*pendingPublish)) (
 			}
 			g.running++
 			g.mu.Unlock()
-			run(group)
-			for _, q := range group {
-				close(q.done)
-			}
+			kick := run(group)
 			g.mu.Lock()
 			g.running--
 			g.cond.Broadcast()
+			g.mu.Unlock()
+			for _, q := range group {
+				close(q.done)
+			}
+			if kick != nil {
+				kick()
+			}
+			g.mu.Lock()
 			break
 		}
 		g.cond.Wait()
@@ -93,8 +100,9 @@ const publishGroupTimeout = 30 * time.Second
 // transaction: their organizations in one query, every event and delivery
 // in one statement (Outbox.PublishMany). If the transaction fails, each
 // event is tried again in one of its own, so that an event that cannot be
-// written fails alone.
-func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) {
+// written fails alone. It returns the kick of the written deliveries'
+// drains (webhooks.Prelude.Kick), nil for none.
+func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) (kick func()) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishGroupTimeout)
 	defer cancel()
 	var at []*pendingPublish
@@ -104,8 +112,15 @@ func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) {
 	}
 	q, args := orgsQuery(refs)
 	orgs := make(map[string]int64, len(group))
+	var kicks []func()
+	kickAll := func() {
+		for _, k := range kicks {
+			k()
+		}
+	}
 	res, err := s.outbox.PublishTx(ctx, s.db, webhooks.Prelude{
-		SQL: q, Args: args,
+		Kick: func(k func()) { kicks = append(kicks, k) },
+		SQL:  q, Args: args,
 		Scan: func(rows pgx.Rows) error { return scanOrgs(rows, orgs) },
 		Events: func() ([]webhooks.NewEvent, error) {
 			var valid []webhooks.NewEvent
@@ -127,13 +142,16 @@ func (s *Events) writeGroup(ctx context.Context, group []*pendingPublish) {
 		at[k].out, at[k].err = r.Event, r.Err
 	}
 	if err == nil {
-		return
+		return kickAll
 	}
 	if len(group) == 1 {
 		group[0].out, group[0].err = nil, err
-		return
+		return kickAll
 	}
 	for _, p := range group {
-		s.writeGroup(ctx, []*pendingPublish{p})
+		if k := s.writeGroup(ctx, []*pendingPublish{p}); k != nil {
+			kicks = append(kicks, k)
+		}
 	}
+	return kickAll
 }

@@ -178,6 +178,14 @@ type Prelude struct {
 	Args   []any
 	Scan   func(rows pgx.Rows) error
 	Events func() ([]NewEvent, error)
+	// Kick, when set, is handed the kick of the new deliveries' drains
+	// after the commit, to run when the caller likes (once, soon: until
+	// it runs only the relay sends them); unset, PublishTx kicks before it
+	// returns. A caller that holds a slot for the transaction (a publish
+	// group's runner) gives the slot back first: the kick is a Redis
+	// script and an enqueue per idle app, milliseconds the next group
+	// need not wait for.
+	Kick func(kick func())
 }
 
 // RecipientQueries is a Directory whose recipients query the outbox runs
@@ -292,7 +300,12 @@ func (o *Outbox) PublishTx(ctx context.Context, db *gorm.DB, pre Prelude) ([]Pub
 		return nil, err
 	}
 	if len(refs) > 0 {
-		o.drains.enqueue(context.WithoutCancel(ctx), refs)
+		kick := func() { o.drains.enqueue(context.WithoutCancel(ctx), refs) }
+		if pre.Kick != nil {
+			pre.Kick(kick)
+		} else {
+			kick()
+		}
 	}
 	if ids != nil {
 		// After the commit: an event whose key another publish took is
