@@ -9,8 +9,10 @@
 -- broken event does not stop its key for ever (a replay sends it again,
 -- after what went on meanwhile).
 --
--- events.ordering_key is the publisher's; deliveries and delivery_queue
--- carry it so the claim can check it on the queue alone, through an
+-- events.ordering_key is the publisher's, and deliveries carry it;
+-- delivery_queue.ordering_key is it scoped to the organization
+-- ("<organization id>/<key>": two organizations' keys never hold each
+-- other back), so the claim checks it on the queue alone, through an
 -- index holding only keyed pending rows: unkeyed deliveries, nearly all,
 -- write nothing in it and cost the claim nothing.
 
@@ -25,7 +27,8 @@ CREATE INDEX delivery_queue_app_key_idx ON delivery_queue (app_id, ordering_key,
 CREATE OR REPLACE FUNCTION delivery_queue_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO delivery_queue (delivery_id, app_id, host_endpoint_id, status, next_attempt_at, ordering_key)
-    SELECT id, app_id, host_endpoint_id, status, next_attempt_at, ordering_key FROM new_rows WHERE status <> 'succeeded';
+    SELECT id, app_id, host_endpoint_id, status, next_attempt_at, organization_id || '/' || ordering_key
+    FROM new_rows WHERE status <> 'succeeded';
     RETURN NULL;
 END $$;
 -- +goose StatementEnd
@@ -36,7 +39,8 @@ SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS
 BEGIN
     DELETE FROM delivery_queue q USING new_rows n WHERE q.delivery_id = n.id AND n.status = 'succeeded';
     INSERT INTO delivery_queue AS q (delivery_id, app_id, host_endpoint_id, status, next_attempt_at, ordering_key)
-    SELECT id, app_id, host_endpoint_id, status, next_attempt_at, ordering_key FROM new_rows WHERE status <> 'succeeded'
+    SELECT id, app_id, host_endpoint_id, status, next_attempt_at, organization_id || '/' || ordering_key
+    FROM new_rows WHERE status <> 'succeeded'
     ON CONFLICT (delivery_id) DO UPDATE SET status = EXCLUDED.status, next_attempt_at = EXCLUDED.next_attempt_at
         WHERE (q.status, q.next_attempt_at) IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.next_attempt_at);
     RETURN NULL;

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -179,5 +180,54 @@ func TestOrderingKeysDeliverInPublishOrder(t *testing.T) {
 				t.Fatalf("%d requests for %d deliveries: no retries, so nothing tested holding back", len(arrivals), len(ds))
 			}
 		})
+	}
+}
+
+// TestOrderingKeysAreTheOrganizations: a key holds back the later events
+// of its organization only. Another organization's event with the same
+// key goes out while the first organization's is waiting for its retry,
+// and that organization's next event waits.
+func TestOrderingKeysAreTheOrganizations(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Data struct{ N int } `json:"data"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if body.Data.N == 0 {
+			rw.WriteHeader(http.StatusInternalServerError) // the first event fails, to be retried in a minute
+			return
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	w := newWorld(t, Options{AllowPrivate: true, RetrySchedule: []time.Duration{0, time.Minute}})
+	app, _, _ := w.app(srv.URL)
+	other := w.id("INSERT INTO organizations (slug, name) VALUES ('other-' || left(md5(random()::text), 8), 'Other') RETURNING id")
+	for n, org := range []int64{w.org, other, w.org} {
+		if err := w.outbox.Transaction(w.ctx, w.db, func(tx *gorm.DB) error {
+			_, err := w.outbox.Publish(w.ctx, tx, NewEvent{OrganizationID: org, Type: "issue.created", CreatedBy: "test",
+				Data: map[string]int{"n": n}, OrderingKey: "issue-1"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.dispatcher.drain(w.ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	var got []struct {
+		N        int
+		Status   string
+		Attempts int
+	}
+	if err := w.db.Raw(`SELECT (e.data->>'n')::int AS n, d.status, d.attempts FROM deliveries d JOIN events e ON e.id = d.event_id
+		WHERE d.app_id = ? ORDER BY d.id`, app).Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0 pending 1", "1 succeeded 1", "2 pending 0"}
+	for i, d := range got {
+		if i >= len(want) || fmt.Sprint(d.N, " ", d.Status, " ", d.Attempts) != want[i] {
+			t.Fatalf("deliveries (event, status, attempts) %v, want %v", got, want)
+		}
 	}
 }

@@ -167,7 +167,8 @@ const claimSQL = `
 
 // notHeldBack is the claims' condition on a due queue row q: no earlier
 // delivery of its ordering key to its app is pending (NewEvent.OrderingKey;
-// delivery_queue_app_key_idx). The earlier one may be in flight, its row
+// delivery_queue_app_key_idx; the queue's key is scoped to the
+// organization, migration 00025). The earlier one may be in flight, its row
 // locked by another claim: it is read, not locked, so it still holds this
 // one back; and of one key's due deliveries a claim takes the first alone.
 // A host endpoint's deliveries have no key.
