@@ -231,3 +231,56 @@ func TestOrderingKeysAreTheOrganizations(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepHandsBackOnlyAppsWithAKeyWaiting: a sweep that sends a keyed
+// delivery hands its app back to a drain only when a later delivery of the
+// key waits behind it (which would otherwise wait for the relay); a keyed
+// event to many apps, each receiving it alone, costs no drain per app.
+func TestSweepHandsBackOnlyAppsWithAKeyWaiting(t *testing.T) {
+	srv := newSink(t, http.StatusNoContent)
+	w := newWorld(t, Options{AllowPrivate: true})
+	alone, _, _ := w.app(srv.URL)
+	queued, queuedInst, _ := w.app(srv.URL)
+	publish := func(n int) {
+		t.Helper()
+		if err := w.outbox.Transaction(w.ctx, w.db, func(tx *gorm.DB) error {
+			_, err := w.outbox.Publish(w.ctx, tx, NewEvent{OrganizationID: w.org, Type: "issue.created", CreatedBy: "test",
+				Data: map[string]int{"n": n}, OrderingKey: "issue-1"})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0) // to both apps
+	w.dir.mu.Lock()
+	w.dir.recipients["issue.created"] = []Recipient{queuedInst}
+	w.dir.mu.Unlock()
+	publish(1) // to queued alone, behind its first
+	if _, err := w.inspector.DeleteAllPendingTasks(QueueWebhooks); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := w.dispatcher.sweep(w.ctx, []int64{alone, queued}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.received()); n != 2 {
+		t.Fatalf("the sweep sent %d deliveries, want the first event's two", n)
+	}
+	var drains []int64
+	for _, ti := range w.tasks(QueueWebhooks)[TypeDeliver] {
+		var p deliverPayload
+		if err := json.Unmarshal(ti.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		drains = append(drains, p.AppID)
+	}
+	if len(drains) != 1 || drains[0] != queued {
+		t.Fatalf("drains enqueued for %v, want one for app %d (app %d has nothing waiting)", drains, queued, alone)
+	}
+	if err := w.dispatcher.drain(w.ctx, queued); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.received()); n != 3 {
+		t.Errorf("after the handed-back drain %d deliveries, want 3", n)
+	}
+}

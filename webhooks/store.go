@@ -93,9 +93,11 @@ type claimed struct {
 	// TargetMethod and TargetURL send it elsewhere than the app's webhook
 	// URL (NewEvent.Target); nil for webhooks.
 	TargetMethod, TargetURL *string
-	// Keyed is a delivery with an ordering key, which holds back the
-	// key's next until it is done (notHeldBack).
-	Keyed bool
+	// HoldsBack is a delivery behind which a later one of its ordering
+	// key is pending (notHeldBack): once this one is done, that one is due
+	// at once. A sweep hands such an app back to a drain; a drain claims
+	// again after every batch anyway, so claimSQL does not look (false).
+	HoldsBack bool
 }
 
 // destination is where and how c is sent: its target, or a POST to the
@@ -158,7 +160,7 @@ const claimSQL = `
 		FOR NO KEY UPDATE SKIP LOCKED
 	)
 	SELECT d.id, d.uuid::text, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text, e.data::text, e.created_at, d.next_attempt_at,
-		d.target_method, d.target_url, d.ordering_key IS NOT NULL
+		d.target_method, d.target_url, false
 	FROM due JOIN deliveries d ON d.id = due.delivery_id JOIN events e ON e.id = d.event_id
 	WHERE d.status = 'pending' AND d.next_attempt_at <= now() + interval '100 milliseconds'
 	  AND (d.claimed_until IS NULL OR d.claimed_until < now())
@@ -185,7 +187,7 @@ const claimSettings = "SELECT set_config('plan_cache_mode', 'force_generic_plan'
 // dest is where a claim's row is scanned, in claimSQL's column order; the
 // event's data goes to data as text (pgx copies it once, into data).
 func (r *claimed) dest(data *[]byte) []any {
-	return []any{&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL, &r.Keyed}
+	return []any{&r.ID, &r.UUID, &r.Attempts, &r.MaxAttempts, &r.EventType, &r.InstallationUUID, data, &r.EventCreatedAt, &r.DueAt, &r.TargetMethod, &r.TargetURL, &r.HoldsBack}
 }
 
 // claimHostSQL is claimSQL for a host endpoint (delivery_queue_host_due_idx).

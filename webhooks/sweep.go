@@ -133,9 +133,9 @@ func (d *Dispatcher) sweepOn(ctx context.Context, c *pgx.Conn, ids []int64, eps 
 		if len(rows) == 0 {
 			continue
 		}
-		if len(rows) >= perApp || slices.ContainsFunc(rows, func(r claimed) bool { return r.Keyed }) {
-			// More may be due, or be once a keyed delivery is done: the
-			// next of its key (notHeldBack) waits for no other kick.
+		if len(rows) >= perApp || slices.ContainsFunc(rows, func(r claimed) bool { return r.HoldsBack }) {
+			// More may be due, or be once a delivery that holds back the
+			// next of its key is done: that one waits for no other kick.
 			s.handBack(id)
 		}
 		a := &sweepApp{id: id, ep: eps[id], rows: rows, results: make([]result, len(rows))}
@@ -333,15 +333,20 @@ func (l *Listeners) activeMany(ctx context.Context, apps []int64) {
 
 // claimManySQL is claimSQL for many apps at once: up to $2 due deliveries
 // of each app in $1, each app's found on delivery_queue_app_due_idx and
-// locked as claimSQL locks them (and checked again on the delivery row).
+// locked as claimSQL locks them (and checked again on the delivery row),
+// with whether each holds back a later one of its ordering key
+// (claimed.HoldsBack; looked up only for keyed rows).
 const claimManySQL = `
 	SELECT a.id, c.id, c.uuid, c.attempts, c.max_attempts, c.event_type, c.installation_uuid, c.data, c.created_at, c.next_attempt_at,
-		c.target_method, c.target_url, c.keyed
+		c.target_method, c.target_url, c.holds_back
 	FROM unnest($1::bigint[]) AS a(id) CROSS JOIN LATERAL (
 		SELECT d.id, d.uuid::text AS uuid, d.attempts, d.max_attempts, d.event_type, d.installation_uuid::text AS installation_uuid,
-			e.data::text AS data, e.created_at, d.next_attempt_at, d.target_method, d.target_url, d.ordering_key IS NOT NULL AS keyed
+			e.data::text AS data, e.created_at, d.next_attempt_at, d.target_method, d.target_url,
+			CASE WHEN due.ordering_key IS NOT NULL THEN EXISTS (
+				SELECT 1 FROM delivery_queue n WHERE n.app_id = a.id AND n.ordering_key = due.ordering_key
+				AND n.status = 'pending' AND n.delivery_id > due.delivery_id) ELSE false END AS holds_back
 		FROM (
-			SELECT q.delivery_id FROM delivery_queue q
+			SELECT q.delivery_id, q.ordering_key FROM delivery_queue q
 			WHERE q.app_id = a.id AND q.status = 'pending' AND q.next_attempt_at <= now() + interval '100 milliseconds'
 			  AND ` + notHeldBack + `
 			ORDER BY q.next_attempt_at LIMIT $2
