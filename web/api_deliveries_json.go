@@ -71,6 +71,12 @@ func (d deliveryJSON) appendJSON(b []byte) []byte {
 	}
 	b = append(b, `,"lastErrorClass":`...)
 	b = appendJSONString(b, d.LastErrorClass)
+	b = append(b, `,"orderingKey":`...)
+	if d.OrderingKey == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, *d.OrderingKey)
+	}
 	b = append(b, `,"dateCreated":`...)
 	b = appendJSONTime(b, &d.DateCreated)
 	b = append(b, `,"dateLastAttempt":`...)

@@ -50,10 +50,10 @@ func TestAppendDeliveriesMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 12, 2, 19, 4, 5, 123456000, time.UTC)
 	later := at.Add(1500 * time.Millisecond)
 	local := at.In(time.FixedZone("X", 3600))
-	code, inst := 503, "0b7f9a3e-8c1d-4d2e-9f00-1a2b3c4d5e6f"
+	code, inst, key := 503, "0b7f9a3e-8c1d-4d2e-9f00-1a2b3c4d5e6f", "issue-\"9\"/<é>"
 	full := webhooks.Delivery{ID: 7, UUID: "d0000000-0000-0000-0000-000000000007", EventType: "issue.created", Status: webhooks.DeliveryPending,
 		InstallationUUID: &inst, Attempts: 2, MaxAttempts: 8, NextAttemptAt: &later, LastAttemptAt: &at, LastStatusCode: &code,
-		LastErrorClass: "http_status", CreatedAt: at, CompletedAt: &later}
+		LastErrorClass: "http_status", OrderingKey: &key, CreatedAt: at, CompletedAt: &later}
 	done := full
 	done.Status, done.CompletedAt, done.CreatedAt = webhooks.DeliverySucceeded, &local, local
 	for _, tc := range []struct {

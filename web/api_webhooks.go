@@ -22,6 +22,7 @@ type deliveryJSON struct {
 	MaxAttempts     int           `json:"maxAttempts"`
 	LastStatusCode  *int          `json:"lastStatusCode"`
 	LastErrorClass  string        `json:"lastErrorClass"`
+	OrderingKey     *string       `json:"orderingKey"`
 	DateCreated     time.Time     `json:"dateCreated"`
 	DateLastAttempt *time.Time    `json:"dateLastAttempt"`
 	DateNextAttempt *time.Time    `json:"dateNextAttempt"`
@@ -46,7 +47,7 @@ type attemptJSON struct {
 
 func toDeliveryJSON(d webhooks.Delivery) deliveryJSON {
 	out := deliveryJSON{ID: d.UUID, EventType: d.EventType, Status: d.Status, Installation: d.InstallationUUID, Attempts: d.Attempts,
-		MaxAttempts: d.MaxAttempts, LastStatusCode: d.LastStatusCode, LastErrorClass: d.LastErrorClass, DateCreated: d.CreatedAt,
+		MaxAttempts: d.MaxAttempts, LastStatusCode: d.LastStatusCode, LastErrorClass: d.LastErrorClass, OrderingKey: d.OrderingKey, DateCreated: d.CreatedAt,
 		DateLastAttempt: d.LastAttemptAt, DateCompleted: d.CompletedAt}
 	if d.Status == webhooks.DeliveryPending {
 		out.DateNextAttempt = d.NextAttemptAt

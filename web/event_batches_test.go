@@ -315,6 +315,23 @@ func TestEventOrderingKeys(t *testing.T) {
 	if one.OrderingKey == nil || *one.OrderingKey != "issue-9" {
 		t.Errorf("single route: orderingKey %v", one.OrderingKey)
 	}
+	// The partner's delivery log shows each delivery's key.
+	keys := map[string]int{}
+	for _, d := range decode[[]plugboard.Delivery](t, h.dev.do("GET", "/api/0/apps/hook-app/deliveries/", nil), 200) {
+		keys[d.OrderingKey]++
+	}
+	if keys["issue-9"] != 3 || keys[""] != 2 { // First, Second, Third; Free and installation.created
+		t.Errorf("delivery log's ordering keys %v", keys)
+	}
+	// And its page in the web UI says what the key does.
+	var second string
+	if err := h.p.App.DB.Raw(`SELECT d.uuid::text FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.uuid = ?`,
+		res.Results[1].Event.ID).Scan(&second).Error; err != nil || second == "" {
+		t.Fatalf("the second event's delivery: %q, %v", second, err)
+	}
+	dev := uiSignIn(t, h.p, "dev@partner.example")
+	dev.get("/apps/hook-app/deliveries/"+second).ok(200, "Ordering key", "issue-9", "one at a time")
+
 	before := count(t, h.p, "events")
 	for _, bad := range []string{"", strings.Repeat("k", 201)} {
 		f := host.do("POST", "/api/0/organizations/customer/events/",

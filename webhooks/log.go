@@ -62,7 +62,7 @@ var deliveriesOrder = page.Sort{Column: "id", Desc: true}
 // order.
 const deliveryColumns = `id, uuid::text, event_id, COALESCE(app_id, 0), host_endpoint_id, installation_id, installation_uuid::text,
 	organization_id, event_type, status, attempts, max_attempts, next_attempt_at, claimed_until, enqueued_at, last_attempt_at,
-	last_status_code, last_error_class, created_at, completed_at`
+	last_status_code, last_error_class, created_at, completed_at, ordering_key`
 
 // listDeliveries is ListDeliveries' query: page.Query's keyset condition,
 // order and extra row, written out and run on pgx itself. The delivery log
@@ -126,7 +126,7 @@ func (s *Store) listDeliveries(ctx context.Context, appID int64, dq DeliveryQuer
 			var d Delivery
 			if err := rows.Scan(&d.ID, &d.UUID, &d.EventID, &d.AppID, &d.HostEndpointID, &d.InstallationID, &d.InstallationUUID,
 				&d.OrganizationID, &d.EventType, &d.Status, &d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.ClaimedUntil, &d.EnqueuedAt,
-				&d.LastAttemptAt, &d.LastStatusCode, &d.LastErrorClass, &d.CreatedAt, &d.CompletedAt); err != nil {
+				&d.LastAttemptAt, &d.LastStatusCode, &d.LastErrorClass, &d.CreatedAt, &d.CompletedAt, &d.OrderingKey); err != nil {
 				return err
 			}
 			out = append(out, d)

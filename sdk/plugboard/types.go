@@ -133,8 +133,12 @@ type Delivery struct {
 	MaxAttempts  int    `json:"maxAttempts"`
 	// LastStatusCode is the last attempt's HTTP status; 0 before any, or
 	// when no response came.
-	LastStatusCode  int        `json:"lastStatusCode"`
-	LastErrorClass  string     `json:"lastErrorClass"` // "", timeout, connection, tls, dns, http_status, blocked
+	LastStatusCode int    `json:"lastStatusCode"`
+	LastErrorClass string `json:"lastErrorClass"` // "", timeout, connection, tls, dns, http_status, blocked
+	// OrderingKey is the event's ordering key, "" for none: a pending
+	// delivery with one waits while an earlier delivery of the key to the
+	// app is pending.
+	OrderingKey     string     `json:"orderingKey"`
 	DateCreated     time.Time  `json:"dateCreated"`
 	DateLastAttempt *time.Time `json:"dateLastAttempt"`
 	DateNextAttempt *time.Time `json:"dateNextAttempt"`
