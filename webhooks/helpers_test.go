@@ -260,6 +260,8 @@ type sink struct {
 	*httptest.Server
 	mu     sync.Mutex
 	status int
+	// answer, when set, decides each request's status instead (under mu).
+	answer func() int
 	hits   []hit
 }
 
@@ -275,6 +277,9 @@ func newSink(t *testing.T, status int) *sink {
 		s.mu.Lock()
 		s.hits = append(s.hits, hit{Header: r.Header.Clone(), Body: b})
 		code := s.status
+		if s.answer != nil {
+			code = s.answer()
+		}
 		s.mu.Unlock()
 		rw.WriteHeader(code)
 		fmt.Fprint(rw, `{"ok": true}`)

@@ -15,37 +15,18 @@ import (
 	"gorm.io/gorm"
 )
 
-// flakySink answers 500 to a share of requests (seeded), 204 to the rest,
-// and records every request's webhook-id in arrival order.
-type flakySink struct {
-	*httptest.Server
-	mu   sync.Mutex
-	rand *rand.Rand
-	fail float64
-	ids  []string
-}
-
-func newFlakySink(t *testing.T, seed uint64, fail float64) *flakySink {
-	s := &flakySink{rand: rand.New(rand.NewPCG(seed, 7)), fail: fail}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.ids = append(s.ids, r.Header.Get("Webhook-Id"))
-		failed := s.rand.Float64() < s.fail
-		s.mu.Unlock()
-		if failed {
-			rw.WriteHeader(http.StatusInternalServerError)
-			return
+// newFlakySink is a sink that answers 500 to a share fail of requests
+// (seeded), 204 to the rest.
+func newFlakySink(t *testing.T, seed uint64, fail float64) *sink {
+	s := newSink(t, http.StatusNoContent)
+	r := rand.New(rand.NewPCG(seed, 7))
+	s.answer = func() int {
+		if r.Float64() < fail {
+			return http.StatusInternalServerError
 		}
-		rw.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(s.Close)
+		return http.StatusNoContent
+	}
 	return s
-}
-
-func (s *flakySink) arrivals() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.ids...)
 }
 
 // TestOrderingKeysDeliverInPublishOrder publishes generated sequences of
@@ -143,7 +124,10 @@ func TestOrderingKeysDeliverInPublishOrder(t *testing.T) {
 				byUUID[d.UUID] = sent{app: d.AppID, event: d.Data, key: published[d.Data].OrderingKey}
 			}
 			first, last := map[string]int{}, map[string]int{}
-			arrivals := srv.arrivals()
+			var arrivals []string
+			for _, h := range srv.received() {
+				arrivals = append(arrivals, h.Header.Get("Webhook-Id"))
+			}
 			for i, id := range arrivals {
 				if _, ok := first[id]; !ok {
 					first[id] = i
