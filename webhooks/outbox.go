@@ -681,7 +681,8 @@ func (b *publishBatch) delivery(u pgtype.UUID, e *Event, ev NewEvent, r Recipien
 // publish found, as it keeps those of an app deleted later. Deliveries
 // take their ids in the order of the batch (ORDER BY v.n), whatever join
 // the plan chose: the batch's events in order, each event's recipients in
-// the directory's order.
+// the directory's order. Ordering keys rely on it: a claim holds a
+// delivery back behind the lower ids of its key (notHeldBack).
 const publishSQL = `
 	WITH e AS (
 		INSERT INTO events (uuid, organization_id, type, data, installation_id, created_by, deliveries_count, idempotency_key, ordering_key, created_at)
