@@ -136,8 +136,33 @@ func TestEventBatches(t *testing.T) {
 	}
 	host.do("POST", "/api/0/organizations/customer/events/", map[string]any{"type": "issue.created", "data": map[string]any{"title": "Other"}, "idempotencyKey": "single-1"}).problem(t, 409, "idempotency_key_reused")
 
-	// Refused whole: 1,001 events, none, a user's token.
+	// The ordering key is part of what the idempotency key names: the same
+	// type and data under another ordering key (or none) are a conflict too.
+	keyed := map[string]any{"type": "issue.created", "data": map[string]any{"title": "Keyed"}, "idempotencyKey": "single-2", "orderingKey": "issue-7"}
+	e3 := decode[plugboard.PublishedEvent](t, host.do("POST", "/api/0/organizations/customer/events/", keyed), 201)
+	if e4 := decode[plugboard.PublishedEvent](t, host.do("POST", "/api/0/organizations/customer/events/", keyed), 200); e4.ID != e3.ID {
+		t.Errorf("keyed replay: %s then %s", e3.ID, e4.ID)
+	}
 	before := count(t, h.p, "events")
+	for _, other := range []any{"issue-8", nil} {
+		retry := map[string]any{"type": "issue.created", "data": map[string]any{"title": "Keyed"}, "idempotencyKey": "single-2"}
+		if other != nil {
+			retry["orderingKey"] = other
+		}
+		host.do("POST", "/api/0/organizations/customer/events/", retry).problem(t, 409, "idempotency_key_reused")
+		retry["organization"] = "customer"
+		b := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", map[string]any{"events": []any{retry}}), 200)
+		check(fmt.Sprintf("orderingKey %v", other), b, []want{{409, "idempotency_key_reused", "idempotencyKey"}})
+	}
+	unkeyed := decode[batchResults](t, host.do("POST", "/api/0/event-batches/", map[string]any{"events": []any{
+		map[string]any{"organization": "customer", "type": "issue.created", "data": map[string]any{"title": "Single"}, "idempotencyKey": "single-1", "orderingKey": "issue-7"}}}), 200)
+	check("an ordering key added on retry", unkeyed, []want{{409, "idempotency_key_reused", "idempotencyKey"}})
+	if n := count(t, h.p, "events"); n != before {
+		t.Errorf("%d events written by conflicting retries", n-before)
+	}
+
+	// Refused whole: 1,001 events, none, a user's token.
+	before = count(t, h.p, "events")
 	var big []any
 	for i := range 1001 {
 		big = append(big, ev("customer", "issue.created", map[string]any{"title": fmt.Sprint(i)}, ""))

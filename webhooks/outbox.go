@@ -395,8 +395,8 @@ func (o *Outbox) finish(ctx context.Context, db *gorm.DB, evs []NewEvent, out []
 }
 
 // replays fills out for the events whose idempotency key was used before
-// in their organization: the first event, when the type and data are the
-// same, or a conflict. One query for every keyed event.
+// in their organization: the first event, when the type, data and ordering
+// key are the same, or a conflict. One query for every keyed event.
 func (o *Outbox) replays(ctx context.Context, tx *gorm.DB, evs []NewEvent, out []Published) error {
 	var orgs []int64
 	var keys []string
@@ -430,9 +430,9 @@ func (o *Outbox) replays(ctx context.Context, tx *gorm.DB, evs []NewEvent, out [
 		if err != nil {
 			return fmt.Errorf("encoding %s data: %w", ev.Type, err)
 		}
-		if e.Type != ev.Type || !sameJSON(e.Data, data) {
+		if e.Type != ev.Type || !sameJSON(e.Data, data) || orderingKeyOf(e) != ev.OrderingKey {
 			out[i].Err = &fault.Error{Kind: fault.KindConflict, Code: fault.IdempotencyKeyReused,
-				Message: "An event with this idempotency key was published already, of another type or with other data.",
+				Message: "An event with this idempotency key was published already, of another type, with other data or with another ordering key.",
 				Fields:  map[string]string{"idempotencyKey": "was used for event " + e.UUID + " (" + e.Type + ")"}}
 			continue
 		}
@@ -440,6 +440,14 @@ func (o *Outbox) replays(ctx context.Context, tx *gorm.DB, evs []NewEvent, out [
 		out[i].Event = &e
 	}
 	return nil
+}
+
+// orderingKeyOf is e's ordering key, "" when it has none (as in NewEvent).
+func orderingKeyOf(e Event) string {
+	if e.OrderingKey == nil {
+		return ""
+	}
+	return *e.OrderingKey
 }
 
 // sameJSON compares two JSON documents by value (jsonb reorders keys).

@@ -254,7 +254,7 @@ var registry = []Doc{
 	{PlanInUse, http.StatusConflict, false, "Plan in use",
 		"Organizations have the plan installed: a plan with live installations cannot be deleted. Move them to another plan (or wait until they uninstall); to change what the plan costs, change its price, which applies from the next billing period."},
 	{IdempotencyKeyReused, http.StatusConflict, false, "Idempotency key reused",
-		"Something with this idempotencyKey exists already with other content: a usage record of the installation with a different quantity or timestamp, or an event published in the organization of another type or with other data. Nothing was written. Sending the same request again answers the first one (200, or status 200 in a batch's results); new content needs a key of its own."},
+		"Something with this idempotencyKey exists already with other content: a usage record of the installation with a different quantity or timestamp, or an event published in the organization of another type, with other data or with another orderingKey. Nothing was written. Sending the same request again answers the first one (200, or status 200 in a batch's results); new content needs a key of its own."},
 	{BillingPeriodClosed, http.StatusConflict, false, "Billing period closed",
 		"The usage record's timestamp falls in a billing period that is closed: usage is taken for the open calendar month (UTC), and for the month before during the first hour of the next, until its invoices are written. fields.timestamp says so."},
 	{NotMetered, http.StatusConflict, false, "Not a metered plan",
