@@ -419,3 +419,56 @@ func TestSweepCrashBetweenClaimAndRecordIsRelayed(t *testing.T) {
 		}
 	}
 }
+
+// TestKickSweepsWhenEnoughAppsNeedADrain publishes to a few apps more or
+// less than sweepAbove, some of which have a drain running: a kick of
+// more than sweepAbove apps of which at least sweepFrom need a drain is
+// one sweep; otherwise each app that needs one gets a drain task of its
+// own. Whichever runs, each delivery arrives once.
+func TestKickSweepsWhenEnoughAppsNeedADrain(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		apps, running  int
+		sweeps, drains int
+	}{
+		{"at sweepAbove: drains", sweepAbove, 0, 0, sweepAbove},
+		{"above it: one sweep", sweepAbove + 1, 0, 1, 0},
+		{"above it, sweepFrom need one: a sweep", sweepAbove + 1, sweepAbove + 1 - sweepFrom, 1, 0},
+		{"above it, fewer need one: drains", sweepAbove + 1, sweepAbove + 2 - sweepFrom, 0, sweepFrom - 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newSink(t, http.StatusOK)
+			w := newWorld(t, Options{AllowPrivate: true, Now: time.Now})
+			apps, _ := w.manyApps(tc.apps, srv.URL)
+			var leases []*drainLease
+			for _, id := range apps[:tc.running] {
+				leases = append(leases, w.drains.register(w.ctx, id, time.Minute))
+			}
+			w.publish(map[string]any{"n": 1})
+			tasks := w.tasks(QueueWebhooks)
+			if len(tasks[TypeSweep]) != tc.sweeps || len(tasks[TypeDeliver]) != tc.drains {
+				t.Fatalf("%d sweeps and %d drains enqueued, want %d and %d", len(tasks[TypeSweep]), len(tasks[TypeDeliver]), tc.sweeps, tc.drains)
+			}
+			// The running drains leave; their apps' deliveries go to drains
+			// kicked then (the publish marked the apps dirty).
+			for _, l := range leases {
+				if l.again(w.ctx) {
+					w.drains.enqueueDrain(w.ctx, l.appID)
+				}
+			}
+			w.work(func() bool { return len(srv.received()) >= tc.apps }, 30*time.Second)
+			if got := w.statuses(apps); got[DeliverySucceeded] != tc.apps || len(got) != 1 {
+				t.Errorf("deliveries %v, want %d succeeded", got, tc.apps)
+			}
+			if byID := hitsByID(srv.received()); len(byID) != tc.apps {
+				t.Errorf("%d distinct deliveries received, want %d", len(byID), tc.apps)
+			} else {
+				for id, n := range byID {
+					if n != 1 {
+						t.Errorf("%s received %d times", id, n)
+					}
+				}
+			}
+		})
+	}
+}
