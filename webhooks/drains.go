@@ -173,7 +173,13 @@ func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 // kickApps makes sure a drain will look at each app after the caller's
 // commit: want is how many drains the app should have (1, or 2 for a
 // helper); force enqueues one regardless (the relay's safety net). More
-// than sweepAbove apps wanting one drain each are swept (sweepApps).
+// than sweepAbove apps wanting one drain each are swept (sweepApps). Such
+// a kick skips this process's local marks (localDrains) and runs the kick
+// script for every app: an app whose drain waits here is marked dirty in
+// Redis, and that drain finds the mark when it asks there after its wait.
+// Marking locally first kept the mix's apps with their small-batch drains
+// and undid what sweeping them saves (5,602 and 5,615 deliveries/s against
+// 6,204 and 6,325; sweepAbove).
 func (r *Drains) kickApps(ctx context.Context, apps []int64, want int, force bool) {
 	if want == 1 && len(apps) > sweepAbove {
 		r.sweepApps(ctx, apps, force)
@@ -309,6 +315,14 @@ func (r *Drains) sweepApps(ctx context.Context, apps []int64, force bool) {
 		}
 	}
 	r.kickDrains(ctx, hosts, 1, force)
+	if len(own) <= sweepChunk {
+		// One chunk, as for every publish group of a few dozen apps: no
+		// kickers to start.
+		if len(own) > 0 {
+			r.sweepChunk(ctx, own, force)
+		}
+		return
+	}
 	chunks := make(chan []int64)
 	var wg sync.WaitGroup
 	for range min(sweepKickers, (len(own)+sweepChunk-1)/sweepChunk) {

@@ -449,12 +449,15 @@ func TestKickSweepsWhenEnoughAppsNeedADrain(t *testing.T) {
 			if len(tasks[TypeSweep]) != tc.sweeps || len(tasks[TypeDeliver]) != tc.drains {
 				t.Fatalf("%d sweeps and %d drains enqueued, want %d and %d", len(tasks[TypeSweep]), len(tasks[TypeDeliver]), tc.sweeps, tc.drains)
 			}
-			// The running drains leave; their apps' deliveries go to drains
-			// kicked then (the publish marked the apps dirty).
+			// Each running drain finds the publish's mark when it looks
+			// again, as a drain between batches does; a drain task stands in
+			// for its next batch, and the lease goes.
 			for _, l := range leases {
-				if l.again(w.ctx) {
-					w.drains.enqueueDrain(w.ctx, l.appID)
+				if !l.again(w.ctx) {
+					t.Errorf("app %d: its running drain found no mark of the publish", l.appID)
 				}
+				w.drains.enqueueDrain(w.ctx, l.appID)
+				l.leave(w.ctx)
 			}
 			w.work(func() bool { return len(srv.received()) >= tc.apps }, 30*time.Second)
 			if got := w.statuses(apps); got[DeliverySucceeded] != tc.apps || len(got) != 1 {
