@@ -412,6 +412,9 @@ func (a *App) Run(ctx context.Context) error {
 			ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 		}
 		httpSrv.RegisterOnShutdown(a.Web.CloseStreams)
+		var fresh freshConns
+		httpSrv.ConnState = fresh.track
+		httpSrv.RegisterOnShutdown(fresh.close)
 		go func() {
 			a.Log.Info("http listening", "addr", a.Addr(), "url", a.Config.BaseURL)
 			if err := httpSrv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -495,4 +498,36 @@ func databaseName(dsn string) string {
 		return ""
 	}
 	return strings.Trim(u.Path, "/")
+}
+
+// freshConns are the connections that have not yet sent a request (an HTTP
+// client dials ahead when requests come at once; a balancer keeps spares).
+// net/http's Shutdown counts such a connection as busy for its first five
+// seconds, which held shutdown for as long (and past a short
+// ShutdownTimeout). Once shutdown has begun net/http serves no request read
+// on a connection, so closing the fresh ones loses nothing.
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, s http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s != http.StateNew {
+		delete(f.conns, c)
+		return
+	}
+	if f.conns == nil {
+		f.conns = map[net.Conn]struct{}{}
+	}
+	f.conns[c] = struct{}{}
+}
+
+func (f *freshConns) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		_ = c.Close()
+	}
 }

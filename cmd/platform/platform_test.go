@@ -3,10 +3,13 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +192,35 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("server still answers after shutdown")
+	}
+}
+
+// A connection a client opened but has sent nothing on (an HTTP client
+// dials ahead when requests come at once, and a balancer keeps spares) has
+// nothing in flight: shutdown closes it at once instead of waiting the five
+// seconds net/http gives such a connection before it counts as idle.
+func TestShutdownClosesConnectionsThatSentNothing(t *testing.T) {
+	cfg := apptest.Config(t)
+	cfg.ShutdownTimeout = 3 * time.Second
+	p := apptest.StartRoles(t, platform.Roles{HTTP: true}, cfg)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if code, _ := get(t, p.URL+"/healthz"); code != 200 { // the server has accepted conn by now
+		t.Fatalf("healthz: %d", code)
+	}
+	start := time.Now()
+	if err := p.Stop(); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %v with a connection that sent nothing", took)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection that sent nothing is still open after shutdown: %v", err)
 	}
 }
 
