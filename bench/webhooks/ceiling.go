@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,31 +21,74 @@ import (
 const ceilingApp = 1 << 30
 
 // ceilingInfo is the bare ceiling of this box, measured in the same process
-// and minute as the run: signed 1 KiB POSTs over loopback keep-alive from 64
-// goroutines to the same sink, which does for each what it does for a
-// delivery. Nothing of Plugboard runs in it but its signer.
+// and minutes as the run: signed 1 KiB POSTs over loopback keep-alive from
+// 64 goroutines to the same sink, which does for each what it does for a
+// delivery. Nothing of Plugboard runs in it but its signer. It is measured
+// twice, before the window and after it (Samples), and pooled: on a shared
+// virtual machine one 5 s sample of the ceiling varied by a third within
+// minutes (34–47 µs of CPU per request), more than the pipeline did.
 type ceilingInfo struct {
-	Seconds          float64 `json:"seconds"`
-	Goroutines       int     `json:"goroutines"`
-	Requests         int64   `json:"requests"`
-	PerSec           float64 `json:"perSecond"`
-	P50              float64 `json:"roundTripP50Ms"`
-	P99              float64 `json:"roundTripP99Ms"`
-	ProcessCPUPerReq float64 `json:"processCpuMsPerRequest"` // this process: client and sink
-	BoxCPUPerReq     float64 `json:"boxCpuMsPerRequest"`     // every process on the machine
-	OtherCPUSeconds  float64 `json:"otherCpuSeconds"`        // machine busy time not this process's (noise)
+	Seconds          float64         `json:"seconds"`
+	Goroutines       int             `json:"goroutines"`
+	Requests         int64           `json:"requests"`
+	PerSec           float64         `json:"perSecond"`
+	P50              float64         `json:"roundTripP50Ms"`
+	P99              float64         `json:"roundTripP99Ms"`
+	ProcessCPUPerReq float64         `json:"processCpuMsPerRequest"` // this process: client and sink
+	BoxCPUPerReq     float64         `json:"boxCpuMsPerRequest"`     // every process on the machine
+	OtherCPUSeconds  float64         `json:"otherCpuSeconds"`        // machine busy time not this process's (noise)
+	Samples          []ceilingSample `json:"samples"`
 }
 
-// measureCeiling runs the ceiling for d.
-func measureCeiling(ctx context.Context, sk *sink, d time.Duration) (*ceilingInfo, error) {
-	const goroutines = 64
+// ceilingSample is one measurement of the ceiling (before or after the
+// window).
+type ceilingSample struct {
+	When             string  `json:"when"`
+	Seconds          float64 `json:"seconds"`
+	Requests         int64   `json:"requests"`
+	PerSec           float64 `json:"perSecond"`
+	ProcessCPUPerReq float64 `json:"processCpuMsPerRequest"`
+	cpu, busy        time.Duration
+	rtts             []int64
+}
+
+// pool is the ceiling of samples together: requests, CPU and round trips
+// summed over all of them.
+func pool(samples ...ceilingSample) *ceilingInfo {
+	c := &ceilingInfo{Goroutines: ceilingGoroutines, Samples: samples}
+	var cpu, busy time.Duration
+	var rtts []int64
+	for _, s := range samples {
+		c.Seconds += s.Seconds
+		c.Requests += s.Requests
+		cpu, busy = cpu+s.cpu, busy+s.busy
+		rtts = append(rtts, s.rtts...)
+	}
+	dist := percentiles(rtts)
+	c.P50, c.P99 = dist.P50, dist.P99
+	if c.Seconds > 0 {
+		c.PerSec = float64(c.Requests) / c.Seconds
+	}
+	if c.Requests > 0 {
+		c.ProcessCPUPerReq = cpu.Seconds() * 1000 / float64(c.Requests)
+		c.BoxCPUPerReq = busy.Seconds() * 1000 / float64(c.Requests)
+	}
+	c.OtherCPUSeconds = max(0, (busy - cpu).Seconds())
+	return c
+}
+
+const ceilingGoroutines = 64
+
+// measureCeiling runs the ceiling for d; when names the sample.
+func measureCeiling(ctx context.Context, sk *sink, d time.Duration, when string) (ceilingSample, error) {
+	const goroutines = ceilingGoroutines
 	sec := webhooks.NewSecret()
 	signer, err := webhooks.NewSigner([]string{sec})
 	if err != nil {
-		return nil, err
+		return ceilingSample{}, err
 	}
 	if err := sk.setSecret(ceilingApp, sec); err != nil {
-		return nil, err
+		return ceilingSample{}, err
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConns: 2 * goroutines,
 		MaxIdleConnsPerHost: 2 * goroutines, IdleConnTimeout: time.Minute, DisableCompression: true}}
@@ -89,7 +131,7 @@ func measureCeiling(ctx context.Context, sk *sink, d time.Duration) (*ceilingInf
 	// Warm the connections, then measure.
 	for i := range goroutines {
 		if err := send(int64(-1 - i)); err != nil {
-			return nil, err
+			return ceilingSample{}, err
 		}
 	}
 	cpu0, busy0, t0 := selfCPU(), machineBusy(), time.Now()
@@ -118,16 +160,12 @@ func measureCeiling(ctx context.Context, sk *sink, d time.Duration) (*ceilingInf
 	cpu1, busy1 := selfCPU(), machineBusy()
 	wg.Wait()
 	if e := errs.Load(); e > 0 && n.Load() == 0 {
-		return nil, fmt.Errorf("%d requests failed, none succeeded", e)
+		return ceilingSample{}, fmt.Errorf("%d requests failed, none succeeded", e)
 	}
-	slices.Sort(rtts)
-	dist := percentiles(rtts)
-	c := &ceilingInfo{Seconds: elapsed.Seconds(), Goroutines: goroutines, Requests: n.Load(), P50: dist.P50, P99: dist.P99}
+	c := ceilingSample{When: when, Seconds: elapsed.Seconds(), Requests: n.Load(), cpu: cpu1 - cpu0, busy: busy1 - busy0, rtts: rtts}
 	c.PerSec = float64(c.Requests) / elapsed.Seconds()
 	if c.Requests > 0 {
-		c.ProcessCPUPerReq = (cpu1 - cpu0).Seconds() * 1000 / float64(c.Requests)
-		c.BoxCPUPerReq = (busy1 - busy0).Seconds() * 1000 / float64(c.Requests)
+		c.ProcessCPUPerReq = c.cpu.Seconds() * 1000 / float64(c.Requests)
 	}
-	c.OtherCPUSeconds = max(0, (busy1 - busy0 - (cpu1 - cpu0)).Seconds())
 	return c, nil
 }

@@ -302,6 +302,13 @@ func (r *report) print(w io.Writer) {
 		p("Bare ceiling (%d goroutines, signed 1 KiB POSTs over loopback keep-alive, %.1f s): %.0f requests/s, round trip p50 %.2f ms p99 %.2f ms,",
 			c.Goroutines, c.Seconds, c.PerSec, c.P50, c.P99)
 		p("  %.3f CPU-ms per request in this process, %.3f whole box (other processes %.2f CPU-s)", c.ProcessCPUPerReq, c.BoxCPUPerReq, c.OtherCPUSeconds)
+		var each []string
+		for _, s := range c.Samples {
+			each = append(each, fmt.Sprintf("%s the window %.0f/s at %.3f CPU-ms", s.When, s.PerSec, s.ProcessCPUPerReq))
+		}
+		if len(each) > 1 {
+			p("  pooled over two samples: %s", strings.Join(each, ", "))
+		}
 	}
 	p("")
 	if r.Mode == "api" && r.Reads != nil {
