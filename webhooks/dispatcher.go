@@ -289,19 +289,15 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 		// wg lets the batch go on.
 		var left atomic.Int32
 		left.Store(int32(n))
-		for j := i; j < i+n; j++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[j] = d.sender.send(ctx, ep, rows[j])
-				if _, to := rows[j].destination(ep); to == "" {
-					d.toListeners(ctx, &results[j])
-				}
-				if left.Add(-1) == 0 && len(leases) > 0 && !sp.keep(leases, ep.maxInFlight) {
-					d.limiter.release(context.WithoutCancel(ctx), appID, leases)
-				}
-			}()
-		}
+		sendChunk(&wg, i, i+n, func(j int) {
+			results[j] = d.sender.send(ctx, ep, rows[j])
+			if _, to := rows[j].destination(ep); to == "" {
+				d.toListeners(ctx, &results[j])
+			}
+			if left.Add(-1) == 0 && len(leases) > 0 && !sp.keep(leases, ep.maxInFlight) {
+				d.limiter.release(context.WithoutCancel(ctx), appID, leases)
+			}
+		})
 		i += n
 	}
 	wg.Wait()
@@ -316,6 +312,81 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 		return len(rows), out, err
 	}
 	return len(rows), out, nil
+}
+
+// A chunk's requests (as many as the limiters admitted, up to the app's
+// in-flight cap) start sendersFirst at once, and each sender takes the
+// next when its request ends. When none has ended for slowAfter, the
+// partner is slow rather than the machine busy, and the senders double
+// (every growEvery while it lasts), up to the whole chunk: a partner that
+// takes a second to answer still gets every request it allows in flight
+// within a tenth of a second. One goroutine per request, as before, put
+// the fan-out run's ~1,500 requests in flight at once on 2 cores, each
+// waiting its turn for the CPU, its connection's buffers and goroutines
+// crowding the caches. Apps at the default cap (10 in flight) never get
+// past sendersFirst.
+const (
+	sendersFirst = 16
+	slowAfter    = 50 * time.Millisecond
+	growEvery    = 10 * time.Millisecond
+)
+
+// sendChunk runs send(j) for every j of [from, to) on wg, sendersFirst
+// goroutines at first and more as above. It returns at once; wg is done
+// when every send has returned.
+func sendChunk(wg *sync.WaitGroup, from, to int, send func(j int)) {
+	n := to - from
+	var next atomic.Int32
+	next.Store(int32(from))
+	var lastEnd atomic.Int64 // UnixNano of the latest end, or the start
+	lastEnd.Store(time.Now().UnixNano())
+	allStarted := make(chan struct{})
+	work := func() {
+		defer wg.Done()
+		for {
+			j := int(next.Add(1) - 1)
+			if j >= to {
+				return
+			}
+			if j == to-1 {
+				close(allStarted)
+			}
+			send(j)
+			lastEnd.Store(time.Now().UnixNano())
+		}
+	}
+	k := min(n, sendersFirst)
+	wg.Add(k)
+	for range k {
+		go work()
+	}
+	if k == n {
+		return
+	}
+	// The watcher holds wg until every request has started, so that
+	// whatever it adds is added before wg can reach zero.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(growEvery)
+		defer t.Stop()
+		for k < n {
+			select {
+			case <-allStarted:
+				return
+			case now := <-t.C:
+				if now.Sub(time.Unix(0, lastEnd.Load())) < slowAfter {
+					continue
+				}
+			}
+			add := min(k, n-k)
+			wg.Add(add)
+			for range add {
+				go work()
+			}
+			k += add
+		}
+	}()
 }
 
 // failUnsignable fails the app's due deliveries for good, with the reason
