@@ -323,8 +323,10 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 // within a tenth of a second. One goroutine per request, as before, put
 // the fan-out run's ~1,500 requests in flight at once on 2 cores, each
 // waiting its turn for the CPU, its connection's buffers and goroutines
-// crowding the caches. Apps at the default cap (10 in flight) never get
-// past sendersFirst.
+// crowding the caches. Alternated in four pairs of fan-out 20 runs: 15.2k
+// deliveries/s on average at 0.118-0.134 CPU-ms each, against 14.3k at
+// 0.123-0.142 (a fixed 16, never growing, measured the same). Apps at the
+// default cap (10 in flight) never get past sendersFirst.
 const (
 	sendersFirst = 16
 	slowAfter    = 50 * time.Millisecond
