@@ -263,9 +263,13 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 	results := make([]result, len(rows))
 	// The batch may wait for the limiters this long in all; the rest is
 	// deferred. Slots and leases are taken a chunk at a time (a few Redis
-	// calls per chunk); chunks send concurrently up to the in-flight cap.
-	// No chunk starts unless it can finish within the lease, which bounds
-	// how long the transaction stays open.
+	// calls per chunk); chunks send concurrently up to the in-flight cap
+	// (sendChunk). No chunk starts unless it can finish within the lease,
+	// which bounds how long the transaction stays open: a chunk's last
+	// request starts at most a few hundred milliseconds after its first
+	// (a batch is at most BatchSize, 100, and sendChunk's senders take
+	// turns only while requests end within slowAfter), well inside the
+	// lease's two seconds to spare.
 	lease := d.lease()
 	budget := time.Now().Add(waitBudget)
 	lastStart := time.Now().Add(lease - d.opts.Timeout - 2*time.Second)
