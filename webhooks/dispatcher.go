@@ -266,10 +266,9 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 	// calls per chunk); chunks send concurrently up to the in-flight cap
 	// (sendChunk). No chunk starts unless it can finish within the lease,
 	// which bounds how long the transaction stays open: a chunk's last
-	// request starts at most a few hundred milliseconds after its first
-	// (a batch is at most BatchSize, 100, and sendChunk's senders take
-	// turns only while requests end within slowAfter), well inside the
-	// lease's two seconds to spare.
+	// request starts at most about a second after its first (sendChunk's
+	// senders take turns for turnsFor at most), inside the two seconds
+	// the lease has to spare.
 	lease := d.lease()
 	budget := time.Now().Add(waitBudget)
 	lastStart := time.Now().Add(lease - d.opts.Timeout - 2*time.Second)
@@ -331,10 +330,16 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 // deliveries/s on average at 0.118-0.134 CPU-ms each, against 14.3k at
 // 0.123-0.142 (a fixed 16, never growing, measured the same). Apps at the
 // default cap (10 in flight) never get past sendersFirst.
+//
+// Taking turns lasts at most turnsFor: then every request still waiting
+// starts (doubling as above), so that a chunk's last request starts
+// within about a second of its first whatever Options.BatchSize is, and
+// the batch ends within its lease (deliverOn).
 const (
 	sendersFirst = 16
 	slowAfter    = 50 * time.Millisecond
 	growEvery    = 10 * time.Millisecond
+	turnsFor     = time.Second
 )
 
 // sendChunk runs send(j) for every j of [from, to) on wg, sendersFirst
@@ -344,8 +349,9 @@ func sendChunk(wg *sync.WaitGroup, from, to int, send func(j int)) {
 	n := to - from
 	var next atomic.Int32
 	next.Store(int32(from))
+	start := time.Now()
 	var lastEnd atomic.Int64 // UnixNano of the latest end, or the start
-	lastEnd.Store(time.Now().UnixNano())
+	lastEnd.Store(start.UnixNano())
 	allStarted := make(chan struct{})
 	work := func() {
 		defer wg.Done()
@@ -381,7 +387,7 @@ func sendChunk(wg *sync.WaitGroup, from, to int, send func(j int)) {
 			case <-allStarted:
 				return
 			case now := <-t.C:
-				if now.Sub(time.Unix(0, lastEnd.Load())) < slowAfter {
+				if now.Sub(time.Unix(0, lastEnd.Load())) < slowAfter && now.Sub(start) < turnsFor {
 					continue
 				}
 			}

@@ -41,6 +41,10 @@ func TestSendChunk(t *testing.T) {
 		// 1.3 s; doubling from 50 ms on, every 10 ms, all 200 run by
 		// about 90 ms.
 		{"many slow", 0, 200, 100 * time.Millisecond, 200, 600 * time.Millisecond},
+		// 1,000 sends of 40 ms, each sender's next coming well within
+		// slowAfter: 2.5 s one after another by 16; after turnsFor the
+		// rest start at once.
+		{"taking turns for long", 0, 1000, 40 * time.Millisecond, 1000, 1800 * time.Millisecond},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
