@@ -139,7 +139,12 @@ func seedShowcase(t testing.TB, history int) *showcase {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d deliveries still pending", pending)
+			var left []map[string]any
+			p.App.DB.Raw(`SELECT d.id, a.slug, d.event_type, d.attempts, d.next_attempt_at, d.claimed_until, d.enqueued_at, d.last_error_class,
+				d.last_status_code, q.status AS queued, q.next_attempt_at AS queue_due, now() AS now
+				FROM deliveries d LEFT JOIN apps a ON a.id = d.app_id LEFT JOIN delivery_queue q ON q.delivery_id = d.id
+				WHERE d.status = 'pending' ORDER BY d.id`).Scan(&left)
+			t.Fatalf("%d deliveries still pending: %v", pending, left)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -429,5 +431,37 @@ func TestUnopenableSecretFailsDeliveries(t *testing.T) {
 		if err != nil || len(det.Attempts) != 1 || !strings.Contains(det.Attempts[0].ErrorMessage, "PLUGBOARD_SECRET_KEY") {
 			t.Errorf("attempts %+v, %v", det, err)
 		}
+	}
+}
+
+// A later drain kicked for a time within the 100 ms of a task that is
+// already due (the task running the drain that kicks, whose batch the
+// limiter deferred by a few milliseconds, or one about to run) is not
+// swallowed by that task: it goes to the next 100 ms, and a drain comes
+// after the delivery is due.
+func TestKickLaterIsNotSwallowedByADueTask(t *testing.T) {
+	w := newWorld(t, Options{})
+	now := w.clock.Now()
+	w.clock.Advance(laterBucket - now.Sub(now.Truncate(laterBucket)) + 10*time.Millisecond)
+	now = w.clock.Now() // 10 ms into a bucket
+	const app = 7
+	if _, err := w.queue.Enqueue(NewDeliverLaterTask(app, w.opts.Timeout, 0, now)); err != nil {
+		t.Fatal(err) // the drain running now, due at the bucket's start
+	}
+	w.drains.kick(w.ctx, app, 30*time.Millisecond) // due in the same bucket
+	var later []*asynq.TaskInfo
+	for _, ti := range w.tasks(QueueWebhooks)[TypeDeliver] {
+		if ti.ID != "drain:7:t"+strconv.FormatInt(now.UnixMilli()/100, 10) {
+			later = append(later, ti)
+		}
+	}
+	if want := "drain:7:t" + strconv.FormatInt(now.UnixMilli()/100+1, 10); len(later) != 1 || later[0].ID != want {
+		t.Fatalf("tasks besides the due one: %v, want %s", later, want)
+	}
+	// A second kick in the same bucket finds the next bucket's task
+	// waiting for its time, after this one's: nothing more is enqueued.
+	w.drains.kick(w.ctx, app, 40*time.Millisecond)
+	if n := len(w.tasks(QueueWebhooks)[TypeDeliver]); n != 2 {
+		t.Errorf("%d drain tasks after a second kick, want 2", n)
 	}
 }

@@ -159,12 +159,27 @@ func appsOf(refs []ref) []int64 {
 // earlier than delay from now: at once through the registry, later as a
 // task of its own per due time (NewDeliverLaterTask), so it is not
 // swallowed by a drain running now.
+//
+// A task of the same app and 100 ms already there is not always one that
+// will come for it: it may be the task running this very drain (a batch
+// it sends that the limiter defers by a few milliseconds is due within
+// the task's own 100 ms), or one waiting to run now, whose claim comes
+// before this delivery is due. So on a conflict the kick goes to the next
+// 100 ms instead: a task there, if any, is still waiting for its time,
+// which comes after this one's, and its claim takes this delivery too.
+// (Before, such a deferral waited for the relay: a showcase delivery
+// deferred by the limiter was still pending 20 s later.)
 func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 	if delay <= 0 {
 		r.kickApps(ctx, []int64{appID}, 1, false)
 		return
 	}
-	_, err := r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, delay, r.opts.Now()))
+	now := r.opts.Now()
+	_, err := r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, delay, now))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		next := now.Add(delay).Truncate(laterBucket).Add(laterBucket)
+		_, err = r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, next.Sub(now), now))
+	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
 		r.log.Warn("enqueueing a drain failed; the relay will send", "app", appID, "err", err)
 	}

@@ -61,14 +61,18 @@ func NewDeliverTask(appID int64, requestTimeout time.Duration) *asynq.Task {
 }
 
 // NewDeliverLaterTask is a drain of appID that runs delay after now. Its
-// task id names the app and the due time (to 100 ms), so the drains of one
-// batch's retries are enqueued once.
+// task id names the app and the due time (to laterBucket), so the drains of
+// one batch's retries are enqueued once.
 func NewDeliverLaterTask(appID int64, requestTimeout, delay time.Duration, now time.Time) *asynq.Task {
 	payload, _ := json.Marshal(deliverPayload{AppID: appID})
-	id := "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(now.Add(delay).UnixMilli()/100, 10)
+	id := "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(now.Add(delay).UnixMilli()/laterBucket.Milliseconds(), 10)
 	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.TaskID(id), asynq.MaxRetry(20),
 		asynq.Timeout(drainTimeout(requestTimeout)), asynq.ProcessIn(delay))
 }
+
+// laterBucket is the resolution of a later drain's task id: within it a
+// claim's 100 ms of grace (claimSQL) takes what is due.
+const laterBucket = 100 * time.Millisecond
 
 // NewSweepTask is a sweep of apps (at most sweepChunk), to run at once,
 // with a drain task's retries and timeout.
