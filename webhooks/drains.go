@@ -126,6 +126,8 @@ type Drains struct {
 	// nil: every kick enqueues.
 	rdb   redis.UniversalClient
 	queue *asynq.Client
+	// tasks looks up a later drain's task (kick); nil without rdb.
+	tasks *asynq.Inspector
 	opts  Options
 	log   *slog.Logger
 	// local is this process's own running drains (localDrains).
@@ -135,7 +137,11 @@ type Drains struct {
 // NewDrains returns the registry on rdb (the queue's Redis), enqueueing on
 // queue.
 func NewDrains(rdb redis.UniversalClient, queue *asynq.Client, opts Options, log *slog.Logger) *Drains {
-	return &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log, local: localDrains{apps: map[int64]*localApp{}, max: idleDrains(opts.withDefaults().Workers)}}
+	r := &Drains{rdb: rdb, queue: queue, opts: opts.withDefaults(), log: log, local: localDrains{apps: map[int64]*localApp{}, max: idleDrains(opts.withDefaults().Workers)}}
+	if rdb != nil {
+		r.tasks = asynq.NewInspectorFromRedisClient(rdb)
+	}
+	return r
 }
 
 // enqueue kicks a drain of every app in refs, now.
@@ -160,15 +166,15 @@ func appsOf(refs []ref) []int64 {
 // task of its own per due time (NewDeliverLaterTask), so it is not
 // swallowed by a drain running now.
 //
-// A task of the same app and 100 ms already there is not always one that
-// will come for it: it may be the task running this very drain (a batch
-// it sends that the limiter defers by a few milliseconds is due within
-// the task's own 100 ms), or one waiting to run now, whose claim comes
-// before this delivery is due. So on a conflict the kick goes to the next
-// 100 ms instead: a task there, if any, is still waiting for its time,
-// which comes after this one's, and its claim takes this delivery too.
-// (Before, such a deferral waited for the relay: a showcase delivery
-// deferred by the limiter was still pending 20 s later.)
+// A task of the same app and 100 ms already there covers the kick while it
+// waits for its time (a claim takes what is due within 100 ms after it).
+// One already due may not: the task running this very drain (a batch it
+// sends that the limiter defers by a few milliseconds is due within the
+// task's own 100 ms), one about to run, or one waiting for asynq's retry,
+// whose claim comes before this delivery is due or long after. Then the
+// kick goes to the next 100 ms, where a task, if any, still waits for its
+// time, after this one's. (Before, such a deferral waited for the relay: a
+// showcase delivery deferred by the limiter was still pending 20 s later.)
 func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 	if delay <= 0 {
 		r.kickApps(ctx, []int64{appID}, 1, false)
@@ -176,13 +182,23 @@ func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 	}
 	now := r.opts.Now()
 	_, err := r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, delay, now))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
+	if errors.Is(err, asynq.ErrTaskIDConflict) && !r.waiting(laterTaskID(appID, now.Add(delay))) {
 		next := now.Add(delay).Truncate(laterBucket).Add(laterBucket)
 		_, err = r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, next.Sub(now), now))
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
 		r.log.Warn("enqueueing a drain failed; the relay will send", "app", appID, "err", err)
 	}
+}
+
+// waiting reports whether the drain task id is scheduled, waiting for its
+// time; false when it is due, running, retrying or gone.
+func (r *Drains) waiting(id string) bool {
+	if r.tasks == nil {
+		return false
+	}
+	ti, err := r.tasks.GetTaskInfo(QueueWebhooks, id)
+	return err == nil && ti.State == asynq.TaskStateScheduled
 }
 
 // kickApps makes sure a drain will look at each app after the caller's

@@ -65,9 +65,13 @@ func NewDeliverTask(appID int64, requestTimeout time.Duration) *asynq.Task {
 // one batch's retries are enqueued once.
 func NewDeliverLaterTask(appID int64, requestTimeout, delay time.Duration, now time.Time) *asynq.Task {
 	payload, _ := json.Marshal(deliverPayload{AppID: appID})
-	id := "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(now.Add(delay).UnixMilli()/laterBucket.Milliseconds(), 10)
-	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.TaskID(id), asynq.MaxRetry(20),
+	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.TaskID(laterTaskID(appID, now.Add(delay))), asynq.MaxRetry(20),
 		asynq.Timeout(drainTimeout(requestTimeout)), asynq.ProcessIn(delay))
+}
+
+// laterTaskID is the task id of appID's later drain due at due.
+func laterTaskID(appID int64, due time.Time) string {
+	return "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(due.UnixMilli()/laterBucket.Milliseconds(), 10)
 }
 
 // laterBucket is the resolution of a later drain's task id: within it a
