@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -463,5 +464,33 @@ func TestKickLaterIsNotSwallowedByADueTask(t *testing.T) {
 	w.drains.kick(w.ctx, app, 40*time.Millisecond)
 	if n := len(w.tasks(QueueWebhooks)[TypeDeliver]); n != 2 {
 		t.Errorf("%d drain tasks after a second kick, want 2", n)
+	}
+}
+
+// A batch whose failed deliveries come due far apart (here a second and
+// ten seconds, by their attempt counts) kicks a drain for the last of
+// them too: the drain at the first claims only what is due then.
+func TestDrainKicksForTheLastOfABatchsRetries(t *testing.T) {
+	srv := newSink(t, http.StatusInternalServerError)
+	w := newWorld(t, Options{AllowPrivate: true, RetrySchedule: []time.Duration{0, time.Second, 10 * time.Second, time.Minute}})
+	appID, inst, _ := w.app(srv.URL)
+	w.publish(map[string]int{"n": 1})                                        // attempt 1 fails: due again in 1 s
+	w.delivery(appID, inst, "issue.created", DeliveryPending, w.clock.Now()) // attempt 2 fails: in 10 s
+	start := time.Now()
+	if err := w.dispatcher.drain(w.ctx, appID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.received()); n != 2 {
+		t.Fatalf("%d requests, want 2", n)
+	}
+	var at []time.Duration
+	for _, ti := range w.tasks(QueueWebhooks)[TypeDeliver] {
+		if ti.State == asynq.TaskStateScheduled {
+			at = append(at, ti.NextProcessAt.Sub(start).Round(100*time.Millisecond))
+		}
+	}
+	slices.Sort(at)
+	if len(at) != 2 || at[0] > 1300*time.Millisecond || at[1] < 7*time.Second || at[1] > 13*time.Second {
+		t.Errorf("drains due in %v, want one within about 1 s and one in about 10 s", at)
 	}
 }

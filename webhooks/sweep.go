@@ -73,8 +73,8 @@ type sweepApp struct {
 
 // swept is what a sweep leaves to do after its commit.
 type swept struct {
-	now    []int64                 // hand back at once
-	later  map[int64]time.Duration // a drain after this (retries)
+	now    []int64           // hand back at once
+	later  map[int64]dueSpan // drains when its retries and deferrals come due
 	health map[int64]healthOf
 }
 
@@ -84,7 +84,7 @@ func (s *swept) handBack(id int64) { s.now = append(s.now, id) }
 func (d *Dispatcher) sweep(ctx context.Context, apps []int64) error {
 	d.drains.startSweep(ctx, apps)
 	eps, errs := d.endpoints.endpointsOf(ctx, apps)
-	s := &swept{later: map[int64]time.Duration{}, health: map[int64]healthOf{}}
+	s := &swept{later: map[int64]dueSpan{}, health: map[int64]healthOf{}}
 	claim := make([]int64, 0, len(apps))
 	for _, id := range apps {
 		if err := errs[id]; err != nil && !errors.Is(err, secret.ErrOpen) {
@@ -203,7 +203,7 @@ func (d *Dispatcher) sweepOn(ctx context.Context, c *pgx.Conn, ids []int64, eps 
 				attemptApps = append(attemptApps, a.id)
 			}
 			if out.nextDrain >= 0 {
-				s.later[a.id] = out.nextDrain
+				s.later[a.id] = out.due()
 			}
 			if errs[a.id] == nil && (out.anyOK || out.anyFail) && !(out.anyOK && a.ep.state.FailingSince == nil && !out.anyFail) {
 				s.health[a.id] = healthOf{anyOK: out.anyOK, anyFail: out.anyFail, gone: out.gone}
