@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/plugboard/plugboard/cmd/platform/apptest"
 	"github.com/plugboard/plugboard/config"
 	"github.com/plugboard/plugboard/sdk/plugboard"
@@ -144,7 +146,15 @@ func seedShowcase(t testing.TB, history int) *showcase {
 				d.last_status_code, q.status AS queued, q.next_attempt_at AS queue_due, now() AS now
 				FROM deliveries d LEFT JOIN apps a ON a.id = d.app_id LEFT JOIN delivery_queue q ON q.delivery_id = d.id
 				WHERE d.status = 'pending' ORDER BY d.id`).Scan(&left)
-			t.Fatalf("%d deliveries still pending: %v", pending, left)
+			ins := asynq.NewInspectorFromRedisClient(p.App.Redis)
+			var tasks []string
+			for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){ins.ListPendingTasks, ins.ListActiveTasks, ins.ListScheduledTasks, ins.ListRetryTasks, ins.ListArchivedTasks} {
+				got, _ := list("webhooks")
+				for _, ti := range got {
+					tasks = append(tasks, fmt.Sprintf("%s %s %s next %s err %q", ti.Type, ti.ID, ti.State, ti.NextProcessAt.Format("15:04:05.000"), ti.LastErr))
+				}
+			}
+			t.Fatalf("%d deliveries still pending: %v; tasks of the webhooks queue: %v", pending, left, tasks)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -494,3 +494,36 @@ func TestDrainKicksForTheLastOfABatchsRetries(t *testing.T) {
 		t.Errorf("drains due in %v, want one within about 1 s and one in about 10 s", at)
 	}
 }
+
+// asynq hands a scheduled task to a worker once the second it is due in
+// has begun, up to a second early: a later drain waits for its time before
+// it claims, so that what it was kicked for is due when it looks.
+func TestLaterDrainWaitsForItsTime(t *testing.T) {
+	srv := newSink(t, http.StatusOK)
+	w := newWorld(t, private())
+	appID, _, _ := w.app(srv.URL)
+	mux := asynq.NewServeMux()
+	Register(mux, w.dispatcher, w.store, w.endpoints)
+	w.publish(map[string]int{"n": 1}) // due now
+	start := time.Now()
+	task := NewDeliverLaterTask(appID, w.opts.Timeout, 400*time.Millisecond, w.clock.Now())
+	if err := mux.ProcessTask(w.ctx, asynq.NewTask(task.Type(), task.Payload())); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 390*time.Millisecond {
+		t.Errorf("the later drain ran after %v, before its time (400 ms)", took)
+	}
+	if n := len(srv.received()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	// A drain kicked at once does not wait.
+	w.publish(map[string]int{"n": 2})
+	start = time.Now()
+	now := NewDeliverTask(appID, w.opts.Timeout)
+	if err := mux.ProcessTask(w.ctx, asynq.NewTask(now.Type(), now.Payload())); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 300*time.Millisecond {
+		t.Errorf("a drain to run at once took %v", took)
+	}
+}

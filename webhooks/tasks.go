@@ -38,6 +38,8 @@ const (
 
 type deliverPayload struct {
 	AppID int64 `json:"a"`
+	// Due is when a later drain is due (UnixMilli; NewDeliverLaterTask).
+	Due int64 `json:"due,omitempty"`
 }
 
 type sweepPayload struct {
@@ -64,9 +66,38 @@ func NewDeliverTask(appID int64, requestTimeout time.Duration) *asynq.Task {
 // task id names the app and the due time (to laterBucket), so the drains of
 // one batch's retries are enqueued once.
 func NewDeliverLaterTask(appID int64, requestTimeout, delay time.Duration, now time.Time) *asynq.Task {
-	payload, _ := json.Marshal(deliverPayload{AppID: appID})
+	payload, _ := json.Marshal(deliverPayload{AppID: appID, Due: time.Now().Add(delay).UnixMilli()})
 	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.TaskID(laterTaskID(appID, now.Add(delay))), asynq.MaxRetry(20),
 		asynq.Timeout(drainTimeout(requestTimeout)), asynq.ProcessIn(delay))
+}
+
+// asynq keeps a scheduled task by its due time in whole seconds and hands
+// it to a worker once that second has begun: a later drain due at
+// 12:00:00.700 may run at 12:00:00.000, its claim find its deliveries not
+// yet due, and the drain leave with nothing left to kick for them (they
+// waited for the relay: the showcase test's deliveries still pending 20 s
+// later, with no task in the queue). So a later drain that starts early
+// waits for its time first, at most earlyAtMost (a second of asynq's
+// rounding and its forwarder's interval, 1 s in the platform).
+const earlyAtMost = 2500 * time.Millisecond
+
+// untilDue waits until due (UnixMilli; 0: not a later drain), or ctx ends.
+func untilDue(ctx context.Context, due int64) error {
+	if due == 0 {
+		return nil
+	}
+	wait := min(time.Until(time.UnixMilli(due)), earlyAtMost)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // laterTaskID is the task id of appID's later drain due at due.
@@ -113,6 +144,9 @@ func Register(mux *asynq.ServeMux, d *Dispatcher, s *Store, e *Endpoints) {
 		var p deliverPayload
 		if err := json.Unmarshal(t.Payload(), &p); err != nil || p.AppID == 0 {
 			return fmt.Errorf("bad deliver payload: %w", asynq.SkipRetry)
+		}
+		if err := untilDue(ctx, p.Due); err != nil {
+			return err
 		}
 		return d.drain(ctx, p.AppID)
 	})
