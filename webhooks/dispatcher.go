@@ -207,8 +207,8 @@ func (d *Dispatcher) deliverWith(ctx context.Context, ep cachedEndpoint, appID i
 		return n, out.behind, err
 	}
 	// After commit, with the connection back in the pool.
-	if out.nextDrain >= 0 {
-		d.drains.kickDue(context.WithoutCancel(ctx), appID, out.due())
+	if out.due.any() {
+		d.drains.kickDue(context.WithoutCancel(ctx), appID, out.due)
 	}
 	if out.anyOK && ep.state.FailingSince == nil && !out.anyFail {
 		return n, out.behind, nil // healthy, and known to be: nothing to write
@@ -239,14 +239,9 @@ func (d *Dispatcher) toListeners(ctx context.Context, r *result) {
 	r.attempt.ErrorMessage = "the app has no webhook URL and no plugboard listen session is open"
 }
 
-// due is when the batch's pending deliveries come due: its first and its
-// last (kickDue).
-func (o outcome) due() dueSpan { return dueSpan{first: o.nextDrain, last: o.lastDrain} }
-
 // outcome is what a recorded batch leaves to do after its commit.
 type outcome struct {
-	nextDrain            time.Duration // kick a drain after this; -1: none
-	lastDrain            time.Duration // and after this, the latest due of the batch
+	due                  dueSpan       // when its pending deliveries come due: drains then (kickDue)
 	behind               time.Duration // how long the oldest claimed delivery had been due
 	anyOK, anyFail, gone bool
 }
@@ -256,7 +251,7 @@ type outcome struct {
 // back with the drain's next Redis call), or back at once when sp keeps
 // no more.
 func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoint, appID int64, sp *spent) (int, outcome, error) {
-	none := outcome{nextDrain: -1, lastDrain: -1}
+	none := outcome{due: noneDue}
 	rows, err := d.store.claim(ctx, c, appID, d.opts.BatchSize)
 	if err != nil || len(rows) == 0 {
 		return 0, none, err
@@ -444,7 +439,7 @@ func (d *Dispatcher) failUnsignable(ctx context.Context, appID int64, cause erro
 // It returns them for Store.record, and what is left to do after the
 // commit: schedule the next drain for retries, track endpoint health.
 func (d *Dispatcher) decide(results []result) (*recordBatch, outcome) {
-	out := outcome{nextDrain: -1, lastDrain: -1}
+	out := outcome{due: noneDue}
 	now := d.opts.Now().UTC()
 	b := newRecordBatch(len(results))
 	for _, r := range results {
@@ -453,7 +448,7 @@ func (d *Dispatcher) decide(results []result) (*recordBatch, outcome) {
 		}
 		if r.deferred > 0 {
 			b.deferred(r.c.ID, r.c.Attempts, now.Add(r.deferred))
-			out.nextDrain, out.lastDrain = minDelay(out.nextDrain, r.deferred), max(out.lastDrain, r.deferred)
+			out.due = out.due.with(r.deferred)
 			continue
 		}
 		tries := r.c.Attempts + 1
@@ -469,19 +464,12 @@ func (d *Dispatcher) decide(results []result) (*recordBatch, outcome) {
 			wait := max(retryDelay(d.opts.RetrySchedule, tries+1), r.retryIn)
 			t := now.Add(wait)
 			next = &t
-			out.nextDrain, out.lastDrain = minDelay(out.nextDrain, wait), max(out.lastDrain, wait)
+			out.due = out.due.with(wait)
 		}
 		b.attempted(r.c.ID, r.attempt, tries, status, next, completed)
 		d.metrics.delivery(status)
 	}
 	return b, out
-}
-
-func minDelay(cur, d time.Duration) time.Duration {
-	if cur < 0 || d < cur {
-		return d
-	}
-	return cur
 }
 
 // retryDelay is the wait before attempt number next (1-based) on schedule,

@@ -183,7 +183,7 @@ func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 	now := r.opts.Now()
 	_, err := r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, delay, now))
 	if errors.Is(err, asynq.ErrTaskIDConflict) && !r.waiting(laterTaskID(appID, now.Add(delay))) {
-		next := now.Add(delay).Truncate(laterBucket).Add(laterBucket)
+		next := time.UnixMilli((laterBucketOf(now.Add(delay)) + 1) * laterBucket.Milliseconds())
 		_, err = r.queue.EnqueueContext(ctx, NewDeliverLaterTask(appID, r.opts.Timeout, next.Sub(now), now))
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && !errors.Is(err, asynq.ErrDuplicateTask) {
@@ -193,8 +193,21 @@ func (r *Drains) kick(ctx context.Context, appID int64, delay time.Duration) {
 
 // dueSpan is when a recorded batch's pending deliveries of one app come
 // due (retries, and what the limiters deferred), from now: the first and
-// the last.
+// the last; first < 0: none (noneDue).
 type dueSpan struct{ first, last time.Duration }
+
+var noneDue = dueSpan{first: -1, last: -1}
+
+// with is s with a delivery due after d.
+func (s dueSpan) with(d time.Duration) dueSpan {
+	if s.first < 0 || d < s.first {
+		s.first = d
+	}
+	s.last = max(s.last, d)
+	return s
+}
+
+func (s dueSpan) any() bool { return s.first >= 0 }
 
 // kickDue kicks a drain for the first of a batch's pending deliveries
 // and, when the last comes due in another 100 ms, one for the last too.
@@ -207,11 +220,7 @@ type dueSpan struct{ first, last time.Duration }
 // most until the last.
 func (r *Drains) kickDue(ctx context.Context, appID int64, d dueSpan) {
 	r.kick(ctx, appID, d.first)
-	if d.last < 0 || d.first <= 0 && d.last <= 0 {
-		return
-	}
-	now := r.opts.Now()
-	if d.last > d.first && laterTaskID(appID, now.Add(d.last)) != laterTaskID(appID, now.Add(d.first)) {
+	if now := r.opts.Now(); laterBucketOf(now.Add(d.last)) != laterBucketOf(now.Add(d.first)) {
 		r.kick(ctx, appID, d.last)
 	}
 }

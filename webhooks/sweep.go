@@ -202,8 +202,8 @@ func (d *Dispatcher) sweepOn(ctx context.Context, c *pgx.Conn, ids []int64, eps 
 			for range ab.aDelivery {
 				attemptApps = append(attemptApps, a.id)
 			}
-			if out.nextDrain >= 0 {
-				s.later[a.id] = out.due()
+			if out.due.any() {
+				s.later[a.id] = out.due
 			}
 			if errs[a.id] == nil && (out.anyOK || out.anyFail) && !(out.anyOK && a.ep.state.FailingSince == nil && !out.anyFail) {
 				s.health[a.id] = healthOf{anyOK: out.anyOK, anyFail: out.anyFail, gone: out.gone}

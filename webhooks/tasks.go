@@ -66,6 +66,8 @@ func NewDeliverTask(appID int64, requestTimeout time.Duration) *asynq.Task {
 // task id names the app and the due time (to laterBucket), so the drains of
 // one batch's retries are enqueued once.
 func NewDeliverLaterTask(appID int64, requestTimeout, delay time.Duration, now time.Time) *asynq.Task {
+	// Due is on the wall clock, as asynq schedules; the id on Options.Now,
+	// as every kick's.
 	payload, _ := json.Marshal(deliverPayload{AppID: appID, Due: time.Now().Add(delay).UnixMilli()})
 	return asynq.NewTask(TypeDeliver, payload, asynq.Queue(QueueWebhooks), asynq.TaskID(laterTaskID(appID, now.Add(delay))), asynq.MaxRetry(20),
 		asynq.Timeout(drainTimeout(requestTimeout)), asynq.ProcessIn(delay))
@@ -102,8 +104,11 @@ func untilDue(ctx context.Context, due int64) error {
 
 // laterTaskID is the task id of appID's later drain due at due.
 func laterTaskID(appID int64, due time.Time) string {
-	return "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(due.UnixMilli()/laterBucket.Milliseconds(), 10)
+	return "drain:" + strconv.FormatInt(appID, 10) + ":t" + strconv.FormatInt(laterBucketOf(due), 10)
 }
+
+// laterBucketOf numbers the laterBucket that t falls in.
+func laterBucketOf(t time.Time) int64 { return t.UnixMilli() / laterBucket.Milliseconds() }
 
 // laterBucket is the resolution of a later drain's task id: within it a
 // claim's 100 ms of grace (claimSQL) takes what is due.
