@@ -263,9 +263,9 @@ func TestClosingIsOnce(t *testing.T) {
 	var told int64
 	if err := b.db.Raw(`SELECT count(*) FROM events e JOIN invoices i ON i.id = (e.data->'invoice'->>'id')::bigint
 		WHERE e.type = ? AND e.data->'organization'->>'id' = i.organization_id::text
-		  AND (SELECT array_agg((l->>'id')::bigint ORDER BY (l->>'id')::bigint) FROM jsonb_array_elements(e.data->'invoice'->'lines') l)
+		  AND (SELECT array_agg((l->>'id')::bigint ORDER BY (l->>'id')::bigint) FROM json_array_elements(e.data->'invoice'->'lines') l)
 		    = (SELECT array_agg(r.id ORDER BY r.id) FROM invoice_lines r WHERE r.invoice_id = i.id)
-		  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(e.data->'invoice'->'lines') l JOIN invoice_lines r ON r.id = (l->>'id')::bigint
+		  AND NOT EXISTS (SELECT 1 FROM json_array_elements(e.data->'invoice'->'lines') l JOIN invoice_lines r ON r.id = (l->>'id')::bigint
 		    WHERE r.installation_uuid::text <> l->>'installation' OR r.plan_id::text <> l->>'planId')`,
 		marketplace.EventInvoiceCreated).Scan(&told).Error; err != nil {
 		t.Fatal(err)

@@ -140,7 +140,7 @@ func TestLargePublishedPayloadPageIsBounded(t *testing.T) {
 	var env struct {
 		Data json.RawMessage `json:"data"`
 	}
-	if status != 200 || json.Unmarshal(body, &env) != nil || !bytes.Contains(env.Data, []byte(`"n": 2999`)) {
+	if status != 200 || json.Unmarshal(body, &env) != nil || !bytes.Contains(env.Data, []byte(`"n":2999`)) {
 		t.Errorf("download: %d, %d bytes", status, len(body))
 	}
 }

@@ -14,7 +14,7 @@ type Event struct {
 	UUID           string
 	OrganizationID int64
 	Type           string
-	Data           json.RawMessage `gorm:"type:jsonb"`
+	Data           json.RawMessage `gorm:"type:json"`
 	// InstallationID targets a lifecycle event at one installation; nil for
 	// events fanned out to every subscribed installation.
 	InstallationID  *int64
@@ -161,9 +161,9 @@ type Attempt struct {
 	AppID           int64
 	Number          int
 	URL             string
-	RequestHeaders  json.RawMessage `gorm:"type:jsonb"`
+	RequestHeaders  json.RawMessage `gorm:"type:json"`
 	ResponseStatus  *int
-	ResponseHeaders json.RawMessage `gorm:"type:jsonb"`
+	ResponseHeaders json.RawMessage `gorm:"type:json"`
 	ResponseBody    string
 	DurationUS      int64 `gorm:"column:duration_us"`
 	ErrorClass      string

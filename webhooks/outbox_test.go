@@ -1,7 +1,10 @@
 package webhooks
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -22,7 +25,7 @@ func TestPublishFansOutOneDeliveryPerRecipient(t *testing.T) {
 	if err := w.db.Take(&stored, ev.ID).Error; err != nil {
 		t.Fatal(err)
 	}
-	if stored.DeliveriesCount != 2 || string(stored.Data) != `{"title": "fire"}` {
+	if stored.DeliveriesCount != 2 || string(stored.Data) != `{"title":"fire"}` {
 		t.Errorf("stored event %+v, data %s", stored, stored.Data)
 	}
 	for _, tc := range []struct {
@@ -108,5 +111,40 @@ func TestTransactionRollbackWritesAndEnqueuesNothing(t *testing.T) {
 	}
 	if n := len(w.tasks(QueueWebhooks)[TypeDeliver]); n != 0 {
 		t.Errorf("%d drain tasks after rollback", n)
+	}
+}
+
+// Event data is stored as the publisher wrote it, compacted: keys keep
+// their order (events.data is json, migration 00026), and each delivery's
+// body carries that text.
+func TestPublishKeepsTheDataAsWritten(t *testing.T) {
+	srv := newSink(t, http.StatusOK)
+	w := newWorld(t, private())
+	appID, _, _ := w.app(srv.URL)
+	cases := []struct{ in, want string }{
+		{`{"zeta": 1, "alpha": {"b": [1, 2], "a": "x y"}}`, `{"zeta":1,"alpha":{"b":[1,2],"a":"x y"}}`},
+		{`{"same":1,"longer key":"\u00e9"}`, `{"same":1,"longer key":"\u00e9"}`},
+	}
+	for _, tc := range cases {
+		ev := w.publish(json.RawMessage(tc.in))
+		var stored string
+		if err := w.db.Raw("SELECT data::text FROM events WHERE id = ?", ev.ID).Scan(&stored).Error; err != nil {
+			t.Fatal(err)
+		}
+		if stored != tc.want || string(ev.Data) != tc.want {
+			t.Errorf("published %s: stored %s, returned %s, want %s", tc.in, stored, ev.Data, tc.want)
+		}
+	}
+	if err := w.dispatcher.drain(w.ctx, appID); err != nil {
+		t.Fatal(err)
+	}
+	hits := srv.received()
+	if len(hits) != len(cases) {
+		t.Fatalf("%d requests, want %d", len(hits), len(cases))
+	}
+	for i, h := range hits {
+		if want := `,"data":` + cases[i].want + `}`; !strings.HasSuffix(string(h.Body), want) {
+			t.Errorf("body %s, want it to end %s", h.Body, want)
+		}
 	}
 }

@@ -385,7 +385,7 @@ const recordManySQL = `
 	WITH recorded AS (
 		INSERT INTO attempts (delivery_id, app_id, number, url, request_headers, response_status, response_headers,
 			response_body, duration_us, error_class, error_message, created_at)
-		SELECT t.d, t.a, t.n, t.u, t.rq::jsonb, t.rs, t.rh::jsonb, t.b, t.du, t.ec, t.em, t.ca
+		SELECT t.d, t.a, t.n, t.u, t.rq::json, t.rs, t.rh::json, t.b, t.du, t.ec, t.em, t.ca
 		FROM unnest($10::bigint[], $11::bigint[], $12::int[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[], $18::bigint[],
 			$19::text[], $20::text[], $21::timestamptz[]) AS t(a, d, n, u, rq, rs, rh, b, du, ec, em, ca)
 	)
