@@ -81,7 +81,7 @@ func (s *Sender) Call(ctx context.Context, signer *Signer, c SignedCall) CallRes
 	if c.IdempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", c.IdempotencyKey)
 	}
-	res, err := s.calls.Do(req)
+	res, err := s.client.Do(req)
 	if err != nil {
 		class := classify(err)
 		if errors.Is(rctx.Err(), context.DeadlineExceeded) {
@@ -99,14 +99,6 @@ func (s *Sender) Call(ctx context.Context, signer *Signer, c SignedCall) CallRes
 		return CallResult{Status: res.StatusCode, Class: class, Err: "reading the answer: " + trimErr(err), Duration: time.Since(start)}
 	}
 	return CallResult{Status: res.StatusCode, Body: buf, Duration: time.Since(start)}
-}
-
-// callClient is the guarded client for calls: deliveries' transport, but
-// without its response-header timeout, which a call's deadline replaces.
-func callClient(t *http.Transport) *http.Client {
-	ct := t.Clone()
-	ct.ResponseHeaderTimeout = 0
-	return &http.Client{Transport: ct, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // JoinURL appends path segments to base's path: JoinURL("https://p.example/provision",

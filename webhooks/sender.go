@@ -37,7 +37,6 @@ const (
 // requests, and the classification of what went wrong.
 type Sender struct {
 	client  *http.Client
-	calls   *http.Client // Call's: no response-header timeout (calls.go)
 	opts    Options
 	metrics *Metrics
 	// userAgent is every request's User-Agent.
@@ -49,21 +48,22 @@ func NewSender(opts Options, metrics *Metrics) *Sender {
 	opts = opts.withDefaults()
 	s := &Sender{opts: opts, metrics: metrics, userAgent: "Plugboard-Webhooks/" + opts.Version}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.checkAddress}
+	// No Client.Timeout or ResponseHeaderTimeout: each request's context
+	// has its deadline (send, SignedGet, Call), which bounds its response
+	// headers and its body alike; the other two were two more timers a
+	// request, set and stopped for nothing. Calls share the pool.
 	s.client = &http.Client{
-		Timeout: opts.Timeout,
 		Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           dialer.DialContext,
-			MaxIdleConns:          maxIdleConns,
-			MaxIdleConnsPerHost:   maxIdleConns,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: opts.Timeout,
-			ForceAttemptHTTP2:     true,
+			Proxy:               nil,
+			DialContext:         dialer.DialContext,
+			MaxIdleConns:        maxIdleConns,
+			MaxIdleConnsPerHost: maxIdleConns,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	s.calls = callClient(s.client.Transport.(*http.Transport))
 	return s
 }
 
