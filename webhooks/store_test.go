@@ -3,6 +3,7 @@ package webhooks
 import (
 	"encoding/json"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -244,4 +245,31 @@ func fieldsOf(err error) map[string]string {
 func isKind(err error, k fault.Kind) bool {
 	var fe *fault.Error
 	return errors.As(err, &fe) && fe.Kind == k
+}
+
+// The batches drains hold open at once are bounded by the pool's share
+// (a fifth, at least two, left to the API) and by heldPerCPU a CPU,
+// whichever is smaller.
+func TestStoreBoundsTheBatchesHeldOpen(t *testing.T) {
+	w := newWorld(t, Options{})
+	sqlDB, err := w.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perCPU := heldPerCPU * runtime.GOMAXPROCS(0)
+	for _, c := range []struct{ pool, want int }{
+		{0, perCPU},
+		{5, min(perCPU, 3)},
+		{40, min(perCPU, 32)},
+		{1000, min(perCPU, 800)},
+	} {
+		sqlDB.SetMaxOpenConns(c.pool)
+		s, err := NewStore(w.db, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cap(s.held); got != c.want {
+			t.Errorf("pool of %d: %d batches held open at most, want %d", c.pool, got, c.want)
+		}
+	}
 }
