@@ -31,9 +31,6 @@ type Dispatcher struct {
 	metrics   *Metrics
 	// sending bounds the requests in flight over all sweeps (sweep.go).
 	sending chan struct{}
-	// batches counts the drains' batches sending at this moment; each
-	// starts sendersFor(batches) senders (sendChunk).
-	batches atomic.Int32
 	opts    Options
 	log     *slog.Logger
 }
@@ -281,8 +278,6 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 		}
 	}
 	var wg sync.WaitGroup
-	first := sendersFor(d.batches.Add(1))
-	defer d.batches.Add(-1)
 	for i := 0; i < len(rows); {
 		if time.Now().After(lastStart) || ctx.Err() != nil {
 			deferRest(i, 10*time.Millisecond)
@@ -297,7 +292,7 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 		// wg lets the batch go on.
 		var left atomic.Int32
 		left.Store(int32(n))
-		sendChunk(&wg, i, i+n, first, func(j int) {
+		sendChunk(&wg, i, i+n, func(j int) {
 			results[j] = d.sender.send(ctx, ep, rows[j])
 			if _, to := rows[j].destination(ep); to == "" {
 				d.toListeners(ctx, &results[j])
@@ -323,7 +318,7 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 }
 
 // A chunk's requests (as many as the limiters admitted, up to the app's
-// in-flight cap) start a few senders at once (sendersFor), and each sender takes the
+// in-flight cap) start sendersFirst at once, and each sender takes the
 // next when its request ends. When none has ended for slowAfter, the
 // partner is slow rather than the machine busy, and the senders double
 // (every growEvery while it lasts), up to the whole chunk: a partner that
@@ -334,48 +329,28 @@ func (d *Dispatcher) deliverOn(ctx context.Context, c *pgx.Conn, ep cachedEndpoi
 // crowding the caches. Alternated in four pairs of fan-out 20 runs: 15.2k
 // deliveries/s on average at 0.118-0.134 CPU-ms each, against 14.3k at
 // 0.123-0.142 (a fixed 16, never growing, measured the same). Apps at the
-// default cap (10 in flight) never get past their first senders.
+// default cap (10 in flight) never get past sendersFirst. How many
+// requests a process has in flight is bounded with the batches it holds
+// open (heldPerCPU, store.go): at most sendersFirst × 8 a CPU before a
+// slow partner's senders grow (the bare ceiling took 0.059 CPU-ms a
+// request over 400 connections against 0.051 over 64; fan-out 20 had
+// ~400 in flight with 32 batches open, 256 at most with 16).
 //
 // Taking turns lasts at most turnsFor: then every request still waiting
 // starts (doubling as above), so that a chunk's last request starts
 // within about a second of its first whatever Options.BatchSize is, and
 // the batch ends within its lease (deliverOn).
 const (
-	slowAfter = 50 * time.Millisecond
-	growEvery = 10 * time.Millisecond
-	turnsFor  = time.Second
+	sendersFirst = 16
+	slowAfter    = 50 * time.Millisecond
+	growEvery    = 10 * time.Millisecond
+	turnsFor     = time.Second
 )
 
-// The first senders of a batch's chunks share sendersBudget among the
-// batches sending at once, sendersMost each at most and sendersLeast at
-// least: one app's drains still start 16 each, while fan-out 20's 30-odd
-// batches start 8 each instead of 16. The requests a machine has in
-// flight cost CPU by their number: the bare ceiling's signed POSTs took
-// 0.059 CPU-ms each over 400 connections against 0.051 over 64 (same
-// minutes, client and server in one process), and fan-out 20 had about
-// 400 in flight. Fewer senders make a batch's transaction last longer,
-// though, and PostgreSQL then pays for the held-back xmin horizon (claims
-// walk more dead queue entries): fan-out 20, PostgreSQL CPU-ms per
-// delivery 0.067-0.071 with a budget of 64 (2 at least), 0.064-0.065 with
-// 128 (4), 0.059-0.060 with 256 (8), and the whole box 0.146-0.164
-// against 0.149-0.165 for a fixed 16 in alternated runs. A slow partner's
-// senders still grow as above.
-const (
-	sendersBudget = 256
-	sendersLeast  = 8
-	sendersMost   = 16
-)
-
-// sendersFor is how many senders a batch's chunks start with when
-// batches are sending at once (this one among them).
-func sendersFor(batches int32) int {
-	return min(sendersMost, max(sendersLeast, sendersBudget/int(max(batches, 1))))
-}
-
-// sendChunk runs send(j) for every j of [from, to) on wg, first
+// sendChunk runs send(j) for every j of [from, to) on wg, sendersFirst
 // goroutines at first and more as above. It returns at once; wg is done
 // when every send has returned.
-func sendChunk(wg *sync.WaitGroup, from, to, first int, send func(j int)) {
+func sendChunk(wg *sync.WaitGroup, from, to int, send func(j int)) {
 	n := to - from
 	var next atomic.Int32
 	next.Store(int32(from))
@@ -397,7 +372,7 @@ func sendChunk(wg *sync.WaitGroup, from, to, first int, send func(j int)) {
 			lastEnd.Store(time.Now().UnixNano())
 		}
 	}
-	k := min(n, max(first, 1))
+	k := min(n, sendersFirst)
 	wg.Add(k)
 	for range k {
 		go work()

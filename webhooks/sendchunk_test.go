@@ -52,7 +52,7 @@ func TestSendChunk(t *testing.T) {
 			var at concurrency
 			sent := make([]atomic.Int32, c.to)
 			start := time.Now()
-			sendChunk(&wg, c.from, c.to, sendersMost, func(j int) {
+			sendChunk(&wg, c.from, c.to, func(j int) {
 				at.enter()
 				defer at.leave()
 				sent[j].Add(1)
@@ -111,19 +111,6 @@ func TestDrainGrowsItsSendersForASlowPartner(t *testing.T) {
 	for _, d := range w.deliveries(appID) {
 		if d.Status != DeliverySucceeded {
 			t.Errorf("delivery %d: %s", d.ID, d.Status)
-		}
-	}
-}
-
-// A batch's first senders share the budget among the batches sending at
-// once, between the least and the most.
-func TestSendersFor(t *testing.T) {
-	for _, c := range []struct {
-		batches int32
-		want    int
-	}{{0, sendersMost}, {1, sendersMost}, {16, sendersMost}, {17, 15}, {32, 8}, {64, sendersLeast}, {1000, sendersLeast}} {
-		if got := sendersFor(c.batches); got != c.want {
-			t.Errorf("sendersFor(%d) = %d, want %d", c.batches, got, c.want)
 		}
 	}
 }
